@@ -1,0 +1,490 @@
+//! The job spec: what a user writes (JSON) to run a WebAssembly module once on
+//! the grid. Parsing names the offending field; [`JobSpec::validate`] checks
+//! every bound. The JSON Schema is published at `schemas/job-spec.schema.json`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::amount::Amount;
+use crate::cid::ContentId;
+use crate::encoding::Versioned;
+use crate::hash::Hash32;
+use crate::keys::AccountId;
+use crate::resources::Resources;
+
+/// The spec format this build reads and writes.
+pub const SPEC_VERSION: u32 = 1;
+/// Most arguments a module may get; a command line longer than this is a mistake.
+pub const ARGS_MAX: usize = 256;
+/// Longest single argument or environment value, in bytes.
+pub const ARG_BYTES_MAX: usize = 4096;
+/// Most environment variables.
+pub const ENV_MAX: usize = 128;
+/// Most input files (each is staged and verified separately).
+pub const INPUTS_MAX: usize = 256;
+/// Most named outputs.
+pub const OUTPUTS_MAX: usize = 256;
+/// Most nodes a job may run on at once for verification.
+pub const REDUNDANCY_MAX: u8 = 15;
+/// wasm32 addresses at most 4 GiB of linear memory.
+pub const MEMORY_BYTES_MAX: u64 = 4 << 30;
+/// A run-once job longer than a day belongs in a reservation.
+pub const WALL_TIME_MS_MAX: u64 = 24 * 3600 * 1000;
+/// Longest deadline a job may ask for, in seconds (a week).
+pub const DEADLINE_SECS_MAX: u64 = 7 * 24 * 3600;
+/// Longest file name in `/input` or `/output`.
+pub const FILE_NAME_BYTES_MAX: usize = 255;
+
+/// Where a module or input comes from: a local path (for `job run --local`,
+/// resolved relative to the spec file) or a CID in the grid's storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Content already in storage.
+    Cid(ContentId),
+    /// A file on the user's machine.
+    Path(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Cid(cid) => write!(f, "{cid}"),
+            Source::Path(p) => f.write_str(p),
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<ContentId>() {
+            Ok(cid) => Source::Cid(cid),
+            Err(_) => Source::Path(s.to_owned()),
+        })
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.parse() {
+            Ok(v) => v,
+            Err(never) => match never {},
+        })
+    }
+}
+
+impl JsonSchema for Source {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Source".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "A CID (bafk…, BLAKE3) of content in the grid's storage, or a local path relative to the spec file.",
+        })
+    }
+}
+
+/// One file placed read-only in the module's `/input` directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// File name inside `/input` (no slashes).
+    pub name: String,
+    /// Where the content comes from.
+    pub source: Source,
+}
+
+/// Hard limits the sandbox enforces; exceeding one ends the run with a typed error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// WebAssembly fuel (about one unit per instruction).
+    pub fuel: u64,
+    /// Linear memory cap in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock cap in milliseconds.
+    pub wall_time_ms: u64,
+    /// Total bytes the module may write under `/output`.
+    pub output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 10_000_000_000,
+            memory_bytes: 256 << 20,
+            wall_time_ms: 60_000,
+            output_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Who may run the job.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Constraints {
+    /// ISO 3166-1 alpha-2 country codes the node must be in; empty means anywhere.
+    pub locations: Vec<String>,
+    /// Farmer accounts allowed to run the job; empty means any.
+    pub farmers: Vec<AccountId>,
+    /// Least reputation (0–10000) a node needs.
+    pub min_reputation: u32,
+}
+
+/// The highest reputation score.
+pub const REPUTATION_MAX: u32 = 10_000;
+
+/// A run-once job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Spec format version; this build reads 1.
+    pub version: u32,
+    /// A name for people; not interpreted.
+    #[serde(default)]
+    pub name: String,
+    /// The WebAssembly module (wasm32-wasip1).
+    pub module: Source,
+    /// Arguments after the program name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables; the module sees these and nothing of the host's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Files placed read-only in `/input`.
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+    /// File names expected in `/output`; empty means "whatever the module writes".
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Resources a node must have free to take the job.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Sandbox limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How many nodes run the job independently; their output digests must agree.
+    #[serde(default = "default_redundancy")]
+    pub redundancy: u8,
+    /// Most the user pays each node for the job.
+    pub max_price: Amount,
+    /// Who may run it.
+    #[serde(default)]
+    pub constraints: Constraints,
+    /// Seconds the grid has, from posting, to deliver before the escrow is refunded.
+    #[serde(default = "default_deadline_secs")]
+    pub deadline_secs: u64,
+    /// Seed of the module's clock and random source: the same seed gives the
+    /// same run on every node.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_redundancy() -> u8 {
+    1
+}
+
+fn default_deadline_secs() -> u64 {
+    600
+}
+
+impl Versioned for JobSpec {
+    const KIND: u8 = crate::encoding::Kind::JobSpec as u8;
+    const VERSION: u8 = 1;
+}
+
+/// A job spec was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// The JSON does not parse into a spec.
+    #[error("job spec: at `{path}` (line {line}, column {column}): {message}")]
+    Json {
+        /// Dotted path of the offending field (`.` for the document).
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A field parses but its value is not allowed.
+    #[error("job spec: field `{field}` {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+impl JobSpec {
+    /// Parses and validates a spec from JSON text.
+    pub fn from_json(text: &str) -> Result<JobSpec, SpecError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let spec: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            SpecError::Json {
+                path,
+                line: inner.line(),
+                column: inner.column(),
+                message: inner.to_string(),
+            }
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The spec's JSON Schema (draft 2020-12).
+    pub fn json_schema() -> schemars::Schema {
+        schemars::schema_for!(JobSpec)
+    }
+
+    /// BLAKE3 of the spec's canonical encoding: what `PostJob` commits to.
+    pub fn digest(&self) -> Hash32 {
+        Hash32::of(&crate::encoding::encode(self))
+    }
+
+    /// Checks every field against its bounds; the error names the field.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.version != SPEC_VERSION {
+            return Err(invalid(
+                "version",
+                format!("is {}, this build reads version {SPEC_VERSION}", self.version),
+            ));
+        }
+        if let Source::Path(p) = &self.module
+            && p.trim().is_empty()
+        {
+            return Err(invalid("module", "is empty; give a .wasm path or a CID"));
+        }
+        if self.args.len() > ARGS_MAX {
+            return Err(invalid("args", format!("has {} entries, at most {ARGS_MAX}", self.args.len())));
+        }
+        for (i, arg) in self.args.iter().enumerate() {
+            check_text(&format!("args[{i}]"), arg)?;
+        }
+        if self.env.len() > ENV_MAX {
+            return Err(invalid("env", format!("has {} entries, at most {ENV_MAX}", self.env.len())));
+        }
+        for (key, value) in &self.env {
+            let valid_key = key.bytes().enumerate().all(|(i, b)| {
+                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+            });
+            if key.is_empty() || !valid_key {
+                return Err(invalid(
+                    format!("env.{key}"),
+                    "is not a variable name: use letters, digits and _, not starting with a digit",
+                ));
+            }
+            check_text(&format!("env.{key}"), value)?;
+        }
+        if self.inputs.len() > INPUTS_MAX {
+            return Err(invalid(
+                "inputs",
+                format!("has {} entries, at most {INPUTS_MAX}", self.inputs.len()),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            check_file_name(&format!("inputs[{i}].name"), &input.name)?;
+            if !seen.insert(input.name.as_str()) {
+                return Err(invalid(format!("inputs[{i}].name"), format!("repeats {:?}", input.name)));
+            }
+            if let Source::Path(p) = &input.source
+                && p.trim().is_empty()
+            {
+                return Err(invalid(format!("inputs[{i}].source"), "is empty"));
+            }
+        }
+        if self.outputs.len() > OUTPUTS_MAX {
+            return Err(invalid(
+                "outputs",
+                format!("has {} entries, at most {OUTPUTS_MAX}", self.outputs.len()),
+            ));
+        }
+        for (i, name) in self.outputs.iter().enumerate() {
+            check_file_name(&format!("outputs[{i}]"), name)?;
+        }
+        let l = &self.limits;
+        if l.fuel == 0 {
+            return Err(invalid("limits.fuel", "is 0; a module needs fuel to run"));
+        }
+        if l.memory_bytes < 64 * 1024 || l.memory_bytes > MEMORY_BYTES_MAX {
+            return Err(invalid(
+                "limits.memory_bytes",
+                format!("is {}, allowed 65536 (one wasm page) to {MEMORY_BYTES_MAX}", l.memory_bytes),
+            ));
+        }
+        if l.wall_time_ms == 0 || l.wall_time_ms > WALL_TIME_MS_MAX {
+            return Err(invalid(
+                "limits.wall_time_ms",
+                format!("is {}, allowed 1 to {WALL_TIME_MS_MAX}", l.wall_time_ms),
+            ));
+        }
+        if self.resources.memory_bytes != 0 && l.memory_bytes > self.resources.memory_bytes {
+            return Err(invalid(
+                "limits.memory_bytes",
+                "is more than resources.memory_bytes; the node must have the memory the module may use",
+            ));
+        }
+        if self.redundancy == 0 || self.redundancy > REDUNDANCY_MAX {
+            return Err(invalid(
+                "redundancy",
+                format!("is {}, allowed 1 to {REDUNDANCY_MAX}", self.redundancy),
+            ));
+        }
+        if self.max_price.is_zero() {
+            return Err(invalid("max_price", "is 0; no node works for nothing"));
+        }
+        for (i, code) in self.constraints.locations.iter().enumerate() {
+            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(invalid(
+                    format!("constraints.locations[{i}]"),
+                    format!("is {code:?}; use an ISO 3166 country code like \"DE\""),
+                ));
+            }
+        }
+        if self.constraints.min_reputation > REPUTATION_MAX {
+            return Err(invalid(
+                "constraints.min_reputation",
+                format!("is {}, the scale is 0 to {REPUTATION_MAX}", self.constraints.min_reputation),
+            ));
+        }
+        if self.deadline_secs == 0 || self.deadline_secs > DEADLINE_SECS_MAX {
+            return Err(invalid(
+                "deadline_secs",
+                format!("is {}, allowed 1 to {DEADLINE_SECS_MAX}", self.deadline_secs),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_text(field: &str, text: &str) -> Result<(), SpecError> {
+    if text.len() > ARG_BYTES_MAX {
+        return Err(invalid(field, format!("is {} bytes, at most {ARG_BYTES_MAX}", text.len())));
+    }
+    if text.contains('\0') {
+        return Err(invalid(field, "contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn check_file_name(field: &str, name: &str) -> Result<(), SpecError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(invalid(field, format!("is {name:?}, not a file name")));
+    }
+    if name.len() > FILE_NAME_BYTES_MAX {
+        return Err(invalid(field, format!("is longer than {FILE_NAME_BYTES_MAX} bytes")));
+    }
+    if name.contains(['/', '\\', '\0']) {
+        return Err(invalid(field, format!("is {name:?}; a plain file name has no slashes")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+        "version": 1,
+        "name": "count words",
+        "module": "wordcount.wasm",
+        "args": ["--top", "10"],
+        "env": {"LANG": "C"},
+        "inputs": [{"name": "book.txt", "source": "book.txt"}],
+        "outputs": ["counts.json"],
+        "resources": {"cpu_millicores": 1000, "memory_bytes": 268435456},
+        "limits": {"fuel": 1000000000, "memory_bytes": 67108864, "wall_time_ms": 10000, "output_bytes": 1048576},
+        "redundancy": 2,
+        "max_price": "0.5",
+        "constraints": {"locations": ["DE", "FR"], "min_reputation": 5000}
+    }"#;
+
+    #[test]
+    fn example_parses() {
+        let spec = JobSpec::from_json(EXAMPLE).unwrap();
+        assert_eq!(spec.redundancy, 2);
+        assert_eq!(spec.max_price, "0.5".parse().unwrap());
+        assert_eq!(spec.module, Source::Path("wordcount.wasm".into()));
+        assert_eq!(spec.deadline_secs, 600);
+        let back = JobSpec::from_json(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(back.digest(), spec.digest());
+    }
+
+    #[test]
+    fn a_cid_module_is_a_cid() {
+        let cid = ContentId::of(b"module");
+        let text = EXAMPLE.replace("\"wordcount.wasm\"", &format!("\"{cid}\""));
+        assert_eq!(JobSpec::from_json(&text).unwrap().module, Source::Cid(cid));
+    }
+
+    fn field_of(err: SpecError) -> String {
+        match err {
+            SpecError::Json { path, .. } => path,
+            SpecError::Invalid { field, .. } => field,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (EXAMPLE.replace("\"version\": 1", "\"version\": 2"), "version"),
+            (EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 0"), "redundancy"),
+            (EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""), "redundancy"),
+            (EXAMPLE.replace("\"0.5\"", "\"-3\""), "max_price"),
+            (EXAMPLE.replace("\"0.5\"", "\"0\""), "max_price"),
+            (EXAMPLE.replace("\"book.txt\", \"source\"", "\"../etc/passwd\", \"source\""), "inputs[0].name"),
+            (EXAMPLE.replace("\"counts.json\"", "\"a/b\""), "outputs[0]"),
+            (EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 0"), "limits.fuel"),
+            (EXAMPLE.replace("\"wall_time_ms\": 10000", "\"wall_time_ms\": 0"), "limits.wall_time_ms"),
+            (EXAMPLE.replace("\"memory_bytes\": 67108864", "\"memory_bytes\": 536870912"), "limits.memory_bytes"),
+            (EXAMPLE.replace("\"DE\"", "\"Germany\""), "constraints.locations[0]"),
+            (EXAMPLE.replace("\"LANG\"", "\"1LANG\""), "env.1LANG"),
+            (EXAMPLE.replace("\"cpu_millicores\"", "\"cpus\""), "resources.cpus"),
+            (EXAMPLE.replace("\"name\": \"count words\",", "\"colour\": 1,"), "colour"),
+        ];
+        for (text, field) in cases {
+            let err = JobSpec::from_json(&text).expect_err(field);
+            let shown = err.to_string();
+            assert!(shown.contains(field), "{shown} should name {field}");
+            assert_eq!(field_of(err), field);
+        }
+        let missing = EXAMPLE.replace("\"max_price\": \"0.5\",", "");
+        assert!(JobSpec::from_json(&missing).unwrap_err().to_string().contains("max_price"));
+        let broken = JobSpec::from_json("{\"version\": 1,").unwrap_err();
+        assert!(matches!(broken, SpecError::Json { line: 1, .. }), "{broken}");
+    }
+
+    #[test]
+    fn published_schema_is_current() {
+        let schema = serde_json::to_string_pretty(&JobSpec::json_schema()).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/job-spec.schema.json");
+        if std::env::var_os("PEERCLOUD_BLESS").is_some() {
+            std::fs::write(path, &schema).unwrap();
+        }
+        let published = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(published, schema, "run with PEERCLOUD_BLESS=1 to update {path}");
+    }
+}
