@@ -1,1 +1,47 @@
-//! placeholder
+//! Peercloud's ledger: a pure, deterministic state machine over accounts, stake,
+//! nodes and jobs, the blocks that order its transactions, and their redb
+//! persistence.
+//!
+//! How the pieces connect:
+//!
+//! ```text
+//!   Signed<Tx> ──► apply(state, tx, ctx) ──► Vec<Event>        (apply.rs, jobs.rs)
+//!                     │  begin / commit / rollback journal      (table.rs, state.rs)
+//!                     ▼
+//!                  State ── incremental LtHash state root       (root.rs)
+//!                     ▲
+//!   build_block / apply_block: batch signatures, tx_root,       (block.rs)
+//!                     │        state root in the signed header
+//!                     ▼
+//!                  LedgerDb: one fsync'd redb commit per block  (db.rs)
+//! ```
+//!
+//! `apply` reads no clock, no random source and iterates only `BTreeMap`s: the
+//! block's height, time and seed come in a [`BlockContext`]. Any node that
+//! replays the block log reaches the same state root.
+
+pub mod apply;
+pub mod block;
+pub mod db;
+pub mod error;
+pub mod event;
+pub mod genesis;
+mod jobs;
+pub mod records;
+pub mod root;
+pub mod state;
+mod table;
+pub mod tx;
+
+pub use apply::{BlockContext, apply};
+pub use block::{
+    BLOCK_TXS_MAX, Block, BlockError, BlockHeader, BuiltBlock, apply_block, build_block, tx_root,
+    verify_tx_signatures,
+};
+pub use db::{DbError, LedgerDb, StoredTip};
+pub use error::TxError;
+pub use event::Event;
+pub use genesis::{GenesisConfig, Params, ParamsError};
+pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
+pub use state::{EntryError, InvariantError, State, Tip};
+pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

@@ -1,1 +1,199 @@
-fn main() {}
+//! Storage pipeline throughput, next to the ceilings it is bounded by, all
+//! measured in the same run (PERF.md: quote figures as a ratio to these).
+//!
+//! - `ceilings/*`: BLAKE3 and AES-256-GCM alone over 1 MiB chunks, and the
+//!   disk's sequential write + fsync of one 1 GiB file.
+//! - `seal/*`: the CPU part of a put (plaintext BLAKE3, seal, CID), no store;
+//!   and `put_object` into the in-memory store.
+//! - `fs/*`: `put_object` of a 1 GiB object into an `FsChunkStore` in a temp
+//!   dir under the target directory (the same disk), and `get_object` of it
+//!   (its chunks are then in the page cache: a warm read).
+//!
+//! Run: `cargo bench -p peercloud-store -- --warm-up-time 1 --measurement-time 10`
+
+// A bench has no caller to report an error to: a failure should abort it loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use peercloud_store::{
+    CHUNK_BYTES_DEFAULT, FsChunkStore, MemChunkStore, ObjectKey, PutOptions, TAG_BYTES,
+    delete_object, get_object, put_object,
+};
+use peercloud_types::{ContentId, Keypair};
+
+/// The object size of the disk benches: large enough that page-cache
+/// write-back and per-batch costs are all paid inside the measurement.
+const OBJECT_BYTES: u64 = 1 << 30;
+/// Input of the CPU-only benches: 64 MiB, well past every CPU cache.
+const CPU_BYTES: usize = 64 << 20;
+/// Write size of the raw disk ceiling.
+const DISK_WRITE_BYTES: usize = 8 << 20;
+
+/// A reader of `remaining` bytes cycling through a random 1 MiB pattern.
+/// Repeated plaintext is fine: each put draws a fresh key, so every sealed
+/// chunk (and so every file written) is distinct.
+struct PatternReader<'a> {
+    pattern: &'a [u8],
+    offset: usize,
+    remaining: u64,
+}
+
+impl Read for PatternReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf
+            .len()
+            .min(self.pattern.len() - self.offset)
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&self.pattern[self.offset..self.offset + n]);
+        self.offset = (self.offset + n) % self.pattern.len();
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(b"peercloud bench")
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+fn ceilings(c: &mut Criterion) {
+    let data = random_bytes(CPU_BYTES);
+    let chunk = CHUNK_BYTES_DEFAULT as usize;
+    let mut group = c.benchmark_group("ceilings");
+    group.throughput(Throughput::Bytes(CPU_BYTES as u64));
+    group.sample_size(10);
+    group.bench_function("blake3_1MiB_chunks", |b| {
+        b.iter(|| {
+            for part in data.chunks(chunk) {
+                std::hint::black_box(blake3::hash(part));
+            }
+        })
+    });
+    let cipher = ObjectKey::generate().unwrap().cipher();
+    let mut buf = Vec::with_capacity(chunk + TAG_BYTES);
+    buf.extend_from_slice(&data[..chunk]);
+    group.bench_function("aes256gcm_1MiB_chunks", |b| {
+        b.iter(|| {
+            for index in 0..(CPU_BYTES / chunk) as u64 {
+                cipher.seal_in_place(index, &mut buf).unwrap();
+                buf.truncate(chunk);
+            }
+            std::hint::black_box(&buf);
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("ceilings");
+    group.throughput(Throughput::Bytes(OBJECT_BYTES));
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.measurement_time(Duration::from_secs(10));
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let block = random_bytes(DISK_WRITE_BYTES);
+    group.bench_function("disk_write_fsync_1GiB", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let path = dir.path().join("ceiling");
+                let start = Instant::now();
+                let mut file = std::fs::File::create(&path).unwrap();
+                for _ in 0..OBJECT_BYTES as usize / DISK_WRITE_BYTES {
+                    file.write_all(&block).unwrap();
+                }
+                file.sync_all().unwrap();
+                total += start.elapsed();
+                drop(file);
+                std::fs::remove_file(&path).unwrap();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn seal_only(c: &mut Criterion) {
+    let data = random_bytes(CPU_BYTES);
+    let chunk = CHUNK_BYTES_DEFAULT as usize;
+    let owner = Keypair::generate();
+    let mut group = c.benchmark_group("seal");
+    group.throughput(Throughput::Bytes(CPU_BYTES as u64));
+    group.sample_size(10);
+    let cipher = ObjectKey::generate().unwrap().cipher();
+    let mut buf = Vec::with_capacity(chunk + TAG_BYTES);
+    group.bench_function("hash_seal_cid_no_store", |b| {
+        b.iter(|| {
+            let mut hasher = blake3::Hasher::new();
+            for (index, part) in data.chunks(chunk).enumerate() {
+                buf.clear();
+                buf.extend_from_slice(part);
+                hasher.update(&buf);
+                cipher.seal_in_place(index as u64, &mut buf).unwrap();
+                std::hint::black_box(ContentId::of(&buf));
+            }
+            std::hint::black_box(hasher.finalize());
+        })
+    });
+    let store = MemChunkStore::new();
+    group.bench_function("put_object_mem_store", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let receipt =
+                    put_object(&store, &data[..], &owner.public(), &PutOptions::default()).unwrap();
+                total += start.elapsed();
+                delete_object(&store, &receipt.manifest_cid).unwrap();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn fs_object(c: &mut Criterion) {
+    let pattern = random_bytes(CHUNK_BYTES_DEFAULT as usize);
+    let owner = Keypair::generate();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = FsChunkStore::open(dir.path()).unwrap();
+    let object = || PatternReader {
+        pattern: &pattern,
+        offset: 0,
+        remaining: OBJECT_BYTES,
+    };
+
+    let mut group = c.benchmark_group("fs");
+    group.throughput(Throughput::Bytes(OBJECT_BYTES));
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("put_object_1GiB", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let receipt =
+                    put_object(&store, object(), &owner.public(), &PutOptions::default()).unwrap();
+                total += start.elapsed();
+                // Untimed: keep the disk from filling up across iterations.
+                delete_object(&store, &receipt.manifest_cid).unwrap();
+            }
+            total
+        })
+    });
+    let receipt = put_object(&store, object(), &owner.public(), &PutOptions::default()).unwrap();
+    let secret = owner.x25519_secret();
+    group.bench_function("get_object_1GiB_warm", |b| {
+        b.iter(|| get_object(&store, &receipt.manifest_cid, &secret, io::sink()).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ceilings, seal_only, fs_object);
+criterion_main!(benches);

@@ -1,0 +1,125 @@
+//! `peercloud job`: check a spec, print its schema, run it locally.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use peercloud_compute::{Executor, ExecutorConfig};
+use peercloud_types::JobSpec;
+
+/// Job commands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run a job spec. With --local it runs in this machine's sandbox exactly
+    /// as a provider would run it, so you can try a job before paying for it.
+    Run {
+        /// The job spec (JSON); paths in it are relative to this file.
+        spec: PathBuf,
+        /// Run in the local sandbox. (Running on the grid goes through a node.)
+        #[arg(long, required = true)]
+        local: bool,
+        /// Where the outputs go (created; must be empty). Default: ./peercloud-out/<spec name>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a job spec and print what is wrong, naming the field.
+    Validate {
+        /// The job spec (JSON).
+        spec: PathBuf,
+    },
+    /// Print the job spec's JSON Schema.
+    Schema,
+}
+
+/// Runs a job command.
+pub fn run(cmd: JobCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&JobSpec::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Validate { spec } => {
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("reading job spec {}", spec.display()))?;
+            let parsed = JobSpec::from_json(&text).with_context(|| spec.display().to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "digest": parsed.digest().to_string()})
+                );
+            } else {
+                println!("{}: valid (digest {})", spec.display(), parsed.digest());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Run { spec, local, out } => {
+            if !local {
+                bail!(
+                    "running on the grid goes through a node; use --local to run in this machine's sandbox"
+                );
+            }
+            run_local(spec, out, json)
+        }
+    }
+}
+
+fn run_local(spec: PathBuf, out: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let out = out.unwrap_or_else(|| {
+        let stem = spec
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        PathBuf::from("peercloud-out").join(stem)
+    });
+    let executor = Executor::new(ExecutorConfig::default()).context("starting the sandbox")?;
+    let run = peercloud_node::run_local(&executor, &spec, &out)?;
+    let o = &run.outcome;
+    if json {
+        let value = serde_json::json!({
+            "spec": spec.display().to_string(),
+            "module": run.module_path.display().to_string(),
+            "module_cid": o.module_cid.to_string(),
+            "exit_code": o.exit_code,
+            "fuel_consumed": o.fuel_consumed,
+            "wall_time_ms": o.wall_time_ms,
+            "output_digest": o.output_digest.to_string(),
+            "output_dir": run.output_dir.display().to_string(),
+            "outputs": o.outputs,
+            "stdout": String::from_utf8_lossy(&o.stdout),
+            "stderr": String::from_utf8_lossy(&o.stderr),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&o.stdout)?;
+        if !o.stdout.ends_with(b"\n") && !o.stdout.is_empty() {
+            writeln!(stdout)?;
+        }
+        std::io::stderr().write_all(&o.stderr)?;
+        writeln!(stdout, "---")?;
+        writeln!(stdout, "exit status   {}", o.exit_code)?;
+        writeln!(
+            stdout,
+            "fuel used     {} (limit {})",
+            o.fuel_consumed, run.spec.limits.fuel
+        )?;
+        writeln!(stdout, "wall time     {} ms", o.wall_time_ms)?;
+        writeln!(stdout, "output digest {}", o.output_digest)?;
+        writeln!(stdout, "outputs in    {}", run.output_dir.display())?;
+        for f in &o.outputs {
+            writeln!(stdout, "  {:<24} {:>10} bytes", f.path, f.size)?;
+        }
+    }
+    Ok(if o.exit_code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit_byte(o.exit_code))
+    })
+}
+
+/// A module's exit code as a process exit status (1 when it does not fit a byte).
+fn exit_byte(code: i32) -> u8 {
+    u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1)
+}

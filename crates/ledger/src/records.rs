@@ -1,0 +1,172 @@
+//! The records the ledger keeps: accounts, nodes, jobs, and the chain-wide
+//! meta record. These are the values of the state's tables; their canonical
+//! encoding (`Kind::StateEntry`, version 1) is what is hashed into the state
+//! root and written to disk.
+
+use std::fmt;
+
+use peercloud_types::{AccountId, Amount, Hash32, Kind, NodeId, PriceSheet, Resources, Versioned};
+use serde::{Deserialize, Serialize};
+
+/// An account: tokens it holds, tokens it staked, its last nonce.
+///
+/// Node keys get an account record too (with no balance) the first time they
+/// sign: their nonce lives here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable tokens.
+    pub balance: Amount,
+    /// Tokens staked behind the account's nodes.
+    pub stake: Amount,
+    /// The nonce of the account's last transaction (0: none yet).
+    pub nonce: u64,
+    /// Awards of this account's nodes in jobs not yet settled or expired.
+    /// While non-zero the stake is locked: it backs awarded work.
+    pub bound_awards: u32,
+}
+
+impl Versioned for Account {
+    const KIND: u8 = Kind::StateEntry as u8;
+    const VERSION: u8 = 1;
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The account that registered it and is paid for its work.
+    pub owner: AccountId,
+    /// What it advertises.
+    pub resources: Resources,
+    /// Free-text location.
+    pub location: String,
+    /// Its base prices.
+    pub prices: PriceSheet,
+    /// 0..=`REPUTATION_MAX`, starting at `REPUTATION_START`.
+    pub reputation: u32,
+    /// Height of the block that registered it.
+    pub registered_height: u64,
+    /// Jobs where its result agreed with the majority.
+    pub jobs_agreed: u64,
+    /// Jobs where it disagreed, missed its result, or there was no majority.
+    pub jobs_faulted: u64,
+}
+
+impl Versioned for NodeRecord {
+    const KIND: u8 = Kind::StateEntry as u8;
+    const VERSION: u8 = 1;
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Escrow locked, waiting for the poster to award offers.
+    Posted,
+    /// Offers bound; nodes are running it and submitting results.
+    Awarded,
+    /// Closed by `SettleJob`: the majority was paid (if there was one).
+    Settled,
+    /// Closed by `ExpireJob`: the escrow went back to the poster.
+    Expired,
+}
+
+impl JobState {
+    /// Whether the job is closed (escrow fully released).
+    pub fn is_closed(self) -> bool {
+        matches!(self, JobState::Settled | JobState::Expired)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Posted => "posted",
+            JobState::Awarded => "awarded",
+            JobState::Settled => "settled",
+            JobState::Expired => "expired",
+        })
+    }
+}
+
+/// What a node claims its run produced. Two nodes agree when both fields match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResultClaim {
+    /// Digest of the output.
+    pub output_digest: Hash32,
+    /// Fuel burned.
+    pub fuel_used: u64,
+}
+
+/// One node bound to a job by its offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Award {
+    /// The node.
+    pub node: NodeId,
+    /// Its owner when awarded (paid, slashed).
+    pub owner: AccountId,
+    /// The offer's price: what the node is paid if it agrees with the majority.
+    pub price: Amount,
+    /// Its result, once submitted.
+    pub result: Option<ResultClaim>,
+}
+
+/// A job and its escrow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Who posted it and gets refunds.
+    pub poster: AccountId,
+    /// Digest of the job spec.
+    pub spec_digest: Hash32,
+    /// How many nodes run it (k).
+    pub redundancy: u8,
+    /// The most one node may be paid.
+    pub max_price_per_node: Amount,
+    /// Block time when it was posted.
+    pub posted_ms: u64,
+    /// Results after this time are refused; after it the job can be closed.
+    pub deadline_ms: u64,
+    /// Tokens moved into escrow when posted.
+    pub escrow_locked: Amount,
+    /// Tokens paid or refunded out of escrow so far.
+    pub escrow_released: Amount,
+    /// Where the job is in its life.
+    pub state: JobState,
+    /// The bound offers (empty until awarded).
+    pub awards: Vec<Award>,
+    /// The majority's result, once settled with one.
+    pub agreed: Option<ResultClaim>,
+}
+
+impl JobRecord {
+    /// Tokens still held in escrow (`locked - released`); `None` only if the
+    /// escrow invariant is broken.
+    pub fn escrow_held(&self) -> Option<Amount> {
+        self.escrow_locked.checked_sub(self.escrow_released)
+    }
+
+    /// Results submitted so far.
+    pub fn results_in(&self) -> usize {
+        self.awards
+            .iter()
+            .filter(|award| award.result.is_some())
+            .count()
+    }
+}
+
+impl Versioned for JobRecord {
+    const KIND: u8 = Kind::StateEntry as u8;
+    const VERSION: u8 = 1;
+}
+
+/// Chain-wide facts: whether genesis ran and what it minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Meta {
+    /// Whether the genesis transaction has been applied.
+    pub genesis_done: bool,
+    /// The total supply genesis minted; never changes afterwards.
+    pub minted: Amount,
+}
+
+impl Versioned for Meta {
+    const KIND: u8 = Kind::StateEntry as u8;
+    const VERSION: u8 = 1;
+}

@@ -1,0 +1,572 @@
+//! The ledger's state: four journaled tables (meta, accounts, nodes, jobs),
+//! their incrementally kept LtHash accumulators, the chain tip, and the
+//! invariants that must hold after every transaction.
+//!
+//! Everything a handler changes goes through [`Table::put`], so one
+//! `begin` / `rollback` / `commit` over the tables undoes a refused
+//! transaction or block exactly, the root folds only changed entries, and the
+//! database writes only changed entries.
+
+use std::collections::BTreeMap;
+
+use peercloud_types::{
+    AccountId, Amount, DecodeError, Hash32, JobId, NodeId, PublicKey, Versioned, decode, encode,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::genesis::{Params, ParamsError};
+use crate::records::{Account, JobRecord, Meta, NodeRecord};
+use crate::root::{LtHash, state_root};
+use crate::table::{Table, TableKey};
+
+/// Tag of the meta table in the root and on disk.
+pub(crate) const TAG_META: u8 = 0;
+/// Tag of the accounts table.
+pub(crate) const TAG_ACCOUNTS: u8 = 1;
+/// Tag of the nodes table.
+pub(crate) const TAG_NODES: u8 = 2;
+/// Tag of the jobs table.
+pub(crate) const TAG_JOBS: u8 = 3;
+
+/// The one key of the meta table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MetaKey;
+
+const META_KEY_BYTES: &[u8] = b"meta";
+
+impl TableKey for MetaKey {
+    fn to_key_bytes(&self) -> Vec<u8> {
+        META_KEY_BYTES.to_vec()
+    }
+    fn from_key_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes == META_KEY_BYTES).then_some(MetaKey)
+    }
+}
+
+fn key32(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes.try_into().ok()
+}
+
+impl TableKey for AccountId {
+    fn to_key_bytes(&self) -> Vec<u8> {
+        self.key().0.to_vec()
+    }
+    fn from_key_bytes(bytes: &[u8]) -> Option<Self> {
+        key32(bytes).map(|k| AccountId(PublicKey(k)))
+    }
+}
+
+impl TableKey for NodeId {
+    fn to_key_bytes(&self) -> Vec<u8> {
+        self.key().0.to_vec()
+    }
+    fn from_key_bytes(bytes: &[u8]) -> Option<Self> {
+        key32(bytes).map(|k| NodeId(PublicKey(k)))
+    }
+}
+
+impl TableKey for JobId {
+    fn to_key_bytes(&self) -> Vec<u8> {
+        self.0.0.to_vec()
+    }
+    fn from_key_bytes(bytes: &[u8]) -> Option<Self> {
+        key32(bytes).map(|k| JobId(Hash32(k)))
+    }
+}
+
+/// The last applied block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    /// Its height.
+    pub height: u64,
+    /// Its hash (the hash of its signed header).
+    pub hash: Hash32,
+    /// Its time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The state root after it.
+    pub state_root: Hash32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Accumulators {
+    meta: LtHash,
+    accounts: LtHash,
+    nodes: LtHash,
+    jobs: LtHash,
+}
+
+/// A stored state entry that cannot be read back.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// The key's first byte names no table.
+    #[error("state entry key starts with unknown table tag {tag}")]
+    UnknownTag {
+        /// The tag found.
+        tag: u8,
+    },
+    /// The key bytes do not form a key of the table.
+    #[error("state entry key of table {tag} is malformed ({len} bytes)")]
+    BadKey {
+        /// The table.
+        tag: u8,
+        /// Key length after the tag.
+        len: usize,
+    },
+    /// The value does not decode.
+    #[error("state entry value of table {tag} does not decode: {source}")]
+    BadValue {
+        /// The table.
+        tag: u8,
+        /// What the decoder said.
+        source: DecodeError,
+    },
+    /// The params cannot run a chain.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+}
+
+/// A broken ledger invariant: a bug, never a user error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantError {
+    /// Balances, stakes and escrow do not add up to what genesis minted.
+    #[error("supply is not conserved: {held:?} held, {minted:?} minted")]
+    SupplyNotConserved {
+        /// Sum of balances, stakes and escrow.
+        held: Amount,
+        /// Minted at genesis.
+        minted: Amount,
+    },
+    /// A sum overflowed u128 (impossible while supply is conserved).
+    #[error("overflow summing {what}")]
+    Overflow {
+        /// What was summed.
+        what: &'static str,
+    },
+    /// A job released more escrow than it locked.
+    #[error("job {job} released {released:?}, more than the {locked:?} it locked")]
+    EscrowOverReleased {
+        /// The job.
+        job: JobId,
+        /// Locked.
+        locked: Amount,
+        /// Released.
+        released: Amount,
+    },
+    /// A closed job still holds escrow.
+    #[error("closed job {job} still holds {held:?} of escrow")]
+    ClosedJobHoldsEscrow {
+        /// The job.
+        job: JobId,
+        /// Held.
+        held: Amount,
+    },
+    /// An awarded job's award count is not its redundancy.
+    #[error("job {job} has {awards} awards, its redundancy is {redundancy}")]
+    AwardCount {
+        /// The job.
+        job: JobId,
+        /// Awards.
+        awards: usize,
+        /// Redundancy.
+        redundancy: u8,
+    },
+    /// An account's count of open awards disagrees with the jobs.
+    #[error("{account} records {recorded} open awards, the jobs hold {counted}")]
+    BoundAwards {
+        /// The account.
+        account: AccountId,
+        /// What the account records.
+        recorded: u32,
+        /// What the open jobs hold.
+        counted: u32,
+    },
+    /// A reputation outside the scale.
+    #[error("node {node} has reputation {reputation}, above the maximum")]
+    Reputation {
+        /// The node.
+        node: NodeId,
+        /// Its reputation.
+        reputation: u32,
+    },
+}
+
+/// The ledger's state. Changed only by [`crate::apply()`] and the block functions.
+#[derive(Debug, Clone)]
+pub struct State {
+    params: Params,
+    params_digest: Hash32,
+    pub(crate) meta: Table<MetaKey, Meta>,
+    pub(crate) accounts: Table<AccountId, Account>,
+    pub(crate) nodes: Table<NodeId, NodeRecord>,
+    pub(crate) jobs: Table<JobId, JobRecord>,
+    accumulators: Accumulators,
+    tip: Option<Tip>,
+}
+
+impl State {
+    /// An empty state (no genesis yet) under `params`.
+    pub fn new(params: Params) -> Result<State, ParamsError> {
+        params.validate()?;
+        Ok(State {
+            params_digest: params.digest(),
+            params,
+            meta: Table::new(),
+            accounts: Table::new(),
+            nodes: Table::new(),
+            jobs: Table::new(),
+            accumulators: Accumulators::default(),
+            tip: None,
+        })
+    }
+
+    /// The chain's params.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The last applied block, if any.
+    pub fn tip(&self) -> Option<&Tip> {
+        self.tip.as_ref()
+    }
+
+    pub(crate) fn set_tip(&mut self, tip: Tip) {
+        self.tip = Some(tip);
+    }
+
+    /// The height the next block must have.
+    pub fn next_height(&self) -> u64 {
+        self.tip.map_or(0, |tip| tip.height.saturating_add(1))
+    }
+
+    /// An account's record, if it ever held tokens or signed.
+    pub fn account(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// An account's spendable balance (zero if unknown).
+    pub fn balance(&self, id: &AccountId) -> Amount {
+        self.accounts.get(id).map_or(Amount::ZERO, |a| a.balance)
+    }
+
+    /// An account's stake (zero if unknown).
+    pub fn stake(&self, id: &AccountId) -> Amount {
+        self.accounts.get(id).map_or(Amount::ZERO, |a| a.stake)
+    }
+
+    /// The nonce the signer's next transaction must carry.
+    pub fn next_nonce(&self, signer: &PublicKey) -> u64 {
+        self.accounts
+            .get(&AccountId(*signer))
+            .map_or(0, |a| a.nonce)
+            .saturating_add(1)
+    }
+
+    /// All accounts in id order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// A node's record, if registered.
+    pub fn node(&self, id: &NodeId) -> Option<&NodeRecord> {
+        self.nodes.get(id)
+    }
+
+    /// All registered nodes in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeId, &NodeRecord)> {
+        self.nodes.iter()
+    }
+
+    /// A job's record, if posted.
+    pub fn job(&self, id: &JobId) -> Option<&JobRecord> {
+        self.jobs.get(id)
+    }
+
+    /// All jobs in id order.
+    pub fn jobs(&self) -> impl Iterator<Item = (&JobId, &JobRecord)> {
+        self.jobs.iter()
+    }
+
+    /// Whether genesis has been applied.
+    pub fn genesis_done(&self) -> bool {
+        self.meta_record().genesis_done
+    }
+
+    /// The total supply genesis minted.
+    pub fn minted_supply(&self) -> Amount {
+        self.meta_record().minted
+    }
+
+    pub(crate) fn meta_record(&self) -> Meta {
+        self.meta.get(&MetaKey).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn put_meta(&mut self, meta: Meta) {
+        self.meta.put(MetaKey, meta);
+    }
+
+    /// Opens a savepoint on every table.
+    pub(crate) fn begin(&mut self) {
+        self.meta.begin();
+        self.accounts.begin();
+        self.nodes.begin();
+        self.jobs.begin();
+    }
+
+    /// Undoes every change since the innermost savepoint.
+    pub(crate) fn rollback(&mut self) {
+        self.meta.rollback();
+        self.accounts.rollback();
+        self.nodes.rollback();
+        self.jobs.rollback();
+    }
+
+    /// Keeps the changes since the innermost savepoint.
+    pub(crate) fn commit(&mut self) {
+        self.meta.commit();
+        self.accounts.commit();
+        self.nodes.commit();
+        self.jobs.commit();
+    }
+
+    /// The state root now: the folded accumulators plus the entries changed
+    /// since, at O(changed entries). Does not change the state.
+    pub fn state_root(&self) -> Hash32 {
+        self.root_of(&self.folded_accumulators())
+    }
+
+    /// The state root recomputed from every entry, ignoring the incremental
+    /// accumulators: O(state). For tests and for checking a loaded state.
+    pub fn root_from_scratch(&self) -> Hash32 {
+        let mut acc = Accumulators::default();
+        scratch(&mut acc.meta, TAG_META, &self.meta);
+        scratch(&mut acc.accounts, TAG_ACCOUNTS, &self.accounts);
+        scratch(&mut acc.nodes, TAG_NODES, &self.nodes);
+        scratch(&mut acc.jobs, TAG_JOBS, &self.jobs);
+        self.root_of(&acc)
+    }
+
+    /// The accumulators with every pending change folded in.
+    pub(crate) fn folded_accumulators(&self) -> Accumulators {
+        let mut acc = self.accumulators.clone();
+        fold(&mut acc.meta, TAG_META, &self.meta);
+        fold(&mut acc.accounts, TAG_ACCOUNTS, &self.accounts);
+        fold(&mut acc.nodes, TAG_NODES, &self.nodes);
+        fold(&mut acc.jobs, TAG_JOBS, &self.jobs);
+        acc
+    }
+
+    /// Adopts accumulators computed by [`State::folded_accumulators`] (no
+    /// change in between) as the new fold point.
+    pub(crate) fn accept_accumulators(&mut self, acc: Accumulators) {
+        self.accumulators = acc;
+        self.meta.clear_root_pending();
+        self.accounts.clear_root_pending();
+        self.nodes.clear_root_pending();
+        self.jobs.clear_root_pending();
+    }
+
+    pub(crate) fn root_of(&self, acc: &Accumulators) -> Hash32 {
+        state_root(
+            &self.params_digest,
+            &[
+                (TAG_META, &acc.meta),
+                (TAG_ACCOUNTS, &acc.accounts),
+                (TAG_NODES, &acc.nodes),
+                (TAG_JOBS, &acc.jobs),
+            ],
+        )
+    }
+
+    /// Entries changed since the last database commit: `(entry key, value)`,
+    /// `None` for a deleted entry.
+    pub(crate) fn unpersisted_entries(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        unpersisted(&mut out, TAG_META, &self.meta);
+        unpersisted(&mut out, TAG_ACCOUNTS, &self.accounts);
+        unpersisted(&mut out, TAG_NODES, &self.nodes);
+        unpersisted(&mut out, TAG_JOBS, &self.jobs);
+        out
+    }
+
+    /// Marks every change as written to the database.
+    pub(crate) fn mark_persisted(&mut self) {
+        self.meta.clear_unpersisted();
+        self.accounts.clear_unpersisted();
+        self.nodes.clear_unpersisted();
+        self.jobs.clear_unpersisted();
+    }
+
+    /// Rebuilds a state from stored entries; the root is recomputed from them.
+    pub(crate) fn from_entries(
+        params: Params,
+        tip: Option<Tip>,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<State, EntryError> {
+        let mut meta = BTreeMap::new();
+        let mut accounts = BTreeMap::new();
+        let mut nodes = BTreeMap::new();
+        let mut jobs = BTreeMap::new();
+        for (key, value) in entries {
+            let Some((&tag, key)) = key.split_first() else {
+                return Err(EntryError::BadKey { tag: 0, len: 0 });
+            };
+            match tag {
+                TAG_META => read_entry(&mut meta, tag, key, &value)?,
+                TAG_ACCOUNTS => read_entry(&mut accounts, tag, key, &value)?,
+                TAG_NODES => read_entry(&mut nodes, tag, key, &value)?,
+                TAG_JOBS => read_entry(&mut jobs, tag, key, &value)?,
+                tag => return Err(EntryError::UnknownTag { tag }),
+            }
+        }
+        let mut state = State::new(params)?;
+        state.meta = Table::from_rows(meta);
+        state.accounts = Table::from_rows(accounts);
+        state.nodes = Table::from_rows(nodes);
+        state.jobs = Table::from_rows(jobs);
+        let mut acc = Accumulators::default();
+        scratch(&mut acc.meta, TAG_META, &state.meta);
+        scratch(&mut acc.accounts, TAG_ACCOUNTS, &state.accounts);
+        scratch(&mut acc.nodes, TAG_NODES, &state.nodes);
+        scratch(&mut acc.jobs, TAG_JOBS, &state.jobs);
+        state.accumulators = acc;
+        state.tip = tip;
+        Ok(state)
+    }
+
+    /// Checks the ledger's invariants: supply conserved, escrow never
+    /// over-released, closed jobs hold nothing, open awards counted right,
+    /// reputations on the scale. O(state).
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        let overflow = |what| InvariantError::Overflow { what };
+        let mut held = Amount::ZERO;
+        for (_, account) in self.accounts.iter() {
+            held = held
+                .checked_add(account.balance)
+                .and_then(|h| h.checked_add(account.stake))
+                .ok_or(overflow("balances and stakes"))?;
+        }
+        let mut bound: BTreeMap<AccountId, u32> = BTreeMap::new();
+        for (job, record) in self.jobs.iter() {
+            let escrow = record
+                .escrow_held()
+                .ok_or(InvariantError::EscrowOverReleased {
+                    job: *job,
+                    locked: record.escrow_locked,
+                    released: record.escrow_released,
+                })?;
+            if record.state.is_closed() && !escrow.is_zero() {
+                return Err(InvariantError::ClosedJobHoldsEscrow {
+                    job: *job,
+                    held: escrow,
+                });
+            }
+            if !record.state.is_closed() && !record.awards.is_empty() {
+                if record.awards.len() != usize::from(record.redundancy) {
+                    return Err(InvariantError::AwardCount {
+                        job: *job,
+                        awards: record.awards.len(),
+                        redundancy: record.redundancy,
+                    });
+                }
+                for award in &record.awards {
+                    let count = bound.entry(award.owner).or_default();
+                    *count = count.checked_add(1).ok_or(overflow("open awards"))?;
+                }
+            }
+            held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
+        }
+        let minted = self.minted_supply();
+        if held != minted {
+            return Err(InvariantError::SupplyNotConserved { held, minted });
+        }
+        for (id, account) in self.accounts.iter() {
+            let counted = bound.get(id).copied().unwrap_or(0);
+            if account.bound_awards != counted {
+                return Err(InvariantError::BoundAwards {
+                    account: *id,
+                    recorded: account.bound_awards,
+                    counted,
+                });
+            }
+        }
+        for (node, record) in self.nodes.iter() {
+            if record.reputation > peercloud_types::job::REPUTATION_MAX {
+                return Err(InvariantError::Reputation {
+                    node: *node,
+                    reputation: record.reputation,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stored key of an entry: its table tag, then the key's bytes.
+pub(crate) fn entry_key<K: TableKey>(tag: u8, key: &K) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&key.to_key_bytes());
+    out
+}
+
+/// Decodes a stored entry value.
+pub(crate) fn decode_value<V: Versioned + Serialize + DeserializeOwned>(
+    tag: u8,
+    bytes: &[u8],
+) -> Result<V, EntryError> {
+    decode(bytes).map_err(|source| EntryError::BadValue { tag, source })
+}
+
+fn read_entry<K: TableKey, V: Versioned + Serialize + DeserializeOwned>(
+    rows: &mut BTreeMap<K, V>,
+    tag: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), EntryError> {
+    let parsed = K::from_key_bytes(key).ok_or(EntryError::BadKey {
+        tag,
+        len: key.len(),
+    })?;
+    rows.insert(parsed, decode_value(tag, value)?);
+    Ok(())
+}
+
+fn fold<K: TableKey, V: Versioned + Serialize + Clone>(
+    acc: &mut LtHash,
+    tag: u8,
+    table: &Table<K, V>,
+) {
+    for (key, old) in table.root_pending() {
+        let old_bytes = old.as_ref().map(encode);
+        let new_bytes = table.get(key).map(encode);
+        if old_bytes == new_bytes {
+            continue;
+        }
+        let key_bytes = key.to_key_bytes();
+        if let Some(bytes) = old_bytes {
+            acc.remove(tag, &key_bytes, &bytes);
+        }
+        if let Some(bytes) = new_bytes {
+            acc.insert(tag, &key_bytes, &bytes);
+        }
+    }
+}
+
+fn scratch<K: TableKey, V: Versioned + Serialize + Clone>(
+    acc: &mut LtHash,
+    tag: u8,
+    table: &Table<K, V>,
+) {
+    for (key, value) in table.iter() {
+        acc.insert(tag, &key.to_key_bytes(), &encode(value));
+    }
+}
+
+fn unpersisted<K: TableKey, V: Versioned + Serialize + Clone>(
+    out: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    tag: u8,
+    table: &Table<K, V>,
+) {
+    for key in table.unpersisted() {
+        out.push((entry_key(tag, key), table.get(key).map(encode)));
+    }
+}

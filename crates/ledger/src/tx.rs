@@ -1,0 +1,237 @@
+//! Transactions: what an account (or a node key) asks the ledger to do.
+//!
+//! A transaction is always carried in a [`Signed`] envelope; the envelope's
+//! signer is the actor. The body holds the signer's next nonce (replays and
+//! gaps are refused), the fee, and the action. The canonical encoding of
+//! [`Tx`] is `Kind::Tx`, version 1.
+
+use peercloud_types::{
+    AccountId, Amount, Hash32, JobId, Keypair, Kind, NodeId, Offer, PriceSheet, Resources, Signed,
+    Versioned,
+};
+use serde::{Deserialize, Serialize};
+
+/// Domain tag of the message a node key signs to say which account owns it.
+const REGISTRATION_DOMAIN: &[u8] = b"peercloud-node-registration-v1";
+
+/// A ledger transaction body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tx {
+    /// The signer's previous nonce plus one (the first transaction has nonce 1).
+    pub nonce: u64,
+    /// Paid to the treasury; at least `params.min_fee` (genesis: zero).
+    pub fee: Amount,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+impl Versioned for Tx {
+    const KIND: u8 = Kind::Tx as u8;
+    const VERSION: u8 = 1;
+}
+
+/// The actions a transaction can carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// Mints the devnet supply. Only at height 0, only by the genesis authority, no fee.
+    Genesis {
+        /// Who gets how much.
+        allocations: Vec<(AccountId, Amount)>,
+    },
+    /// Moves tokens from the signer's balance to `to`.
+    Transfer {
+        /// The receiver.
+        to: AccountId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Registers `node` as owned by the signer.
+    RegisterNode {
+        /// The node's key.
+        node: NodeId,
+        /// The node key's signature naming the owner (see [`registration_proof`]).
+        #[serde(with = "bytes64")]
+        proof: [u8; 64],
+        /// What the node offers.
+        resources: Resources,
+        /// Free-text location (region, city), at most `LOCATION_BYTES_MAX` bytes.
+        location: String,
+        /// The node's base prices.
+        prices: PriceSheet,
+    },
+    /// Changes a node's advertised resources, location and prices. Owner only.
+    UpdateNode {
+        /// The node.
+        node: NodeId,
+        /// New resources.
+        resources: Resources,
+        /// New location.
+        location: String,
+        /// New prices.
+        prices: PriceSheet,
+    },
+    /// Moves `amount` from the signer's balance to its stake.
+    Stake {
+        /// How much.
+        amount: Amount,
+    },
+    /// Moves `amount` from the signer's stake back to its balance.
+    Unstake {
+        /// How much.
+        amount: Amount,
+    },
+    /// Posts a job; its id is `JobId::derive(signer, nonce)`. Locks
+    /// `max_price_per_node * redundancy` in escrow.
+    PostJob {
+        /// Digest of the job spec's canonical form.
+        spec_digest: Hash32,
+        /// How many nodes run it (k).
+        redundancy: u8,
+        /// The most one node may be paid.
+        max_price_per_node: Amount,
+        /// Results after this time (ms since the epoch) are refused.
+        deadline_ms: u64,
+    },
+    /// Binds exactly `redundancy` signed offers to a posted job. Poster only.
+    AwardJob {
+        /// The job.
+        job: JobId,
+        /// The nodes' signed offers.
+        offers: Vec<Signed<Offer>>,
+    },
+    /// An awarded node's result. Signed by the node's key; the fee is paid by
+    /// the node's owner.
+    SubmitResult {
+        /// The job.
+        job: JobId,
+        /// Digest of the output.
+        output_digest: Hash32,
+        /// Fuel the run burned.
+        fuel_used: u64,
+    },
+    /// Pays the majority and closes the job. Anyone may send it.
+    SettleJob {
+        /// The job.
+        job: JobId,
+    },
+    /// Refunds a job past its deadline that cannot be settled. Anyone may send it.
+    ExpireJob {
+        /// The job.
+        job: JobId,
+    },
+}
+
+impl TxKind {
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxKind::Genesis { .. } => "genesis",
+            TxKind::Transfer { .. } => "transfer",
+            TxKind::RegisterNode { .. } => "register-node",
+            TxKind::UpdateNode { .. } => "update-node",
+            TxKind::Stake { .. } => "stake",
+            TxKind::Unstake { .. } => "unstake",
+            TxKind::PostJob { .. } => "post-job",
+            TxKind::AwardJob { .. } => "award-job",
+            TxKind::SubmitResult { .. } => "submit-result",
+            TxKind::SettleJob { .. } => "settle-job",
+            TxKind::ExpireJob { .. } => "expire-job",
+        }
+    }
+}
+
+fn registration_message(node: &NodeId, owner: &AccountId) -> Vec<u8> {
+    let mut message = Vec::with_capacity(REGISTRATION_DOMAIN.len() + 64);
+    message.extend_from_slice(REGISTRATION_DOMAIN);
+    message.extend_from_slice(&node.key().0);
+    message.extend_from_slice(&owner.key().0);
+    message
+}
+
+/// The node key's proof that `owner` may register it: a signature over a
+/// domain-tagged message naming both, so nobody registers someone else's node.
+pub fn registration_proof(node_key: &Keypair, owner: &AccountId) -> [u8; 64] {
+    node_key.sign(&registration_message(&node_key.node_id(), owner))
+}
+
+/// Whether `proof` is `node`'s signature naming `owner`.
+pub fn verify_registration_proof(node: &NodeId, owner: &AccountId, proof: &[u8; 64]) -> bool {
+    node.key().verify(&registration_message(node, owner), proof)
+}
+
+/// Serde for `[u8; 64]` (serde derives arrays only up to 32): bytes in
+/// binary formats, a sequence of numbers in text formats.
+mod bytes64 {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = [u8; 64];
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<[u8; 64], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<[u8; 64], A::Error> {
+                let mut out = [0u8; 64];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(65, &self));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::{decode, encode};
+
+    #[test]
+    fn registration_proof_names_the_owner() {
+        let node = Keypair::from_seed(&[7; 32]);
+        let owner = Keypair::from_seed(&[8; 32]).account_id();
+        let thief = Keypair::from_seed(&[9; 32]).account_id();
+        let proof = registration_proof(&node, &owner);
+        assert!(verify_registration_proof(&node.node_id(), &owner, &proof));
+        assert!(!verify_registration_proof(&node.node_id(), &thief, &proof));
+    }
+
+    #[test]
+    fn signed_tx_round_trips_with_a_proof() {
+        let owner = Keypair::from_seed(&[1; 32]);
+        let node = Keypair::from_seed(&[2; 32]);
+        let tx = Tx {
+            nonce: 3,
+            fee: Amount::from_base_units(10),
+            kind: TxKind::RegisterNode {
+                node: node.node_id(),
+                proof: registration_proof(&node, &owner.account_id()),
+                resources: Resources::default(),
+                location: "eu-west".into(),
+                prices: PriceSheet::default(),
+            },
+        };
+        let signed = Signed::new(tx, &owner);
+        let bytes = encode(&signed);
+        let back: Signed<Tx> = decode(&bytes).unwrap();
+        back.verify().unwrap();
+        assert_eq!(back, signed);
+    }
+}

@@ -1,0 +1,91 @@
+//! Versioned protocol names and the bound on every message.
+
+/// A request-response protocol between two nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// A provider's signed offer for a capacity request.
+    Offer,
+    /// Putting and getting sealed chunks.
+    Chunk,
+    /// Handing an awarded job (and its sealed key) to a provider.
+    JobDispatch,
+    /// A provider's result for a job.
+    JobResult,
+    /// Fetching blocks a node is missing.
+    BlockSync,
+}
+
+impl Protocol {
+    /// Every protocol, for registering them all.
+    pub const ALL: [Protocol; 5] =
+        [Protocol::Offer, Protocol::Chunk, Protocol::JobDispatch, Protocol::JobResult, Protocol::BlockSync];
+
+    /// The protocol name on the wire; the trailing number is its version.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Offer => "/peercloud/offer/1",
+            Protocol::Chunk => "/peercloud/chunk/1",
+            Protocol::JobDispatch => "/peercloud/job-dispatch/1",
+            Protocol::JobResult => "/peercloud/job-result/1",
+            Protocol::BlockSync => "/peercloud/block-sync/1",
+        }
+    }
+
+    /// Largest request or response accepted, in bytes. A chunk message carries
+    /// one sealed chunk (1 MiB + tag) plus framing; block sync carries a batch of
+    /// blocks; the rest are small signed records.
+    pub const fn message_bytes_max(self) -> usize {
+        match self {
+            Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
+            Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
+            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => SMALL_MESSAGE_BYTES_MAX,
+        }
+    }
+}
+
+/// One sealed chunk of the default 1 MiB size, its tag, CID and framing, with room to spare.
+pub const CHUNK_MESSAGE_BYTES_MAX: usize = 1_100 * 1024;
+/// A batch of blocks during sync: bounded so one answer cannot exhaust memory.
+pub const BLOCK_SYNC_MESSAGE_BYTES_MAX: usize = 8 << 20;
+/// Offers, dispatches and results are signed records of a few hundred bytes.
+pub const SMALL_MESSAGE_BYTES_MAX: usize = 64 * 1024;
+
+/// A gossipsub topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GossipTopic {
+    /// Users' capacity requests, answered by offers.
+    CapacityRequests,
+    /// Signed transactions on their way to the validator.
+    Transactions,
+    /// Blocks from the validator.
+    Blocks,
+}
+
+impl GossipTopic {
+    /// The topic name; versioned like the protocols.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GossipTopic::CapacityRequests => "peercloud/capacity-requests/1",
+            GossipTopic::Transactions => "peercloud/transactions/1",
+            GossipTopic::Blocks => "peercloud/blocks/1",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_versioned_and_bounded() {
+        let mut names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Protocol::ALL.len());
+        for p in Protocol::ALL {
+            assert!(p.name().starts_with("/peercloud/") && p.name().ends_with("/1"), "{}", p.name());
+            assert!(p.message_bytes_max() >= SMALL_MESSAGE_BYTES_MAX);
+        }
+        assert!(Protocol::Chunk.message_bytes_max() > 1 << 20, "a whole chunk must fit");
+    }
+}

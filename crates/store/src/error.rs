@@ -1,0 +1,251 @@
+//! [`StoreError`]: everything that can go wrong storing or reading chunks and
+//! objects, in one enum so the node daemon maps it to an HTTP/S3 status in one
+//! place.
+//!
+//! The lower layers keep their own enums ([`crate::seal::SealError`],
+//! [`crate::manifest::ManifestError`]) because the network layer calls them
+//! directly; this enum wraps them with the CID they were met on. Every variant
+//! that comes from the disk names the path, and a chunk whose bytes do not hash
+//! to its CID is always [`StoreError::Corrupt`], never data.
+
+use std::io;
+use std::path::PathBuf;
+
+use peercloud_types::{ContentId, DecodeError, PublicKey};
+
+use crate::manifest::ManifestError;
+use crate::seal::SealError;
+
+/// A chunk store or object operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No chunk with this CID is stored here.
+    #[error("chunk {cid} is not in this store")]
+    NotFound {
+        /// The CID asked for.
+        cid: ContentId,
+    },
+    /// The stored bytes do not hash to their CID: bit rot, a bad disk or
+    /// tampering. The bytes are never returned.
+    #[error(
+        "chunk {cid} is corrupt: its stored bytes hash to {actual}{}",
+        path_suffix(path)
+    )]
+    Corrupt {
+        /// The CID asked for.
+        cid: ContentId,
+        /// What the stored bytes hash to.
+        actual: ContentId,
+        /// The file that holds the bytes, when the store is on disk.
+        path: Option<PathBuf>,
+    },
+    /// A put was refused: the bytes do not hash to the CID they were offered under.
+    #[error("refused to store bytes under {cid}: they hash to {actual}")]
+    CidMismatch {
+        /// The CID the caller gave.
+        cid: ContentId,
+        /// What the bytes hash to.
+        actual: ContentId,
+    },
+    /// The disk is full. Nothing partial was left behind.
+    #[error("disk full while {action} {}", path.display())]
+    DiskFull {
+        /// What the store was doing ("writing", "creating directory", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Any other I/O failure on the store's files. Nothing partial was left behind.
+    #[error("I/O error while {action} {}: {source}", path.display())]
+    Io {
+        /// What the store was doing.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The metadata database (redb) failed.
+    #[error("chunk metadata database {}: {source}", path.display())]
+    Metadata {
+        /// The database file.
+        path: PathBuf,
+        /// redb's error.
+        source: Box<redb::Error>,
+    },
+    /// A metadata record does not decode.
+    #[error("metadata of chunk {cid} does not decode: {source}")]
+    MetadataCorrupt {
+        /// The chunk whose record is bad.
+        cid: ContentId,
+        /// The decoder's error.
+        source: DecodeError,
+    },
+    /// The CID names a chunk that is not a valid manifest.
+    #[error("{cid} does not name an object: {source}")]
+    NotAManifest {
+        /// The CID given as an object's name.
+        cid: ContentId,
+        /// Why the chunk is not a manifest.
+        source: ManifestError,
+    },
+    /// The secret given is not the one the object's key was wrapped to.
+    #[error("object {cid} is not owned by this key: its object key is wrapped to another owner")]
+    NotOwner {
+        /// The object.
+        cid: ContentId,
+    },
+    /// An object key was given that does not open this object.
+    #[error("the object key given does not open object {cid}")]
+    KeyMismatch {
+        /// The object.
+        cid: ContentId,
+    },
+    /// The owner's public key is not a valid curve point, so nothing can be
+    /// wrapped to it.
+    #[error("owner key {owner:?} is not a valid ed25519 point; cannot wrap an object key to it")]
+    InvalidOwnerKey {
+        /// The key given.
+        owner: PublicKey,
+    },
+    /// A sealing or opening step failed on one chunk of an object.
+    #[error("object {object}, chunk {index} ({chunk}): {source}")]
+    Seal {
+        /// The object.
+        object: ContentId,
+        /// The chunk's position in the object.
+        index: u64,
+        /// The chunk's CID.
+        chunk: ContentId,
+        /// What failed.
+        source: SealError,
+    },
+    /// Sealing a chunk, the object's key or its description failed while
+    /// storing an object.
+    #[error("sealing failed while storing an object: {source}")]
+    Sealing {
+        /// What failed.
+        source: SealError,
+    },
+    /// The object's chunks hold fewer bytes than its manifest promises.
+    #[error(
+        "object {cid} is truncated: manifest promises {expected_bytes} bytes, chunks hold {found_bytes}"
+    )]
+    Truncated {
+        /// The object.
+        cid: ContentId,
+        /// The size in the manifest.
+        expected_bytes: u64,
+        /// The bytes the chunks actually hold (up to the first short chunk).
+        found_bytes: u64,
+    },
+    /// A chunk opened to a different size than the manifest says.
+    #[error(
+        "object {cid}, chunk {index} opened to {found_bytes} bytes, manifest says {expected_bytes}"
+    )]
+    ChunkSize {
+        /// The object.
+        cid: ContentId,
+        /// The chunk's position.
+        index: u64,
+        /// Size in the manifest.
+        expected_bytes: u32,
+        /// Size found.
+        found_bytes: u64,
+    },
+    /// Every chunk opened but the whole object's BLAKE3 differs from the manifest's.
+    #[error("object {cid} reassembled to content whose BLAKE3 differs from its manifest")]
+    PlaintextMismatch {
+        /// The object.
+        cid: ContentId,
+    },
+    /// The object is larger than one manifest may describe.
+    #[error("object exceeds {chunks_max} chunks of {chunk_bytes} bytes")]
+    ObjectTooLarge {
+        /// The chunk size in use.
+        chunk_bytes: u32,
+        /// The bound on chunks per object.
+        chunks_max: usize,
+    },
+    /// The put options are out of bounds or ask for what is not built.
+    #[error("invalid put options: {source}")]
+    Options {
+        /// What is wrong with them.
+        source: ManifestError,
+    },
+    /// The caller's reader failed.
+    #[error("reading the object's content failed: {source}")]
+    Read {
+        /// The reader's error.
+        source: io::Error,
+    },
+    /// The caller's writer failed.
+    #[error("writing the object's content failed: {source}")]
+    Write {
+        /// The writer's error.
+        source: io::Error,
+    },
+    /// A helper thread of the pipeline panicked (a bug).
+    #[error("the {thread} thread of the storage pipeline panicked")]
+    ThreadPanicked {
+        /// Which thread.
+        thread: &'static str,
+    },
+}
+
+fn path_suffix(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(path) => format!(" (file {})", path.display()),
+        None => String::new(),
+    }
+}
+
+impl StoreError {
+    /// Classifies an I/O error met on the store's own files: a full disk gets
+    /// its own variant so operators see it at once.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == io::ErrorKind::StorageFull {
+            StoreError::DiskFull {
+                action,
+                path,
+                source,
+            }
+        } else {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        }
+    }
+
+    /// Wraps a redb error met on the database at `path`.
+    pub fn metadata(path: impl Into<PathBuf>, source: impl Into<redb::Error>) -> Self {
+        StoreError::Metadata {
+            path: path.into(),
+            source: Box::new(source.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_is_its_own_variant_and_names_the_path() {
+        let err = StoreError::io(
+            "writing",
+            "/data/ab/cd/x.tmp",
+            io::ErrorKind::StorageFull.into(),
+        );
+        assert!(matches!(err, StoreError::DiskFull { .. }));
+        assert!(err.to_string().contains("/data/ab/cd/x.tmp"), "{err}");
+        let err = StoreError::io("writing", "/data/y", io::ErrorKind::PermissionDenied.into());
+        assert!(matches!(err, StoreError::Io { .. }));
+        assert!(err.to_string().contains("/data/y"), "{err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! The [`ChunkStore`] trait: a local, content-addressed store of sealed chunks.
+//!
+//! Two rules hold for every implementation, and [`crate::testing`] checks both
+//! against each one with the same contract suite:
+//!
+//! - **Nothing enters under a wrong name.** Bytes reach a store only as a
+//!   [`VerifiedChunk`], whose CID was computed from (or checked against) its
+//!   bytes; [`ChunkStore::put`] refuses bytes that do not hash to the CID
+//!   offered.
+//! - **Nothing leaves unverified.** Every read hashes the bytes it returns;
+//!   a mismatch is [`StoreError::Corrupt`] and the bytes are dropped.
+//!
+//! Writes are batched ([`ChunkStore::put_many`]) because durability costs one
+//! fsync per file, one per directory and one per metadata commit; a batch
+//! shares the directory and commit costs. A put returns only once the chunk
+//! is durable.
+
+use peercloud_types::{ContentId, Kind, Versioned};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+
+/// Most CIDs one [`ChunkStore::list`] call returns: 64 Ki CIDs are 2 MiB,
+/// enough to page through millions of chunks without holding them all.
+pub const LIST_PAGE_MAX: usize = 1 << 16;
+
+/// A chunk whose CID is known to be the BLAKE3 of its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedChunk<'a> {
+    cid: ContentId,
+    bytes: &'a [u8],
+}
+
+impl<'a> VerifiedChunk<'a> {
+    /// Hashes `bytes` to name them.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        VerifiedChunk {
+            cid: ContentId::of(bytes),
+            bytes,
+        }
+    }
+
+    /// Checks that `bytes` hash to `cid` (chunks received from other nodes).
+    pub fn check(cid: &ContentId, bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let actual = ContentId::of(bytes);
+        if actual != *cid {
+            return Err(StoreError::CidMismatch { cid: *cid, actual });
+        }
+        Ok(VerifiedChunk { cid: actual, bytes })
+    }
+
+    /// For the put pipeline, which computed `cid` from these very bytes a
+    /// moment earlier; re-hashing would cost a third BLAKE3 pass per byte.
+    pub(crate) fn already_hashed(cid: ContentId, bytes: &'a [u8]) -> Self {
+        debug_assert!(
+            cid.matches(bytes),
+            "pipeline passed a CID that does not match its bytes"
+        );
+        VerifiedChunk { cid, bytes }
+    }
+
+    /// The chunk's CID.
+    pub fn cid(&self) -> &ContentId {
+        &self.cid
+    }
+
+    /// The chunk's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// What a store keeps about each chunk besides its bytes (persisted, versioned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMeta {
+    /// The chunk's size in bytes.
+    pub size_bytes: u64,
+}
+
+impl Versioned for ChunkMeta {
+    const KIND: u8 = Kind::ChunkMeta as u8;
+    const VERSION: u8 = 1;
+}
+
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Sum of the chunks' sizes in bytes (file-system overhead not counted).
+    pub bytes: u64,
+}
+
+/// A local store of chunks named by their BLAKE3 CID. Shared between threads.
+pub trait ChunkStore: Send + Sync {
+    /// Stores every chunk durably; returns only when all of them are on
+    /// stable storage. Chunks already present are skipped (puts are idempotent).
+    /// On error no partial chunk is left behind.
+    fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError>;
+
+    /// Reads the chunk into `buf` (cleared first, its allocation reused) and
+    /// verifies its hash.
+    fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError>;
+
+    /// Whether the chunk is stored.
+    fn has(&self, cid: &ContentId) -> Result<bool, StoreError>;
+
+    /// Removes the chunk; returns whether it was there.
+    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError>;
+
+    /// Up to `limit` (at most [`LIST_PAGE_MAX`]) stored CIDs in ascending order,
+    /// starting after `after` (from the first when `None`).
+    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError>;
+
+    /// The number of chunks and bytes stored.
+    fn usage(&self) -> Result<StoreUsage, StoreError>;
+
+    /// Stores `bytes` under `cid`, refusing them with [`StoreError::CidMismatch`]
+    /// when they do not hash to it.
+    fn put(&self, cid: &ContentId, bytes: &[u8]) -> Result<(), StoreError> {
+        let chunk = VerifiedChunk::check(cid, bytes)?;
+        self.put_many(&[chunk])
+    }
+
+    /// Reads and verifies the chunk.
+    fn get(&self, cid: &ContentId) -> Result<Vec<u8>, StoreError> {
+        let mut buf = Vec::new();
+        self.get_into(cid, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Bytes stored (sum of chunk sizes).
+    fn used_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.usage()?.bytes)
+    }
+}
+
+/// Verifies bytes read back from a store.
+pub(crate) fn verify_read(
+    cid: &ContentId,
+    bytes: &[u8],
+    path: Option<&std::path::Path>,
+) -> Result<(), StoreError> {
+    let actual = ContentId::of(bytes);
+    if actual != *cid {
+        return Err(StoreError::Corrupt {
+            cid: *cid,
+            actual,
+            path: path.map(Into::into),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! The object pipeline end to end: put and get through real stores, and every
+//! way a read must fail loudly instead of returning wrong bytes.
+
+// Helpers outside #[test] fns panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, Read};
+
+use peercloud_store::{
+    CHUNK_BYTES_DEFAULT, ChunkStore, FsChunkStore, Manifest, ManifestError, MemChunkStore,
+    ObjectKey, PutOptions, Redundancy, SealError, StoreError, delete_object, get_object,
+    get_object_with_key, open_sealed_key, put_object, read_manifest, seal_chunk, seal_key_to,
+};
+use peercloud_types::{ContentId, Hash32, Keypair, PublicKey};
+use proptest::prelude::*;
+
+const MIB: usize = 1 << 20;
+/// Small chunks keep the multi-chunk cases fast.
+const SMALL_CHUNK_BYTES: u32 = 64 << 10;
+
+/// Deterministic, incompressible-looking test content.
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = *blake3::hash(&[seed]).as_bytes();
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = *blake3::hash(&block).as_bytes();
+    }
+    out.truncate(len);
+    out
+}
+
+fn small() -> PutOptions {
+    PutOptions {
+        chunk_bytes: SMALL_CHUNK_BYTES,
+        ..PutOptions::default()
+    }
+}
+
+fn fs_store() -> (tempfile::TempDir, FsChunkStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsChunkStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn get_bytes<S: ChunkStore>(
+    store: &S,
+    cid: &ContentId,
+    owner: &Keypair,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    get_object(store, cid, &owner.x25519_secret(), &mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn round_trips_at_the_chunk_boundaries_on_disk() {
+    let (_dir, store) = fs_store();
+    let owner = Keypair::generate();
+    let chunk = SMALL_CHUNK_BYTES as usize;
+    for len in [
+        0,
+        1,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        MIB,
+        MIB + 1,
+        3 * MIB + 17,
+    ] {
+        let data = content(len, len as u8);
+        let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+        assert_eq!(receipt.size_bytes, len as u64);
+        assert_eq!(
+            receipt.manifest.chunks.len(),
+            len.div_ceil(chunk),
+            "len {len}"
+        );
+        assert!(
+            receipt
+                .manifest
+                .chunk_sizes
+                .iter()
+                .all(|&s| s as usize <= chunk)
+        );
+        assert_eq!(receipt.manifest_cid, receipt.manifest.cid());
+        assert_eq!(
+            get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(),
+            data,
+            "len {len}"
+        );
+    }
+}
+
+#[test]
+fn default_chunking_and_the_sealed_description() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(2 * MIB + 3, 1);
+    let options = PutOptions {
+        content_type: Some("application/octet-stream".into()),
+        name: Some("photos/cat.raw".into()),
+        ..PutOptions::default()
+    };
+    let receipt = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+    let manifest = &receipt.manifest;
+    assert_eq!(
+        manifest.chunk_sizes,
+        vec![CHUNK_BYTES_DEFAULT, CHUNK_BYTES_DEFAULT, 3]
+    );
+    assert_eq!(manifest.redundancy, Redundancy::Replicas(3));
+    assert_eq!(manifest.sealed_bytes(), data.len() as u64 + 3 * 16);
+    // Chunks, then the manifest: four chunks in the store.
+    assert_eq!(store.usage().unwrap().chunks, 4);
+    let mut out = Vec::new();
+    let got = get_object(
+        &store,
+        &receipt.manifest_cid,
+        &owner.x25519_secret(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(got.info.plaintext_hash, Hash32::of(&data));
+    assert_eq!(got.info.name.as_deref(), Some("photos/cat.raw"));
+    assert_eq!(
+        got.info.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    // The public manifest bytes reveal neither the name nor the content hash.
+    let public = manifest.encode();
+    assert!(!public.windows(7).any(|w| w == b"cat.raw"));
+    assert!(
+        !public
+            .windows(32)
+            .any(|w| w == Hash32::of(&data).as_bytes())
+    );
+}
+
+#[test]
+fn the_same_content_twice_shares_no_chunk() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(300_000, 2);
+    let a = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let b = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    assert_ne!(a.manifest_cid, b.manifest_cid);
+    assert!(
+        a.manifest
+            .chunks
+            .iter()
+            .all(|c| !b.manifest.chunks.contains(c))
+    );
+}
+
+#[test]
+fn only_the_owner_or_a_key_holder_reads() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let stranger = Keypair::generate();
+    let data = content(200_000, 3);
+    let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let cid = receipt.manifest_cid;
+    let err = get_bytes(&store, &cid, &stranger).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotOwner { cid: c } if c == cid),
+        "{err}"
+    );
+
+    // The owner hands the key to an executor, sealed to the executor's key.
+    let executor = Keypair::generate();
+    let key = receipt.manifest.unwrap_key(&owner.x25519_secret()).unwrap();
+    assert_eq!(key, receipt.key);
+    let sealed = seal_key_to(&key, &executor.public().x25519().unwrap()).unwrap();
+    assert_eq!(
+        open_sealed_key(&sealed, &stranger.x25519_secret()),
+        Err(SealError::KeyNotForRecipient)
+    );
+    let opened = open_sealed_key(&sealed, &executor.x25519_secret()).unwrap();
+    let mut out = Vec::new();
+    get_object_with_key(&store, &cid, &opened, &mut out).unwrap();
+    assert_eq!(out, data);
+
+    let wrong = ObjectKey::generate().unwrap();
+    let err = get_object_with_key(&store, &cid, &wrong, io::sink()).unwrap_err();
+    assert!(matches!(err, StoreError::KeyMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_cid_that_is_not_a_manifest_is_refused() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let receipt = put_object(&store, &content(100_000, 4)[..], &owner.public(), &small()).unwrap();
+    let data_chunk = receipt.manifest.chunks[0];
+    let err = get_bytes(&store, &data_chunk, &owner).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotAManifest { cid, source: ManifestError::Decode { .. } } if cid == data_chunk),
+        "{err}"
+    );
+    let absent = ContentId::of(b"never stored");
+    assert!(matches!(
+        read_manifest(&store, &absent),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_flipped_byte_on_disk_is_corrupt_never_data() {
+    let (_dir, store) = fs_store();
+    let owner = Keypair::generate();
+    let data = content(500_000, 5);
+    let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let victim = receipt.manifest.chunks[3];
+    let path = store.chunk_path(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = get_bytes(&store, &receipt.manifest_cid, &owner).unwrap_err();
+    match &err {
+        StoreError::Corrupt {
+            cid, path: Some(p), ..
+        } => {
+            assert_eq!(*cid, victim);
+            assert_eq!(p, &path);
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(
+        err.to_string().contains(&victim.to_hex()),
+        "message names the file: {err}"
+    );
+
+    // The manifest itself is checked the same way.
+    let manifest_path = store.chunk_path(&receipt.manifest_cid);
+    let mut bytes = std::fs::read(&manifest_path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&manifest_path, &bytes).unwrap();
+    assert!(matches!(
+        read_manifest(&store, &receipt.manifest_cid),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn missing_chunks_and_truncated_or_reordered_objects_fail() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(5 * SMALL_CHUNK_BYTES as usize - 1000, 6);
+    let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let key = receipt.key.clone();
+    let last = receipt.manifest.chunks.len() - 1;
+
+    // Truncated: the last chunk, validly sealed at its index, holds fewer bytes.
+    let start = last * SMALL_CHUNK_BYTES as usize;
+    let short = seal_chunk(&key, last as u64, &data[start..data.len() - 10]).unwrap();
+    let short_cid = ContentId::of(&short);
+    store.put(&short_cid, &short).unwrap();
+    let mut truncated = receipt.manifest.clone();
+    truncated.chunks[last] = short_cid;
+    let truncated_cid = store_manifest(&store, &truncated);
+    let err = get_bytes(&store, &truncated_cid, &owner).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Truncated { expected_bytes, found_bytes, .. }
+            if expected_bytes == data.len() as u64 && found_bytes == data.len() as u64 - 10),
+        "{err}"
+    );
+
+    // Reordered: two chunks swapped fail authentication at their new index.
+    let mut swapped = receipt.manifest.clone();
+    swapped.chunks.swap(0, 1);
+    let swapped_cid = store_manifest(&store, &swapped);
+    let err = get_bytes(&store, &swapped_cid, &owner).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Seal {
+                index: 0,
+                source: SealError::Unauthentic { index: 0 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Moved between objects: another object's chunk does not open under this key.
+    let other = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let mut foreign = receipt.manifest.clone();
+    foreign.chunks[2] = other.manifest.chunks[2];
+    let foreign_cid = store_manifest(&store, &foreign);
+    let err = get_bytes(&store, &foreign_cid, &owner).unwrap_err();
+    assert!(matches!(err, StoreError::Seal { index: 2, .. }), "{err}");
+
+    // Missing: a chunk gone from the store.
+    store.delete(&receipt.manifest.chunks[1]).unwrap();
+    let err = get_bytes(&store, &receipt.manifest_cid, &owner).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { cid } if cid == receipt.manifest.chunks[1]),
+        "{err}"
+    );
+}
+
+fn store_manifest<S: ChunkStore>(store: &S, manifest: &Manifest) -> ContentId {
+    let bytes = manifest.encode();
+    let cid = ContentId::of(&bytes);
+    store.put(&cid, &bytes).unwrap();
+    cid
+}
+
+#[test]
+fn bad_options_and_owner_keys_are_refused_before_any_write() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let tiny = PutOptions {
+        chunk_bytes: 100,
+        ..PutOptions::default()
+    };
+    let err = put_object(&store, &b"x"[..], &owner.public(), &tiny).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Options {
+                source: ManifestError::ChunkBytes { .. }
+            }
+        ),
+        "{err}"
+    );
+    let erasure = PutOptions {
+        redundancy: Redundancy::Erasure {
+            data: 10,
+            parity: 4,
+        },
+        ..PutOptions::default()
+    };
+    let err = put_object(&store, &b"x"[..], &owner.public(), &erasure).unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Options {
+            source: ManifestError::ErasureNotSupported
+        }
+    ));
+    let not_a_point = (0u8..=255)
+        .map(|i| PublicKey([i; 32]))
+        .find(|k| k.x25519().is_none())
+        .expect("some 32-byte strings are not curve points");
+    let err = put_object(&store, &b"x"[..], &not_a_point, &PutOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidOwnerKey { .. }), "{err}");
+    assert_eq!(store.usage().unwrap().chunks, 0);
+}
+
+/// A reader that fails after `good` bytes.
+struct FailingReader {
+    good: usize,
+}
+
+impl Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.good == 0 {
+            return Err(io::Error::other("upload connection reset"));
+        }
+        let n = buf.len().min(self.good);
+        buf[..n].fill(7);
+        self.good -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_failed_put_leaves_no_chunk_behind() {
+    let (_dir, store) = fs_store();
+    let owner = Keypair::generate();
+    let reader = FailingReader {
+        good: 40 * SMALL_CHUNK_BYTES as usize + 5,
+    };
+    let err = put_object(&store, reader, &owner.public(), &small()).unwrap_err();
+    assert!(matches!(err, StoreError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("upload connection reset"));
+    assert_eq!(
+        store.usage().unwrap().chunks,
+        0,
+        "chunks of the failed put are removed"
+    );
+}
+
+#[test]
+fn a_failing_writer_is_a_typed_error() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let receipt = put_object(&store, &content(300_000, 8)[..], &owner.public(), &small()).unwrap();
+    let mut full = [0u8; 1000];
+    let err = get_object(
+        &store,
+        &receipt.manifest_cid,
+        &owner.x25519_secret(),
+        &mut full[..],
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Write { .. }), "{err}");
+}
+
+#[test]
+fn delete_object_removes_every_chunk() {
+    let (_dir, store) = fs_store();
+    let owner = Keypair::generate();
+    let keep = put_object(&store, &content(70_000, 9)[..], &owner.public(), &small()).unwrap();
+    let gone = put_object(&store, &content(300_000, 10)[..], &owner.public(), &small()).unwrap();
+    let removed = delete_object(&store, &gone.manifest_cid).unwrap();
+    assert_eq!(removed, gone.manifest.chunks.len() as u64 + 1);
+    assert_eq!(
+        store.usage().unwrap().chunks,
+        keep.manifest.chunks.len() as u64 + 1
+    );
+    assert!(matches!(
+        get_bytes(&store, &gone.manifest_cid, &owner),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        get_bytes(&store, &keep.manifest_cid, &owner).unwrap(),
+        content(70_000, 9)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_size_round_trips(len in 0usize..300_000, seed: u8, chunk_kib in 4u32..=64) {
+        let store = MemChunkStore::new();
+        let owner = Keypair::from_seed(&[seed; 32]);
+        let data = content(len, seed);
+        let options = PutOptions { chunk_bytes: chunk_kib << 10, ..PutOptions::default() };
+        let receipt = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+        prop_assert_eq!(receipt.size_bytes, len as u64);
+        prop_assert_eq!(receipt.manifest.chunks.len(), len.div_ceil((chunk_kib << 10) as usize));
+        prop_assert_eq!(get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(), data);
+    }
+
+    #[test]
+    fn a_reader_giving_few_bytes_at_a_time_changes_nothing(len in 0usize..100_000, step in 1usize..5000) {
+        struct Dribble<'a> { data: &'a [u8], step: usize }
+        impl Read for Dribble<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.step).min(self.data.len());
+                buf[..n].copy_from_slice(&self.data[..n]);
+                self.data = &self.data[n..];
+                Ok(n)
+            }
+        }
+        let store = MemChunkStore::new();
+        let owner = Keypair::from_seed(&[3; 32]);
+        let data = content(len, 11);
+        let options = PutOptions { chunk_bytes: 4096, ..PutOptions::default() };
+        let receipt = put_object(&store, Dribble { data: &data, step }, &owner.public(), &options).unwrap();
+        prop_assert!(receipt.manifest.chunk_sizes[..receipt.manifest.chunk_sizes.len().saturating_sub(1)]
+            .iter().all(|&s| s == 4096), "every chunk but the last is full");
+        prop_assert_eq!(get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(), data);
+    }
+}
