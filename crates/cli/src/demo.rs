@@ -285,3 +285,25 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
+
+/// `929 words, 398 distinct; top: the 53, of 39, …` from wordcount's JSON.
+fn summarise_counts(json: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.chars().take(160).collect();
+    };
+    let top: Vec<String> = v["top"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .take(6)
+                .map(|w| format!("{} {}", w["word"].as_str().unwrap_or("?"), w["count"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} words, {} distinct; top: {}",
+        v["total_words"],
+        v["distinct_words"],
+        top.join(", ")
+    )
+}

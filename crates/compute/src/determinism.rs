@@ -16,6 +16,11 @@
 //!   streams keyed by BLAKE3 (`derive_key`) of the seed and a stream name.
 //!   They are not secret from the job's owner (who knows the seed); jobs that
 //!   need secrets get them as inputs.
+//!
+//! What still comes from the host, and so must not be written into a job's
+//! output if it is to be verified: file timestamps and inode numbers
+//! (`fd_filestat_get`), and the order of directory listings (`fd_readdir`;
+//! sort them, as the examples do).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

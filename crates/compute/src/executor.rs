@@ -43,6 +43,12 @@ pub const CONCURRENT_RUNS_MAX: usize = 4;
 /// Largest module accepted, in bytes: compiling 1.2 MiB takes about a
 /// second, so this bounds compile time at about a minute.
 pub const MODULE_BYTES_MAX: usize = 64 << 20;
+/// Native stack a module may use, in bytes (wasmtime's default, stated so
+/// it is a decision): deep recursion past it is a stack-overflow trap. The
+/// depth at which that happens depends on the compiled frame sizes, so it
+/// can differ between CPU architectures: the one trap that is not
+/// guaranteed to be identical on every node.
+pub const WASM_STACK_BYTES_MAX: usize = 512 << 10;
 /// The magic number every WebAssembly binary starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
@@ -268,6 +274,7 @@ fn engine_config(config: &ExecutorConfig) -> Config {
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .cranelift_opt_level(OptLevel::Speed)
+        .max_wasm_stack(WASM_STACK_BYTES_MAX)
         .wasm_simd(true)
         .wasm_relaxed_simd(true)
         .relaxed_simd_deterministic(true)

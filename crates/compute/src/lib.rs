@@ -29,7 +29,7 @@ pub use determinism::{CLOCK_START_SECS, CLOCK_STEP_NS};
 pub use error::ComputeError;
 pub use executor::{
     CONCURRENT_RUNS_MAX, EPOCH_TICK_MS, Executor, ExecutorConfig, MODULE_BYTES_MAX,
-    MODULE_CACHE_ENTRIES,
+    MODULE_CACHE_ENTRIES, WASM_STACK_BYTES_MAX,
 };
 pub use metrics::ComputeMetrics;
 pub use outputs::{OUTPUT_FILES_MAX, OutputFile, output_digest};

@@ -71,6 +71,8 @@ pub struct ComputeMetrics {
     pub runs_completed: u64,
     /// Runs that ended with an error.
     pub runs_failed: u64,
-    /// Fuel used by all runs that reached the module, completed or not.
+    /// Fuel used by all runs that reached the module, completed or not. A run
+    /// stopped by the wall clock counts the fuel wasmtime had written back
+    /// at its last call, which can be less than it burned.
     pub fuel_consumed: u64,
 }

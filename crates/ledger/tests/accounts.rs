@@ -2,6 +2,8 @@
 //! fee), genesis, transfers, nodes and stake. Every refusal is checked to
 //! leave the state exactly as it was.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

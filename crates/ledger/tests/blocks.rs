@@ -2,6 +2,8 @@
 //! root; every kind of bad block is refused and leaves the follower's state
 //! as it was.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

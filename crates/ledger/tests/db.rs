@@ -1,6 +1,8 @@
 //! The ledger on disk: blocks survive a reopen, the tail is checked, and
 //! corruption or a refused block never reaches the state.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::Path;

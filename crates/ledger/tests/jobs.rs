@@ -1,6 +1,8 @@
 //! Handler tests for the job life cycle: post, award, submit, settle, expire,
 //! each success and each refusal (which must leave the state untouched).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
@@ -366,9 +368,9 @@ fn settle_with_unanimous_results_pays_all_and_refunds_the_rest() {
         world.balance(&world.alice.clone()),
         alice_before.checked_add(refund).unwrap()
     );
-    for node in 0..3 {
+    for (node, before) in owner_balances.iter().enumerate() {
         // Paid the price, minus the fee of its result.
-        let expected = owner_balances[node]
+        let expected = before
             .checked_add(PRICE)
             .unwrap()
             .checked_sub(MIN_FEE)

@@ -19,7 +19,7 @@ use peercloud_store::{
 };
 use peercloud_types::{Amount, ContentId, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
 
-use crate::grid::{GridError, LocalGrid, now_ms};
+use crate::grid::{GridError, LOAD_DECAY_BPS, LOAD_PER_AWARD_BPS, LocalGrid, now_ms};
 
 /// How long a provider's offer stays valid.
 pub const OFFER_VALID_MS: u64 = 60_000;
@@ -194,6 +194,9 @@ impl LocalGrid {
         lap(PHASES[0], &mut phases);
 
         // matched: every provider judges the ask; the auction picks k.
+        for p in &mut self.providers {
+            p.load_bps = p.load_bps.saturating_sub(LOAD_DECAY_BPS);
+        }
         let ask = JobAsk::from(spec);
         let now = now_ms();
         let mut candidates = Vec::new();
@@ -207,7 +210,7 @@ impl LocalGrid {
                 location: p.location.clone(),
                 reputation,
                 free: p.free,
-                utilisation_bps: 0,
+                utilisation_bps: p.load_bps,
                 policy: p.policy,
             };
             match evaluate(&ask, &profile) {
@@ -238,6 +241,11 @@ impl LocalGrid {
         })?;
         let nodes: Vec<NodeId> = chosen.iter().map(|c| c.offer.body.node).collect();
         let offers = chosen.into_iter().map(|c| c.offer).collect();
+        for p in &mut self.providers {
+            if nodes.contains(&p.node.node_id()) {
+                p.load_bps = (p.load_bps + LOAD_PER_AWARD_BPS).min(10_000);
+            }
+        }
         self.submit(
             format!("award {name}"),
             &user,

@@ -55,7 +55,16 @@ pub struct Provider {
     pub store: Arc<FsChunkStore>,
     /// Its working directory for job inputs and outputs.
     pub work_dir: PathBuf,
+    /// Load in basis points: rises by [`LOAD_PER_AWARD_BPS`] with each job
+    /// awarded and decays by [`LOAD_DECAY_BPS`] per job posted to the grid, so
+    /// a busy node's surge pricing hands the next job to a quieter one.
+    pub load_bps: u32,
 }
+
+/// Load one awarded job adds to a provider.
+pub const LOAD_PER_AWARD_BPS: u32 = 3_000;
+/// Load every provider sheds each time a job is posted.
+pub const LOAD_DECAY_BPS: u32 = 1_000;
 
 /// A grid could not start or a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +164,7 @@ impl LocalGrid {
                 }),
                 store,
                 work_dir,
+                load_bps: 0,
             });
         }
         let params = Params {

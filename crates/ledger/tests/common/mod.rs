@@ -2,7 +2,8 @@
 //! owners each with a registered, staked node, and helpers that sign
 //! transactions with the right nonce and check a refusal left no trace.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test file uses a different part of the fixture
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use peercloud_ledger::{
     Account, BlockContext, Event, GenesisConfig, JobRecord, NodeRecord, Params, State, Tx, TxError,
