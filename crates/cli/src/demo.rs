@@ -255,10 +255,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         cols * rows,
         cols * rows
     );
-    println!(
-        "Word count: {}",
-        counts.trim().chars().take(160).collect::<String>()
-    );
+    println!("Word count: {}", summarise_counts(&counts));
     println!();
     println!(
         "{:<16} {:>18} {:>18} {:>10}",
