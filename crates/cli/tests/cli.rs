@@ -7,7 +7,7 @@ fn peercloud(args: &[&str], data_dir: &std::path::Path) -> Output {
         .args(args)
         .env("PEERCLOUD_DATA_DIR", data_dir)
         .output()
-        .unwrap()
+        .expect("the peercloud binary runs")
 }
 
 fn stderr(out: &Output) -> String {

@@ -45,6 +45,25 @@ pub fn apply(
     apply_verified(state, tx, ctx)
 }
 
+/// Checks `tx` as [`apply`] would, then undoes it: the events it would emit,
+/// or why it would be refused. For a mempool or an API that answers "would
+/// this pass?" without cloning the state. The state's records and root are
+/// unchanged afterwards (the touched keys are re-hashed and re-written at the
+/// next block, with their unchanged values).
+pub fn dry_run(
+    state: &mut State,
+    tx: &Signed<Tx>,
+    ctx: &BlockContext,
+) -> Result<Vec<Event>, TxError> {
+    tx.verify()
+        .map_err(|_| TxError::BadSignature { signer: tx.signer })?;
+    state.begin();
+    let mut events = Vec::new();
+    let outcome = execute(state, tx, ctx, &mut events);
+    state.rollback();
+    outcome.map(|()| events)
+}
+
 /// [`apply`] for a transaction whose signature the caller has verified (a
 /// block batch-verifies all its transactions first).
 pub(crate) fn apply_verified(

@@ -347,6 +347,12 @@ pub fn build_block(
     };
     state.accept_accumulators(accumulators);
     state.commit();
+    tracing::debug!(
+        height = ctx.height,
+        included = block.txs.len(),
+        rejected = rejected.len(),
+        "built block"
+    );
     state.set_tip(Tip {
         height: ctx.height,
         hash: block.hash(),

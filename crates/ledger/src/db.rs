@@ -223,6 +223,11 @@ impl LedgerDb {
         Ok((ledger, state))
     }
 
+    /// The chain's params this database was opened with.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

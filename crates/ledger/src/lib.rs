@@ -33,7 +33,7 @@ pub mod state;
 mod table;
 pub mod tx;
 
-pub use apply::{BlockContext, apply};
+pub use apply::{BlockContext, apply, dry_run};
 pub use block::{
     BLOCK_TXS_MAX, Block, BlockError, BlockHeader, BuiltBlock, apply_block, build_block, tx_root,
     verify_tx_signatures,

@@ -570,3 +570,124 @@ fn unpersisted<K: TableKey, V: Versioned + Serialize + Clone>(
         out.push((entry_key(tag, key), table.get(key).map(encode)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::Keypair;
+    use proptest::prelude::*;
+
+    fn params() -> Params {
+        let key = Keypair::from_seed(&[1; 32]);
+        Params {
+            genesis_authority: key.account_id(),
+            validator: key.public(),
+            treasury: key.account_id(),
+            min_fee: Amount::ZERO,
+            stake_min_to_serve: Amount::ZERO,
+            slash_bps: 0,
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Put { account: u8, balance: u64 },
+        Remove { account: u8 },
+        Begin,
+        Rollback,
+        Commit,
+        Fold,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..6, 0u64..4).prop_map(|(account, balance)| Step::Put { account, balance }),
+            1 => (0u8..6).prop_map(|account| Step::Remove { account }),
+            1 => Just(Step::Begin),
+            1 => Just(Step::Rollback),
+            1 => Just(Step::Commit),
+            1 => Just(Step::Fold),
+        ]
+    }
+
+    fn account(index: u8) -> AccountId {
+        AccountId(PublicKey([index; 32]))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever mix of writes, rollbacks and folds, the incrementally kept
+        /// root equals the root recomputed from every entry.
+        #[test]
+        fn incremental_root_equals_root_from_scratch(steps in prop::collection::vec(step(), 0..60)) {
+            let mut state = State::new(params()).unwrap();
+            let mut depth = 0usize;
+            for step in steps {
+                match step {
+                    Step::Put { account: index, balance } => {
+                        let record = Account { balance: Amount::from_base_units(balance.into()), ..Account::default() };
+                        state.accounts.put(account(index), record);
+                    }
+                    Step::Remove { account: index } => state.accounts.remove(&account(index)),
+                    Step::Begin => {
+                        state.begin();
+                        depth += 1;
+                    }
+                    Step::Rollback if depth > 0 => {
+                        state.rollback();
+                        depth -= 1;
+                    }
+                    Step::Commit if depth > 0 => {
+                        state.commit();
+                        depth -= 1;
+                    }
+                    // Folding is only done with no savepoint that could still roll back.
+                    Step::Fold if depth == 0 => {
+                        let acc = state.folded_accumulators();
+                        state.accept_accumulators(acc);
+                    }
+                    Step::Rollback | Step::Commit | Step::Fold => {}
+                }
+                prop_assert_eq!(state.state_root(), state.root_from_scratch());
+            }
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_through_storage_form() {
+        let mut state = State::new(params()).unwrap();
+        state.accounts.put(
+            account(1),
+            Account {
+                nonce: 3,
+                ..Account::default()
+            },
+        );
+        state.put_meta(Meta {
+            genesis_done: true,
+            minted: Amount::from_tokens(5),
+        });
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = state
+            .unpersisted_entries()
+            .into_iter()
+            .map(|(key, value)| (key, value.unwrap()))
+            .collect();
+        assert_eq!(entries.len(), 2);
+        let loaded = State::from_entries(params(), None, entries.clone()).unwrap();
+        assert_eq!(loaded.state_root(), state.state_root());
+        assert_eq!(loaded.account(&account(1)).unwrap().nonce, 3);
+        let mut bad_tag = entries.clone();
+        bad_tag[0].0[0] = 9;
+        assert_eq!(
+            State::from_entries(params(), None, bad_tag).unwrap_err(),
+            EntryError::UnknownTag { tag: 9 }
+        );
+        let mut bad_value = entries;
+        bad_value[1].1.truncate(3);
+        assert!(matches!(
+            State::from_entries(params(), None, bad_value),
+            Err(EntryError::BadValue { .. })
+        ));
+    }
+}

@@ -444,3 +444,28 @@ fn a_rejected_transaction_costs_nothing_and_keeps_the_nonce() {
     assert_eq!(world.state.next_nonce(&alice.public()), before);
     assert_eq!(world.balance(&alice), ALLOCATION);
 }
+
+#[test]
+fn dry_run_reports_the_outcome_and_changes_nothing() {
+    let mut world = World::new();
+    let tx = world.tx(
+        &world.alice,
+        TxKind::Transfer {
+            to: world.bob.account_id(),
+            amount: Amount::from_tokens(3),
+        },
+    );
+    let before = snapshot(&world.state);
+    let ctx = world.ctx();
+    let events = peercloud_ledger::dry_run(&mut world.state, &tx, &ctx).unwrap();
+    assert_eq!(snapshot(&world.state), before);
+    assert_eq!(world.apply_signed(&tx).unwrap(), events);
+    let replay = peercloud_ledger::dry_run(&mut world.state, &tx, &ctx);
+    assert_eq!(
+        replay,
+        Err(TxError::BadNonce {
+            expected: 2,
+            got: 1
+        })
+    );
+}

@@ -81,7 +81,7 @@ pub enum FlowError {
         /// The provider.
         node: NodeId,
         /// Why.
-        source: peercloud_compute::ComputeError,
+        source: Box<peercloud_compute::ComputeError>,
     },
     /// The module exited with an error code.
     #[error("job {name:?}: the module exited with code {code}: {stderr}")]
@@ -304,7 +304,7 @@ impl LocalGrid {
                 .map_err(|source| FlowError::Run {
                     name: name.clone(),
                     node,
-                    source,
+                    source: Box::new(source),
                 })?;
             if outcome.exit_code != 0 {
                 return Err(FlowError::Exit {

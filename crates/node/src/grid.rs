@@ -71,17 +71,17 @@ pub const LOAD_DECAY_BPS: u32 = 1_000;
 pub enum GridError {
     /// The ledger database failed.
     #[error("ledger database: {0}")]
-    Db(#[from] DbError),
+    Db(Box<DbError>),
     /// A block could not be built.
     #[error("block: {0}")]
-    Block(#[from] BlockError),
+    Block(Box<BlockError>),
     /// A transaction was refused.
     #[error("transaction {what} refused: {source}")]
     Tx {
         /// What the transaction was for.
         what: String,
         /// Why.
-        source: TxError,
+        source: Box<TxError>,
     },
     /// Storage failed.
     #[error("storage: {0}")]
@@ -97,6 +97,18 @@ pub enum GridError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl From<DbError> for GridError {
+    fn from(e: DbError) -> Self {
+        GridError::Db(Box::new(e))
+    }
+}
+
+impl From<BlockError> for GridError {
+    fn from(e: BlockError) -> Self {
+        GridError::Block(Box::new(e))
+    }
 }
 
 /// The in-process grid.
@@ -221,7 +233,7 @@ impl LocalGrid {
         if let Some((tx, source)) = built.rejected.into_iter().next() {
             return Err(GridError::Tx {
                 what: format!("genesis {:?}", tx.body.kind),
-                source,
+                source: Box::new(source),
             });
         }
         ledger.commit_block(&built.block, &mut state)?;
@@ -314,7 +326,10 @@ impl LocalGrid {
             let what = whats.get(at).cloned().unwrap_or_default();
             // The refused tx is out of the block; the block itself is valid.
             self.ledger.commit_block(&built.block, &mut self.state)?;
-            return Err(GridError::Tx { what, source });
+            return Err(GridError::Tx {
+                what,
+                source: Box::new(source),
+            });
         }
         self.ledger.commit_block(&built.block, &mut self.state)?;
         Ok(built.events)

@@ -6,7 +6,8 @@ use peercloud_types::job::Source;
 use peercloud_types::{Amount, ContentId, JobSpec};
 
 fn wordcount_spec() -> JobSpec {
-    let mut spec = JobSpec::from_json(peercloud_workloads::WORDCOUNT_SPEC).unwrap();
+    let mut spec = JobSpec::from_json(peercloud_workloads::WORDCOUNT_SPEC)
+        .expect("the embedded wordcount spec parses");
     spec.module = Source::Cid(ContentId::of(peercloud_workloads::WORDCOUNT));
     spec
 }

@@ -7,15 +7,17 @@ use peercloud_compute::{Executor, ExecutorConfig};
 use peercloud_node::{LocalRunError, run_local};
 
 fn write_spec(dir: &Path, module: &str, outputs: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("wordcount.wasm"), peercloud_workloads::WORDCOUNT).unwrap();
-    std::fs::write(dir.join("a.txt"), "one two two three three three").unwrap();
+    std::fs::write(dir.join("wordcount.wasm"), peercloud_workloads::WORDCOUNT)
+        .expect("temp dir is writable");
+    std::fs::write(dir.join("a.txt"), "one two two three three three")
+        .expect("temp dir is writable");
     let spec = format!(
         r#"{{"version": 1, "module": "{module}", "args": ["--top", "2"],
             "inputs": [{{"name": "a.txt", "source": "a.txt"}}], "outputs": {outputs},
             "max_price": "0.01"}}"#
     );
     let path = dir.join("job.json");
-    std::fs::write(&path, spec).unwrap();
+    std::fs::write(&path, spec).expect("temp dir is writable");
     path
 }
 

@@ -14,10 +14,13 @@
 //!
 //! 1. write every new chunk to a temp file `.<hex>.<pid>.<n>.tmp` in its final
 //!    directory (same file system, so the rename below is atomic);
-//! 2. fsync every temp file;
+//! 2. fsync every temp file, each started on a helper thread as soon as it is
+//!    written (up to `FSYNCS_IN_FLIGHT_MAX` at once: concurrent flushes share
+//!    journal commits and keep the device's queue full);
 //! 3. under the commit lock: rename each into place, fsync every directory that
-//!    gained an entry (and the parents of directories created), then commit the
-//!    metadata of the whole batch in one redb transaction (itself fsync'd).
+//!    gained an entry (and the parents of directories created), again
+//!    concurrently, then commit the metadata of the whole batch in one redb
+//!    transaction (itself fsync'd).
 //!
 //! Invariant: **metadata present ⇒ the file is complete and durable.** A crash
 //! anywhere leaves at worst a temp file (swept by [`FsChunkStore::open`]) or a
@@ -26,13 +29,14 @@
 //! same reason. On any error the batch removes its temp files and any file it
 //! renamed but did not commit, so no partial chunk is left behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::thread;
 
 use peercloud_types::{ContentId, decode, encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -179,6 +183,54 @@ impl FsChunkStore {
         }
     }
 
+    /// Steps 1 and 2 of the protocol: writes each chunk to a temp file and
+    /// starts its fsync at once on a helper thread, so the device sees several
+    /// flushes in flight while later chunks are still being written. Returns
+    /// when every temp file is durable.
+    fn write_temp_files(
+        &self,
+        fresh: &[&VerifiedChunk<'_>],
+        batch: &mut Batch,
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), StoreError> {
+        let pid = std::process::id();
+        thread::scope(|scope| {
+            let mut syncer = Syncer::new(scope);
+            for chunk in fresh {
+                let (top, leaf) = self.shard_dirs(chunk.cid());
+                Self::ensure_dir(&top, &self.chunks_dir, dirs)?;
+                Self::ensure_dir(&leaf, &top, dirs)?;
+                let hex = chunk.cid().to_hex();
+                let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+                let temp = leaf.join(format!(".{hex}.{pid}.{n}{TEMP_SUFFIX}"));
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)
+                    .map_err(|e| StoreError::io("creating temp file", &temp, e))?;
+                let written = file
+                    .write_all(chunk.bytes())
+                    .map_err(|e| StoreError::io("writing temp file", &temp, e));
+                // Registered before the write's result is looked at, so a failed
+                // write's temp file is removed with the rest of the batch.
+                batch.pending.push(Pending {
+                    target: leaf.join(&hex),
+                    digest: *chunk.cid().digest(),
+                    size_bytes: chunk.bytes().len() as u64,
+                    renamed: false,
+                    temp: temp.clone(),
+                });
+                dirs.insert(leaf);
+                written?;
+                // fdatasync is enough: it also flushes the size, the only
+                // metadata needed to read the data back; the name is made
+                // durable by the directory fsync after the rename.
+                syncer.start(temp, "syncing temp file", file, true)?;
+            }
+            syncer.finish()
+        })
+    }
+
     /// The chunks of `chunks` not yet stored, each once, in order.
     fn fresh<'c, 'b>(
         &self,
@@ -221,10 +273,81 @@ fn is_temp_file(path: &Path) -> bool {
         .is_some_and(|name| name.starts_with('.') && name.ends_with(TEMP_SUFFIX))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("syncing directory", dir, e))
+/// fsyncs in flight at once: enough for the device to see a queue and for
+/// ext4 to merge the journal commits of concurrent fsyncs (one fsync at a time
+/// measured 2-5x slower for 1 MiB files here); bounded so a large batch does
+/// not start a thread per chunk at once.
+const FSYNCS_IN_FLIGHT_MAX: usize = 16;
+
+/// Runs fsyncs on scoped helper threads, at most [`FSYNCS_IN_FLIGHT_MAX`] at a time.
+struct Syncer<'scope, 'env> {
+    scope: &'scope thread::Scope<'scope, 'env>,
+    in_flight: VecDeque<InFlight<'scope>>,
+}
+
+/// One fsync under way: the path and action name its error.
+struct InFlight<'scope> {
+    path: PathBuf,
+    action: &'static str,
+    handle: thread::ScopedJoinHandle<'scope, io::Result<()>>,
+}
+
+impl<'scope, 'env> Syncer<'scope, 'env> {
+    fn new(scope: &'scope thread::Scope<'scope, 'env>) -> Self {
+        Syncer {
+            scope,
+            in_flight: VecDeque::with_capacity(FSYNCS_IN_FLIGHT_MAX),
+        }
+    }
+
+    /// Starts syncing `file` (its data only, or data and metadata).
+    fn start(
+        &mut self,
+        path: PathBuf,
+        action: &'static str,
+        file: File,
+        data_only: bool,
+    ) -> Result<(), StoreError> {
+        if self.in_flight.len() >= FSYNCS_IN_FLIGHT_MAX {
+            self.wait_oldest()?;
+        }
+        let handle = self.scope.spawn(move || {
+            if data_only {
+                file.sync_data()
+            } else {
+                file.sync_all()
+            }
+        });
+        self.in_flight.push_back(InFlight {
+            path,
+            action,
+            handle,
+        });
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<(), StoreError> {
+        if let Some(InFlight {
+            path,
+            action,
+            handle,
+        }) = self.in_flight.pop_front()
+        {
+            handle
+                .join()
+                .map_err(|_| StoreError::ThreadPanicked { thread: "fsync" })?
+                .map_err(|e| StoreError::io(action, path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every fsync started; the first failure is the error.
+    fn finish(mut self) -> Result<(), StoreError> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
 }
 
 /// One chunk of a batch on its way to disk.
@@ -232,7 +355,6 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 struct Pending {
     temp: PathBuf,
     target: PathBuf,
-    file: Option<File>,
     digest: [u8; 32],
     size_bytes: u64,
     renamed: bool,
@@ -256,8 +378,7 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        for p in &mut self.pending {
-            p.file = None;
+        for p in &self.pending {
             // Best effort: the operation has already failed (or the file is
             // redundant) and its error is what the caller sees.
             if !p.renamed {
@@ -280,43 +401,7 @@ impl ChunkStore for FsChunkStore {
             committed: false,
         };
         let mut dirs = BTreeSet::new();
-        let pid = std::process::id();
-        for chunk in fresh {
-            let (top, leaf) = self.shard_dirs(chunk.cid());
-            Self::ensure_dir(&top, &self.chunks_dir, &mut dirs)?;
-            Self::ensure_dir(&leaf, &top, &mut dirs)?;
-            let hex = chunk.cid().to_hex();
-            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let temp = leaf.join(format!(".{hex}.{pid}.{n}{TEMP_SUFFIX}"));
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| StoreError::io("creating temp file", &temp, e))?;
-            let written = file
-                .write_all(chunk.bytes())
-                .map_err(|e| StoreError::io("writing temp file", &temp, e));
-            // Registered before the write's result is looked at, so a failed
-            // write's temp file is removed with the rest of the batch.
-            batch.pending.push(Pending {
-                target: leaf.join(&hex),
-                file: Some(file),
-                digest: *chunk.cid().digest(),
-                size_bytes: chunk.bytes().len() as u64,
-                renamed: false,
-                temp,
-            });
-            dirs.insert(leaf);
-            written?;
-        }
-        // fdatasync is enough: it also flushes the size, the only metadata
-        // needed to read the data back; the names are made durable below.
-        for p in &mut batch.pending {
-            if let Some(file) = p.file.take() {
-                file.sync_data()
-                    .map_err(|e| StoreError::io("syncing temp file", &p.temp, e))?;
-            }
-        }
+        self.write_temp_files(&fresh, &mut batch, &mut dirs)?;
 
         let _guard = self.lock();
         let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
@@ -353,9 +438,15 @@ impl ChunkStore for FsChunkStore {
             add_total(&mut totals, TOTAL_BYTES, added_bytes, false)
                 .map_err(|e| self.meta_error(e))?;
         }
-        for dir in &dirs {
-            sync_dir(dir)?;
-        }
+        thread::scope(|scope| {
+            let mut syncer = Syncer::new(scope);
+            for dir in &dirs {
+                let handle =
+                    File::open(dir).map_err(|e| StoreError::io("opening directory", dir, e))?;
+                syncer.start(dir.clone(), "syncing directory", handle, false)?;
+            }
+            syncer.finish()
+        })?;
         txn.commit().map_err(|e| self.meta_error(e))?;
         batch.committed();
         Ok(())
