@@ -372,7 +372,15 @@ fn runs_past_the_slot_count_are_refused_as_busy() {
     };
     let long_request = request(&long, command(SPIN, ""), limits);
     std::thread::scope(|scope| {
-        let spinning = scope.spawn(|| executor.run(&long_request));
+        // The spinner retries while the short runs below hold the slot.
+        let spinning = scope.spawn(|| {
+            loop {
+                match executor.run(&long_request) {
+                    Err(ComputeError::Busy { .. }) => continue,
+                    ended => return ended,
+                }
+            }
+        });
         let mut busy = false;
         while !spinning.is_finished() && !busy {
             let dirs = Dirs::new();

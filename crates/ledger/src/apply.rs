@@ -33,6 +33,28 @@ pub struct BlockContext {
     pub seed: Hash32,
 }
 
+/// Domain tag of the default block seed.
+const SEED_CONTEXT: &str = "peercloud ledger block seed v1";
+
+impl BlockContext {
+    /// The context of the block after `state`'s tip at `time_ms`, with the
+    /// default seed: BLAKE3 of the parent's hash and the height, which the
+    /// proposer cannot choose. (Followers do not require this seed; it is
+    /// what a sequencer should use unless it has better entropy.)
+    pub fn next(state: &State, time_ms: u64) -> BlockContext {
+        let height = state.next_height();
+        let parent = state.tip().map_or(Hash32::ZERO, |tip| tip.hash);
+        let mut hasher = blake3::Hasher::new_derive_key(SEED_CONTEXT);
+        hasher.update(parent.as_bytes());
+        hasher.update(&height.to_le_bytes());
+        BlockContext {
+            height,
+            time_ms,
+            seed: hasher.finalize().into(),
+        }
+    }
+}
+
 /// Applies `tx` to `state`: checks its signature, nonce and fee, runs it, and
 /// returns what it did. On error the state is exactly as before.
 pub fn apply(

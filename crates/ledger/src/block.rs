@@ -287,7 +287,9 @@ fn check_position(
 /// The sequencer's step: applies `candidates` in order on top of the tip,
 /// leaves out those refused (bad signature or a [`TxError`]), signs the block
 /// with `validator` and moves the state to it. Errors only when the context
-/// or key cannot make the next block; the state is then unchanged.
+/// or key cannot make the next block, or there are more than
+/// [`BLOCK_TXS_MAX`] candidates (the caller takes that many at a time); the
+/// state is then unchanged. A block may be empty.
 pub fn build_block(
     state: &mut State,
     candidates: Vec<Signed<Tx>>,

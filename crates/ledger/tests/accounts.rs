@@ -469,3 +469,41 @@ fn dry_run_reports_the_outcome_and_changes_nothing() {
         })
     );
 }
+
+#[test]
+fn genesis_refuses_too_many_allocations_and_a_supply_that_overflows() {
+    let world = World::new();
+    let ctx = peercloud_ledger::BlockContext {
+        height: 0,
+        ..world.ctx()
+    };
+    let mut fresh = peercloud_ledger::State::new(params()).unwrap();
+    let max = peercloud_ledger::genesis::GENESIS_ALLOCATIONS_MAX;
+    let many = GenesisConfig {
+        params: params(),
+        allocations: vec![(world.alice.account_id(), Amount::from_base_units(1)); max + 1],
+        time_ms: 0,
+    };
+    assert_eq!(
+        apply(&mut fresh, &many.genesis_tx(&world.authority), &ctx),
+        Err(TxError::TooManyAllocations {
+            count: max + 1,
+            max
+        })
+    );
+    let half = Amount::from_base_units(u128::MAX / 2 + 1);
+    let overflowing = GenesisConfig {
+        params: params(),
+        allocations: vec![
+            (world.alice.account_id(), half),
+            (world.bob.account_id(), half),
+        ],
+        time_ms: 0,
+    };
+    assert_eq!(
+        apply(&mut fresh, &overflowing.genesis_tx(&world.authority), &ctx),
+        Err(TxError::Overflow { what: "the supply" })
+    );
+    assert!(fresh.accounts().next().is_none());
+    assert!(!fresh.genesis_done());
+}

@@ -325,3 +325,17 @@ fn node_registration_can_ride_in_the_genesis_block() {
     );
     assert_eq!(state.tip().unwrap().height, 0);
 }
+
+#[test]
+fn next_context_follows_the_tip_with_a_seed_the_proposer_cannot_pick() {
+    let mut chain = Chain::new();
+    let ctx = BlockContext::next(&chain.sequencer, GENESIS_MS + 5);
+    assert_eq!(ctx.height, 1);
+    assert_eq!(ctx, BlockContext::next(&chain.follower, GENESIS_MS + 5));
+    let built = build_block(&mut chain.sequencer, vec![], &ctx, &chain.validator).unwrap();
+    assert_eq!(built.block.header.body.seed, ctx.seed);
+    let after = BlockContext::next(&chain.sequencer, GENESIS_MS + 6);
+    assert_eq!(after.height, 2);
+    assert_ne!(after.seed, ctx.seed);
+    apply_block(&mut chain.follower, &built.block).unwrap();
+}

@@ -1,13 +1,14 @@
 //! Objects: the streaming put and get pipelines over any [`ChunkStore`].
 //!
 //! ```text
-//! put:  reader ─▶ [caller's thread] read chunk ─▶ BLAKE3(plaintext) ─▶ AES-GCM seal ─▶ CID
+//! put:  reader ─▶ [caller's thread] read chunk ─▶ BLAKE3(plaintext) ─▶ AES-GCM seal
 //!                     │ batches of ~WRITE_BATCH_BYTES, bounded queue of WRITE_QUEUE_BATCHES
 //!                     ▼
-//!                 [writer thread] store.put_many (write, fsync, rename, commit)
-//!                     │ emptied buffers return for reuse
+//!                 [WRITER_THREADS writers] CID = BLAKE3(sealed) ─▶ store.put_many
+//!                     │ (write, fsync, rename, commit)
+//!                     │ batches return with their CIDs; their buffers are reused
 //!                     ▼
-//!                 manifest (chunk CIDs, sizes, wrapped key, sealed info) ─▶ store.put ─▶ object CID
+//!                 manifest (chunk CIDs, sizes, wrapped key, sealed info) ─▶ store ─▶ object CID
 //!
 //! get:  [read-ahead thread] store.get_into (read, verify CID) ─▶ queue of READ_AHEAD_CHUNKS
 //!                     ▼
@@ -15,8 +16,14 @@
 //!                     ▼ at the end: BLAKE3 of the whole plaintext == manifest's (sealed) hash
 //! ```
 //!
-//! Memory is bounded whatever the object's size: a put holds at most
-//! `WRITE_QUEUE_BATCHES + 2` batches of chunk buffers, a get
+//! Naming the sealed chunks on the writers splits a put's CPU work over two
+//! cores: the sealer pays one BLAKE3 and one AES-GCM pass per byte, each
+//! writer one BLAKE3 pass and the kernel's copy. The CID is computed right
+//! where the bytes are handed to the store, so no chunk is ever stored under a
+//! name taken on trust.
+//!
+//! Memory is bounded whatever the object's size: a put owns exactly
+//! `BATCHES_IN_FLIGHT` batches of chunk buffers, a get
 //! `READ_AHEAD_CHUNKS + 2` chunks, and the buffers are reused. The manifest is
 //! written only after every data chunk is durable, so an object CID never
 //! names an object whose chunks could be lost in a crash. A put that fails
@@ -27,7 +34,9 @@
 //! prefix of the object and the caller must discard it.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use peercloud_types::{ContentId, Hash32, PublicKey};
@@ -43,11 +52,19 @@ use crate::store::{ChunkStore, VerifiedChunk};
 /// Sealed bytes handed to the store per `put_many`: 8 MiB. One batch pays one
 /// metadata commit (an fsync, ~0.25 ms) and shares directory fsyncs; 8 MiB of
 /// data makes that commit ~2% of the batch's disk time at 1 GB/s.
-pub const WRITE_BATCH_BYTES: usize = 8 << 20;
-/// Batches queued between the sealing thread and the writer thread: two keep
-/// the writer busy while the sealer fills the next, and bound a put's memory
-/// to ~(2 + 2) x 8 MiB.
+pub const WRITE_BATCH_BYTES: usize = 16 << 20;
+/// Batches queued between the sealing thread and the writers: two keep the
+/// writers busy while the sealer fills the next, and bound a put's memory to
+/// ~(2 + 2 + 1) x 8 MiB.
 pub const WRITE_QUEUE_BATCHES: usize = 2;
+/// Threads calling `put_many` concurrently. A batch's last steps (rename,
+/// directory fsyncs, metadata commit) are serial waits during which the disk
+/// idles; a second writer fills that time with the next batch's data. They
+/// mostly wait on the disk, so they cost little CPU.
+pub const WRITER_THREADS: usize = 2;
+/// Batches a put owns: one being filled, the queue, one per writer. The sealer
+/// takes a batch only from the ones returned, so this also bounds memory.
+const BATCHES_IN_FLIGHT: usize = WRITE_QUEUE_BATCHES + WRITER_THREADS + 1;
 /// Chunks read ahead of decryption in a get: enough to hide a file open and
 /// read behind the decryption of the previous chunks, ~4 MiB at the default size.
 pub const READ_AHEAD_CHUNKS: usize = 4;
@@ -124,16 +141,39 @@ pub struct GetReceipt {
     pub size_bytes: u64,
 }
 
-/// One batch of sealed chunks on its way to the writer thread.
-type Batch = Vec<(ContentId, Vec<u8>)>;
+/// Sealed chunks on their way to a writer, and back with their CIDs.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The object index of the first chunk.
+    first_index: usize,
+    /// The sealed chunks, in object order.
+    sealed: Vec<Vec<u8>>,
+    /// Their CIDs, filled in by the writer.
+    cids: Vec<ContentId>,
+}
 
 /// What the sealing loop produced so far (kept by the caller so a failed put
 /// can remove the chunks already written).
 #[derive(Debug, Default)]
 struct Produced {
-    chunks: Vec<ContentId>,
+    /// One entry per chunk sealed; `Some` once its batch came back stored.
+    chunks: Vec<Option<ContentId>>,
     chunk_sizes: Vec<u32>,
     total_bytes: u64,
+}
+
+impl Produced {
+    /// Notes the CIDs of a batch a writer stored.
+    fn record(&mut self, batch: &mut Batch) {
+        for (i, cid) in batch.cids.drain(..).enumerate() {
+            self.chunks[batch.first_index + i] = Some(cid);
+        }
+    }
+
+    /// The CIDs of the chunks stored so far.
+    fn stored(&self) -> Vec<ContentId> {
+        self.chunks.iter().flatten().copied().collect()
+    }
 }
 
 /// Streams `reader` into `store` as a new object owned by `owner`; returns once
@@ -160,31 +200,68 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
 
     let mut produced = Produced::default();
     let mut hasher = blake3::Hasher::new();
+    let failed = AtomicBool::new(false);
     let outcome = thread::scope(|scope| {
-        let (batch_tx, batch_rx) = sync_channel::<Batch>(WRITE_QUEUE_BATCHES);
-        let (spare_tx, spare_rx) = sync_channel::<Batch>(WRITE_QUEUE_BATCHES + 2);
-        let writer = scope.spawn(move || write_batches(store, batch_rx, spare_tx));
+        let (full_tx, full_rx) = sync_channel::<Batch>(WRITE_QUEUE_BATCHES);
+        // Capacity = every batch there is, so returning one never blocks.
+        let (free_tx, free_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        for _ in 0..BATCHES_IN_FLIGHT {
+            let _ = free_tx.try_send(Batch::default());
+        }
+        // Both ends are dropped when the last writer ends, so a sealer blocked
+        // on either channel wakes up with an error if every writer has stopped.
+        let full_rx = Arc::new(Mutex::new(full_rx));
+        let writers: Vec<_> = (0..WRITER_THREADS)
+            .map(|_| {
+                let (full_rx, free_tx, failed) = (Arc::clone(&full_rx), free_tx.clone(), &failed);
+                scope.spawn(move || write_batches(store, &full_rx, &free_tx, failed))
+            })
+            .collect();
+        drop((full_rx, free_tx));
         let sealed = seal_chunks(
             reader,
             &cipher,
             chunk_bytes,
             per_batch,
-            &batch_tx,
-            &spare_rx,
+            &full_tx,
+            &free_rx,
             &mut hasher,
             &mut produced,
         );
-        drop(batch_tx);
-        let written = writer.join().map_err(|_| StoreError::ThreadPanicked {
-            thread: "chunk writer",
-        })?;
-        // The writer's error explains a sealer that found the queue closed.
+        drop(full_tx);
+        let mut written = Ok(());
+        for writer in writers {
+            let result = writer
+                .join()
+                .map_err(|_| StoreError::ThreadPanicked {
+                    thread: "chunk writer",
+                })
+                .and_then(|r| r);
+            written = written.and(result);
+        }
+        while let Ok(mut batch) = free_rx.try_recv() {
+            produced.record(&mut batch);
+        }
+        // A writer's error explains a sealer that found the queue closed.
         written.and(sealed)
     });
     if let Err(err) = outcome {
-        remove_chunks(store, &produced.chunks);
+        remove_chunks(store, &produced.stored());
         return Err(err);
     }
+    let Some(chunks) = produced
+        .chunks
+        .iter()
+        .copied()
+        .collect::<Option<Vec<ContentId>>>()
+    else {
+        // Every batch sent comes back once its writer stored it; only a
+        // writer that died without an error could lose one.
+        remove_chunks(store, &produced.stored());
+        return Err(StoreError::ThreadPanicked {
+            thread: "chunk writer",
+        });
+    };
 
     let info = ObjectInfo {
         plaintext_hash: Hash32::from(hasher.finalize()),
@@ -194,12 +271,12 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     let sealed_info = match info.seal(&cipher) {
         Ok(sealed) => sealed,
         Err(source) => {
-            remove_chunks(store, &produced.chunks);
+            remove_chunks(store, &chunks);
             return Err(StoreError::Options { source });
         }
     };
     let manifest = Manifest {
-        chunks: produced.chunks,
+        chunks,
         chunk_sizes: produced.chunk_sizes,
         total_bytes: produced.total_bytes,
         redundancy: options.redundancy,
@@ -210,7 +287,7 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     let bytes = manifest.encode();
     let manifest_cid = ContentId::of(&bytes);
     // Only now, with every data chunk durable, does the object get its name.
-    if let Err(err) = store.put_many(&[VerifiedChunk::already_hashed(manifest_cid, &bytes)]) {
+    if let Err(err) = store.put_many(&[VerifiedChunk::new(&bytes)]) {
         remove_chunks(store, &manifest.chunks);
         return Err(err);
     }
@@ -228,48 +305,67 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     })
 }
 
-/// The writer thread: stores each batch, hands the emptied buffers back.
+/// A writer thread: names and stores batches until the queue closes or a
+/// writer fails, returning each stored batch with its CIDs.
 fn write_batches<S: ChunkStore + ?Sized>(
     store: &S,
-    batches: Receiver<Batch>,
-    spare: SyncSender<Batch>,
+    full: &Mutex<Receiver<Batch>>,
+    free: &SyncSender<Batch>,
+    failed: &AtomicBool,
 ) -> Result<(), StoreError> {
-    for batch in batches {
+    loop {
+        if failed.load(Ordering::Relaxed) {
+            return Ok(()); // the failing writer reports the error
+        }
+        // Held only while waiting for the next batch, never while writing.
+        let next = full.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(mut batch) = next else {
+            return Ok(()); // queue closed: the sealer is done
+        };
         let chunks: Vec<VerifiedChunk<'_>> = batch
+            .sealed
             .iter()
-            .map(|(cid, bytes)| VerifiedChunk::already_hashed(*cid, bytes))
+            .map(|sealed| VerifiedChunk::new(sealed))
             .collect();
-        store.put_many(&chunks)?;
+        batch.cids.clear();
+        batch.cids.extend(chunks.iter().map(|chunk| *chunk.cid()));
+        if let Err(err) = store.put_many(&chunks) {
+            failed.store(true, Ordering::Relaxed);
+            return Err(err);
+        }
         drop(chunks);
-        // A full spare queue only means the sealer has buffers enough.
-        let _ = spare.try_send(batch);
+        // Cannot be full (its capacity is every batch there is); the caller
+        // keeps the receiver until the writers are joined.
+        let _ = free.try_send(batch);
     }
-    Ok(())
 }
 
-/// The sealing loop on the caller's thread: read, hash, seal, name, batch.
+/// The sealing loop on the caller's thread: read, hash, seal, batch.
 #[allow(clippy::too_many_arguments)]
 fn seal_chunks<R: Read>(
     mut reader: R,
     cipher: &ChunkCipher,
     chunk_bytes: usize,
     per_batch: usize,
-    batch_tx: &SyncSender<Batch>,
-    spare_rx: &Receiver<Batch>,
+    full_tx: &SyncSender<Batch>,
+    free_rx: &Receiver<Batch>,
     hasher: &mut blake3::Hasher,
     produced: &mut Produced,
 ) -> Result<(), StoreError> {
-    let mut buffers: Vec<Vec<u8>> = Vec::new();
-    let mut spare_batches: Vec<Batch> = Vec::new();
-    let mut batch: Batch = Vec::with_capacity(per_batch);
     let writer_gone = || StoreError::ThreadPanicked {
         thread: "chunk writer",
     };
+    let mut buffers: Vec<Vec<u8>> = Vec::new();
+    // Waits for a free batch, notes the CIDs it carries back, reuses its buffers.
+    let take_free = |produced: &mut Produced, buffers: &mut Vec<Vec<u8>>| {
+        let mut batch = free_rx.recv().map_err(|_| writer_gone())?;
+        produced.record(&mut batch);
+        buffers.append(&mut batch.sealed);
+        batch.first_index = produced.chunks.len();
+        Ok::<Batch, StoreError>(batch)
+    };
+    let mut batch = take_free(produced, &mut buffers)?;
     loop {
-        while let Ok(mut returned) = spare_rx.try_recv() {
-            buffers.extend(returned.drain(..).map(|(_, buf)| buf));
-            spare_batches.push(returned);
-        }
         let mut buf = buffers
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(chunk_bytes + TAG_BYTES));
@@ -292,26 +388,21 @@ fn seal_chunks<R: Read>(
         cipher
             .seal_in_place(index, &mut buf)
             .map_err(|source| StoreError::Sealing { source })?;
-        let cid = ContentId::of(&buf);
-        produced.chunks.push(cid);
+        produced.chunks.push(None);
         // `read` is at most `chunk_bytes`, itself at most CHUNK_BYTES_MAX (a u32).
         produced.chunk_sizes.push(read as u32);
         produced.total_bytes += read as u64;
-        batch.push((cid, buf));
-        if batch.len() == per_batch {
-            let next = spare_batches
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(per_batch));
-            batch_tx
-                .send(std::mem::replace(&mut batch, next))
-                .map_err(|_| writer_gone())?;
+        batch.sealed.push(buf);
+        if batch.sealed.len() == per_batch {
+            full_tx.send(batch).map_err(|_| writer_gone())?;
+            batch = take_free(produced, &mut buffers)?;
         }
         if read < chunk_bytes {
             break; // `read_to_end` stops short only at the end of the input
         }
     }
-    if !batch.is_empty() {
-        batch_tx.send(batch).map_err(|_| writer_gone())?;
+    if !batch.sealed.is_empty() {
+        full_tx.send(batch).map_err(|_| writer_gone())?;
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 //!
 //! - **Nothing enters under a wrong name.** Bytes reach a store only as a
 //!   [`VerifiedChunk`], whose CID was computed from (or checked against) its
-//!   bytes; [`ChunkStore::put`] refuses bytes that do not hash to the CID
-//!   offered.
+//!   bytes — there is no other way to make one; [`ChunkStore::put`] refuses
+//!   bytes that do not hash to the CID offered.
 //! - **Nothing leaves unverified.** Every read hashes the bytes it returns;
 //!   a mismatch is [`StoreError::Corrupt`] and the bytes are dropped.
 //!
@@ -47,16 +47,6 @@ impl<'a> VerifiedChunk<'a> {
             return Err(StoreError::CidMismatch { cid: *cid, actual });
         }
         Ok(VerifiedChunk { cid: actual, bytes })
-    }
-
-    /// For the put pipeline, which computed `cid` from these very bytes a
-    /// moment earlier; re-hashing would cost a third BLAKE3 pass per byte.
-    pub(crate) fn already_hashed(cid: ContentId, bytes: &'a [u8]) -> Self {
-        debug_assert!(
-            cid.matches(bytes),
-            "pipeline passed a CID that does not match its bytes"
-        );
-        VerifiedChunk { cid, bytes }
     }
 
     /// The chunk's CID.

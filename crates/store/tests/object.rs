@@ -456,3 +456,59 @@ proptest! {
         prop_assert_eq!(get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(), data);
     }
 }
+
+/// A store whose `put_many` fails from the `fail_at`-th call on (a disk that fills up).
+struct FillingStore {
+    inner: MemChunkStore,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl ChunkStore for FillingStore {
+    fn put_many(&self, chunks: &[peercloud_store::VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call >= self.fail_at {
+            return Err(StoreError::io(
+                "writing",
+                "/full/disk",
+                io::ErrorKind::StorageFull.into(),
+            ));
+        }
+        self.inner.put_many(chunks)
+    }
+    fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.inner.get_into(cid, buf)
+    }
+    fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        self.inner.has(cid)
+    }
+    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        self.inner.delete(cid)
+    }
+    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
+        self.inner.list(after, limit)
+    }
+    fn usage(&self) -> Result<peercloud_store::StoreUsage, StoreError> {
+        self.inner.usage()
+    }
+}
+
+#[test]
+fn a_store_failing_mid_put_stops_the_put_and_leaves_nothing() {
+    let owner = Keypair::generate();
+    // 40 MiB in 8 MiB batches: five put_many calls if nothing fails.
+    for fail_at in [0, 1, 3, 5] {
+        let store = FillingStore {
+            inner: MemChunkStore::new(),
+            calls: 0.into(),
+            fail_at,
+        };
+        let reader = io::repeat(7).take(40 << 20);
+        let err = put_object(&store, reader, &owner.public(), &small()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::DiskFull { .. }),
+            "fail_at {fail_at}: {err}"
+        );
+        assert_eq!(store.inner.usage().unwrap().chunks, 0, "fail_at {fail_at}");
+    }
+}
