@@ -95,22 +95,39 @@ pub enum Decline {
 /// Judges `ask` for `node`: the price to offer, or why not.
 pub fn evaluate(ask: &JobAsk, node: &NodeProfile) -> Result<Amount, Decline> {
     if !ask.resources.fits_within(&node.free) {
-        return Err(Decline::Capacity { asked: ask.resources, free: node.free });
+        return Err(Decline::Capacity {
+            asked: ask.resources,
+            free: node.free,
+        });
     }
     let c = &ask.constraints;
     if !c.locations.is_empty() && !c.locations.contains(&node.location) {
-        return Err(Decline::Location { location: node.location.clone(), wanted: c.locations.clone() });
+        return Err(Decline::Location {
+            location: node.location.clone(),
+            wanted: c.locations.clone(),
+        });
     }
     if !c.farmers.is_empty() && !c.farmers.contains(&node.owner) {
         return Err(Decline::Farmer { owner: node.owner });
     }
     if node.reputation < c.min_reputation {
-        return Err(Decline::Reputation { reputation: node.reputation, minimum: c.min_reputation });
+        return Err(Decline::Reputation {
+            reputation: node.reputation,
+            minimum: c.min_reputation,
+        });
     }
-    let price = quote(&node.policy, &ask.resources, &ask.limits, node.utilisation_bps)
-        .ok_or(Decline::PriceOverflow)?;
+    let price = quote(
+        &node.policy,
+        &ask.resources,
+        &ask.limits,
+        node.utilisation_bps,
+    )
+    .ok_or(Decline::PriceOverflow)?;
     if price > ask.max_price {
-        return Err(Decline::Price { price, max_price: ask.max_price });
+        return Err(Decline::Price {
+            price,
+            max_price: ask.max_price,
+        });
     }
     Ok(price)
 }
@@ -125,7 +142,11 @@ mod tests {
             owner: Keypair::from_seed(&[3; 32]).account_id(),
             location: "DE".into(),
             reputation: 6_000,
-            free: Resources { cpu_millicores: 4_000, memory_bytes: 8 << 30, ..Resources::default() },
+            free: Resources {
+                cpu_millicores: 4_000,
+                memory_bytes: 8 << 30,
+                ..Resources::default()
+            },
             utilisation_bps: 0,
             policy: PricePolicy::new(PriceSheet {
                 job_base: Amount::from_base_units(1_000),
@@ -136,7 +157,10 @@ mod tests {
 
     fn ask() -> JobAsk {
         JobAsk {
-            resources: Resources { cpu_millicores: 1_000, ..Resources::default() },
+            resources: Resources {
+                cpu_millicores: 1_000,
+                ..Resources::default()
+            },
             limits: Limits::default(),
             max_price: Amount::from_base_units(5_000),
             constraints: Constraints::default(),
@@ -145,21 +169,39 @@ mod tests {
 
     #[test]
     fn accepts_and_declines_for_each_reason() {
-        assert_eq!(evaluate(&ask(), &node()), Ok(Amount::from_base_units(1_000)));
+        assert_eq!(
+            evaluate(&ask(), &node()),
+            Ok(Amount::from_base_units(1_000))
+        );
         let mut big = ask();
         big.resources.gpus = 1;
-        assert!(matches!(evaluate(&big, &node()), Err(Decline::Capacity { .. })));
+        assert!(matches!(
+            evaluate(&big, &node()),
+            Err(Decline::Capacity { .. })
+        ));
         let mut fr = ask();
         fr.constraints.locations = vec!["FR".into()];
-        assert!(matches!(evaluate(&fr, &node()), Err(Decline::Location { .. })));
+        assert!(matches!(
+            evaluate(&fr, &node()),
+            Err(Decline::Location { .. })
+        ));
         let mut picky = ask();
         picky.constraints.farmers = vec![Keypair::from_seed(&[4; 32]).account_id()];
-        assert!(matches!(evaluate(&picky, &node()), Err(Decline::Farmer { .. })));
+        assert!(matches!(
+            evaluate(&picky, &node()),
+            Err(Decline::Farmer { .. })
+        ));
         let mut strict = ask();
         strict.constraints.min_reputation = 9_000;
-        assert!(matches!(evaluate(&strict, &node()), Err(Decline::Reputation { .. })));
+        assert!(matches!(
+            evaluate(&strict, &node()),
+            Err(Decline::Reputation { .. })
+        ));
         let mut cheap = ask();
         cheap.max_price = Amount::from_base_units(999);
-        assert!(matches!(evaluate(&cheap, &node()), Err(Decline::Price { .. })));
+        assert!(matches!(
+            evaluate(&cheap, &node()),
+            Err(Decline::Price { .. })
+        ));
     }
 }

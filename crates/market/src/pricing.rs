@@ -32,7 +32,10 @@ pub struct PricePolicy {
 impl PricePolicy {
     /// A policy with the default surge curve.
     pub fn new(sheet: PriceSheet) -> Self {
-        PricePolicy { sheet, surge_at_full_bps: SURGE_AT_FULL_BPS }
+        PricePolicy {
+            sheet,
+            surge_at_full_bps: SURGE_AT_FULL_BPS,
+        }
     }
 }
 
@@ -61,10 +64,19 @@ pub fn quote(
         .checked_mul_div(1, MILLICORES_PER_CORE * MS_PER_SEC)?;
     let memory = s
         .memory_gib_sec
-        .checked_mul(u128::from(resources.memory_bytes.max(limits.memory_bytes)).checked_mul(wall_ms)?)?
+        .checked_mul(
+            u128::from(resources.memory_bytes.max(limits.memory_bytes)).checked_mul(wall_ms)?,
+        )?
         .checked_mul_div(1, BYTES_PER_GIB * MS_PER_SEC)?;
-    let fuel = s.gigafuel.checked_mul(u128::from(limits.fuel))?.checked_mul_div(1, FUEL_PER_GIGAFUEL)?;
-    let floor = s.job_base.checked_add(cpu)?.checked_add(memory)?.checked_add(fuel)?;
+    let fuel = s
+        .gigafuel
+        .checked_mul(u128::from(limits.fuel))?
+        .checked_mul_div(1, FUEL_PER_GIGAFUEL)?;
+    let floor = s
+        .job_base
+        .checked_add(cpu)?
+        .checked_add(memory)?
+        .checked_add(fuel)?;
     floor.checked_mul_div(surge_bps(policy, utilisation_bps), BPS)
 }
 
@@ -86,12 +98,22 @@ mod tests {
     #[test]
     fn quote_adds_up_the_parts() {
         let policy = PricePolicy::new(sheet());
-        let resources = Resources { cpu_millicores: 2_000, ..Resources::default() };
-        let limits =
-            Limits { fuel: 2_000_000_000, memory_bytes: 1 << 30, wall_time_ms: 10_000, output_bytes: 0 };
+        let resources = Resources {
+            cpu_millicores: 2_000,
+            ..Resources::default()
+        };
+        let limits = Limits {
+            fuel: 2_000_000_000,
+            memory_bytes: 1 << 30,
+            wall_time_ms: 10_000,
+            output_bytes: 0,
+        };
         // base 10_000 + cpu 2 cores * 10 s * 1_000 + memory 1 GiB * 10 s * 100 + fuel 2 * 50_000
         let expected = 10_000 + 20_000 + 1_000 + 100_000;
-        assert_eq!(quote(&policy, &resources, &limits, 0), Some(Amount::from_base_units(expected)));
+        assert_eq!(
+            quote(&policy, &resources, &limits, 0),
+            Some(Amount::from_base_units(expected))
+        );
         // Full utilisation: 4x.
         assert_eq!(
             quote(&policy, &resources, &limits, 10_000),

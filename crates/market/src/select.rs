@@ -43,11 +43,16 @@ pub fn select(
         })
         .collect();
     acceptable.sort_by(|a, b| {
-        (a.offer.body.price, std::cmp::Reverse(a.reputation), a.offer.body.node).cmp(&(
-            b.offer.body.price,
-            std::cmp::Reverse(b.reputation),
-            b.offer.body.node,
-        ))
+        (
+            a.offer.body.price,
+            std::cmp::Reverse(a.reputation),
+            a.offer.body.node,
+        )
+            .cmp(&(
+                b.offer.body.price,
+                std::cmp::Reverse(b.reputation),
+                b.offer.body.node,
+            ))
     });
     let mut seen: Vec<NodeId> = Vec::with_capacity(k);
     let mut chosen = Vec::with_capacity(k);
@@ -61,7 +66,11 @@ pub fn select(
         }
     }
     if chosen.len() < k {
-        return Err(SelectionError { wanted: k, acceptable: chosen.len(), received: candidates.len() });
+        return Err(SelectionError {
+            wanted: k,
+            acceptable: chosen.len(),
+            received: candidates.len(),
+        });
     }
     Ok(chosen)
 }
@@ -79,14 +88,24 @@ mod tests {
             price: Amount::from_base_units(price),
             valid_until_ms: 1_000,
         };
-        Candidate { offer: Signed::new(offer, &key), reputation }
+        Candidate {
+            offer: Signed::new(offer, &key),
+            reputation,
+        }
     }
 
     #[test]
     fn cheapest_then_most_reputable() {
-        let offers = vec![candidate(1, 50, 9_000), candidate(2, 30, 1_000), candidate(3, 30, 8_000)];
+        let offers = vec![
+            candidate(1, 50, 9_000),
+            candidate(2, 30, 1_000),
+            candidate(3, 30, 8_000),
+        ];
         let chosen = select(&offers, 2, Amount::from_base_units(100), 0).unwrap();
-        let prices: Vec<_> = chosen.iter().map(|c| (c.offer.body.price.base_units(), c.reputation)).collect();
+        let prices: Vec<_> = chosen
+            .iter()
+            .map(|c| (c.offer.body.price.base_units(), c.reputation))
+            .collect();
         assert_eq!(prices, vec![(30, 8_000), (30, 1_000)]);
     }
 
@@ -95,13 +114,23 @@ mod tests {
         let mut forged = candidate(4, 1, 5_000);
         forged.offer.body.price = Amount::from_base_units(0);
         let offers = vec![
-            candidate(1, 500, 5_000),       // above reserve
-            forged,                          // bad signature
+            candidate(1, 500, 5_000), // above reserve
+            forged,                   // bad signature
             candidate(2, 10, 5_000),
-            candidate(2, 10, 5_000),         // same node twice
+            candidate(2, 10, 5_000), // same node twice
         ];
         let err = select(&offers, 2, Amount::from_base_units(100), 0).unwrap_err();
-        assert_eq!(err, SelectionError { wanted: 2, acceptable: 1, received: 4 });
-        assert!(select(&[candidate(5, 1, 0)], 1, Amount::from_base_units(9), 2_000).is_err(), "expired");
+        assert_eq!(
+            err,
+            SelectionError {
+                wanted: 2,
+                acceptable: 1,
+                received: 4
+            }
+        );
+        assert!(
+            select(&[candidate(5, 1, 0)], 1, Amount::from_base_units(9), 2_000).is_err(),
+            "expired"
+        );
     }
 }

@@ -17,8 +17,13 @@ pub enum Protocol {
 
 impl Protocol {
     /// Every protocol, for registering them all.
-    pub const ALL: [Protocol; 5] =
-        [Protocol::Offer, Protocol::Chunk, Protocol::JobDispatch, Protocol::JobResult, Protocol::BlockSync];
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Offer,
+        Protocol::Chunk,
+        Protocol::JobDispatch,
+        Protocol::JobResult,
+        Protocol::BlockSync,
+    ];
 
     /// The protocol name on the wire; the trailing number is its version.
     pub const fn name(self) -> &'static str {
@@ -38,7 +43,9 @@ impl Protocol {
         match self {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
-            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => SMALL_MESSAGE_BYTES_MAX,
+            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
+                SMALL_MESSAGE_BYTES_MAX
+            }
         }
     }
 }
@@ -83,9 +90,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Protocol::ALL.len());
         for p in Protocol::ALL {
-            assert!(p.name().starts_with("/peercloud/") && p.name().ends_with("/1"), "{}", p.name());
+            assert!(
+                p.name().starts_with("/peercloud/") && p.name().ends_with("/1"),
+                "{}",
+                p.name()
+            );
             assert!(p.message_bytes_max() >= SMALL_MESSAGE_BYTES_MAX);
         }
-        assert!(Protocol::Chunk.message_bytes_max() > 1 << 20, "a whole chunk must fit");
+        assert!(
+            Protocol::Chunk.message_bytes_max() > 1 << 20,
+            "a whole chunk must fit"
+        );
     }
 }

@@ -59,7 +59,9 @@ impl Amount {
         if denominator == 0 {
             return None;
         }
-        self.0.checked_mul(numerator).map(|x| Amount(x / denominator))
+        self.0
+            .checked_mul(numerator)
+            .map(|x| Amount(x / denominator))
     }
 
     /// The smaller of two amounts.
@@ -120,18 +122,31 @@ pub enum AmountError {
 impl FromStr for Amount {
     type Err = AmountError;
     fn from_str(text: &str) -> Result<Self, AmountError> {
-        let nan = || AmountError::NotANumber { text: text.to_owned() };
-        let s = text.trim().strip_suffix("PCL").unwrap_or(text.trim()).trim();
+        let nan = || AmountError::NotANumber {
+            text: text.to_owned(),
+        };
+        let s = text
+            .trim()
+            .strip_suffix("PCL")
+            .unwrap_or(text.trim())
+            .trim();
         let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
         let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits(whole) || !digits(frac) || (s.contains('.') && frac.is_empty())
+        if whole.is_empty()
+            || !digits(whole)
+            || !digits(frac)
+            || (s.contains('.') && frac.is_empty())
         {
             return Err(nan());
         }
         if frac.len() > DECIMALS {
-            return Err(AmountError::TooPrecise { text: text.to_owned() });
+            return Err(AmountError::TooPrecise {
+                text: text.to_owned(),
+            });
         }
-        let overflow = || AmountError::Overflow { text: text.to_owned() };
+        let overflow = || AmountError::Overflow {
+            text: text.to_owned(),
+        };
         let whole: u128 = whole.parse().map_err(|_| overflow())?;
         let frac_units: u128 = if frac.is_empty() {
             0
@@ -148,7 +163,11 @@ impl FromStr for Amount {
 
 impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.collect_str(self) } else { self.0.serialize(s) }
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
@@ -189,9 +208,15 @@ mod tests {
         assert_eq!(Amount(1_500_000_000).to_string(), "1.5");
         assert_eq!(Amount(1).to_string(), "0.000000001");
         for bad in ["", "-1", "1.", ".5", "1e3", "abc", "1.2.3"] {
-            assert!(matches!(bad.parse::<Amount>(), Err(AmountError::NotANumber { .. })), "{bad}");
+            assert!(
+                matches!(bad.parse::<Amount>(), Err(AmountError::NotANumber { .. })),
+                "{bad}"
+            );
         }
-        assert!(matches!("0.0000000001".parse::<Amount>(), Err(AmountError::TooPrecise { .. })));
+        assert!(matches!(
+            "0.0000000001".parse::<Amount>(),
+            Err(AmountError::TooPrecise { .. })
+        ));
         assert!(matches!(
             "999999999999999999999999999999999999999".parse::<Amount>(),
             Err(AmountError::Overflow { .. })

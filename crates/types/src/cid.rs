@@ -89,11 +89,16 @@ impl fmt::Debug for ContentId {
 impl FromStr for ContentId {
     type Err = CidError;
     fn from_str(text: &str) -> Result<Self, CidError> {
-        let cid = cid::Cid::try_from(text)
-            .map_err(|e| CidError::Malformed { text: text.to_owned(), reason: e.to_string() })?;
+        let cid = cid::Cid::try_from(text).map_err(|e| CidError::Malformed {
+            text: text.to_owned(),
+            reason: e.to_string(),
+        })?;
         let mh = cid.hash();
         if mh.code() != BLAKE3_CODE || mh.digest().len() != 32 {
-            return Err(CidError::NotBlake3 { text: text.to_owned(), code: mh.code() });
+            return Err(CidError::NotBlake3 {
+                text: text.to_owned(),
+                code: mh.code(),
+            });
         }
         let mut digest = [0u8; 32];
         digest.copy_from_slice(mh.digest());
@@ -103,7 +108,11 @@ impl FromStr for ContentId {
 
 impl Serialize for ContentId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.collect_str(self) } else { self.0.serialize(s) }
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
@@ -135,9 +144,15 @@ mod tests {
 
     #[test]
     fn refuses_garbage_and_foreign_hashes() {
-        assert!(matches!("nope".parse::<ContentId>(), Err(CidError::Malformed { .. })));
+        assert!(matches!(
+            "nope".parse::<ContentId>(),
+            Err(CidError::Malformed { .. })
+        ));
         let sha = multihash::Multihash::<64>::wrap(0x12, &[0u8; 32]).unwrap();
         let foreign = cid::Cid::new_v1(RAW_CODEC, sha).to_string();
-        assert!(matches!(foreign.parse::<ContentId>(), Err(CidError::NotBlake3 { code: 0x12, .. })));
+        assert!(matches!(
+            foreign.parse::<ContentId>(),
+            Err(CidError::NotBlake3 { code: 0x12, .. })
+        ));
     }
 }

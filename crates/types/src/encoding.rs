@@ -112,13 +112,21 @@ pub fn decode<T: Versioned + Serialize + DeserializeOwned>(bytes: &[u8]) -> Resu
         return Err(DecodeError::TooShort { len: bytes.len() });
     };
     if *kind != T::KIND {
-        return Err(DecodeError::WrongKind { expected: T::KIND, found: *kind });
+        return Err(DecodeError::WrongKind {
+            expected: T::KIND,
+            found: *kind,
+        });
     }
     if *version != T::VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: *version, supported: T::VERSION });
+        return Err(DecodeError::UnsupportedVersion {
+            found: *version,
+            supported: T::VERSION,
+        });
     }
-    let (value, rest): (T, &[u8]) = postcard::take_from_bytes(body)
-        .map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
+    let (value, rest): (T, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed {
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { extra: rest.len() });
     }
@@ -147,7 +155,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_header() {
-        let p = Probe { a: 300, b: "x".into() };
+        let p = Probe {
+            a: 300,
+            b: "x".into(),
+        };
         let bytes = encode(&p);
         assert_eq!(&bytes[..2], &[0x7e, 3]);
         assert_eq!(decode::<Probe>(&bytes).unwrap(), p);
@@ -155,19 +166,34 @@ mod tests {
 
     #[test]
     fn rejects_wrong_kind_version_trailing_and_overlong() {
-        let mut bytes = encode(&Probe { a: 1, b: String::new() });
+        let mut bytes = encode(&Probe {
+            a: 1,
+            b: String::new(),
+        });
         let mut wrong = bytes.clone();
         wrong[0] = 1;
-        assert!(matches!(decode::<Probe>(&wrong), Err(DecodeError::WrongKind { .. })));
+        assert!(matches!(
+            decode::<Probe>(&wrong),
+            Err(DecodeError::WrongKind { .. })
+        ));
         wrong = bytes.clone();
         wrong[1] = 9;
-        assert!(matches!(decode::<Probe>(&wrong), Err(DecodeError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            decode::<Probe>(&wrong),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
         bytes.push(0);
-        assert_eq!(decode::<Probe>(&bytes), Err(DecodeError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            decode::<Probe>(&bytes),
+            Err(DecodeError::TrailingBytes { extra: 1 })
+        );
         // 1 as an overlong varint (0x81 0x00) is the same number in a second form.
         let overlong = vec![0x7e, 3, 0x81, 0x00, 0x00];
         assert!(decode::<Probe>(&overlong).is_err());
-        assert_eq!(decode::<Probe>(&[0x7e]), Err(DecodeError::TooShort { len: 1 }));
+        assert_eq!(
+            decode::<Probe>(&[0x7e]),
+            Err(DecodeError::TooShort { len: 1 })
+        );
     }
 
     proptest::proptest! {

@@ -232,7 +232,10 @@ pub enum SpecError {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
-    SpecError::Invalid { field: field.into(), reason: reason.into() }
+    SpecError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 impl JobSpec {
@@ -268,7 +271,10 @@ impl JobSpec {
         if self.version != SPEC_VERSION {
             return Err(invalid(
                 "version",
-                format!("is {}, this build reads version {SPEC_VERSION}", self.version),
+                format!(
+                    "is {}, this build reads version {SPEC_VERSION}",
+                    self.version
+                ),
             ));
         }
         if let Source::Path(p) = &self.module
@@ -277,13 +283,19 @@ impl JobSpec {
             return Err(invalid("module", "is empty; give a .wasm path or a CID"));
         }
         if self.args.len() > ARGS_MAX {
-            return Err(invalid("args", format!("has {} entries, at most {ARGS_MAX}", self.args.len())));
+            return Err(invalid(
+                "args",
+                format!("has {} entries, at most {ARGS_MAX}", self.args.len()),
+            ));
         }
         for (i, arg) in self.args.iter().enumerate() {
             check_text(&format!("args[{i}]"), arg)?;
         }
         if self.env.len() > ENV_MAX {
-            return Err(invalid("env", format!("has {} entries, at most {ENV_MAX}", self.env.len())));
+            return Err(invalid(
+                "env",
+                format!("has {} entries, at most {ENV_MAX}", self.env.len()),
+            ));
         }
         for (key, value) in &self.env {
             let valid_key = key.bytes().enumerate().all(|(i, b)| {
@@ -307,7 +319,10 @@ impl JobSpec {
         for (i, input) in self.inputs.iter().enumerate() {
             check_file_name(&format!("inputs[{i}].name"), &input.name)?;
             if !seen.insert(input.name.as_str()) {
-                return Err(invalid(format!("inputs[{i}].name"), format!("repeats {:?}", input.name)));
+                return Err(invalid(
+                    format!("inputs[{i}].name"),
+                    format!("repeats {:?}", input.name),
+                ));
             }
             if let Source::Path(p) = &input.source
                 && p.trim().is_empty()
@@ -331,7 +346,10 @@ impl JobSpec {
         if l.memory_bytes < 64 * 1024 || l.memory_bytes > MEMORY_BYTES_MAX {
             return Err(invalid(
                 "limits.memory_bytes",
-                format!("is {}, allowed 65536 (one wasm page) to {MEMORY_BYTES_MAX}", l.memory_bytes),
+                format!(
+                    "is {}, allowed 65536 (one wasm page) to {MEMORY_BYTES_MAX}",
+                    l.memory_bytes
+                ),
             ));
         }
         if l.wall_time_ms == 0 || l.wall_time_ms > WALL_TIME_MS_MAX {
@@ -366,13 +384,19 @@ impl JobSpec {
         if self.constraints.min_reputation > REPUTATION_MAX {
             return Err(invalid(
                 "constraints.min_reputation",
-                format!("is {}, the scale is 0 to {REPUTATION_MAX}", self.constraints.min_reputation),
+                format!(
+                    "is {}, the scale is 0 to {REPUTATION_MAX}",
+                    self.constraints.min_reputation
+                ),
             ));
         }
         if self.deadline_secs == 0 || self.deadline_secs > DEADLINE_SECS_MAX {
             return Err(invalid(
                 "deadline_secs",
-                format!("is {}, allowed 1 to {DEADLINE_SECS_MAX}", self.deadline_secs),
+                format!(
+                    "is {}, allowed 1 to {DEADLINE_SECS_MAX}",
+                    self.deadline_secs
+                ),
             ));
         }
         Ok(())
@@ -381,7 +405,10 @@ impl JobSpec {
 
 fn check_text(field: &str, text: &str) -> Result<(), SpecError> {
     if text.len() > ARG_BYTES_MAX {
-        return Err(invalid(field, format!("is {} bytes, at most {ARG_BYTES_MAX}", text.len())));
+        return Err(invalid(
+            field,
+            format!("is {} bytes, at most {ARG_BYTES_MAX}", text.len()),
+        ));
     }
     if text.contains('\0') {
         return Err(invalid(field, "contains a NUL byte"));
@@ -394,10 +421,16 @@ fn check_file_name(field: &str, name: &str) -> Result<(), SpecError> {
         return Err(invalid(field, format!("is {name:?}, not a file name")));
     }
     if name.len() > FILE_NAME_BYTES_MAX {
-        return Err(invalid(field, format!("is longer than {FILE_NAME_BYTES_MAX} bytes")));
+        return Err(invalid(
+            field,
+            format!("is longer than {FILE_NAME_BYTES_MAX} bytes"),
+        ));
     }
     if name.contains(['/', '\\', '\0']) {
-        return Err(invalid(field, format!("is {name:?}; a plain file name has no slashes")));
+        return Err(invalid(
+            field,
+            format!("is {name:?}; a plain file name has no slashes"),
+        ));
     }
     Ok(())
 }
@@ -450,20 +483,50 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (EXAMPLE.replace("\"version\": 1", "\"version\": 2"), "version"),
-            (EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 0"), "redundancy"),
-            (EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""), "redundancy"),
+            (
+                EXAMPLE.replace("\"version\": 1", "\"version\": 2"),
+                "version",
+            ),
+            (
+                EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 0"),
+                "redundancy",
+            ),
+            (
+                EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""),
+                "redundancy",
+            ),
             (EXAMPLE.replace("\"0.5\"", "\"-3\""), "max_price"),
             (EXAMPLE.replace("\"0.5\"", "\"0\""), "max_price"),
-            (EXAMPLE.replace("\"book.txt\", \"source\"", "\"../etc/passwd\", \"source\""), "inputs[0].name"),
+            (
+                EXAMPLE.replace("\"book.txt\", \"source\"", "\"../etc/passwd\", \"source\""),
+                "inputs[0].name",
+            ),
             (EXAMPLE.replace("\"counts.json\"", "\"a/b\""), "outputs[0]"),
-            (EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 0"), "limits.fuel"),
-            (EXAMPLE.replace("\"wall_time_ms\": 10000", "\"wall_time_ms\": 0"), "limits.wall_time_ms"),
-            (EXAMPLE.replace("\"memory_bytes\": 67108864", "\"memory_bytes\": 536870912"), "limits.memory_bytes"),
-            (EXAMPLE.replace("\"DE\"", "\"Germany\""), "constraints.locations[0]"),
+            (
+                EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 0"),
+                "limits.fuel",
+            ),
+            (
+                EXAMPLE.replace("\"wall_time_ms\": 10000", "\"wall_time_ms\": 0"),
+                "limits.wall_time_ms",
+            ),
+            (
+                EXAMPLE.replace("\"memory_bytes\": 67108864", "\"memory_bytes\": 536870912"),
+                "limits.memory_bytes",
+            ),
+            (
+                EXAMPLE.replace("\"DE\"", "\"Germany\""),
+                "constraints.locations[0]",
+            ),
             (EXAMPLE.replace("\"LANG\"", "\"1LANG\""), "env.1LANG"),
-            (EXAMPLE.replace("\"cpu_millicores\"", "\"cpus\""), "resources.cpus"),
-            (EXAMPLE.replace("\"name\": \"count words\",", "\"colour\": 1,"), "colour"),
+            (
+                EXAMPLE.replace("\"cpu_millicores\"", "\"cpus\""),
+                "resources.cpus",
+            ),
+            (
+                EXAMPLE.replace("\"name\": \"count words\",", "\"colour\": 1,"),
+                "colour",
+            ),
         ];
         for (text, field) in cases {
             let err = JobSpec::from_json(&text).expect_err(field);
@@ -472,19 +535,33 @@ mod tests {
             assert_eq!(field_of(err), field);
         }
         let missing = EXAMPLE.replace("\"max_price\": \"0.5\",", "");
-        assert!(JobSpec::from_json(&missing).unwrap_err().to_string().contains("max_price"));
+        assert!(
+            JobSpec::from_json(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("max_price")
+        );
         let broken = JobSpec::from_json("{\"version\": 1,").unwrap_err();
-        assert!(matches!(broken, SpecError::Json { line: 1, .. }), "{broken}");
+        assert!(
+            matches!(broken, SpecError::Json { line: 1, .. }),
+            "{broken}"
+        );
     }
 
     #[test]
     fn published_schema_is_current() {
         let schema = serde_json::to_string_pretty(&JobSpec::json_schema()).unwrap() + "\n";
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/job-spec.schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../schemas/job-spec.schema.json"
+        );
         if std::env::var_os("PEERCLOUD_BLESS").is_some() {
             std::fs::write(path, &schema).unwrap();
         }
         let published = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(published, schema, "run with PEERCLOUD_BLESS=1 to update {path}");
+        assert_eq!(
+            published, schema,
+            "run with PEERCLOUD_BLESS=1 to update {path}"
+        );
     }
 }

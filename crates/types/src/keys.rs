@@ -31,8 +31,11 @@ impl PublicKey {
     /// Checks `signature` over `message` under this key (strict: rejects
     /// small-order keys and malleable signatures).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else { return false };
-        key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
+        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        key.verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 
     /// The dalek verifying key, if these bytes are a valid curve point.
@@ -155,8 +158,16 @@ macro_rules! id_type {
     };
 }
 
-id_type!(AccountId, "pc", "An account: an ed25519 public key that holds tokens and signs.");
-id_type!(NodeId, "pcn", "A node: the ed25519 public key that is its network identity.");
+id_type!(
+    AccountId,
+    "pc",
+    "An account: an ed25519 public key that holds tokens and signs."
+);
+id_type!(
+    NodeId,
+    "pcn",
+    "A node: the ed25519 public key that is its network identity."
+);
 
 fn encode_id(hrp: &str, key: &PublicKey) -> String {
     // The HRPs are compile-time constants known to be valid, and 32 bytes are far
@@ -168,17 +179,29 @@ fn encode_id(hrp: &str, key: &PublicKey) -> String {
 }
 
 fn decode_id(expected: &'static str, text: &str) -> Result<PublicKey, IdError> {
-    let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text)
-        .map_err(|e| IdError::Malformed { text: text.to_owned(), reason: e.to_string() })?;
+    let checked =
+        bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text).map_err(|e| {
+            IdError::Malformed {
+                text: text.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
     let found = checked.hrp().to_string();
     if found != expected {
-        return Err(IdError::WrongPrefix { text: text.to_owned(), expected, found });
+        return Err(IdError::WrongPrefix {
+            text: text.to_owned(),
+            expected,
+            found,
+        });
     }
     let bytes: Vec<u8> = checked.byte_iter().collect();
     let arr: [u8; 32] = bytes
         .as_slice()
         .try_into()
-        .map_err(|_| IdError::WrongLength { text: text.to_owned(), len: bytes.len() })?;
+        .map_err(|_| IdError::WrongLength {
+            text: text.to_owned(),
+            len: bytes.len(),
+        })?;
     Ok(PublicKey(arr))
 }
 
@@ -196,7 +219,9 @@ impl fmt::Debug for Keypair {
 
 impl Clone for Keypair {
     fn clone(&self) -> Self {
-        Keypair { signing: SigningKey::from_bytes(&self.signing.to_bytes()) }
+        Keypair {
+            signing: SigningKey::from_bytes(&self.signing.to_bytes()),
+        }
     }
 }
 
@@ -212,7 +237,9 @@ impl Keypair {
 
     /// The key pair for a 32-byte seed (deterministic; tests and devnets).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Keypair { signing: SigningKey::from_bytes(seed) }
+        Keypair {
+            signing: SigningKey::from_bytes(seed),
+        }
     }
 
     /// The public half.
@@ -243,14 +270,20 @@ impl Keypair {
     /// Writes the secret to `path` with mode 0600. Refuses to overwrite.
     pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let io = |source| KeyFileError::Io { path: path.to_owned(), source };
+        let io = |source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)
             .map_err(io)?;
-        let text = format!("{KEY_FILE_HEADER}\n{}\n", hex::encode(self.signing.to_bytes()));
+        let text = format!(
+            "{KEY_FILE_HEADER}\n{}\n",
+            hex::encode(self.signing.to_bytes())
+        );
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(())
@@ -260,10 +293,16 @@ impl Keypair {
     /// or others may read or write.
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
         use std::os::unix::fs::PermissionsExt;
-        let io = |source| KeyFileError::Io { path: path.to_owned(), source };
+        let io = |source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen { path: path.to_owned(), mode });
+            return Err(KeyFileError::TooOpen {
+                path: path.to_owned(),
+                mode,
+            });
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let malformed = |reason: &str| KeyFileError::Malformed {
@@ -329,11 +368,17 @@ mod tests {
         let i = typo.len() - 5;
         typo[i] = if typo[i] == 'q' { 'p' } else { 'q' };
         let typo: String = typo.into_iter().collect();
-        assert!(matches!(typo.parse::<AccountId>(), Err(IdError::Malformed { .. })));
+        assert!(matches!(
+            typo.parse::<AccountId>(),
+            Err(IdError::Malformed { .. })
+        ));
         // A node id is not an account id.
         let node = key.node_id().to_string();
         assert!(node.starts_with("pcn1"));
-        assert!(matches!(node.parse::<AccountId>(), Err(IdError::WrongPrefix { .. })));
+        assert!(matches!(
+            node.parse::<AccountId>(),
+            Err(IdError::WrongPrefix { .. })
+        ));
     }
 
     #[test]
@@ -367,14 +412,20 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(Keypair::load(&path).unwrap().public(), key.public());
-        assert!(matches!(key.save(&path), Err(KeyFileError::Io { .. })), "no overwrite");
+        assert!(
+            matches!(key.save(&path), Err(KeyFileError::Io { .. })),
+            "no overwrite"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Keypair::load(&path).unwrap_err();
         assert!(matches!(err, KeyFileError::TooOpen { mode: 0o644, .. }));
         assert!(err.to_string().contains("chmod 600"));
         std::fs::write(dir.path().join("bad.key"), "nope").unwrap();
-        std::fs::set_permissions(dir.path().join("bad.key"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bad.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         assert!(matches!(
             Keypair::load(&dir.path().join("bad.key")),
             Err(KeyFileError::Malformed { .. })

@@ -66,8 +66,16 @@ mod tests {
 
     #[test]
     fn fit_and_subtract() {
-        let node = Resources { cpu_millicores: 2000, memory_bytes: 1 << 30, ..Default::default() };
-        let ask = Resources { cpu_millicores: 500, memory_bytes: 1 << 20, ..Default::default() };
+        let node = Resources {
+            cpu_millicores: 2000,
+            memory_bytes: 1 << 30,
+            ..Default::default()
+        };
+        let ask = Resources {
+            cpu_millicores: 500,
+            memory_bytes: 1 << 20,
+            ..Default::default()
+        };
         assert!(ask.fits_within(&node));
         assert!(!node.fits_within(&ask));
         let left = node.checked_sub(&ask).unwrap();

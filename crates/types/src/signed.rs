@@ -42,7 +42,11 @@ impl<T: Versioned + Serialize> Signed<T> {
     /// Signs `body` with `key`.
     pub fn new(body: T, key: &Keypair) -> Self {
         let message = message_for(&body);
-        Signed { signature: key.sign(&message), signer: key.public(), body }
+        Signed {
+            signature: key.sign(&message),
+            signer: key.public(),
+            body,
+        }
     }
 
     /// The exact bytes the signature covers.
@@ -55,7 +59,10 @@ impl<T: Versioned + Serialize> Signed<T> {
         if self.signer.verify(&self.signing_message(), &self.signature) {
             Ok(())
         } else {
-            Err(SignatureError { signer: self.signer, kind: T::KIND })
+            Err(SignatureError {
+                signer: self.signer,
+                kind: T::KIND,
+            })
         }
     }
 
@@ -94,7 +101,9 @@ mod sig_bytes {
         } else {
             serde_bytes_vec(d)?
         };
-        bytes.try_into().map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
     }
 
     fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -140,7 +149,10 @@ mod tests {
         forged.body = Note("pay 500".into());
         assert_eq!(
             forged.verify(),
-            Err(SignatureError { signer: key.public(), kind: 0x70 })
+            Err(SignatureError {
+                signer: key.public(),
+                kind: 0x70
+            })
         );
         let mut other_signer = back;
         other_signer.signer = Keypair::generate().public();
