@@ -7,7 +7,9 @@
 //!   and `put_object` into the in-memory store.
 //! - `fs/*`: `put_object` of a 1 GiB object into an `FsChunkStore` in a temp
 //!   dir under the target directory (the same disk), and `get_object` of it
-//!   (its chunks are then in the page cache: a warm read).
+//!   (its chunks are then in the page cache: a warm read); and the store
+//!   alone (`put_many` of already-sealed chunks), to split a put's time
+//!   between CPU and disk.
 //!
 //! Run: `cargo bench -p peercloud-store -- --warm-up-time 1 --measurement-time 10`
 
@@ -19,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use peercloud_store::{
-    CHUNK_BYTES_DEFAULT, FsChunkStore, MemChunkStore, ObjectKey, PutOptions, TAG_BYTES,
-    delete_object, get_object, put_object,
+    CHUNK_BYTES_DEFAULT, ChunkStore, FsChunkStore, MemChunkStore, ObjectKey, PutOptions, TAG_BYTES,
+    VerifiedChunk, delete_object, get_object, put_object,
 };
 use peercloud_types::{ContentId, Keypair};
 
@@ -29,6 +31,8 @@ use peercloud_types::{ContentId, Keypair};
 const OBJECT_BYTES: u64 = 1 << 30;
 /// Input of the CPU-only benches: 64 MiB, well past every CPU cache.
 const CPU_BYTES: usize = 64 << 20;
+/// Distinct sealed-chunk bytes of the store-only bench (held in memory).
+const STORE_ONLY_BYTES: usize = 256 << 20;
 /// Write size of the raw disk ceiling.
 const DISK_WRITE_BYTES: usize = 8 << 20;
 
@@ -187,6 +191,42 @@ fn fs_object(c: &mut Criterion) {
             total
         })
     });
+    // The store alone: already-sealed 1 MiB chunks in 8 MiB batches from two
+    // threads, as put_object's writers hand them over.
+    let chunks: Vec<Vec<u8>> = (0..STORE_ONLY_BYTES >> 20)
+        .map(|i| {
+            let mut chunk = pattern.clone();
+            chunk[..8].copy_from_slice(&i.to_le_bytes());
+            chunk
+        })
+        .collect();
+    group.throughput(Throughput::Bytes(STORE_ONLY_BYTES as u64));
+    group.bench_function("put_many_256MiB_store_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for half in chunks.chunks(chunks.len() / 2) {
+                        let store = &store;
+                        scope.spawn(move || {
+                            for batch in half.chunks(8) {
+                                let batch: Vec<_> =
+                                    batch.iter().map(|c| VerifiedChunk::new(c)).collect();
+                                store.put_many(&batch).unwrap();
+                            }
+                        });
+                    }
+                });
+                total += start.elapsed();
+                for chunk in &chunks {
+                    store.delete(&ContentId::of(chunk)).unwrap();
+                }
+            }
+            total
+        })
+    });
+    group.throughput(Throughput::Bytes(OBJECT_BYTES));
     let receipt = put_object(&store, object(), &owner.public(), &PutOptions::default()).unwrap();
     let secret = owner.x25519_secret();
     group.bench_function("get_object_1GiB_warm", |b| {

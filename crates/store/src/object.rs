@@ -1,12 +1,11 @@
 //! Objects: the streaming put and get pipelines over any [`ChunkStore`].
 //!
 //! ```text
-//! put:  reader ─▶ [caller's thread] read chunk ─▶ BLAKE3(plaintext) ─▶ AES-GCM seal
+//! put:  reader ─▶ [caller's thread] read chunk ─▶ BLAKE3(plaintext) ─▶ AES-GCM seal ─▶ CID
 //!                     │ batches of ~WRITE_BATCH_BYTES, bounded queue of WRITE_QUEUE_BATCHES
 //!                     ▼
-//!                 [WRITER_THREADS writers] CID = BLAKE3(sealed) ─▶ store.put_many
-//!                     │ (write, fsync, rename, commit)
-//!                     │ batches return with their CIDs; their buffers are reused
+//!                 [WRITER_THREADS writers] store.put_many (write, fsync, rename, commit)
+//!                     │ emptied batches return; their buffers are reused
 //!                     ▼
 //!                 manifest (chunk CIDs, sizes, wrapped key, sealed info) ─▶ store ─▶ object CID
 //!
@@ -16,11 +15,10 @@
 //!                     ▼ at the end: BLAKE3 of the whole plaintext == manifest's (sealed) hash
 //! ```
 //!
-//! Naming the sealed chunks on the writers splits a put's CPU work over two
-//! cores: the sealer pays one BLAKE3 and one AES-GCM pass per byte, each
-//! writer one BLAKE3 pass and the kernel's copy. The CID is computed right
-//! where the bytes are handed to the store, so no chunk is ever stored under a
-//! name taken on trust.
+//! All hashing and sealing happens on the caller's thread; the writers only
+//! write and wait for the disk. Naming the chunks on the writers instead
+//! (to spread the CPU) measured ~15% slower: their per-batch latency grew and
+//! the disk idled more.
 //!
 //! Memory is bounded whatever the object's size: a put owns exactly
 //! `BATCHES_IN_FLIGHT` batches of chunk buffers, a get
@@ -52,15 +50,15 @@ use crate::store::{ChunkStore, VerifiedChunk};
 /// Sealed bytes handed to the store per `put_many`: 8 MiB. One batch pays one
 /// metadata commit (an fsync, ~0.25 ms) and shares directory fsyncs; 8 MiB of
 /// data makes that commit ~2% of the batch's disk time at 1 GB/s.
-pub const WRITE_BATCH_BYTES: usize = 16 << 20;
+pub const WRITE_BATCH_BYTES: usize = 8 << 20;
 /// Batches queued between the sealing thread and the writers: two keep the
 /// writers busy while the sealer fills the next, and bound a put's memory to
 /// ~(2 + 2 + 1) x 8 MiB.
 pub const WRITE_QUEUE_BATCHES: usize = 2;
-/// Threads calling `put_many` concurrently. A batch's last steps (rename,
-/// directory fsyncs, metadata commit) are serial waits during which the disk
-/// idles; a second writer fills that time with the next batch's data. They
-/// mostly wait on the disk, so they cost little CPU.
+/// Threads naming and storing batches concurrently. A batch's last steps
+/// (rename, directory fsyncs, metadata commit) are serial waits during which
+/// the disk idles; a second writer fills that time with the next batch's
+/// data. A third measured slower on a 2-vCPU machine (more CPU contention).
 pub const WRITER_THREADS: usize = 2;
 /// Batches a put owns: one being filled, the queue, one per writer. The sealer
 /// takes a batch only from the ones returned, so this also bounds memory.
@@ -123,6 +121,9 @@ pub struct PutReceipt {
     pub manifest_cid: ContentId,
     /// The manifest stored.
     pub manifest: Manifest,
+    /// The object's description as sealed in the manifest (plaintext BLAKE3,
+    /// content type, name).
+    pub info: ObjectInfo,
     /// Plaintext bytes stored.
     pub size_bytes: u64,
     /// The object key, for handing to an executor with
@@ -141,14 +142,13 @@ pub struct GetReceipt {
     pub size_bytes: u64,
 }
 
-/// Sealed chunks on their way to a writer, and back with their CIDs.
+/// Sealed chunks and their CIDs on their way to a writer (and back empty,
+/// for their buffers to be reused).
 #[derive(Debug, Default)]
 struct Batch {
-    /// The object index of the first chunk.
-    first_index: usize,
     /// The sealed chunks, in object order.
     sealed: Vec<Vec<u8>>,
-    /// Their CIDs, filled in by the writer.
+    /// Their CIDs, same order.
     cids: Vec<ContentId>,
 }
 
@@ -156,24 +156,9 @@ struct Batch {
 /// can remove the chunks already written).
 #[derive(Debug, Default)]
 struct Produced {
-    /// One entry per chunk sealed; `Some` once its batch came back stored.
-    chunks: Vec<Option<ContentId>>,
+    chunks: Vec<ContentId>,
     chunk_sizes: Vec<u32>,
     total_bytes: u64,
-}
-
-impl Produced {
-    /// Notes the CIDs of a batch a writer stored.
-    fn record(&mut self, batch: &mut Batch) {
-        for (i, cid) in batch.cids.drain(..).enumerate() {
-            self.chunks[batch.first_index + i] = Some(cid);
-        }
-    }
-
-    /// The CIDs of the chunks stored so far.
-    fn stored(&self) -> Vec<ContentId> {
-        self.chunks.iter().flatten().copied().collect()
-    }
 }
 
 /// Streams `reader` into `store` as a new object owned by `owner`; returns once
@@ -208,8 +193,9 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         for _ in 0..BATCHES_IN_FLIGHT {
             let _ = free_tx.try_send(Batch::default());
         }
-        // Both ends are dropped when the last writer ends, so a sealer blocked
-        // on either channel wakes up with an error if every writer has stopped.
+        // The writers hold the only receiver of `full` and the only senders of
+        // `free`, so when the last writer ends a sealer blocked on either
+        // channel wakes up with an error instead of waiting forever.
         let full_rx = Arc::new(Mutex::new(full_rx));
         let writers: Vec<_> = (0..WRITER_THREADS)
             .map(|_| {
@@ -239,29 +225,13 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
                 .and_then(|r| r);
             written = written.and(result);
         }
-        while let Ok(mut batch) = free_rx.try_recv() {
-            produced.record(&mut batch);
-        }
         // A writer's error explains a sealer that found the queue closed.
         written.and(sealed)
     });
     if let Err(err) = outcome {
-        remove_chunks(store, &produced.stored());
+        remove_chunks(store, &produced.chunks);
         return Err(err);
     }
-    let Some(chunks) = produced
-        .chunks
-        .iter()
-        .copied()
-        .collect::<Option<Vec<ContentId>>>()
-    else {
-        // Every batch sent comes back once its writer stored it; only a
-        // writer that died without an error could lose one.
-        remove_chunks(store, &produced.stored());
-        return Err(StoreError::ThreadPanicked {
-            thread: "chunk writer",
-        });
-    };
 
     let info = ObjectInfo {
         plaintext_hash: Hash32::from(hasher.finalize()),
@@ -271,12 +241,12 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     let sealed_info = match info.seal(&cipher) {
         Ok(sealed) => sealed,
         Err(source) => {
-            remove_chunks(store, &chunks);
+            remove_chunks(store, &produced.chunks);
             return Err(StoreError::Options { source });
         }
     };
     let manifest = Manifest {
-        chunks,
+        chunks: produced.chunks,
         chunk_sizes: produced.chunk_sizes,
         total_bytes: produced.total_bytes,
         redundancy: options.redundancy,
@@ -301,12 +271,13 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         manifest_cid,
         size_bytes: manifest.total_bytes,
         manifest,
+        info,
         key,
     })
 }
 
-/// A writer thread: names and stores batches until the queue closes or a
-/// writer fails, returning each stored batch with its CIDs.
+/// A writer thread: stores batches until the queue closes or a writer fails,
+/// returning each emptied batch for reuse.
 fn write_batches<S: ChunkStore + ?Sized>(
     store: &S,
     full: &Mutex<Receiver<Batch>>,
@@ -319,16 +290,15 @@ fn write_batches<S: ChunkStore + ?Sized>(
         }
         // Held only while waiting for the next batch, never while writing.
         let next = full.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(mut batch) = next else {
+        let Ok(batch) = next else {
             return Ok(()); // queue closed: the sealer is done
         };
         let chunks: Vec<VerifiedChunk<'_>> = batch
             .sealed
             .iter()
-            .map(|sealed| VerifiedChunk::new(sealed))
+            .zip(&batch.cids)
+            .map(|(sealed, cid)| VerifiedChunk::already_hashed(*cid, sealed))
             .collect();
-        batch.cids.clear();
-        batch.cids.extend(chunks.iter().map(|chunk| *chunk.cid()));
         if let Err(err) = store.put_many(&chunks) {
             failed.store(true, Ordering::Relaxed);
             return Err(err);
@@ -340,7 +310,7 @@ fn write_batches<S: ChunkStore + ?Sized>(
     }
 }
 
-/// The sealing loop on the caller's thread: read, hash, seal, batch.
+/// The sealing loop on the caller's thread: read, hash, seal, name, batch.
 #[allow(clippy::too_many_arguments)]
 fn seal_chunks<R: Read>(
     mut reader: R,
@@ -356,15 +326,14 @@ fn seal_chunks<R: Read>(
         thread: "chunk writer",
     };
     let mut buffers: Vec<Vec<u8>> = Vec::new();
-    // Waits for a free batch, notes the CIDs it carries back, reuses its buffers.
-    let take_free = |produced: &mut Produced, buffers: &mut Vec<Vec<u8>>| {
+    // Waits for a free batch and takes its buffers for reuse.
+    let take_free = |buffers: &mut Vec<Vec<u8>>| {
         let mut batch = free_rx.recv().map_err(|_| writer_gone())?;
-        produced.record(&mut batch);
         buffers.append(&mut batch.sealed);
-        batch.first_index = produced.chunks.len();
+        batch.cids.clear();
         Ok::<Batch, StoreError>(batch)
     };
-    let mut batch = take_free(produced, &mut buffers)?;
+    let mut batch = take_free(&mut buffers)?;
     loop {
         let mut buf = buffers
             .pop()
@@ -388,14 +357,16 @@ fn seal_chunks<R: Read>(
         cipher
             .seal_in_place(index, &mut buf)
             .map_err(|source| StoreError::Sealing { source })?;
-        produced.chunks.push(None);
+        let cid = ContentId::of(&buf);
+        produced.chunks.push(cid);
         // `read` is at most `chunk_bytes`, itself at most CHUNK_BYTES_MAX (a u32).
         produced.chunk_sizes.push(read as u32);
         produced.total_bytes += read as u64;
+        batch.cids.push(cid);
         batch.sealed.push(buf);
         if batch.sealed.len() == per_batch {
             full_tx.send(batch).map_err(|_| writer_gone())?;
-            batch = take_free(produced, &mut buffers)?;
+            batch = take_free(&mut buffers)?;
         }
         if read < chunk_bytes {
             break; // `read_to_end` stops short only at the end of the input

@@ -122,6 +122,7 @@ fn default_chunking_and_the_sealed_description() {
     .unwrap();
     assert_eq!(out, data);
     assert_eq!(got.info.plaintext_hash, Hash32::of(&data));
+    assert_eq!(got.info, receipt.info);
     assert_eq!(got.info.name.as_deref(), Some("photos/cat.raw"));
     assert_eq!(
         got.info.content_type.as_deref(),
