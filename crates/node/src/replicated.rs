@@ -51,18 +51,22 @@ impl ReplicatedStore {
 
 impl ChunkStore for ReplicatedStore {
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        for replica in &self.replicas {
-            let mine: Vec<VerifiedChunk<'_>> = chunks
-                .iter()
-                .filter(|c| {
-                    self.holders(c.cid())
-                        .iter()
-                        .any(|h| h.placement.node == replica.placement.node)
-                })
-                .cloned()
-                .collect();
-            if !mine.is_empty() {
-                replica.store.put_many(&mine)?;
+        // Place each chunk once, then hand every replica its share in one batch.
+        let mut shares: Vec<Vec<VerifiedChunk<'_>>> = vec![Vec::new(); self.replicas.len()];
+        for chunk in chunks {
+            for holder in self.holders(chunk.cid()) {
+                if let Some(i) = self
+                    .replicas
+                    .iter()
+                    .position(|r| r.placement.node == holder.placement.node)
+                {
+                    shares[i].push(*chunk);
+                }
+            }
+        }
+        for (replica, share) in self.replicas.iter().zip(&shares) {
+            if !share.is_empty() {
+                replica.store.put_many(share)?;
             }
         }
         Ok(())
