@@ -190,6 +190,7 @@ fn execute(
         }
         TxKind::SettleJob { job } => jobs::settle(state, job, ctx, events),
         TxKind::ExpireJob { job } => jobs::expire(state, job, ctx, events),
+        TxKind::CancelJob { job } => jobs::cancel(state, &signer, job, events),
     }
 }
 

@@ -138,6 +138,11 @@ pub enum Event {
         /// The job.
         job: JobId,
     },
+    /// A posted job was withdrawn by its poster and its escrow refunded.
+    JobCancelled {
+        /// The job.
+        job: JobId,
+    },
     /// Emitted alongside [`Event::ResultSubmitted`] when a job first has all its results.
     AllResultsIn {
         /// The job.

@@ -106,6 +106,7 @@ fn expect_state(record: &JobRecord, job: &JobId, wanted: JobState) -> Result<(),
             JobState::Awarded => "awarded",
             JobState::Settled => "settled",
             JobState::Expired => "expired",
+            JobState::Cancelled => "cancelled",
         };
         return Err(TxError::WrongJobState {
             job: *job,
@@ -377,6 +378,28 @@ pub(crate) fn expire(
     record.state = JobState::Expired;
     state.jobs.put(*job, record);
     events.push(Event::JobExpired { job: *job });
+    Ok(())
+}
+
+pub(crate) fn cancel(
+    state: &mut State,
+    signer: &AccountId,
+    job: &JobId,
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
+    let mut record = job_record(state, job)?;
+    if record.poster != *signer {
+        return Err(TxError::NotPoster {
+            job: *job,
+            poster: record.poster,
+            signer: *signer,
+        });
+    }
+    expect_state(&record, job, JobState::Posted)?;
+    close(state, job, &mut record, events)?;
+    record.state = JobState::Cancelled;
+    state.jobs.put(*job, record);
+    events.push(Event::JobCancelled { job: *job });
     Ok(())
 }
 

@@ -67,12 +67,17 @@ pub enum JobState {
     Settled,
     /// Closed by `ExpireJob`: the escrow went back to the poster.
     Expired,
+    /// Withdrawn by its poster before any award: the escrow went back.
+    Cancelled,
 }
 
 impl JobState {
     /// Whether the job is closed (escrow fully released).
     pub fn is_closed(self) -> bool {
-        matches!(self, JobState::Settled | JobState::Expired)
+        matches!(
+            self,
+            JobState::Settled | JobState::Expired | JobState::Cancelled
+        )
     }
 }
 
@@ -83,6 +88,7 @@ impl fmt::Display for JobState {
             JobState::Awarded => "awarded",
             JobState::Settled => "settled",
             JobState::Expired => "expired",
+            JobState::Cancelled => "cancelled",
         })
     }
 }

@@ -119,6 +119,12 @@ pub enum TxKind {
         /// The job.
         job: JobId,
     },
+    /// Withdraws a posted job that no node was awarded (no offers came, or the
+    /// poster changed their mind): the whole escrow goes back. Poster only.
+    CancelJob {
+        /// The job.
+        job: JobId,
+    },
 }
 
 impl TxKind {
@@ -136,6 +142,7 @@ impl TxKind {
             TxKind::SubmitResult { .. } => "submit-result",
             TxKind::SettleJob { .. } => "settle-job",
             TxKind::ExpireJob { .. } => "expire-job",
+            TxKind::CancelJob { .. } => "cancel-job",
         }
     }
 }

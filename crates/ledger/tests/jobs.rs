@@ -640,3 +640,45 @@ fn reputation_stays_on_the_scale() {
     assert_eq!(reputation(&world, 0), peercloud_types::job::REPUTATION_MAX);
     world.state.check_invariants().unwrap();
 }
+
+#[test]
+fn cancel_refunds_the_whole_escrow_of_a_job_never_awarded() {
+    let mut world = World::new();
+    let alice = world.alice.clone();
+    let carol = world.carol.clone();
+    let job = world.post(2, MAX);
+    assert!(matches!(
+        world.refused(&carol, TxKind::CancelJob { job }),
+        TxError::NotPoster { .. }
+    ));
+    let before = world.balance(&alice);
+    let events = world.ok(&alice, TxKind::CancelJob { job });
+    assert!(events.contains(&Event::JobCancelled { job }));
+    let all = MAX.checked_mul(2).unwrap();
+    let expected = before.checked_add(all).unwrap().checked_sub(MIN_FEE).unwrap();
+    assert_eq!(world.balance(&alice), expected);
+    let record = world.state.job(&job).unwrap();
+    assert_eq!(record.state, JobState::Cancelled);
+    assert_eq!(record.escrow_released, record.escrow_locked);
+    assert!(matches!(
+        world.refused(&alice, TxKind::CancelJob { job }),
+        TxError::WrongJobState {
+            state: JobState::Cancelled,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn cancel_is_refused_once_nodes_are_awarded() {
+    let mut world = World::new();
+    let alice = world.alice.clone();
+    let job = world.post_and_award(2, MAX, PRICE);
+    assert!(matches!(
+        world.refused(&alice, TxKind::CancelJob { job }),
+        TxError::WrongJobState {
+            state: JobState::Awarded,
+            ..
+        }
+    ));
+}

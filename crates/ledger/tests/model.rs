@@ -66,6 +66,10 @@ enum Op {
         job: usize,
         by: usize,
     },
+    Cancel {
+        job: usize,
+        by: usize,
+    },
     Replay {
         pick: usize,
     },
@@ -88,6 +92,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(job, node, digest, fuel)| Op::Submit { job, node, digest, fuel }),
         2 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Settle { job, by }),
         2 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Expire { job, by }),
+        1 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Cancel { job, by }),
         1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
         1 => user.prop_map(|from| Op::Forge { from }),
     ]
@@ -240,6 +245,13 @@ impl Model {
                 shadow,
                 &self.users[*by],
                 TxKind::ExpireJob {
+                    job: self.job(shadow, *job, &[JobState::Posted, JobState::Awarded])?,
+                },
+            ),
+            Op::Cancel { job, by } => self.sign(
+                shadow,
+                &self.users[*by],
+                TxKind::CancelJob {
                     job: self.job(shadow, *job, &[JobState::Posted, JobState::Awarded])?,
                 },
             ),
