@@ -1,6 +1,8 @@
-//! `peercloud demo`: the run-once flow end to end on an in-process grid.
+//! `peercloud demo`: the run-once flow end to end across real node processes.
 //!
-//! It starts a validator and a few providers in a temporary directory, renders
+//! It starts a devnet — a validator and five providers, each its own
+//! `peercloud node` process talking libp2p on loopback — in a temporary
+//! directory, and drives it through the first provider's API as a user would. It renders
 //! a picture by sending one `render` job per tile (each run on k = 2 nodes whose
 //! digests must agree), stitches the tiles into `render.png`, counts the words
 //! of a small corpus, and prints each job's phase timeline and every account's
@@ -8,16 +10,24 @@
 //! do not balance.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use peercloud_node::{JobReport, LocalGrid, tiles};
+use peercloud_node::client::{ApiStore, NodeClient};
+use peercloud_node::daemon::OWNER_KEY_FILE;
+use peercloud_node::devnet::{Devnet, UpOptions, init, node_dir};
+use peercloud_node::remote::{Content, JobBundle, RunOptions, run_job};
+use peercloud_node::{JobReport, tiles};
+use peercloud_store::{PutOptions, put_object};
 use peercloud_types::job::Source;
-use peercloud_types::{Amount, ContentId, JobSpec};
+use peercloud_types::{AccountId, Amount, JobSpec, Keypair};
+
+/// The demo's jobs must finish within this; a failed one is refunded after it.
+const DEMO_DEADLINE_SECS: u64 = 60;
 
 /// Demo options.
 #[derive(Debug, Args)]
@@ -37,7 +47,7 @@ pub struct DemoArgs {
     /// Where the picture goes.
     #[arg(long, default_value = "render.png")]
     out: PathBuf,
-    /// Keep the grid's files (ledger, chunk stores) in this directory instead of a temporary one.
+    /// Keep the devnet's files (keys, ledgers, chunk stores, logs) in this directory instead of a temporary one.
     #[arg(long)]
     keep: Option<PathBuf>,
 }
@@ -54,6 +64,79 @@ fn timeline(report: &JobReport) -> String {
 fn short(id: &impl std::fmt::Display) -> String {
     let text = id.to_string();
     format!("{}…{}", &text[..8], &text[text.len() - 4..])
+}
+
+/// The demo's accounts: label and id.
+fn accounts(
+    dir: &Path,
+    providers: usize,
+    user: &Keypair,
+) -> anyhow::Result<Vec<(String, AccountId)>> {
+    let mut out = vec![("user".to_owned(), user.account_id())];
+    for i in 1..=providers {
+        let owner = Keypair::load(&node_dir(dir, i).join(OWNER_KEY_FILE))?;
+        out.push((format!("farmer-{i}"), owner.account_id()));
+    }
+    let treasury = Keypair::load(&node_dir(dir, 0).join(OWNER_KEY_FILE))?;
+    out.push(("treasury".to_owned(), treasury.account_id()));
+    Ok(out)
+}
+
+type Holdings = BTreeMap<String, (Amount, Amount)>;
+
+fn holdings(client: &NodeClient, accounts: &[(String, AccountId)]) -> anyhow::Result<Holdings> {
+    accounts
+        .iter()
+        .map(|(label, id)| {
+            let view = client.account(id)?;
+            Ok((label.clone(), (view.balance.parse()?, view.stake.parse()?)))
+        })
+        .collect()
+}
+
+/// Waits until every node has the validator's tip, then checks they all hold
+/// the same state root and that the books balance.
+fn check_agreement(devnet: &Devnet) -> anyhow::Result<(u64, String, String)> {
+    let clients = devnet
+        .nodes
+        .iter()
+        .map(|n| NodeClient::from_node_dir(&n.dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = clients[0].ledger()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    for (client, node) in clients.iter().zip(&devnet.nodes) {
+        loop {
+            let view = client.ledger()?;
+            if view.height >= target.height {
+                if view.height == target.height {
+                    ensure!(
+                        view.state_root == target.state_root,
+                        "{} has state root {} at height {}, the validator {}",
+                        node.name,
+                        view.state_root,
+                        view.height,
+                        target.state_root
+                    );
+                }
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} is stuck at height {} (validator at {})",
+                node.name,
+                view.height,
+                target.height
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    ensure!(
+        target.supply == target.accounted,
+        "the books do not balance: supply {} PCL, accounted {} PCL",
+        target.supply,
+        target.accounted
+    );
+    Ok((target.height, target.state_root, target.supply))
 }
 
 /// Runs the demo.
@@ -74,31 +157,55 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut grid =
-        LocalGrid::start(&dir, usize::from(args.providers)).context("starting the grid")?;
-    let accounts = grid.accounts();
-    let before: BTreeMap<String, (Amount, Amount)> = accounts
-        .iter()
-        .map(|(label, id)| (label.clone(), grid.holdings(id)))
-        .collect();
+    let providers = usize::from(args.providers);
+    let user_path = dir.join("user.key");
+    if !user_path.exists() {
+        Keypair::generate().save(&user_path)?;
+    }
+    let user = Keypair::load(&user_path)?;
+    init(&dir, providers, &user.account_id()).context("creating the devnet")?;
+    let options = UpOptions {
+        exe: std::env::current_exe().context("finding the peercloud executable")?,
+        env: Vec::new(),
+        log: std::env::var("PEERCLOUD_LOG").ok(),
+    };
     if !json {
         println!(
-            "Peercloud demo: a validator and {} providers in {}",
-            args.providers,
+            "Peercloud demo: starting a validator and {providers} provider processes on loopback in {}",
             dir.display()
         );
-        for p in &grid.providers {
+    }
+    let devnet = Devnet::up(&dir, providers, &options).context("starting the devnet")?;
+    if !json {
+        for n in &devnet.nodes {
             println!(
-                "  node {} in {}, farmer {}",
-                short(&p.node.node_id()),
-                p.location,
-                short(&p.owner.account_id())
+                "  {} {:<9} pid {:<7} {}",
+                n.name,
+                n.ready.role,
+                n.pid(),
+                n.ready.p2p
             );
         }
         println!();
     }
+    // The user talks to the first provider's API, as a user talks to their own node.
+    let client = NodeClient::from_node_dir(&devnet.nodes[1].dir)?;
+    let accounts = accounts(&dir, providers, &user)?;
+    let before = holdings(&client, &accounts)?;
+    check_agreement(&devnet)?;
 
-    // The picture: one render job per tile.
+    // The picture: one render job per tile; the module is stored once.
+    let store = ApiStore::new(client.clone());
+    let module = put_object(
+        &store,
+        peercloud_workloads::RENDER,
+        &user.public(),
+        &PutOptions {
+            name: Some("render.wasm".into()),
+            ..PutOptions::default()
+        },
+    )?
+    .manifest_cid;
     let template =
         JobSpec::from_json(peercloud_workloads::RENDER_SPEC).context("the embedded render spec")?;
     let (cols, rows) = (
@@ -113,13 +220,15 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     bar.set_style(ProgressStyle::with_template(
         "rendering {bar:30} {pos}/{len} tiles {msg}",
     )?);
+    let run_options = RunOptions::default();
     let mut reports = Vec::new();
     let mut tiles_png = Vec::new();
     for y in 0..rows {
         for x in 0..cols {
             let mut spec = template.clone();
             spec.name = format!("render tile ({x}, {y})");
-            spec.module = Source::Cid(ContentId::of(peercloud_workloads::RENDER));
+            spec.deadline_secs = DEMO_DEADLINE_SECS;
+            spec.module = Source::Cid(module);
             spec.args = [
                 "--width",
                 &args.width.to_string(),
@@ -139,7 +248,13 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             let file = format!("tile-{x}-{y}.png");
             spec.outputs = vec![file.clone()];
             spec.validate()?;
-            let report = grid.run_job(&spec, peercloud_workloads::RENDER, &[])?;
+            let bundle = JobBundle {
+                spec: spec.clone(),
+                module: Content::Stored(module),
+                inputs: Vec::new(),
+            };
+            let report = run_job(&client, &user, &bundle, &run_options)
+                .with_context(|| spec.name.clone())?;
             let png = report
                 .outputs
                 .iter()
@@ -147,7 +262,15 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
                 .map(|(_, bytes)| bytes.clone())
                 .with_context(|| format!("{} produced no {file}", spec.name))?;
             tiles_png.push((x, y, png));
-            bar.set_message(format!("(last on {})", short(&report.nodes[0])));
+            bar.set_message(format!(
+                "(last on {})",
+                report
+                    .nodes
+                    .iter()
+                    .map(short)
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ));
             bar.inc(1);
             reports.push(report);
         }
@@ -160,12 +283,16 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     // Word count over the corpus.
     let mut spec = JobSpec::from_json(peercloud_workloads::WORDCOUNT_SPEC)
         .context("the embedded wordcount spec")?;
-    spec.module = Source::Cid(ContentId::of(peercloud_workloads::WORDCOUNT));
-    let inputs: Vec<(String, Vec<u8>)> = peercloud_workloads::corpus()
-        .iter()
-        .map(|(name, bytes)| ((*name).to_owned(), bytes.to_vec()))
-        .collect();
-    let wordcount = grid.run_job(&spec, peercloud_workloads::WORDCOUNT, &inputs)?;
+    spec.deadline_secs = DEMO_DEADLINE_SECS;
+    let bundle = JobBundle {
+        spec,
+        module: Content::Bytes(peercloud_workloads::WORDCOUNT.to_vec()),
+        inputs: peercloud_workloads::corpus()
+            .iter()
+            .map(|(name, bytes)| ((*name).to_owned(), Content::Bytes(bytes.to_vec())))
+            .collect(),
+    };
+    let wordcount = run_job(&client, &user, &bundle, &run_options).context("wordcount")?;
     let counts = wordcount
         .outputs
         .iter()
@@ -174,31 +301,13 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         .context("wordcount produced no counts.json")?;
     reports.push(wordcount);
 
-    // The books.
-    let after: BTreeMap<String, (Amount, Amount)> = accounts
+    // The books: every node agrees on the state root, supply is conserved.
+    let (height, root, supply) = check_agreement(&devnet)?;
+    let after = holdings(&client, &accounts)?;
+    let distinct_nodes: std::collections::BTreeSet<_> = reports
         .iter()
-        .map(|(label, id)| (label.clone(), grid.holdings(id)))
+        .flat_map(|r| r.nodes.iter().copied())
         .collect();
-    let total = |m: &BTreeMap<String, (Amount, Amount)>| -> Option<Amount> {
-        m.values().try_fold(Amount::ZERO, |acc, (b, s)| {
-            acc.checked_add(*b)?.checked_add(*s)
-        })
-    };
-    let state = grid.state();
-    state.check_invariants().context("ledger invariants")?;
-    let replayed_root = grid.verify_replay()?;
-    let root = state.state_root();
-    ensure!(
-        replayed_root == root,
-        "replaying the block log gave root {replayed_root}, the ledger holds {root}"
-    );
-    ensure!(
-        total(&before) == total(&after),
-        "supply moved: {:?} before, {:?} after",
-        total(&before),
-        total(&after)
-    );
-    let height = state.tip().map_or(0, |t| t.height);
 
     if json {
         let jobs: Vec<_> = reports
@@ -222,7 +331,9 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let value = serde_json::json!({"jobs": jobs, "balances": balances, "picture": args.out.display().to_string(),
-            "ledger_height": height, "state_root": root.to_string(), "wordcount": serde_json::from_str::<serde_json::Value>(&counts).ok()});
+            "ledger_height": height, "state_root": root, "supply": supply,
+            "nodes_used": distinct_nodes.len(),
+            "wordcount": serde_json::from_str::<serde_json::Value>(&counts).ok()});
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -248,12 +359,12 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "Picture: {} ({}x{}, {} tiles from {} jobs)",
+        "Picture: {} ({}x{}, {} tiles computed on {} different nodes)",
         args.out.display(),
         args.width,
         args.height,
         cols * rows,
-        cols * rows
+        distinct_nodes.len()
     );
     println!("Word count: {}", summarise_counts(&counts));
     println!();
@@ -274,12 +385,13 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "Ledger: {} blocks, state root {}, replay from genesis agrees; supply conserved ({} PCL).",
+        "Ledger: {} blocks; all {} nodes hold state root {}; supply conserved ({supply} PCL).",
         height + 1,
-        &root.to_string()[..16],
-        total(&after).unwrap_or_default()
+        devnet.nodes.len(),
+        root.get(..16).unwrap_or(&root),
     );
     println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
+    drop(devnet);
     Ok(ExitCode::SUCCESS)
 }
 

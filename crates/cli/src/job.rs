@@ -1,13 +1,18 @@
-//! `peercloud job`: check a spec, print its schema, run it locally.
+//! `peercloud job`: check a spec, print its schema, run it locally, and show
+//! a job's state on the ledger.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use peercloud_compute::{Executor, ExecutorConfig};
-use peercloud_types::JobSpec;
+use peercloud_node::api::model::JobView;
+use peercloud_types::{JobId, JobSpec};
+
+use crate::display;
+use crate::node_api::{NodeArgs, explain};
 
 /// Job commands.
 #[derive(Debug, Subcommand)]
@@ -31,11 +36,40 @@ pub enum JobCommand {
     },
     /// Print the job spec's JSON Schema.
     Schema,
+    /// Show a job as the ledger records it: state, escrow, awarded nodes, agreed digest.
+    Status {
+        /// The job id (64 hex digits).
+        job: JobId,
+    },
 }
 
-/// Runs a job command.
-pub fn run(cmd: JobCommand, json: bool) -> anyhow::Result<ExitCode> {
+/// Runs a job command. `data_dir_flag` only locates the default node.
+pub fn run(
+    cmd: JobCommand,
+    data_dir_flag: Option<&Path>,
+    node: &NodeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match cmd {
+        JobCommand::Status { job } => {
+            let client = node.connect(data_dir_flag)?;
+            let view = client.job(&job).map_err(|err| {
+                if err.is_not_found() {
+                    anyhow::anyhow!(
+                        "no job {job} on the ledger of the node at {}",
+                        client.base()
+                    )
+                } else {
+                    explain(err)
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_job(&view);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Schema => {
             println!("{}", serde_json::to_string_pretty(&JobSpec::json_schema())?);
             Ok(ExitCode::SUCCESS)
@@ -117,6 +151,40 @@ fn run_local(spec: PathBuf, out: Option<PathBuf>, json: bool) -> anyhow::Result<
     } else {
         ExitCode::from(exit_byte(o.exit_code))
     })
+}
+
+fn print_job(view: &JobView) {
+    println!("job         {}", view.job);
+    println!("poster      {}", view.poster);
+    println!("state       {}", view.state);
+    println!("redundancy  {}", view.redundancy);
+    println!(
+        "escrow      {} locked, {} released",
+        display::pcl(&view.escrow_locked),
+        display::pcl(&view.escrow_released)
+    );
+    println!(
+        "deadline    {} ({})",
+        view.deadline_ms,
+        display::relative_time(view.deadline_ms)
+    );
+    match &view.agreed {
+        Some(digest) => println!("agreed      {digest}"),
+        None => println!("agreed      not yet"),
+    }
+    if view.awards.is_empty() {
+        println!("awards      none");
+    } else {
+        println!("awards      {}", view.awards.len());
+        for award in &view.awards {
+            println!("  {}  {}", award.node, display::pcl(&award.price));
+            println!("    owner  {}", award.owner);
+            println!(
+                "    digest {}",
+                award.digest.as_deref().unwrap_or("not submitted")
+            );
+        }
+    }
 }
 
 /// A module's exit code as a process exit status (1 when it does not fit a byte).

@@ -3,8 +3,14 @@
 //! the crates below it (see ARCHITECTURE.md).
 
 mod demo;
+mod devnet;
+mod display;
 mod job;
+mod ledger;
+mod node;
+mod node_api;
 mod paths;
+mod store;
 mod wallet;
 
 use std::path::PathBuf;
@@ -23,6 +29,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Which node's API the commands that need one talk to.
+    #[command(flatten)]
+    node_api: node_api::NodeArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,12 +41,23 @@ enum Command {
     /// Show Peercloud working end to end on this machine: jobs in the sandbox,
     /// paid through the ledger, outputs stored encrypted; writes render.png.
     Demo(demo::DemoArgs),
+    /// Run this machine as a grid member: offer capacity, run jobs, store chunks.
+    Node(node::NodeArgs),
+    /// A local network of node processes for trying Peercloud out.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
     /// Write, check and run job specs.
     #[command(subcommand)]
     Job(job::JobCommand),
-    /// Your account key: create it, show its id.
+    /// Your account key: create it, show its id, its balance; send tokens.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Store files on the network, encrypted to your wallet; get them back.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// The ledger as the node sees it.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,8 +72,22 @@ fn main() -> ExitCode {
     let data_dir = paths::data_dir(cli.data_dir.as_deref());
     let result = match cli.command {
         Command::Demo(args) => demo::run(args, cli.json),
-        Command::Job(cmd) => job::run(cmd, cli.json),
-        Command::Wallet(cmd) => data_dir.and_then(|dir| wallet::run(cmd, &dir, cli.json)),
+        Command::Node(args) => {
+            let dir = match cli.data_dir.clone() {
+                Some(dir) => Ok(dir),
+                None => data_dir.map(|d| d.join("node")),
+            };
+            dir.and_then(|dir| node::run(args, &dir))
+        }
+        Command::Devnet(cmd) => data_dir.and_then(|dir| devnet::run(cmd, &dir, cli.json)),
+        Command::Job(cmd) => job::run(cmd, cli.data_dir.as_deref(), &cli.node_api, cli.json),
+        Command::Wallet(cmd) => {
+            data_dir.and_then(|dir| wallet::run(cmd, &dir, &cli.node_api, cli.json))
+        }
+        Command::Store(cmd) => {
+            data_dir.and_then(|dir| store::run(cmd, &dir, &cli.node_api, cli.json))
+        }
+        Command::Ledger(cmd) => ledger::run(cmd, cli.data_dir.as_deref(), &cli.node_api, cli.json),
     };
     match result {
         Ok(code) => code,

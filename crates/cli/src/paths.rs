@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+/// Where `devnet up` writes its devnets, inside the data directory.
+pub const DEVNET_DIR: &str = "devnet";
+/// The devnet node the CLI talks to when told no other: the first provider.
+pub const DEFAULT_NODE_DIR: &str = "node-1";
+
 /// The data directory, created (mode 0700) if missing.
 pub fn data_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let dir = match flag {
-        Some(dir) => dir.to_owned(),
-        None => platform_data_dir()?,
-    };
+    let dir = data_dir_path(flag)?;
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -20,6 +22,20 @@ pub fn data_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
             .with_context(|| format!("creating data directory {}", dir.display()))?;
     }
     Ok(dir)
+}
+
+/// The data directory's path, without creating it (for commands that only read).
+pub fn data_dir_path(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match flag {
+        Some(dir) => Ok(dir.to_owned()),
+        None => platform_data_dir(),
+    }
+}
+
+/// The node data directory used when none is named: the local devnet's first
+/// provider, `<data-dir>/devnet/node-1`.
+pub fn default_node_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(DEVNET_DIR).join(DEFAULT_NODE_DIR)
 }
 
 fn platform_data_dir() -> anyhow::Result<PathBuf> {

@@ -655,7 +655,11 @@ fn cancel_refunds_the_whole_escrow_of_a_job_never_awarded() {
     let events = world.ok(&alice, TxKind::CancelJob { job });
     assert!(events.contains(&Event::JobCancelled { job }));
     let all = MAX.checked_mul(2).unwrap();
-    let expected = before.checked_add(all).unwrap().checked_sub(MIN_FEE).unwrap();
+    let expected = before
+        .checked_add(all)
+        .unwrap()
+        .checked_sub(MIN_FEE)
+        .unwrap();
     assert_eq!(world.balance(&alice), expected);
     let record = world.state.job(&job).unwrap();
     assert_eq!(record.state, JobState::Cancelled);

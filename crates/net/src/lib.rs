@@ -1,11 +1,36 @@
-//! Peercloud's network vocabulary: the names and size limits of the protocols
-//! nodes speak. The libp2p swarm actor that speaks them (TCP + noise + yamux,
-//! identify, ping, Kademlia, gossipsub, request-response) builds on these names
-//! so that a protocol's version is visible on the wire from the first byte.
+//! Peercloud's network layer: one libp2p swarm per node, owned by one actor
+//! task, moving opaque bytes between nodes.
+//!
+//! - [`spawn`] builds the swarm (TCP with `TCP_NODELAY` + noise + yamux;
+//!   identify, ping, Kademlia, gossipsub and one request-response behaviour per
+//!   [`Protocol`]) and returns a [`NetHandle`] plus the [`NetEvent`] stream;
+//! - gossip goes out on the three [`GossipTopic`]s; requests and responses are
+//!   length-prefixed bytes bounded by [`Protocol::message_bytes_max`];
+//! - a node's [`PeerId`] *is* its `NodeId` ([`peer_id_of`], [`node_id_of`]).
 //!
 //! This crate knows no ledger rules: it moves signed, encoded records between
 //! peers and leaves judging them to the node.
+//!
+//! Modules: `config` (settings and every bound), `identity` (key <-> peer id),
+//! `codec` (framing), `behaviour` (the protocols), `actor` (the swarm loop),
+//! `handle` (the node's side), `metrics` (counters), `error`, `protocol`
+//! (names and limits).
 
+mod actor;
+mod behaviour;
+pub mod codec;
+pub mod config;
+pub mod error;
+mod handle;
+mod identity;
+mod metrics;
 pub mod protocol;
 
+pub use actor::spawn;
+pub use config::NetConfig;
+pub use error::{NetError, RequestFailure};
+pub use handle::{NetEvent, NetHandle, Responder};
+pub use identity::{node_id_of, peer_id_of};
+pub use libp2p::{Multiaddr, PeerId};
+pub use metrics::NetMetricsSnapshot;
 pub use protocol::{GossipTopic, Protocol};

@@ -69,6 +69,18 @@ pub enum GossipTopic {
 }
 
 impl GossipTopic {
+    /// Every topic, for subscribing to them all.
+    pub const ALL: [GossipTopic; 3] = [
+        GossipTopic::CapacityRequests,
+        GossipTopic::Transactions,
+        GossipTopic::Blocks,
+    ];
+
+    /// The topic with this wire name, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<GossipTopic> {
+        GossipTopic::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The topic name; versioned like the protocols.
     pub const fn name(self) -> &'static str {
         match self {
@@ -101,5 +113,9 @@ mod tests {
             Protocol::Chunk.message_bytes_max() > 1 << 20,
             "a whole chunk must fit"
         );
+        for t in GossipTopic::ALL {
+            assert_eq!(GossipTopic::from_name(t.name()), Some(t));
+        }
+        assert_eq!(GossipTopic::from_name("peercloud/unknown/1"), None);
     }
 }

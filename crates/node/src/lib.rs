@@ -9,11 +9,20 @@
 //! - [`replicated`]: a chunk store that places every chunk on three nodes.
 //! - [`tiles`]: stitching rendered tiles into one picture.
 
+pub mod api;
+pub mod chain;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod devnet;
 pub mod flow;
+pub mod genesis;
 pub mod grid;
 pub mod local;
+pub mod remote;
 pub mod replicated;
 pub mod tiles;
+pub mod wire;
 
 pub use flow::{FlowError, JobReport, PHASES};
 pub use grid::{GridError, LocalGrid};

@@ -39,6 +39,18 @@ pub enum StoreError {
         /// The file that holds the bytes, when the store is on disk.
         path: Option<PathBuf>,
     },
+    /// The store is remote (other nodes, a node's API) and the operation failed there.
+    #[error("remote store: {reason}")]
+    Remote {
+        /// What the remote side or the transport said.
+        reason: String,
+    },
+    /// This kind of store does not do that.
+    #[error("{what} is not supported")]
+    Unsupported {
+        /// The operation and the store.
+        what: String,
+    },
     /// A put was refused: the bytes do not hash to the CID they were offered under.
     #[error("refused to store bytes under {cid}: they hash to {actual}")]
     CidMismatch {

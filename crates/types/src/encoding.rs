@@ -35,6 +35,8 @@ pub enum Kind {
     ModuleCache = 10,
     /// A job spec (its canonical form, hashed into `PostJob`).
     JobSpec = 11,
+    /// A chain's genesis: its params and its signed genesis block.
+    Genesis = 12,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

@@ -242,6 +242,12 @@ impl Keypair {
         }
     }
 
+    /// The 32-byte secret seed, for deriving this key's identity in another
+    /// library (the node's libp2p identity is the same ed25519 key).
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.signing.verifying_key().to_bytes())

@@ -1,0 +1,137 @@
+//! `peercloud node`: runs this machine as a grid member until Ctrl-C.
+//! Settings: a flag beats its environment variable (clap reads both), which
+//! beats `<data-dir>/config.toml` (or `--config`), which beats the default.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use peercloud_node::config::{NodeConfig, Settings};
+use peercloud_node::daemon::Node;
+use peercloud_node::devnet::Ready;
+
+/// How long a provider waits for its registration before it says it is ready anyway.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
+
+/// Options of `peercloud node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// A TOML config file (default: <data-dir>/config.toml when present).
+    #[arg(long, env = "PEERCLOUD_CONFIG")]
+    config: Option<PathBuf>,
+    /// libp2p address to listen on (repeatable).
+    #[arg(long, env = "PEERCLOUD_LISTEN", value_delimiter = ',')]
+    listen: Vec<String>,
+    /// A peer to join through, ending in /p2p/<peer id> (repeatable).
+    #[arg(long, env = "PEERCLOUD_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<String>,
+    /// Address of the HTTP API (loopback only).
+    #[arg(long, env = "PEERCLOUD_API")]
+    api: Option<String>,
+    /// Two-letter country code this node registers.
+    #[arg(long, env = "PEERCLOUD_LOCATION")]
+    location: Option<String>,
+    /// CPU offered, in millicores (default: every core).
+    #[arg(long, env = "PEERCLOUD_CPU_MILLICORES")]
+    cpu_millicores: Option<u64>,
+    /// Memory offered, in bytes (default: half the free memory).
+    #[arg(long, env = "PEERCLOUD_MEMORY_BYTES")]
+    memory_bytes: Option<u64>,
+    /// Storage offered, in bytes (default: half the free disk).
+    #[arg(long, env = "PEERCLOUD_STORAGE_BYTES")]
+    storage_bytes: Option<u64>,
+    /// Flat price per job, in PCL.
+    #[arg(long, env = "PEERCLOUD_PRICE_JOB")]
+    price_job: Option<String>,
+    /// Price per billion units of fuel, in PCL.
+    #[arg(long, env = "PEERCLOUD_PRICE_GIGAFUEL")]
+    price_gigafuel: Option<String>,
+    /// Stop when standard input closes (set by `devnet up` for its children).
+    #[arg(long, hide = true)]
+    stop_with_parent: bool,
+}
+
+impl NodeArgs {
+    fn settings(&self) -> Settings {
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        Settings {
+            listen: list(&self.listen),
+            bootstrap: list(&self.bootstrap),
+            api: self.api.clone(),
+            location: self.location.clone(),
+            cpu_millicores: self.cpu_millicores,
+            memory_bytes: self.memory_bytes,
+            storage_bytes: self.storage_bytes,
+            bandwidth_bytes_per_sec: None,
+            price_job: self.price_job.clone(),
+            price_gigafuel: self.price_gigafuel.clone(),
+        }
+    }
+}
+
+/// Runs the node in `data_dir` until Ctrl-C, SIGTERM or (with
+/// `--stop-with-parent`) the end of standard input.
+pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let config = NodeConfig::resolve(data_dir, args.config.as_deref(), args.settings())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(config)
+            .await
+            .with_context(|| format!("starting the node in {}", data_dir.display()))?;
+        if !node.wait_registered(REGISTRATION_WAIT).await {
+            tracing::warn!("registration is not on the ledger yet; serving anyway");
+        }
+        let inner = &node.inner;
+        let p2p = inner
+            .net
+            .listen_addrs()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let ready = Ready {
+            node: inner.node_id().to_string(),
+            role: if inner.is_validator() {
+                "validator"
+            } else {
+                "provider"
+            }
+            .into(),
+            p2p,
+            api: format!("http://{}", node.api),
+        };
+        println!("{}", ready.line());
+        wait_for_stop(args.stop_with_parent).await;
+        node.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_stop(stop_with_parent: bool) {
+    use tokio::io::AsyncReadExt;
+    let stdin_closed = async {
+        if !stop_with_parent {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+        _ = stdin_closed => {}
+    }
+}

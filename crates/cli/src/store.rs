@@ -1,0 +1,204 @@
+//! `peercloud store`: put a file into the network store and get it back. The
+//! file is chunked and sealed here, under a fresh key wrapped to the wallet's
+//! key, before any byte leaves the machine; the node only places the sealed
+//! chunks. A get verifies every chunk and the whole plaintext, and writes the
+//! file atomically (temporary file beside it, then rename), so a failed get
+//! never leaves a half-written file under the name asked for.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use peercloud_node::client::ApiStore;
+use peercloud_store::{PutOptions, StoreError, get_object, put_object, read_manifest};
+use peercloud_types::ContentId;
+
+use crate::display;
+use crate::node_api::NodeArgs;
+use crate::wallet::load_wallet;
+
+/// Store commands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Encrypt a file with a fresh key, store it on the network (3 replicas)
+    /// and print the CID that names it.
+    Put {
+        /// The file to store.
+        file: PathBuf,
+    },
+    /// Fetch an object you own by its CID, verify and decrypt it into FILE.
+    Get {
+        /// The object's CID (as `store put` printed it).
+        cid: ContentId,
+        /// Where to write it (replaced atomically if it exists).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+/// Runs a store command.
+pub fn run(
+    cmd: StoreCommand,
+    data_dir: &Path,
+    node: &NodeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StoreCommand::Put { file } => put(&file, data_dir, node, json),
+        StoreCommand::Get { cid, output } => get(&cid, &output, data_dir, node, json),
+    }
+}
+
+fn put(file: &Path, data_dir: &Path, node: &NodeArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let reader = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = reader
+        .metadata()
+        .with_context(|| format!("reading the size of {}", file.display()))?
+        .len();
+    let wallet = load_wallet(data_dir)?;
+    let store = ApiStore::new(node.connect(Some(data_dir))?);
+    let options = PutOptions {
+        // The name travels sealed inside the manifest: only the owner reads it.
+        name: file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned()),
+        ..PutOptions::default()
+    };
+    let bar = transfer_bar(size, "storing")?;
+    let receipt = put_object(&store, bar.wrap_read(reader), &wallet.public(), &options);
+    bar.finish_and_clear();
+    let receipt = receipt.with_context(|| {
+        format!(
+            "storing {} through the node at {}",
+            file.display(),
+            store.client().base()
+        )
+    })?;
+    if json {
+        let value = serde_json::json!({
+            "cid": receipt.manifest_cid.to_string(),
+            "file": file.display().to_string(),
+            "size_bytes": receipt.size_bytes,
+            "chunks": receipt.manifest.chunks.len(),
+            "owner": wallet.account_id().to_string(),
+        });
+        println!("{value}");
+    } else {
+        println!("stored   {}", file.display());
+        println!("cid      {}", receipt.manifest_cid);
+        println!(
+            "size     {} ({} bytes, {} chunks)",
+            display::bytes(receipt.size_bytes),
+            receipt.size_bytes,
+            receipt.manifest.chunks.len()
+        );
+        println!("owner    {}", wallet.account_id());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get(
+    cid: &ContentId,
+    output: &Path,
+    data_dir: &Path,
+    node: &NodeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let wallet = load_wallet(data_dir)?;
+    let store = ApiStore::new(node.connect(Some(data_dir))?);
+    let dir = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "cannot write {}: directory {} does not exist",
+            output.display(),
+            dir.display()
+        ));
+    }
+    // The manifest is read first only to size the progress bar on a terminal.
+    let total = if std::io::stderr().is_terminal() {
+        let manifest = read_manifest(&store, cid).map_err(|err| get_error(err, cid))?;
+        manifest.total_bytes
+    } else {
+        0
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".peercloud-get-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let bar = transfer_bar(total, "fetching")?;
+    let mut writer = BufWriter::new(bar.wrap_write(temp.as_file()));
+    let receipt = get_object(&store, cid, &wallet.x25519_secret(), &mut writer);
+    bar.finish_and_clear();
+    let receipt = receipt.map_err(|err| get_error(err, cid))?;
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    drop(writer);
+    // A new file keeps the temporary file's 0600 (the object was private on
+    // the network, it stays private here); a replaced one keeps its mode.
+    if let Ok(existing) = std::fs::metadata(output) {
+        temp.as_file()
+            .set_permissions(existing.permissions())
+            .with_context(|| format!("copying the permissions of {}", output.display()))?;
+    }
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", temp.path().display()))?;
+    temp.persist(output)
+        .map_err(|err| err.error)
+        .with_context(|| format!("renaming the fetched object to {}", output.display()))?;
+    if json {
+        let value = serde_json::json!({
+            "cid": cid.to_string(),
+            "file": output.display().to_string(),
+            "size_bytes": receipt.size_bytes,
+            "name": receipt.info.name,
+        });
+        println!("{value}");
+    } else {
+        println!("wrote    {}", output.display());
+        println!("cid      {cid}");
+        println!(
+            "size     {} ({} bytes)",
+            display::bytes(receipt.size_bytes),
+            receipt.size_bytes
+        );
+        if let Some(name) = &receipt.info.name {
+            println!("stored as {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A failed get, said in the words of objects rather than chunks.
+fn get_error(err: StoreError, object: &ContentId) -> anyhow::Error {
+    match err {
+        StoreError::NotFound { cid } if cid == *object => {
+            anyhow!("no such object CID {object}: the network holds no manifest under it")
+        }
+        StoreError::NotFound { cid } => anyhow!(
+            "object {object} is incomplete: its chunk {cid} is on none of the nodes that should hold it"
+        ),
+        other => anyhow::Error::new(other).context(format!("fetching object {object}")),
+    }
+}
+
+/// A byte progress bar on stderr when it is a terminal; hidden otherwise, so
+/// scripts and logs get no control characters.
+fn transfer_bar(total_bytes: u64, verb: &'static str) -> anyhow::Result<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(ProgressBar::hidden());
+    }
+    let bar = ProgressBar::new(total_bytes).with_prefix(verb);
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )?);
+    Ok(bar)
+}

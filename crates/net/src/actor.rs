@@ -1,0 +1,617 @@
+//! The swarm actor: one tokio task owns the libp2p `Swarm` and is the only
+//! code that touches it.
+//!
+//! ```text
+//!   NetHandle (any task) ──Command (bounded mpsc)──▶ ┌──────────────┐
+//!        ▲                                           │    Actor     │◀──▶ Swarm (TCP+noise+yamux)
+//!        └────────── oneshot reply ──────────────────│  run() loop  │
+//!   node  ◀──────────NetEvent (bounded mpsc)─────────└──────────────┘
+//!                                                      │  ▲
+//!                           Responder (oneshot) ───────┘  │ inbound answers (bounded, timed)
+//! ```
+//!
+//! The loop selects over swarm events, handle commands, the answers the node
+//! gives to inbound requests, and a few early Kademlia re-bootstraps. This file
+//! holds start-up, the loop, connections, gossip and discovery; the
+//! request-response bookkeeping (outbound requests, lookups of unknown peers,
+//! inbound answers) is in the `requests` submodule. Every map is bounded by a
+//! named constant in [`crate::config`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use libp2p::multiaddr::Protocol as AddrProtocol;
+use libp2p::request_response::OutboundRequestId;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad};
+use libp2p::{noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, ident_topic};
+use crate::config::{
+    COMMAND_QUEUE_CAPACITY, DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT,
+    KADEMLIA_PROTOCOL, LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS,
+};
+use crate::error::NetError;
+use crate::handle::{ListenAddrs, NetEvent, NetHandle};
+use crate::identity::keypair_of;
+use crate::metrics::{NetMetrics, bump, drop_one};
+use crate::protocol::{GossipTopic, Protocol};
+
+mod requests;
+
+use requests::{Answer, ParkedRequest, PendingRequest};
+
+/// A request from a [`NetHandle`] to the actor; each carries its reply slot.
+pub(crate) enum Command {
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    AddAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Publish {
+        topic: GossipTopic,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Request {
+        peer: PeerId,
+        protocol: Protocol,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    SubscribedPeers {
+        topic: GossipTopic,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Starts the swarm on the current tokio runtime. Returns once it listens on
+/// every address of `config.listen` (so [`NetHandle::listen_addrs`] is filled)
+/// and has dialled the bootstrap peers and started a Kademlia bootstrap.
+pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
+    let keypair = keypair_of(&config.secret);
+    let peer_id = keypair.public().to_peer_id();
+    let behaviour = Behaviour::new(&keypair, &config).map_err(|error| NetError::Build {
+        reason: error.to_string(),
+    })?;
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|error| NetError::Build {
+            reason: error.to_string(),
+        })?
+        .with_behaviour(|_| behaviour)
+        .map_err(|error| NetError::Build {
+            reason: error.to_string(),
+        })?
+        .with_swarm_config(|swarm_config| {
+            swarm_config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+        })
+        .build();
+
+    let (commands_sender, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+    let (events, events_receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+    let listen_addrs: ListenAddrs = Arc::new(RwLock::new(Vec::new()));
+    let metrics = Arc::new(NetMetrics::default());
+    let mut actor = Actor {
+        swarm,
+        config: config.clone(),
+        commands,
+        events,
+        listen_addrs: listen_addrs.clone(),
+        metrics: metrics.clone(),
+        outbound: HashMap::new(),
+        lookups: HashMap::new(),
+        parked: 0,
+        inbound: FuturesUnordered::new(),
+        dials: HashMap::new(),
+    };
+    actor.listen(&config.listen).await?;
+    actor.bootstrap(&config.bootstrap)?;
+    info!(%peer_id, addrs = ?listen_addrs_snapshot(&listen_addrs), "network started");
+    tokio::spawn(actor.run());
+
+    let handle = NetHandle {
+        peer_id,
+        commands: commands_sender,
+        listen_addrs,
+        metrics,
+    };
+    Ok((handle, events_receiver))
+}
+
+fn listen_addrs_snapshot(addrs: &ListenAddrs) -> Vec<Multiaddr> {
+    match addrs.read() {
+        Ok(addrs) => addrs.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+/// An explicit dial waiting for its connection.
+struct PendingDial {
+    addr: Multiaddr,
+    reply: oneshot::Sender<Result<(), NetError>>,
+}
+
+struct Actor {
+    swarm: Swarm<Behaviour>,
+    config: NetConfig,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    listen_addrs: ListenAddrs,
+    metrics: Arc<NetMetrics>,
+    /// Requests sent, by protocol and libp2p request id.
+    outbound: HashMap<(Protocol, OutboundRequestId), PendingRequest>,
+    /// Requests waiting for a lookup of their peer, by that peer.
+    lookups: HashMap<PeerId, Vec<ParkedRequest>>,
+    /// Number of requests in `lookups`.
+    parked: usize,
+    /// Inbound requests the node has not answered yet; each ends by its
+    /// protocol's timeout at the latest.
+    inbound: FuturesUnordered<BoxFuture<'static, Answer>>,
+    /// Explicit dials, by the connection id they will have.
+    dials: HashMap<ConnectionId, PendingDial>,
+}
+
+/// Whether the loop goes on.
+enum Flow {
+    Continue,
+    Stop(oneshot::Sender<()>),
+}
+
+impl Actor {
+    /// Starts a listener per address and waits until each reports an address.
+    async fn listen(&mut self, addrs: &[Multiaddr]) -> Result<(), NetError> {
+        let mut waiting = HashMap::new();
+        for addr in addrs {
+            let id = self
+                .swarm
+                .listen_on(addr.clone())
+                .map_err(|error| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: error.to_string(),
+                })?;
+            waiting.insert(id, addr.clone());
+        }
+        let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
+        tokio::pin!(deadline);
+        while !waiting.is_empty() {
+            let event = tokio::select! {
+                event = self.swarm.select_next_some() => event,
+                () = &mut deadline => {
+                    let addr = waiting.into_values().next().unwrap_or_else(Multiaddr::empty);
+                    return Err(NetError::Listen {
+                        addr,
+                        reason: format!("no listen address within {LISTEN_TIMEOUT:?}"),
+                    });
+                }
+            };
+            match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    waiting.remove(listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some(addr) = waiting.remove(listener_id) {
+                        let reason = match reason {
+                            Ok(()) => "listener closed".to_owned(),
+                            Err(error) => error.to_string(),
+                        };
+                        return Err(NetError::Listen { addr, reason });
+                    }
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    if let Some(addr) = waiting.remove(listener_id) {
+                        return Err(NetError::Listen {
+                            addr,
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            self.on_swarm_event(event).await;
+        }
+        Ok(())
+    }
+
+    /// Adds the bootstrap peers to Kademlia, dials them and starts a bootstrap.
+    /// Every address is checked before any is used; an address naming this
+    /// node itself is skipped (a devnet may hand every node the same list).
+    fn bootstrap(&mut self, addrs: &[Multiaddr]) -> Result<(), NetError> {
+        let mut peers = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            match peer_of(addr) {
+                Some(peer) if peer == *self.swarm.local_peer_id() => {}
+                Some(peer) => peers.push((peer, addr.clone())),
+                None => return Err(NetError::BootstrapAddress { addr: addr.clone() }),
+            }
+        }
+        for (peer, addr) in &peers {
+            self.learn_address(*peer, addr.clone());
+            let opts = DialOpts::peer_id(*peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(error) = self.swarm.dial(opts) {
+                // A bootstrap peer being down is not fatal: others, or later
+                // Kademlia bootstraps, connect us.
+                warn!(%addr, %error, "cannot dial bootstrap peer");
+            }
+        }
+        if !peers.is_empty()
+            && let Err(error) = self.swarm.behaviour_mut().kademlia.bootstrap()
+        {
+            warn!(%error, "cannot start a Kademlia bootstrap");
+        }
+        Ok(())
+    }
+
+    async fn run(mut self) {
+        // Early re-bootstraps: the first bootstrap runs before the peers we
+        // reach have learnt each other's addresses (identify needs a round
+        // trip), so nodes started together would otherwise not meet until
+        // Kademlia's periodic bootstrap, minutes later.
+        let mut rebootstraps = STARTUP_REBOOTSTRAP_DELAYS.iter();
+        let start = tokio::time::Instant::now();
+        let rebootstrap = tokio::time::sleep(STARTUP_REBOOTSTRAP_DELAYS[0]);
+        tokio::pin!(rebootstrap);
+        let mut next_rebootstrap = rebootstraps.next();
+        let stopped = loop {
+            let flow = tokio::select! {
+                () = &mut rebootstrap, if next_rebootstrap.is_some() => {
+                    if let Err(error) = self.swarm.behaviour_mut().kademlia.bootstrap() {
+                        debug!(%error, "no peer to re-bootstrap from yet");
+                    }
+                    next_rebootstrap = rebootstraps.next();
+                    if let Some(delay) = next_rebootstrap {
+                        rebootstrap.as_mut().reset(start + *delay);
+                    }
+                    Flow::Continue
+                }
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event).await;
+                    Flow::Continue
+                }
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    // Every handle is gone: nobody can use the network any more.
+                    None => break None,
+                },
+                Some(answer) = self.inbound.next(), if !self.inbound.is_empty() => {
+                    self.on_answer(answer);
+                    Flow::Continue
+                }
+            };
+            if let Flow::Stop(reply) = flow {
+                break Some(reply);
+            }
+        };
+        let peer_id = *self.swarm.local_peer_id();
+        // Dropping the swarm closes every connection; pending callers see Closed.
+        drop(self);
+        info!(%peer_id, "network stopped");
+        if let Some(reply) = stopped {
+            let _ = reply.send(());
+        }
+    }
+
+    fn on_command(&mut self, command: Command) -> Flow {
+        match command {
+            Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::AddAddress { peer, addr, reply } => {
+                self.learn_address(peer, addr);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Publish { topic, data, reply } => {
+                let len = data.len();
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(ident_topic(topic), data)
+                    .map(|_| bump(&self.metrics.gossip_published))
+                    .map_err(|error| publish_error(topic, len, error));
+                let _ = reply.send(result);
+            }
+            Command::Request {
+                peer,
+                protocol,
+                data,
+                reply,
+            } => self.request(peer, protocol, data, reply),
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::SubscribedPeers { topic, reply } => {
+                let hash = ident_topic(topic).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&hash))
+                    .map(|(peer, _)| *peer)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Shutdown { reply } => return Flow::Stop(reply),
+        }
+        Flow::Continue
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<(), NetError>>) {
+        if self.dials.len() >= DIALS_PENDING_MAX {
+            let _ = reply.send(Err(NetError::Busy {
+                what: "dials",
+                max: DIALS_PENDING_MAX,
+            }));
+            return;
+        }
+        let opts = match peer_of(&addr) {
+            Some(peer) => {
+                self.learn_address(peer, addr.clone());
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::Disconnected)
+                    .build()
+            }
+            None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let connection_id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dials
+                    .insert(connection_id, PendingDial { addr, reply });
+            }
+            // Already connected: what the caller wanted.
+            Err(DialError::DialPeerConditionFalse(_)) => {
+                let _ = reply.send(Ok(()));
+            }
+            Err(error) => {
+                let _ = reply.send(Err(NetError::Dial {
+                    addr,
+                    reason: error.to_string(),
+                }));
+            }
+        }
+    }
+
+    /// Records where `peer` listens: in Kademlia (for lookups and dials) and
+    /// in the swarm (for request-response dials).
+    fn learn_address(&mut self, peer: PeerId, addr: Multiaddr) {
+        let addr = without_peer(addr);
+        self.swarm
+            .behaviour_mut()
+            .kademlia
+            .add_address(&peer, addr.clone());
+        self.swarm.add_peer_address(peer, addr);
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
+            SwarmEvent::NewListenAddr { address, .. } => {
+                debug!(%address, "listening");
+                self.with_listen_addrs(|addrs| {
+                    if !addrs.contains(&address) {
+                        addrs.push(address);
+                    }
+                });
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.with_listen_addrs(|addrs| addrs.retain(|a| a != &address));
+            }
+            SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
+            SwarmEvent::ListenerClosed { addresses, .. } => {
+                self.with_listen_addrs(|addrs| addrs.retain(|a| !addresses.contains(a)));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                if let Some(dial) = self.dials.remove(&connection_id) {
+                    let _ = dial.reply.send(Ok(()));
+                }
+                if num_established.get() == 1 {
+                    bump(&self.metrics.peers_connected);
+                    self.emit(NetEvent::PeerConnected(peer_id)).await;
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                drop_one(&self.metrics.peers_connected);
+                self.emit(NetEvent::PeerDisconnected(peer_id)).await;
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(dial) = self.dials.remove(&connection_id) {
+                    let _ = dial.reply.send(Err(NetError::Dial {
+                        addr: dial.addr,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(event) => self.on_identify(event),
+            BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Kademlia(event) => self.on_kademlia(event),
+            BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
+            BehaviourEvent::Offer(event) => self.on_request_response(Protocol::Offer, event).await,
+            BehaviourEvent::Chunk(event) => self.on_request_response(Protocol::Chunk, event).await,
+            BehaviourEvent::JobDispatch(event) => {
+                self.on_request_response(Protocol::JobDispatch, event).await
+            }
+            BehaviourEvent::JobResult(event) => {
+                self.on_request_response(Protocol::JobResult, event).await
+            }
+            BehaviourEvent::BlockSync(event) => {
+                self.on_request_response(Protocol::BlockSync, event).await
+            }
+        }
+    }
+
+    /// Puts the listen addresses a Peercloud peer reports into Kademlia, so
+    /// peers learnt from inbound connections (whose remote port is ephemeral)
+    /// can be found and dialled by others.
+    fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        let kademlia = StreamProtocol::new(KADEMLIA_PROTOCOL);
+        if !info.protocols.contains(&kademlia) {
+            return;
+        }
+        for addr in info.listen_addrs {
+            self.swarm
+                .behaviour_mut()
+                .kademlia
+                .add_address(&peer_id, addr);
+        }
+    }
+
+    fn on_kademlia(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed { result, step, .. } = event else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetClosestPeers(Ok(ok)) => {
+                self.on_lookup(&ok.key, ok.peers, step.last)
+            }
+            kad::QueryResult::GetClosestPeers(Err(kad::GetClosestPeersError::Timeout {
+                key,
+                peers,
+            })) => self.on_lookup(&key, peers, true),
+            kad::QueryResult::Bootstrap(result) => debug!(?result, "Kademlia bootstrap step"),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message { message, .. } = event else {
+            return;
+        };
+        let Some(topic) = GossipTopic::from_name(message.topic.as_str()) else {
+            debug!(topic = %message.topic, "gossip on a topic we do not know");
+            return;
+        };
+        let event = NetEvent::Gossip {
+            topic,
+            source: message.source,
+            data: message.data,
+        };
+        // Gossip is never waited for: peers re-send it, and stalling the swarm
+        // on a slow consumer would stall every other protocol.
+        match self.events.try_send(event) {
+            Ok(()) => bump(&self.metrics.gossip_received),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                bump(&self.metrics.gossip_dropped);
+                warn!(
+                    topic = topic.name(),
+                    "event queue full: gossip message dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Hands an event to the node, waiting while its queue is full (backpressure
+    /// on the peers). If the node dropped its receiver the event is discarded.
+    async fn emit(&mut self, event: NetEvent) {
+        if self.events.send(event).await.is_err() {
+            debug!("event receiver dropped: event discarded");
+        }
+    }
+
+    fn with_listen_addrs(&self, change: impl FnOnce(&mut Vec<Multiaddr>)) {
+        match self.listen_addrs.write() {
+            Ok(mut addrs) => change(&mut addrs),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// The peer an address names in its trailing `/p2p/<peer id>`, if any.
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(AddrProtocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+/// The address without its trailing `/p2p/<peer id>`.
+fn without_peer(mut addr: Multiaddr) -> Multiaddr {
+    if peer_of(&addr).is_some() {
+        addr.pop();
+    }
+    addr
+}
+
+fn publish_error(topic: GossipTopic, len: usize, error: gossipsub::PublishError) -> NetError {
+    match error {
+        gossipsub::PublishError::NoPeersSubscribedToTopic => NetError::NoPeers { topic },
+        gossipsub::PublishError::Duplicate => NetError::Duplicate { topic },
+        gossipsub::PublishError::MessageTooLarge => NetError::GossipTooLarge {
+            topic,
+            len,
+            max: crate::config::GOSSIP_DATA_BYTES_MAX,
+        },
+        other => NetError::Publish {
+            topic,
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_suffix_is_read_and_stripped() {
+        let peer = crate::identity::keypair_of(&[1; 32]).public().to_peer_id();
+        let base: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
+        let full = base.clone().with(AddrProtocol::P2p(peer));
+        assert_eq!(peer_of(&full), Some(peer));
+        assert_eq!(peer_of(&base), None);
+        assert_eq!(without_peer(full), base);
+        assert_eq!(without_peer(base.clone()), base);
+    }
+}

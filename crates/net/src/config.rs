@@ -1,0 +1,148 @@
+//! How a node's swarm is configured, and every bound the network layer keeps.
+//!
+//! [`NetConfig`] is what the node fills in (identity, addresses, timeouts); the
+//! constants below are the fixed limits, each with the reason for its value.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol as AddrProtocol;
+
+use crate::protocol::Protocol;
+
+/// Capacity of the handle -> actor command queue. A full queue makes callers
+/// wait (backpressure) rather than grow memory; 1024 covers bursts of chunk
+/// requests from the store without making the actor a bottleneck.
+pub const COMMAND_QUEUE_CAPACITY: usize = 1024;
+/// Capacity of the actor -> node event queue. When full, the actor waits for
+/// requests and connection events and drops gossip (gossip is re-sent by peers).
+pub const EVENT_QUEUE_CAPACITY: usize = 1024;
+/// Outbound requests (including those parked during a Kademlia lookup) in
+/// flight at once; past this, [`crate::NetError::Busy`]. Each is bounded in
+/// time by its protocol's timeout; this bounds them in number.
+pub const OUTBOUND_REQUESTS_MAX: usize = 4096;
+/// Inbound requests handed to the node and not yet answered. Past this an
+/// inbound request is refused (its stream is closed) instead of queued.
+pub const INBOUND_REQUESTS_MAX: usize = 4096;
+/// Explicit dials awaiting their outcome.
+pub const DIALS_PENDING_MAX: usize = 256;
+/// Concurrent streams per connection per request-response protocol: enough
+/// for a pipeline of chunk transfers, small enough that one peer cannot make us
+/// hold thousands of buffers.
+pub const STREAMS_PER_CONNECTION_MAX: usize = 64;
+
+/// Default request-response timeout: a 1 MiB chunk over a slow home uplink
+/// (~1 Mbit/s) takes ~9 s, so 30 s leaves room without hiding a dead peer long.
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Job dispatch waits for the provider to fetch inputs and start the job
+/// before it answers; ten minutes, so staging is not counted as a failure.
+pub const JOB_DISPATCH_REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+/// A connection with no active stream is kept this long, so gossip peers stay
+/// connected between messages and meshes do not churn.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`crate::spawn`] waits for its listeners to report an address.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When, counted from start, the actor runs extra Kademlia bootstraps: nodes
+/// that start together query their bootstrap peer before it has learnt the
+/// others' addresses, and Kademlia's own periodic bootstrap comes only every
+/// five minutes. Three quick retries cover a devnet starting at once.
+pub const STARTUP_REBOOTSTRAP_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(15),
+];
+
+/// Gossipsub heartbeat: small test networks and devnets form meshes within a
+/// few hundred milliseconds; the control traffic of 5 beats per second is tiny.
+pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(200);
+/// Largest gossipsub frame: 8 MiB, so a full block fits.
+pub const GOSSIP_TRANSMIT_BYTES_MAX: usize = 8 << 20;
+/// Room in a gossipsub frame for its envelope (topic, source, sequence number,
+/// signature, public key, protobuf framing); generous against all of them.
+pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4 * 1024;
+/// Largest payload [`crate::NetHandle::publish`] accepts.
+pub const GOSSIP_DATA_BYTES_MAX: usize = GOSSIP_TRANSMIT_BYTES_MAX - GOSSIP_ENVELOPE_BYTES_MAX;
+
+/// Kademlia protocol name: our own, so a Peercloud DHT never merges with IPFS's.
+pub const KADEMLIA_PROTOCOL: &str = "/peercloud/kad/1.0.0";
+/// Identify protocol version string: tells peers which network we belong to.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/peercloud/1.0.0";
+
+/// Everything the swarm needs to start.
+#[derive(Clone)]
+pub struct NetConfig {
+    /// The node's ed25519 secret seed (32 bytes); the libp2p identity is derived
+    /// from it, so PeerId <-> NodeId are the same key.
+    pub secret: [u8; 32],
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start; each address ends in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Timeout of a request-response exchange (all protocols but job dispatch).
+    pub request_timeout: Duration,
+    /// Timeout of a [`Protocol::JobDispatch`] exchange.
+    pub job_dispatch_request_timeout: Duration,
+}
+
+impl std::fmt::Debug for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log.
+        f.debug_struct("NetConfig")
+            .field("secret", &"<redacted>")
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("request_timeout", &self.request_timeout)
+            .field(
+                "job_dispatch_request_timeout",
+                &self.job_dispatch_request_timeout,
+            )
+            .finish()
+    }
+}
+
+impl NetConfig {
+    /// A configuration for this secret seed: listens on a free loopback TCP port,
+    /// no bootstrap peers, default timeouts.
+    pub fn new(secret: [u8; 32]) -> Self {
+        let loopback = Multiaddr::empty()
+            .with(AddrProtocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+            .with(AddrProtocol::Tcp(0));
+        NetConfig {
+            secret,
+            listen: vec![loopback],
+            bootstrap: Vec::new(),
+            request_timeout: REQUEST_TIMEOUT_DEFAULT,
+            job_dispatch_request_timeout: JOB_DISPATCH_REQUEST_TIMEOUT_DEFAULT,
+        }
+    }
+
+    /// The timeout of one exchange on `protocol`.
+    pub fn timeout_of(&self, protocol: Protocol) -> Duration {
+        match protocol {
+            Protocol::JobDispatch => self.job_dispatch_request_timeout,
+            Protocol::Offer | Protocol::Chunk | Protocol::JobResult | Protocol::BlockSync => {
+                self.request_timeout
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_and_give_job_dispatch_the_long_timeout() {
+        let config = NetConfig::new([7; 32]);
+        assert_eq!(config.listen.len(), 1);
+        assert_eq!(config.listen[0].to_string(), "/ip4/127.0.0.1/tcp/0");
+        assert!(config.bootstrap.is_empty());
+        assert_eq!(config.timeout_of(Protocol::Chunk), REQUEST_TIMEOUT_DEFAULT);
+        assert_eq!(
+            config.timeout_of(Protocol::JobDispatch),
+            Duration::from_secs(600)
+        );
+        assert!(!format!("{config:?}").contains("[7, 7"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The node's side of the network: a cheap, cloneable [`NetHandle`] that sends
+//! commands to the swarm actor, and the [`NetEvent`]s the actor sends back.
+//!
+//! Every call is a message on a bounded queue plus a one-shot reply, so a slow
+//! actor slows callers down instead of growing memory. Limits that can be
+//! checked without the swarm (message sizes, requests to ourselves) are checked
+//! here, before anything is queued.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use libp2p::multiaddr::Protocol as AddrProtocol;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actor::Command;
+use crate::config::GOSSIP_DATA_BYTES_MAX;
+use crate::error::{NetError, RequestFailure};
+use crate::metrics::{NetMetrics, NetMetricsSnapshot};
+use crate::protocol::{GossipTopic, Protocol};
+
+/// Addresses the swarm listens on, written by the actor, read by handles.
+pub(crate) type ListenAddrs = Arc<RwLock<Vec<Multiaddr>>>;
+
+/// What the network tells the node.
+pub enum NetEvent {
+    /// A gossip message from another node (never one this node published).
+    Gossip {
+        /// The topic it arrived on.
+        topic: GossipTopic,
+        /// The node that published (signed) it; gossipsub's strict validation
+        /// has checked the signature.
+        source: Option<PeerId>,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// A peer's request; answer through `reply` (or drop it to refuse).
+    Request {
+        /// The asking peer (authenticated by noise).
+        peer: PeerId,
+        /// The protocol it arrived on.
+        protocol: Protocol,
+        /// The request payload, within `protocol.message_bytes_max()`.
+        data: Vec<u8>,
+        /// Where the answer goes.
+        reply: Responder,
+    },
+    /// The first connection to a peer was established.
+    PeerConnected(PeerId),
+    /// The last connection to a peer closed.
+    PeerDisconnected(PeerId),
+}
+
+impl fmt::Debug for NetEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payloads can be megabytes: show their length, not their bytes.
+        match self {
+            NetEvent::Gossip {
+                topic,
+                source,
+                data,
+            } => f
+                .debug_struct("Gossip")
+                .field("topic", topic)
+                .field("source", source)
+                .field("data_bytes", &data.len())
+                .finish(),
+            NetEvent::Request {
+                peer,
+                protocol,
+                data,
+                ..
+            } => f
+                .debug_struct("Request")
+                .field("peer", peer)
+                .field("protocol", protocol)
+                .field("data_bytes", &data.len())
+                .finish(),
+            NetEvent::PeerConnected(peer) => f.debug_tuple("PeerConnected").field(peer).finish(),
+            NetEvent::PeerDisconnected(peer) => {
+                f.debug_tuple("PeerDisconnected").field(peer).finish()
+            }
+        }
+    }
+}
+
+/// The answer slot of one inbound request. Dropping it without [`Responder::send`]
+/// closes the stream: the asking peer sees an error. An answer larger than the
+/// protocol's limit is dropped the same way (and logged).
+#[derive(Debug)]
+pub struct Responder {
+    pub(crate) sender: oneshot::Sender<Vec<u8>>,
+}
+
+impl Responder {
+    /// Sends the response. If the request already timed out or the peer went
+    /// away, the response is silently discarded.
+    pub fn send(self, data: Vec<u8>) {
+        // Err only means the actor stopped waiting (timeout, shutdown): nothing to do.
+        let _ = self.sender.send(data);
+    }
+}
+
+/// A handle on the running swarm; clone it freely.
+#[derive(Clone, Debug)]
+pub struct NetHandle {
+    pub(crate) peer_id: PeerId,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) listen_addrs: ListenAddrs,
+    pub(crate) metrics: Arc<NetMetrics>,
+}
+
+impl NetHandle {
+    /// This node's peer id (the same key as its `NodeId`, see [`crate::node_id_of`]).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses this node listens on, each ending in `/p2p/<own peer id>`,
+    /// ready to hand to other nodes as bootstrap addresses.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let addrs = match self.listen_addrs.read() {
+            Ok(addrs) => addrs.clone(),
+            // A panic while holding the lock cannot leave a Vec half-written.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        addrs
+            .into_iter()
+            .map(|addr| addr.with(AddrProtocol::P2p(self.peer_id)))
+            .collect()
+    }
+
+    /// What the swarm has done so far (counters for the node's metrics).
+    pub fn metrics(&self) -> NetMetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Dials `addr` (ending in `/p2p/<peer id>` or not) and waits until the
+    /// connection is established or has failed. Already connected: `Ok`.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Tells the swarm (and Kademlia) where `peer` can be reached.
+    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
+        self.call(|reply| Command::AddAddress { peer, addr, reply })
+            .await?
+    }
+
+    /// Publishes `data` on `topic` to every subscribed peer. Fails with
+    /// [`NetError::NoPeers`] when no connected peer is subscribed yet.
+    pub async fn publish(&self, topic: GossipTopic, data: Vec<u8>) -> Result<(), NetError> {
+        if data.len() > GOSSIP_DATA_BYTES_MAX {
+            return Err(NetError::GossipTooLarge {
+                topic,
+                len: data.len(),
+                max: GOSSIP_DATA_BYTES_MAX,
+            });
+        }
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await?
+    }
+
+    /// Sends `data` to `peer` on `protocol` and waits for the answer. The peer
+    /// need not be connected nor its address known: Kademlia finds it. A
+    /// message over `protocol.message_bytes_max()` is refused before sending.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        protocol: Protocol,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        let max = protocol.message_bytes_max();
+        if data.len() > max {
+            return Err(NetError::TooLarge {
+                protocol,
+                len: data.len(),
+                max,
+            });
+        }
+        if peer == self.peer_id {
+            return Err(NetError::Request {
+                peer,
+                protocol,
+                reason: RequestFailure::SelfRequest,
+            });
+        }
+        self.call(|reply| Command::Request {
+            peer,
+            protocol,
+            data,
+            reply,
+        })
+        .await?
+    }
+
+    /// The peers this node has at least one connection to.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// The connected peers subscribed to `topic`: those a publish reaches
+    /// directly.
+    pub async fn subscribed_peers(&self, topic: GossipTopic) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::SubscribedPeers { topic, reply })
+            .await
+    }
+
+    /// Stops the swarm (closing every connection) and waits until it has
+    /// stopped. Calls on any clone of this handle then fail with
+    /// [`NetError::Closed`]. Shutting down twice is harmless.
+    pub async fn shutdown(&self) {
+        // Either error means the actor has already stopped, which is the goal.
+        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetError::Closed)?;
+        answer.await.map_err(|_| NetError::Closed)
+    }
+}

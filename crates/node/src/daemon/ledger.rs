@@ -1,0 +1,422 @@
+//! The node's ledger agent: transactions in, blocks out.
+//!
+//! - Submitting: a transaction is checked against this node's tip first (a
+//!   refusal names the ledger's reason at once), then handed to the
+//!   validator — its mempool when this node is the validator, the
+//!   transactions topic otherwise.
+//! - Validating: the validator makes a block as soon as transactions wait
+//!   (no fixed block time), commits it with an fsync and gossips it.
+//! - Following: every other node applies blocks in order, buffering a few
+//!   that arrive early and asking a peer for the ones it missed; a periodic
+//!   sync catches a node up after a restart or a partition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use peercloud_ledger::{Block, TxError, TxKind, registration_proof};
+use peercloud_net::{GossipTopic, PeerId, Protocol, peer_id_of};
+use peercloud_types::{Amount, Keypair, NodeId, Signed};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{Inner, now_ms};
+use crate::chain::Committed;
+use crate::wire::{Message, SYNC_BLOCKS_MAX};
+
+/// Candidate transactions the validator queues; a full queue pushes back on
+/// the gossip handler, never grows.
+pub(crate) const MEMPOOL_TXS_MAX: usize = 8_192;
+/// Pending sync triggers.
+pub(crate) const SYNC_TRIGGERS: usize = 64;
+/// How often a node asks for blocks it may have missed.
+const SYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Blocks that arrived ahead of the tip, kept until the gap is filled.
+const EARLY_BLOCKS_MAX: usize = 512;
+/// A transaction ahead of its signer's nonce waits this long for the gap to close.
+const FUTURE_TX_MS: u64 = 30_000;
+/// How long a submitter waits for its transaction to be in a block.
+pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Flat fee of the node's own transactions.
+pub const FEE: Amount = crate::grid::TX_FEE;
+/// What a provider stakes behind its node when it registers.
+pub const STAKE_TOKENS: u64 = 50;
+
+/// Why a transaction was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The ledger would refuse it.
+    #[error("transaction refused: {0}")]
+    Refused(#[from] TxError),
+    /// It could not reach the validator.
+    #[error("cannot reach the validator: {0}")]
+    Net(String),
+    /// It was not in a block in time.
+    #[error("transaction {hash} was not in a block within {timeout_s} s")]
+    Timeout {
+        /// Its hash.
+        hash: String,
+        /// How long was waited.
+        timeout_s: u64,
+    },
+}
+
+/// Why the sync task should look for blocks now.
+#[derive(Debug)]
+pub(crate) enum SyncTrigger {
+    /// A peer showed a block beyond our tip, or just connected.
+    From(PeerId),
+}
+
+impl Inner {
+    /// Checks and forwards `tx`; with `wait`, returns the block that holds it.
+    pub async fn submit(
+        &self,
+        tx: Signed<peercloud_ledger::Tx>,
+        wait: bool,
+    ) -> Result<Option<Arc<Committed>>, SubmitError> {
+        match self.chain().check(&tx, now_ms()) {
+            Ok(_) => {}
+            // A nonce ahead of the tip: an earlier transaction of the same
+            // signer is still on its way. The validator holds it until then.
+            Err(TxError::BadNonce { expected, got }) if got > expected => {}
+            Err(e) => return Err(SubmitError::Refused(e)),
+        }
+        let hash = tx.hash();
+        let mut blocks = self.committed.subscribe();
+        if let Some(mempool) = &self.mempool {
+            mempool
+                .send(tx)
+                .await
+                .map_err(|_| SubmitError::Net("the validator loop stopped".into()))?;
+        } else {
+            self.publish(GossipTopic::Transactions, &Message::Tx(tx))
+                .await
+                .map_err(|e| SubmitError::Net(e.to_string()))?;
+        }
+        if !wait {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + INCLUSION_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                Ok(Ok(committed)) if committed.tx_hashes.contains(&hash) => {
+                    return Ok(Some(committed));
+                }
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
+                    return Err(SubmitError::Timeout {
+                        hash: hash.to_string(),
+                        timeout_s: INCLUSION_TIMEOUT.as_secs(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Signs `kind` with one of this node's keys at its next nonce and submits it.
+    pub async fn sign_and_submit(
+        &self,
+        key: &Keypair,
+        kind: TxKind,
+        wait: bool,
+    ) -> Result<Option<Arc<Committed>>, SubmitError> {
+        let signer = key.public();
+        let nonce = {
+            let chain_next = self.chain().state().next_nonce(&signer);
+            #[allow(clippy::expect_used)]
+            let mut nonces = self.nonces.lock().expect("nonce lock poisoned");
+            let next = nonces.entry(signer).or_insert(chain_next);
+            *next = (*next).max(chain_next);
+            let nonce = *next;
+            *next += 1;
+            nonce
+        };
+        let tx = Signed::new(
+            peercloud_ledger::Tx {
+                nonce,
+                fee: FEE,
+                kind,
+            },
+            key,
+        );
+        let outcome = self.submit(tx, wait).await;
+        if outcome.is_err() {
+            // Forget the local count: the next transaction re-reads the chain.
+            #[allow(clippy::expect_used)]
+            self.nonces
+                .lock()
+                .expect("nonce lock poisoned")
+                .remove(&signer);
+        }
+        outcome
+    }
+
+    /// Broadcasts a block this node committed to local waiters.
+    fn announce(&self, committed: Committed) {
+        let _ = self.committed.send(Arc::new(committed));
+    }
+}
+
+/// The validator's gossip handler: queue the transaction.
+pub(crate) async fn on_gossip_tx(inner: &Inner, tx: Signed<peercloud_ledger::Tx>) {
+    if let Some(mempool) = &inner.mempool
+        && mempool.send(tx).await.is_err()
+    {
+        tracing::error!("validator loop stopped; transaction dropped");
+    }
+}
+
+/// Makes blocks as soon as transactions wait, commits and gossips them.
+pub(crate) async fn validator_loop(
+    inner: Arc<Inner>,
+    mut mempool: mpsc::Receiver<Signed<peercloud_ledger::Tx>>,
+) {
+    // Transactions ahead of their signer's nonce, with when they arrived.
+    let mut future: Vec<(u64, Signed<peercloud_ledger::Tx>)> = Vec::new();
+    loop {
+        let Some(first) = mempool.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < peercloud_ledger::block::BLOCK_TXS_MAX {
+            match mempool.try_recv() {
+                Ok(tx) => batch.push(tx),
+                Err(_) => break,
+            }
+        }
+        loop {
+            let now = now_ms();
+            future.retain(|(since, _)| now.saturating_sub(*since) < FUTURE_TX_MS);
+            let room = peercloud_ledger::block::BLOCK_TXS_MAX - batch.len();
+            let retry: Vec<_> = future
+                .drain(..future.len().min(room))
+                .map(|(_, tx)| tx)
+                .collect();
+            batch.extend(retry);
+            let outcome = inner
+                .chain()
+                .propose(std::mem::take(&mut batch), now, &inner.node_key);
+            let (committed, rejected) = match outcome {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(%e, "cannot make a block");
+                    break;
+                }
+            };
+            let included = committed.block.txs.len();
+            for (tx, why) in rejected {
+                match why {
+                    TxError::BadNonce { expected, got } if got > expected => {
+                        future.push((now, tx));
+                    }
+                    why => {
+                        tracing::info!(signer = %peercloud_types::AccountId(tx.signer), %why, "transaction refused")
+                    }
+                }
+            }
+            let block = committed.block.clone();
+            tracing::debug!(height = block.height(), txs = included, "block committed");
+            inner.announce(committed);
+            if let Err(e) = inner
+                .publish(GossipTopic::Blocks, &Message::Block(block))
+                .await
+            {
+                tracing::warn!(%e, "block not gossiped (followers will sync)");
+            }
+            // Held transactions whose turn has come go into the next block.
+            if included == 0 || future.is_empty() {
+                break;
+            }
+        }
+    }
+}
+
+/// A block from gossip: apply it if it is next, keep it if early.
+pub(crate) async fn on_block(
+    inner: &Arc<Inner>,
+    block: Block,
+    source: Option<PeerId>,
+    sync: &mpsc::Sender<SyncTrigger>,
+) {
+    if inner.is_validator() {
+        return;
+    }
+    let next = inner.chain().next_height();
+    if block.height() < next {
+        return;
+    }
+    if block.height() > next {
+        early_blocks(inner, Some(block));
+        if let Some(peer) = source {
+            let _ = sync.try_send(SyncTrigger::From(peer));
+        }
+        return;
+    }
+    apply_in_order(inner, vec![block]);
+    early_blocks(inner, None);
+}
+
+/// Keeps `block` (if any) and applies every kept block that is now next.
+fn early_blocks(inner: &Arc<Inner>, block: Option<Block>) {
+    #[allow(clippy::expect_used)]
+    let mut early = inner.early.lock().expect("early block lock poisoned");
+    if let Some(block) = block
+        && early.len() < EARLY_BLOCKS_MAX
+    {
+        early.insert(block.height(), block);
+    }
+    let next = inner.chain().next_height();
+    early.retain(|h, _| *h >= next);
+    let mut ready = Vec::new();
+    let mut want = next;
+    while let Some(block) = early.remove(&want) {
+        ready.push(block);
+        want += 1;
+    }
+    drop(early);
+    apply_in_order(inner, ready);
+}
+
+/// Applies consecutive blocks; stops at the first refused one.
+fn apply_in_order(inner: &Inner, blocks: Vec<Block>) -> usize {
+    let mut applied = 0;
+    for block in blocks {
+        let height = block.height();
+        let outcome = {
+            let mut chain = inner.chain();
+            if height != chain.next_height() {
+                continue;
+            }
+            chain.apply(&block)
+        };
+        match outcome {
+            Ok(committed) => {
+                applied += 1;
+                inner.announce(committed);
+            }
+            Err(e) => {
+                tracing::error!(height, %e, "block refused");
+                break;
+            }
+        }
+    }
+    applied
+}
+
+/// Answers a peer's sync request from the block log.
+pub(crate) fn on_sync_request(inner: &Inner, from: u64, max: u32) -> Message {
+    let max = max.min(SYNC_BLOCKS_MAX);
+    // Leave room for the message's own framing.
+    let budget = Protocol::BlockSync.message_bytes_max() - 1024;
+    match inner.chain().blocks_from(from, max, budget) {
+        Ok(blocks) => Message::Blocks(blocks),
+        Err(e) => Message::error("internal", e.to_string()),
+    }
+}
+
+/// Asks peers for blocks past the tip: on start, when triggered, and every
+/// [`SYNC_INTERVAL`].
+pub(crate) async fn sync_loop(inner: Arc<Inner>, mut triggers: mpsc::Receiver<SyncTrigger>) {
+    if inner.is_validator() {
+        return;
+    }
+    let validator = NodeId(inner.chain().state().params().validator);
+    loop {
+        let hint = match tokio::time::timeout(SYNC_INTERVAL, triggers.recv()).await {
+            Ok(Some(SyncTrigger::From(peer))) => Some(peer),
+            Ok(None) => return,
+            Err(_) => None,
+        };
+        let mut peers = vec![peer_id_of(&validator)];
+        if let Some(peer) = hint
+            && peer != peers[0]
+        {
+            peers.push(peer);
+        }
+        for peer in peers {
+            if sync_from(&inner, peer).await {
+                break;
+            }
+        }
+    }
+}
+
+/// Pulls blocks from `peer` until it has no more; whether it answered.
+async fn sync_from(inner: &Arc<Inner>, peer: PeerId) -> bool {
+    loop {
+        let from = inner.chain().next_height();
+        let request = Message::SyncRequest {
+            from,
+            max: SYNC_BLOCKS_MAX,
+        };
+        let answer = inner
+            .net
+            .request(peer, Protocol::BlockSync, request.to_bytes())
+            .await;
+        let blocks = match answer.map(|bytes| Message::from_bytes(&bytes)) {
+            Ok(Ok(Message::Blocks(blocks))) => blocks,
+            Ok(other) => {
+                tracing::debug!(%peer, ?other, "sync answer not blocks");
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, %e, "sync request failed");
+                return false;
+            }
+        };
+        if blocks.is_empty() {
+            return true;
+        }
+        let count = blocks.len();
+        let applied = apply_in_order(inner, blocks);
+        if applied == 0 || applied < count {
+            return true;
+        }
+    }
+}
+
+/// Registers this node under its owner and stakes behind it, unless the
+/// ledger already has it; retried until it lands.
+pub(crate) async fn register(inner: Arc<Inner>) {
+    let mut attempt = 0u32;
+    while !inner.registered() {
+        attempt += 1;
+        let owner = inner.owner_key.clone();
+        let kind = TxKind::RegisterNode {
+            node: inner.node_id(),
+            proof: registration_proof(&inner.node_key, &owner.account_id()),
+            resources: inner.config.resources,
+            location: inner.config.location.clone(),
+            prices: inner.config.prices,
+        };
+        let registered = inner.sign_and_submit(&owner, kind, false).await;
+        let staked = {
+            let (stake, min) = {
+                let chain = inner.chain();
+                let state = chain.state();
+                (
+                    state.stake(&owner.account_id()),
+                    state.params().stake_min_to_serve,
+                )
+            };
+            if stake < min {
+                let amount = Amount::from_tokens(STAKE_TOKENS).max(min);
+                inner
+                    .sign_and_submit(&owner, TxKind::Stake { amount }, true)
+                    .await
+                    .map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        match (registered, staked) {
+            (Ok(_), Ok(())) if inner.registered() => break,
+            (r, s) => {
+                if attempt % 10 == 1 {
+                    tracing::info!(?r, ?s, "registration not on the ledger yet; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    tracing::info!(node = %inner.node_id(), "registered on the ledger");
+}

@@ -1,0 +1,510 @@
+//! The node daemon: one process that joins the network, follows (or, on the
+//! validator, makes) the chain, offers its capacity, runs awarded jobs,
+//! stores chunks, and serves the HTTP API the CLI talks to.
+//!
+//! ```text
+//!            NetEvent (bounded)                  ┌──────────► API (axum, loopback)
+//!  swarm actor ──────────► event loop ──┬─ Tx gossip ─► mempool ─► validator loop ─► Block gossip
+//!      ▲                                ├─ Block gossip / sync ─► Chain::apply ─► committed (broadcast)
+//!      │ NetHandle                      ├─ CapacityRequest ─► provider: evaluate ─► Offer request
+//!      └────────────────────────────────┼─ Offer request ─► requester's collector
+//!                                       ├─ Chunk put/get ─► FsChunkStore
+//!                                       └─ Dispatch ─► provider: fetch, sandbox, store, SubmitResult
+//! ```
+//!
+//! Everything shared lives in [`Inner`], behind an `Arc`; each piece of work
+//! runs in its own task so a slow job never stalls block following.
+
+mod chunks;
+mod ledger;
+mod provider;
+mod requester;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use peercloud_compute::{ComputeError, Executor, ExecutorConfig};
+use peercloud_net::{GossipTopic, NetConfig, NetEvent, NetHandle, Protocol};
+use peercloud_store::{FsChunkStore, StoreError};
+use peercloud_types::{JobId, KeyFileError, Keypair, NodeId, PublicKey};
+use tokio::sync::{broadcast, mpsc};
+
+pub use chunks::NetStore;
+pub use ledger::SubmitError;
+pub use requester::RequesterError;
+
+use crate::api::model::{API_ADDR_FILE, TOKEN_FILE};
+use crate::chain::{Chain, ChainError, Committed};
+use crate::config::NodeConfig;
+use crate::genesis::{GENESIS_FILE, Genesis, GenesisError};
+use crate::wire::Message;
+
+/// The node's own key (network identity; signs offers and results).
+pub const NODE_KEY_FILE: &str = "node.key";
+/// The farmer's account key the node registers under (pays fees and stake).
+pub const OWNER_KEY_FILE: &str = "owner.key";
+/// Committed blocks buffered for API waiters and agents.
+const COMMITTED_CHANNEL: usize = 256;
+/// Offers buffered per job while its requester collects them.
+const OFFERS_CHANNEL: usize = 256;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A key file is missing, unreadable or too open.
+    #[error("key file {}: {source}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: KeyFileError,
+    },
+    /// No genesis, or a broken one.
+    #[error("{0} (a node joins a network by its genesis.bin: `peercloud devnet up` writes one)")]
+    Genesis(#[from] GenesisError),
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The chunk store could not be opened.
+    #[error("chunk store: {0}")]
+    Store(#[from] StoreError),
+    /// The sandbox could not start.
+    #[error("sandbox: {0}")]
+    Compute(#[from] ComputeError),
+    /// The network could not start.
+    #[error("network: {0}")]
+    Net(#[from] peercloud_net::NetError),
+    /// A file in the data directory.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Loads the key at `path`, creating it first if missing.
+pub fn load_or_create_key(path: &Path) -> Result<Keypair, StartError> {
+    let key_err = |source| StartError::Key {
+        path: path.to_owned(),
+        source,
+    };
+    if !path.exists() {
+        Keypair::generate().save(path).map_err(key_err)?;
+    }
+    Keypair::load(path).map_err(key_err)
+}
+
+/// What a node shares between its tasks.
+pub struct Inner {
+    /// Its resolved configuration.
+    pub config: NodeConfig,
+    /// Its own key.
+    pub node_key: Keypair,
+    /// The owner's account key.
+    pub owner_key: Keypair,
+    /// The network.
+    pub net: NetHandle,
+    /// The chain.
+    chain: Mutex<Chain>,
+    /// Every block this node commits, as it commits it.
+    pub committed: broadcast::Sender<Arc<Committed>>,
+    /// This node's chunks.
+    pub store: Arc<FsChunkStore>,
+    /// The sandbox.
+    pub executor: Arc<Executor>,
+    /// The validator's queue of candidate transactions (validator only).
+    mempool: Option<mpsc::Sender<peercloud_types::Signed<peercloud_ledger::Tx>>>,
+    /// Blocks that arrived ahead of the tip, by height.
+    early: Mutex<std::collections::BTreeMap<u64, peercloud_ledger::Block>>,
+    /// Offer collectors of the jobs this node is requesting for.
+    collectors: Mutex<HashMap<JobId, mpsc::Sender<Message>>>,
+    /// Next nonce per key this node signs with, ahead of the chain while its
+    /// transactions are in flight.
+    nonces: Mutex<HashMap<PublicKey, u64>>,
+    /// CPU reserved by running jobs, millicores.
+    reserved_cpu: AtomicU64,
+    /// Memory reserved by running jobs, bytes.
+    reserved_memory: AtomicU64,
+    /// Jobs running now.
+    running: AtomicU32,
+    /// The API token.
+    token: String,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("node", &self.node_key.node_id())
+            .field("validator", &self.mempool.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// The chain, locked. Held only for short, synchronous steps.
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        // A panic while holding the lock leaves the chain as committed on
+        // disk; the in-memory state may be mid-block, so stop using it.
+        #[allow(clippy::expect_used)]
+        self.chain
+            .lock()
+            .expect("chain lock poisoned: a block step panicked")
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_key.node_id()
+    }
+
+    /// Whether this node is the chain's validator.
+    pub fn is_validator(&self) -> bool {
+        self.mempool.is_some()
+    }
+
+    /// Whether this node's registration is on the ledger.
+    pub fn registered(&self) -> bool {
+        self.chain().state().node(&self.node_id()).is_some()
+    }
+
+    /// The API bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Publishes `message` on `topic`, retrying while no peer is subscribed yet
+    /// (gossip meshes form a heartbeat after connecting).
+    pub async fn publish(
+        &self,
+        topic: GossipTopic,
+        message: &Message,
+    ) -> Result<(), peercloud_net::NetError> {
+        let bytes = message.to_bytes();
+        let deadline = tokio::time::Instant::now() + PUBLISH_RETRY;
+        loop {
+            match self.net.publish(topic, bytes.clone()).await {
+                Err(peercloud_net::NetError::NoPeers { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(peercloud_net::NetError::Duplicate { .. }) => return Ok(()),
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends `message` to `node` on `protocol` and decodes the answer; a
+    /// [`Message::Error`] answer becomes an error naming the peer's reason.
+    pub async fn ask(
+        &self,
+        node: &NodeId,
+        protocol: Protocol,
+        message: &Message,
+    ) -> Result<Message, AskError> {
+        let peer = peercloud_net::peer_id_of(node);
+        let bytes = self
+            .net
+            .request(peer, protocol, message.to_bytes())
+            .await
+            .map_err(|e| AskError::Net {
+                node: *node,
+                reason: e.to_string(),
+            })?;
+        match Message::from_bytes(&bytes) {
+            Ok(Message::Error { code, message }) => Err(AskError::Refused {
+                node: *node,
+                code,
+                message,
+            }),
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(AskError::Net {
+                node: *node,
+                reason: format!("undecodable answer: {e}"),
+            }),
+        }
+    }
+}
+
+/// How long a publish waits for a first subscribed peer.
+const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A request to another node failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AskError {
+    /// The node could not be reached or did not answer.
+    #[error("node {node}: {reason}")]
+    Net {
+        /// The node.
+        node: NodeId,
+        /// What the network said.
+        reason: String,
+    },
+    /// The node answered with a refusal.
+    #[error("node {node} refused ({code}): {message}")]
+    Refused {
+        /// The node.
+        node: NodeId,
+        /// Its code.
+        code: String,
+        /// Its reason.
+        message: String,
+    },
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    /// Shared state.
+    pub inner: Arc<Inner>,
+    /// The API's bound address.
+    pub api: std::net::SocketAddr,
+}
+
+impl Node {
+    /// Starts a node: keys, genesis, ledger, store, sandbox, network, API,
+    /// agents. Returns once the API is serving; registration on the ledger
+    /// proceeds in the background ([`Node::wait_registered`]).
+    pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        let node_key = load_or_create_key(&dir.join(NODE_KEY_FILE))?;
+        let owner_key = load_or_create_key(&dir.join(OWNER_KEY_FILE))?;
+        let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
+        let validator = genesis.params.validator == node_key.public();
+        let chain = Chain::open(&dir, &genesis)?;
+        let store = Arc::new(FsChunkStore::open(dir.join("chunks"))?);
+        let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
+        let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
+        let mut net_config = NetConfig::new(node_key.seed());
+        net_config.listen = config.listen.clone();
+        net_config.bootstrap = config.bootstrap.clone();
+        let (net, events) = peercloud_net::spawn(net_config).await?;
+        let (committed, _) = broadcast::channel(COMMITTED_CHANNEL);
+        let (mempool, mempool_rx) = if validator {
+            let (tx, rx) = mpsc::channel(ledger::MEMPOOL_TXS_MAX);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let inner = Arc::new(Inner {
+            config,
+            node_key,
+            owner_key,
+            net,
+            chain: Mutex::new(chain),
+            committed,
+            store,
+            executor,
+            mempool,
+            early: Mutex::new(std::collections::BTreeMap::new()),
+            collectors: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(HashMap::new()),
+            reserved_cpu: AtomicU64::new(0),
+            reserved_memory: AtomicU64::new(0),
+            running: AtomicU32::new(0),
+            token,
+        });
+        if let Some(rx) = mempool_rx {
+            tokio::spawn(ledger::validator_loop(inner.clone(), rx));
+        }
+        let (sync_tx, sync_rx) = mpsc::channel(ledger::SYNC_TRIGGERS);
+        tokio::spawn(ledger::sync_loop(inner.clone(), sync_rx));
+        tokio::spawn(event_loop(inner.clone(), events, sync_tx));
+        let listener = tokio::net::TcpListener::bind(inner.config.api)
+            .await
+            .map_err(io_error(Path::new("api listener")))?;
+        let api = listener
+            .local_addr()
+            .map_err(io_error(Path::new("api listener")))?;
+        let addr_file = dir.join(API_ADDR_FILE);
+        std::fs::write(&addr_file, format!("http://{api}\n")).map_err(io_error(&addr_file))?;
+        tokio::spawn(crate::api::server::serve(inner.clone(), listener));
+        if !validator {
+            tokio::spawn(ledger::register(inner.clone()));
+        }
+        Ok(Node { inner, api })
+    }
+
+    /// Waits until this node's registration is on the ledger (providers), or
+    /// returns at once on the validator.
+    pub async fn wait_registered(&self, timeout: std::time::Duration) -> bool {
+        if self.inner.is_validator() {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut blocks = self.inner.committed.subscribe();
+        while !self.inner.registered() {
+            match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                Err(_) => return false,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return false,
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+
+    /// Stops the network (the process exits after).
+    pub async fn shutdown(&self) {
+        self.inner.net.shutdown().await;
+    }
+}
+
+fn load_or_create_token(path: &Path) -> Result<String, StartError> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let token = hex::encode(bytes);
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(token.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))?;
+    Ok(token)
+}
+
+/// Hands each network event to the agent that owns it, each in its own task.
+async fn event_loop(
+    inner: Arc<Inner>,
+    mut events: mpsc::Receiver<NetEvent>,
+    sync: mpsc::Sender<ledger::SyncTrigger>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::Gossip {
+                topic,
+                source,
+                data,
+            } => {
+                let message = match Message::from_bytes(&data) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(?source, topic = topic.name(), %e, "undecodable gossip");
+                        continue;
+                    }
+                };
+                match message {
+                    Message::Tx(tx) => ledger::on_gossip_tx(&inner, tx).await,
+                    Message::Block(block) => ledger::on_block(&inner, block, source, &sync).await,
+                    Message::CapacityRequest(request) => {
+                        tokio::spawn(provider::on_capacity_request(inner.clone(), request));
+                    }
+                    other => tracing::warn!(?source, "unexpected gossip {:?}", kind_of(&other)),
+                }
+            }
+            NetEvent::Request {
+                peer,
+                protocol,
+                data,
+                reply,
+            } => {
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let answer = match Message::from_bytes(&data) {
+                        Ok(message) => answer(&inner, peer, protocol, message).await,
+                        Err(e) => Message::error("bad_request", format!("undecodable: {e}")),
+                    };
+                    reply.send(answer.to_bytes());
+                });
+            }
+            NetEvent::PeerConnected(peer) => {
+                tracing::debug!(%peer, "peer connected");
+                // A new peer may know blocks we do not.
+                let _ = sync.try_send(ledger::SyncTrigger::From(peer));
+            }
+            NetEvent::PeerDisconnected(peer) => tracing::debug!(%peer, "peer disconnected"),
+        }
+    }
+    tracing::info!("network events ended");
+}
+
+fn kind_of(message: &Message) -> &'static str {
+    match message {
+        Message::Tx(_) => "tx",
+        Message::Block(_) => "block",
+        Message::CapacityRequest(_) => "capacity request",
+        Message::Offer(_) => "offer",
+        Message::Decline { .. } => "decline",
+        Message::ChunkPut { .. } => "chunk put",
+        Message::ChunkGet { .. } => "chunk get",
+        Message::Chunk(_) => "chunk",
+        Message::Dispatch(_) => "dispatch",
+        Message::Result(_) => "result",
+        Message::SyncRequest { .. } => "sync request",
+        Message::Blocks(_) => "blocks",
+        Message::Ack => "ack",
+        Message::Error { .. } => "error",
+    }
+}
+
+/// Answers one request.
+async fn answer(
+    inner: &Arc<Inner>,
+    peer: peercloud_net::PeerId,
+    protocol: Protocol,
+    message: Message,
+) -> Message {
+    match (protocol, message) {
+        (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline { .. })) => {
+            requester::on_offer(inner, m)
+        }
+        (Protocol::Chunk, Message::ChunkPut { cid, bytes }) => {
+            chunks::on_put(inner, cid, bytes).await
+        }
+        (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
+        (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
+            provider::on_dispatch(inner.clone(), peer, dispatch).await
+        }
+        (Protocol::BlockSync, Message::SyncRequest { from, max }) => {
+            ledger::on_sync_request(inner, from, max)
+        }
+        (protocol, other) => Message::error(
+            "bad_request",
+            format!(
+                "a {} message does not belong on {}",
+                kind_of(&other),
+                protocol.name()
+            ),
+        ),
+    }
+}
+
+/// Current load of this node in basis points of its CPU.
+pub(crate) fn utilisation_bps(inner: &Inner) -> u32 {
+    let total = inner.config.resources.cpu_millicores.max(1);
+    let used = inner.reserved_cpu.load(Ordering::Relaxed);
+    (used.saturating_mul(10_000) / total).min(10_000) as u32
+}

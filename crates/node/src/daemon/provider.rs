@@ -1,0 +1,322 @@
+//! The provider agent: answers capacity requests with signed offers priced
+//! by the market (its base prices, surged by its load), and runs the jobs it
+//! is awarded — fetch and decrypt the inputs with the keys sealed to it,
+//! run the module in the sandbox, store the outputs encrypted to the poster
+//! with three replicas, and put its output digest on the ledger.
+
+use std::io::BufReader;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use peercloud_compute::{RunOutcome, RunRequest};
+use peercloud_ledger::{JobState, TxKind};
+use peercloud_market::{JobAsk, NodeProfile, PricePolicy, evaluate};
+use peercloud_net::{PeerId, Protocol};
+use peercloud_store::{PutOptions, get_object_with_key, open_sealed_key, put_object};
+use peercloud_types::{Hash32, JobId, JobSpec, Offer, Signed};
+use tokio::sync::broadcast;
+
+use super::{Inner, NetStore, now_ms, utilisation_bps};
+use crate::wire::{CapacityRequest, Dispatch, Message, RunResult, SealedObject, StoredOutput};
+
+/// How long an offer stays valid.
+pub const OFFER_VALID_MS: u64 = 60_000;
+/// How long a dispatched node waits for the award to reach its chain.
+const AWARD_WAIT: Duration = Duration::from_secs(10);
+/// Bytes of stderr a result carries.
+const STDERR_BYTES_MAX: usize = 4 << 10;
+
+/// Judges a capacity request and sends an offer (or a decline) to its requester.
+pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequest) {
+    if inner.is_validator() || !inner.registered() || now_ms() > request.offers_until_ms {
+        return;
+    }
+    let answer = match offer_for(&inner, &request) {
+        Ok(offer) => Message::Offer(Signed::new(offer, &inner.node_key)),
+        Err(reason) => Message::Decline {
+            job: request.job,
+            node: inner.node_id(),
+            reason,
+        },
+    };
+    if request.requester == inner.node_id() {
+        // This node collects the offers itself: no network round trip.
+        super::requester::on_offer(&inner, answer);
+    } else if let Err(e) = inner
+        .ask(&request.requester, Protocol::Offer, &answer)
+        .await
+    {
+        tracing::debug!(job = %request.job, %e, "offer not delivered");
+    }
+}
+
+fn offer_for(inner: &Inner, request: &CapacityRequest) -> Result<Offer, String> {
+    let spec = JobSpec::from_json(&request.spec_json).map_err(|e| format!("bad spec: {e}"))?;
+    let reputation = inner
+        .chain()
+        .state()
+        .node(&inner.node_id())
+        .map_or(0, |n| n.reputation);
+    let total = inner.config.resources;
+    let free = peercloud_types::Resources {
+        cpu_millicores: total
+            .cpu_millicores
+            .saturating_sub(inner.reserved_cpu.load(Ordering::Relaxed)),
+        memory_bytes: total
+            .memory_bytes
+            .saturating_sub(inner.reserved_memory.load(Ordering::Relaxed)),
+        ..total
+    };
+    let profile = NodeProfile {
+        owner: inner.owner_key.account_id(),
+        location: inner.config.location.clone(),
+        reputation,
+        free,
+        utilisation_bps: utilisation_bps(inner),
+        policy: PricePolicy::new(inner.config.prices),
+    };
+    let price = evaluate(&JobAsk::from(&spec), &profile).map_err(|d| d.to_string())?;
+    Ok(Offer {
+        job: request.job,
+        node: inner.node_id(),
+        price,
+        valid_until_ms: now_ms() + OFFER_VALID_MS,
+    })
+}
+
+/// Holds a job's resources while it runs; gives them back when dropped.
+struct Reservation {
+    inner: Arc<Inner>,
+    cpu: u64,
+    memory: u64,
+}
+
+impl Reservation {
+    fn take(inner: &Arc<Inner>, spec: &JobSpec) -> Reservation {
+        let (cpu, memory) = (spec.resources.cpu_millicores, spec.resources.memory_bytes);
+        inner.reserved_cpu.fetch_add(cpu, Ordering::Relaxed);
+        inner.reserved_memory.fetch_add(memory, Ordering::Relaxed);
+        inner.running.fetch_add(1, Ordering::Relaxed);
+        Reservation {
+            inner: inner.clone(),
+            cpu,
+            memory,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.inner
+            .reserved_cpu
+            .fetch_sub(self.cpu, Ordering::Relaxed);
+        self.inner
+            .reserved_memory
+            .fetch_sub(self.memory, Ordering::Relaxed);
+        self.inner.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs an awarded job and answers with its result.
+pub(crate) async fn on_dispatch(inner: Arc<Inner>, peer: PeerId, dispatch: Dispatch) -> Message {
+    match run_dispatch(&inner, dispatch).await {
+        Ok(result) => Message::Result(result),
+        Err((code, message)) => {
+            tracing::warn!(%peer, code, %message, "dispatch failed");
+            Message::error(code, message)
+        }
+    }
+}
+
+type Refusal = (&'static str, String);
+
+async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResult, Refusal> {
+    let job = dispatch.job;
+    let spec = JobSpec::from_json(&dispatch.spec_json)
+        .map_err(|e| ("bad_request", format!("bad spec: {e}")))?;
+    let poster = wait_for_award(inner, &job, &spec).await?;
+    let _reservation = Reservation::take(inner, &spec);
+
+    // staging: the keys sealed to this node open the module and inputs.
+    let started = Instant::now();
+    let work = inner
+        .config
+        .data_dir
+        .join("jobs")
+        .join(job.to_string().get(..16).unwrap_or("job"));
+    let (input_dir, output_dir) = (work.join("input"), work.join("output"));
+    let _ = std::fs::remove_dir_all(&work);
+    for dir in [&input_dir, &output_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ("internal", format!("{}: {e}", dir.display())))?;
+    }
+    let store = NetStore::new(inner.clone(), tokio::runtime::Handle::current());
+    let secret = inner.node_key.x25519_secret();
+    let fetch = {
+        let store = store.clone();
+        let input_dir = input_dir.clone();
+        let module = dispatch.module.clone();
+        let inputs = dispatch.inputs.clone();
+        move || -> Result<Vec<u8>, Refusal> {
+            let open = |object: &SealedObject| {
+                open_sealed_key(&object.sealed_key, &secret).map_err(|e| {
+                    (
+                        "bad_key",
+                        format!("the key for {} does not open: {e}", object.name),
+                    )
+                })
+            };
+            let mut module_bytes = Vec::new();
+            get_object_with_key(&store, &module.cid, &open(&module)?, &mut module_bytes)
+                .map_err(|e| ("staging_failed", format!("module {}: {e}", module.cid)))?;
+            for input in &inputs {
+                if input.name.is_empty() || input.name.contains('/') || input.name.starts_with('.')
+                {
+                    return Err(("bad_request", format!("bad input name {:?}", input.name)));
+                }
+                let path = input_dir.join(&input.name);
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| ("internal", format!("{}: {e}", path.display())))?;
+                get_object_with_key(
+                    &store,
+                    &input.cid,
+                    &open(input)?,
+                    std::io::BufWriter::new(file),
+                )
+                .map_err(|e| ("staging_failed", format!("input {}: {e}", input.name)))?;
+            }
+            Ok(module_bytes)
+        }
+    };
+    let module = blocking(fetch).await??;
+    let staging_ms = started.elapsed().as_millis() as u64;
+
+    // running: the sandbox.
+    let started = Instant::now();
+    let mut request = RunRequest::for_job(&spec, module, Some(input_dir), output_dir.clone());
+    // On the grid the spec's module CID names the stored object (its
+    // manifest), whose pipeline has already verified every byte read.
+    request.module_cid = None;
+    let executor = inner.executor.clone();
+    let outcome: RunOutcome = blocking(move || executor.run(&request))
+        .await?
+        .map_err(|e| ("run_failed", e.to_string()))?;
+    let running_ms = started.elapsed().as_millis() as u64;
+
+    // storing: outputs encrypted to the poster, three replicas; digest on the ledger.
+    let started = Instant::now();
+    let owner = *poster.key();
+    let files = outcome.outputs.clone();
+    let stored = blocking(move || -> Result<Vec<StoredOutput>, Refusal> {
+        let mut stored = Vec::with_capacity(files.len());
+        for file in &files {
+            let path = output_dir.join(&file.path);
+            let reader = std::fs::File::open(&path)
+                .map_err(|e| ("internal", format!("{}: {e}", path.display())))?;
+            let options = PutOptions {
+                name: Some(file.path.clone()),
+                ..PutOptions::default()
+            };
+            let receipt = put_object(&store, BufReader::new(reader), &owner, &options)
+                .map_err(|e| ("store_failed", format!("output {}: {e}", file.path)))?;
+            stored.push(StoredOutput {
+                path: file.path.clone(),
+                size: file.size,
+                blake3: file.blake3,
+                cid: receipt.manifest_cid,
+            });
+        }
+        Ok(stored)
+    })
+    .await??;
+    let digest = reported_digest(outcome.output_digest);
+    let kind = TxKind::SubmitResult {
+        job,
+        output_digest: digest,
+        fuel_used: outcome.fuel_consumed,
+    };
+    inner
+        .sign_and_submit(&inner.node_key, kind, true)
+        .await
+        .map_err(|e| ("submit_failed", e.to_string()))?;
+    let storing_ms = started.elapsed().as_millis() as u64;
+    let _ = std::fs::remove_dir_all(&work);
+    let mut stderr = outcome.stderr;
+    stderr.truncate(STDERR_BYTES_MAX);
+    Ok(RunResult {
+        job,
+        exit_code: outcome.exit_code,
+        digest,
+        fuel: outcome.fuel_consumed,
+        outputs: stored,
+        stderr,
+        staging_ms,
+        running_ms,
+        storing_ms,
+    })
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ("internal", format!("worker thread: {e}")))
+}
+
+/// Waits until the chain shows `job` awarded to this node for this spec;
+/// returns its poster.
+async fn wait_for_award(
+    inner: &Inner,
+    job: &JobId,
+    spec: &JobSpec,
+) -> Result<peercloud_types::AccountId, Refusal> {
+    let deadline = tokio::time::Instant::now() + AWARD_WAIT;
+    let mut blocks = inner.committed.subscribe();
+    loop {
+        let seen = inner.chain().state().job(job).cloned();
+        if let Some(record) = seen {
+            if record.spec_digest != spec.digest() {
+                return Err((
+                    "bad_request",
+                    format!("the spec sent does not match job {job}'s posted digest"),
+                ));
+            }
+            if record.state == JobState::Awarded {
+                if record.awards.iter().any(|a| a.node == inner.node_id()) {
+                    return Ok(record.poster);
+                }
+                return Err((
+                    "not_awarded",
+                    format!("job {job} is not awarded to this node"),
+                ));
+            }
+            if record.state.is_closed() {
+                return Err(("not_awarded", format!("job {job} is {}", record.state)));
+            }
+        }
+        match tokio::time::timeout_at(deadline, blocks.recv()).await {
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            _ => {
+                return Err((
+                    "not_awarded",
+                    format!("job {job} has no award for this node on the ledger"),
+                ));
+            }
+        }
+    }
+}
+
+/// The digest this node reports. In builds with the `faults` feature,
+/// `PEERCLOUD_FAULT=wrong-digest` makes it lie (to test that lying is outvoted
+/// and slashed); release builds have no such switch.
+fn reported_digest(digest: Hash32) -> Hash32 {
+    #[cfg(feature = "faults")]
+    if std::env::var("PEERCLOUD_FAULT").as_deref() == Ok("wrong-digest") {
+        tracing::warn!("fault switch: reporting a wrong digest");
+        let mut bytes = b"wrong ".to_vec();
+        bytes.extend_from_slice(digest.as_bytes());
+        return Hash32::of(&bytes);
+    }
+    digest
+}

@@ -1,0 +1,210 @@
+//! What nodes say to each other: one versioned message type carried as the
+//! opaque payload of every gossip topic and request-response protocol.
+//!
+//! The net crate moves bytes and enforces size bounds; this module gives the
+//! bytes meaning. Every payload is `encode(&Message)` — `[Kind::Message][1]
+//! [postcard]` — and a decode failure is a peer's error, answered with
+//! [`Message::Error`] and never trusted further.
+
+use peercloud_ledger::{Block, Tx};
+use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
+use peercloud_types::{ContentId, Hash32, JobId, NodeId, Offer, Signed};
+use serde::{Deserialize, Serialize};
+
+/// Most blocks one sync answer carries; the message size bound caps it too.
+pub const SYNC_BLOCKS_MAX: u32 = 256;
+
+/// A job's capacity request, gossiped to every provider by the requesting node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapacityRequest {
+    /// The posted job.
+    pub job: JobId,
+    /// The job spec as JSON (its digest is on the ledger).
+    pub spec_json: String,
+    /// The node collecting offers: providers send theirs to it.
+    pub requester: NodeId,
+    /// Offers arriving after this time (ms since the Unix epoch) are not read.
+    pub offers_until_ms: u64,
+}
+
+impl Versioned for CapacityRequest {
+    const KIND: u8 = Kind::CapacityRequest as u8;
+    const VERSION: u8 = 1;
+}
+
+/// An object a job reads, with its key sealed to the node receiving the dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedObject {
+    /// File name under `/input` (`job.wasm` for the module).
+    pub name: String,
+    /// Manifest CID.
+    pub cid: ContentId,
+    /// The object key, sealed (X25519) to the receiving node.
+    pub sealed_key: Vec<u8>,
+}
+
+/// An awarded job handed to one of its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// The job (its award must be on the ledger).
+    pub job: JobId,
+    /// The spec as JSON; its digest must equal the posted one.
+    pub spec_json: String,
+    /// The module.
+    pub module: SealedObject,
+    /// The inputs.
+    pub inputs: Vec<SealedObject>,
+}
+
+/// One stored output of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOutput {
+    /// Path under `/output`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the plaintext.
+    pub blake3: Hash32,
+    /// Manifest CID of the encrypted object.
+    pub cid: ContentId,
+}
+
+/// A provider's answer to a dispatch: what it ran and where the outputs are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The job.
+    pub job: JobId,
+    /// Exit code of the module.
+    pub exit_code: i32,
+    /// The digest submitted to the ledger.
+    pub digest: Hash32,
+    /// Fuel burned.
+    pub fuel: u64,
+    /// The outputs, encrypted to the poster.
+    pub outputs: Vec<StoredOutput>,
+    /// Standard error, capped.
+    pub stderr: Vec<u8>,
+    /// Time fetching inputs, ms.
+    pub staging_ms: u64,
+    /// Time in the sandbox, ms.
+    pub running_ms: u64,
+    /// Time storing outputs and submitting the result, ms.
+    pub storing_ms: u64,
+}
+
+/// Every message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Gossip: a transaction for the validator.
+    Tx(Signed<Tx>),
+    /// Gossip: a committed block from the validator.
+    Block(Block),
+    /// Gossip: a job looking for nodes.
+    CapacityRequest(CapacityRequest),
+    /// Offer protocol: a provider's signed offer.
+    Offer(Signed<Offer>),
+    /// Offer protocol: a provider that will not take the job, and why.
+    Decline {
+        /// The job.
+        job: JobId,
+        /// The provider.
+        node: NodeId,
+        /// Why, for the user.
+        reason: String,
+    },
+    /// Chunk protocol: store this sealed chunk.
+    ChunkPut {
+        /// Its CID (checked against the bytes).
+        cid: ContentId,
+        /// The sealed chunk.
+        bytes: Vec<u8>,
+    },
+    /// Chunk protocol: send this chunk.
+    ChunkGet {
+        /// Its CID.
+        cid: ContentId,
+    },
+    /// Chunk protocol: the chunk asked for, or `None` when it is not here.
+    Chunk(Option<Vec<u8>>),
+    /// Job dispatch protocol: run this awarded job.
+    Dispatch(Dispatch),
+    /// Job dispatch protocol: the run's result.
+    Result(RunResult),
+    /// Block sync: blocks from `from` on, at most `max`.
+    SyncRequest {
+        /// First height wanted.
+        from: u64,
+        /// Most blocks wanted.
+        max: u32,
+    },
+    /// Block sync: consecutive blocks from the height asked (empty when none).
+    Blocks(Vec<Block>),
+    /// Any protocol: done.
+    Ack,
+    /// Any protocol: the request was refused.
+    Error {
+        /// Stable code (`bad_request`, `not_awarded`, `run_failed`, …).
+        code: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl Versioned for Message {
+    const KIND: u8 = Kind::Message as u8;
+    const VERSION: u8 = 1;
+}
+
+impl Message {
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a peer's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
+        decode(bytes)
+    }
+
+    /// An error answer.
+    pub fn error(code: &str, message: impl Into<String>) -> Message {
+        Message::Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::Keypair;
+
+    #[test]
+    fn messages_round_trip_and_refuse_other_kinds() {
+        let node = Keypair::from_seed(&[3; 32]);
+        let offer = Offer {
+            job: JobId(Hash32::of(b"job")),
+            node: node.node_id(),
+            price: peercloud_types::Amount::from_tokens(1),
+            valid_until_ms: 5,
+        };
+        for message in [
+            Message::Offer(Signed::new(offer.clone(), &node)),
+            Message::ChunkGet {
+                cid: ContentId::of(b"chunk"),
+            },
+            Message::SyncRequest { from: 3, max: 10 },
+            Message::error("bad_request", "no"),
+        ] {
+            let bytes = message.to_bytes();
+            assert_eq!(Message::from_bytes(&bytes).unwrap(), message);
+        }
+        let other = encode(&offer);
+        assert!(matches!(
+            Message::from_bytes(&other),
+            Err(DecodeError::WrongKind { .. })
+        ));
+        assert!(Message::from_bytes(&[]).is_err());
+    }
+}
