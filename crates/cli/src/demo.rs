@@ -52,7 +52,8 @@ pub struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
-fn timeline(report: &JobReport) -> String {
+/// `queued 12ms → matched 20ms → …` for a report.
+pub(crate) fn timeline(report: &JobReport) -> String {
     report
         .phases
         .iter()

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 use peercloud_compute::{Executor, ExecutorConfig};
 use peercloud_node::api::model::JobView;
@@ -22,9 +22,16 @@ pub enum JobCommand {
     Run {
         /// The job spec (JSON); paths in it are relative to this file.
         spec: PathBuf,
-        /// Run in the local sandbox. (Running on the grid goes through a node.)
-        #[arg(long, required = true)]
+        /// Run in the local sandbox instead of on the grid.
+        #[arg(long)]
         local: bool,
+        /// Wait for the settlement and download the outputs (the default: your
+        /// wallet signs every step of the job, so the command drives it to the end).
+        #[arg(long, default_value_t = true)]
+        wait: bool,
+        /// How long to collect offers, in milliseconds.
+        #[arg(long, default_value_t = peercloud_node::remote::OFFER_WINDOW_MS_DEFAULT)]
+        offer_window_ms: u64,
         /// Where the outputs go (created; must be empty). Default: ./peercloud-out/<spec name>.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -88,25 +95,100 @@ pub fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        JobCommand::Run { spec, local, out } => {
-            if !local {
-                bail!(
-                    "running on the grid goes through a node; use --local to run in this machine's sandbox"
-                );
+        JobCommand::Run {
+            spec,
+            local,
+            out,
+            wait: _,
+            offer_window_ms,
+        } => {
+            if local {
+                run_local(spec, out, json)
+            } else {
+                run_on_grid(spec, out, offer_window_ms, data_dir_flag, node, json)
             }
-            run_local(spec, out, json)
         }
     }
 }
 
+fn default_out(spec: &Path) -> PathBuf {
+    let stem = spec
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    PathBuf::from("peercloud-out").join(stem)
+}
+
+fn run_on_grid(
+    spec_path: PathBuf,
+    out: Option<PathBuf>,
+    offer_window_ms: u64,
+    data_dir_flag: Option<&Path>,
+    node: &NodeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use peercloud_node::remote::{JobBundle, RunOptions, run_job};
+    let bundle = JobBundle::load(&spec_path)?;
+    let data_dir = crate::paths::data_dir(data_dir_flag)?;
+    let wallet_path = crate::paths::wallet_key(&data_dir);
+    let wallet = peercloud_types::Keypair::load(&wallet_path).with_context(|| {
+        format!(
+            "loading your wallet {} (create one with `peercloud wallet new`)",
+            wallet_path.display()
+        )
+    })?;
+    let client = node.connect(data_dir_flag)?;
+    let options = RunOptions { offer_window_ms };
+    let report = run_job(&client, &wallet, &bundle, &options).map_err(|e| match e {
+        peercloud_node::remote::RemoteError::Client(c) => explain(c),
+        other => anyhow::Error::new(other),
+    })?;
+    let out = out.unwrap_or_else(|| default_out(&spec_path));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, bytes) in &report.outputs {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        let value = serde_json::json!({
+            "job": report.job.to_string(),
+            "name": report.name,
+            "nodes": report.nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "phases_ms": report.phases.iter().map(|(p, d)| ((*p).to_owned(), d.as_millis() as u64)).collect::<std::collections::BTreeMap<_, _>>(),
+            "paid": report.paid.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+            "refunded": report.refunded.to_string(),
+            "digest": report.digest.to_string(),
+            "fuel": report.fuel,
+            "outputs": report.outputs.iter().map(|(n, b)| serde_json::json!({"path": out.join(n).display().to_string(), "bytes": b.len()})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("job      {}", report.job);
+    println!("name     {}", report.name);
+    println!("phases   {}", crate::demo::timeline(&report));
+    for (node, amount) in &report.paid {
+        println!("paid     {node} +{amount} PCL");
+    }
+    println!("refunded {} PCL", report.refunded);
+    println!(
+        "digest   {} (agreed by the majority of {} nodes)",
+        report.digest,
+        report.nodes.len()
+    );
+    println!("fuel     {}", report.fuel);
+    for (name, bytes) in &report.outputs {
+        println!(
+            "output   {} ({} bytes)",
+            out.join(name).display(),
+            bytes.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_local(spec: PathBuf, out: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
-    let out = out.unwrap_or_else(|| {
-        let stem = spec
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        PathBuf::from("peercloud-out").join(stem)
-    });
+    let out = out.unwrap_or_else(|| default_out(&spec));
     let executor = Executor::new(ExecutorConfig::default()).context("starting the sandbox")?;
     let run = peercloud_node::run_local(&executor, &spec, &out)?;
     let o = &run.outcome;

@@ -113,7 +113,7 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
             cpu_millicores: Some(2_000),
             memory_bytes: Some(4 << 30),
             storage_bytes: Some(20 << 30),
-            price_job: Some(format!("0.00{i}")),
+            price_job: Some(format!("0.001{i:02}")),
             ..Settings::default()
         };
         settings.save(&node.join(CONFIG_FILE))?;

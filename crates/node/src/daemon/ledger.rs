@@ -152,6 +152,17 @@ impl Inner {
 
     /// Broadcasts a block this node committed to local waiters.
     fn announce(&self, committed: Committed) {
+        let me = self.node_id();
+        let won = committed.events.iter().any(|e| {
+            matches!(e, peercloud_ledger::Event::JobAwarded { nodes, .. } if nodes.contains(&me))
+        });
+        if won {
+            #[allow(clippy::expect_used)]
+            self.recent_load
+                .lock()
+                .expect("load lock poisoned")
+                .add(super::LOAD_PER_AWARD_BPS, now_ms());
+        }
         let _ = self.committed.send(Arc::new(committed));
     }
 }

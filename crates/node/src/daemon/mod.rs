@@ -140,6 +140,8 @@ pub struct Inner {
     /// Next nonce per key this node signs with, ahead of the chain while its
     /// transactions are in flight.
     nonces: Mutex<HashMap<PublicKey, u64>>,
+    /// Load from awards won lately.
+    pub(crate) recent_load: Mutex<RecentLoad>,
     /// CPU reserved by running jobs, millicores.
     reserved_cpu: AtomicU64,
     /// Memory reserved by running jobs, bytes.
@@ -318,6 +320,7 @@ impl Node {
             early: Mutex::new(std::collections::BTreeMap::new()),
             collectors: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashMap::new()),
+            recent_load: Mutex::new(RecentLoad::default()),
             reserved_cpu: AtomicU64::new(0),
             reserved_memory: AtomicU64::new(0),
             running: AtomicU32::new(0),
@@ -502,9 +505,63 @@ async fn answer(
     }
 }
 
-/// Current load of this node in basis points of its CPU.
+/// Load one award adds to a node's recent load, in basis points: small, so
+/// it only breaks ties between similar prices and spreads work around.
+pub const LOAD_PER_AWARD_BPS: u32 = 500;
+/// The most recent awards count for; beyond it only running jobs raise a price.
+pub const RECENT_LOAD_MAX_BPS: u32 = 2_000;
+/// How fast recent load decays, in basis points per second.
+pub const LOAD_DECAY_BPS_PER_SEC: u64 = 1_000;
+
+/// Recent load: rises with each award this node wins, decays with time, so
+/// a node that just won work quotes higher and the next job goes elsewhere.
+#[derive(Debug, Default)]
+pub(crate) struct RecentLoad {
+    bps: u32,
+    at_ms: u64,
+}
+
+impl RecentLoad {
+    fn now(&self, now_ms: u64) -> u32 {
+        let decayed = now_ms.saturating_sub(self.at_ms) * LOAD_DECAY_BPS_PER_SEC / 1_000;
+        u64::from(self.bps).saturating_sub(decayed) as u32
+    }
+
+    pub(crate) fn add(&mut self, bps: u32, now_ms: u64) {
+        self.bps = (self.now(now_ms) + bps).min(RECENT_LOAD_MAX_BPS);
+        self.at_ms = now_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_load_rises_with_awards_caps_and_decays() {
+        let mut load = RecentLoad::default();
+        load.add(LOAD_PER_AWARD_BPS, 1_000);
+        assert_eq!(load.now(1_000), LOAD_PER_AWARD_BPS);
+        for _ in 0..100 {
+            load.add(LOAD_PER_AWARD_BPS, 1_000);
+        }
+        assert_eq!(load.now(1_000), RECENT_LOAD_MAX_BPS);
+        assert_eq!(load.now(1_500), RECENT_LOAD_MAX_BPS - 500);
+        assert_eq!(load.now(60_000), 0);
+    }
+}
+
+/// Current load of this node in basis points: the CPU its running jobs hold,
+/// or its recent awards, whichever is higher.
 pub(crate) fn utilisation_bps(inner: &Inner) -> u32 {
     let total = inner.config.resources.cpu_millicores.max(1);
     let used = inner.reserved_cpu.load(Ordering::Relaxed);
-    (used.saturating_mul(10_000) / total).min(10_000) as u32
+    let running = (used.saturating_mul(10_000) / total).min(10_000) as u32;
+    #[allow(clippy::expect_used)]
+    let recent = inner
+        .recent_load
+        .lock()
+        .expect("load lock poisoned")
+        .now(now_ms());
+    running.max(recent)
 }

@@ -125,13 +125,25 @@ impl Inner {
 
     /// Sends each node its dispatch (all at once) and returns each answer.
     pub async fn dispatch(
-        &self,
+        self: &Arc<Self>,
         dispatches: Vec<(NodeId, Dispatch)>,
     ) -> Vec<(NodeId, Result<RunResult, String>)> {
         let sends = dispatches.into_iter().map(|(node, dispatch)| async move {
-            let answer = self
-                .ask(&node, Protocol::JobDispatch, &Message::Dispatch(dispatch))
-                .await;
+            let answer = if node == self.node_id() {
+                // Awarded to this very node: run it here.
+                let peer = self.net.peer_id();
+                match super::provider::on_dispatch(self.clone(), peer, dispatch).await {
+                    Message::Error { code, message } => Err(super::AskError::Refused {
+                        node,
+                        code,
+                        message,
+                    }),
+                    other => Ok(other),
+                }
+            } else {
+                self.ask(&node, Protocol::JobDispatch, &Message::Dispatch(dispatch))
+                    .await
+            };
             let outcome = match answer {
                 Ok(Message::Result(result)) => Ok(result),
                 Ok(_) => Err(format!("node {node}: unexpected answer")),
