@@ -533,6 +533,21 @@ impl RecentLoad {
     }
 }
 
+/// Current load of this node in basis points: the CPU its running jobs hold,
+/// or its recent awards, whichever is higher.
+pub(crate) fn utilisation_bps(inner: &Inner) -> u32 {
+    let total = inner.config.resources.cpu_millicores.max(1);
+    let used = inner.reserved_cpu.load(Ordering::Relaxed);
+    let running = (used.saturating_mul(10_000) / total).min(10_000) as u32;
+    #[allow(clippy::expect_used)]
+    let recent = inner
+        .recent_load
+        .lock()
+        .expect("load lock poisoned")
+        .now(now_ms());
+    running.max(recent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,19 +564,4 @@ mod tests {
         assert_eq!(load.now(1_500), RECENT_LOAD_MAX_BPS - 500);
         assert_eq!(load.now(60_000), 0);
     }
-}
-
-/// Current load of this node in basis points: the CPU its running jobs hold,
-/// or its recent awards, whichever is higher.
-pub(crate) fn utilisation_bps(inner: &Inner) -> u32 {
-    let total = inner.config.resources.cpu_millicores.max(1);
-    let used = inner.reserved_cpu.load(Ordering::Relaxed);
-    let running = (used.saturating_mul(10_000) / total).min(10_000) as u32;
-    #[allow(clippy::expect_used)]
-    let recent = inner
-        .recent_load
-        .lock()
-        .expect("load lock poisoned")
-        .now(now_ms());
-    running.max(recent)
 }
