@@ -99,6 +99,17 @@ fn job_record(state: &State, job: &JobId) -> Result<JobRecord, TxError> {
         .ok_or(TxError::UnknownJob { job: *job })
 }
 
+fn expect_poster(record: &JobRecord, job: &JobId, signer: &AccountId) -> Result<(), TxError> {
+    if record.poster != *signer {
+        return Err(TxError::NotPoster {
+            job: *job,
+            poster: record.poster,
+            signer: *signer,
+        });
+    }
+    Ok(())
+}
+
 fn expect_state(record: &JobRecord, job: &JobId, wanted: JobState) -> Result<(), TxError> {
     if record.state != wanted {
         let expected = match wanted {
@@ -126,13 +137,7 @@ pub(crate) fn award(
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
     let mut record = job_record(state, job)?;
-    if record.poster != *signer {
-        return Err(TxError::NotPoster {
-            job: *job,
-            poster: record.poster,
-            signer: *signer,
-        });
-    }
+    expect_poster(&record, job, signer)?;
     expect_state(&record, job, JobState::Posted)?;
     if ctx.time_ms > record.deadline_ms {
         return Err(TxError::DeadlinePassed {
@@ -388,13 +393,7 @@ pub(crate) fn cancel(
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
     let mut record = job_record(state, job)?;
-    if record.poster != *signer {
-        return Err(TxError::NotPoster {
-            job: *job,
-            poster: record.poster,
-            signer: *signer,
-        });
-    }
+    expect_poster(&record, job, signer)?;
     expect_state(&record, job, JobState::Posted)?;
     close(state, job, &mut record, events)?;
     record.state = JobState::Cancelled;

@@ -381,7 +381,7 @@ fn wait_ready(mut started: Started) -> Result<NodeProcess, DevnetError> {
                 }
                 seen.push(line);
             }
-            Err(_) => {
+            Err(why) => {
                 let _ = started.child.kill();
                 let _ = started.child.wait();
                 let log = std::fs::read_to_string(started.dir.join("node.log")).unwrap_or_default();
@@ -389,8 +389,12 @@ fn wait_ready(mut started: Started) -> Result<NodeProcess, DevnetError> {
                 return Err(DevnetError::NotReady {
                     name: started.name,
                     reason: format!(
-                        "no ready line within {} s; last log lines: {}",
-                        READY_TIMEOUT.as_secs(),
+                        "{}; last log lines: {}",
+                        match why {
+                            mpsc::RecvTimeoutError::Timeout =>
+                                format!("no ready line within {} s", READY_TIMEOUT.as_secs()),
+                            mpsc::RecvTimeoutError::Disconnected => "it exited".to_owned(),
+                        },
                         tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                     ),
                 });
