@@ -50,7 +50,7 @@ pub struct NodeProfile {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Decline {
     /// The node does not have the resources free.
-    #[error("not enough free resources: asked {asked:?}, free {free:?}")]
+    #[error("not enough free {}", shortfall(asked, free))]
     Capacity {
         /// Asked.
         asked: Resources,
@@ -90,6 +90,57 @@ pub enum Decline {
     /// The price computation overflowed: the sheet is absurd.
     #[error("price overflows")]
     PriceOverflow,
+}
+
+/// `memory: asked 64 GiB, 4 GiB free; …` for each resource asked beyond what is free.
+fn shortfall(asked: &Resources, free: &Resources) -> String {
+    fn bytes(n: u64) -> String {
+        const GIB: u64 = 1 << 30;
+        const MIB: u64 = 1 << 20;
+        if n >= GIB {
+            format!("{:.1} GiB", n as f64 / GIB as f64)
+        } else {
+            format!("{:.1} MiB", n as f64 / MIB as f64)
+        }
+    }
+    let rows = [
+        (
+            "cpu",
+            asked.cpu_millicores > free.cpu_millicores,
+            format!("{} millicores", asked.cpu_millicores),
+            format!("{} millicores", free.cpu_millicores),
+        ),
+        (
+            "memory",
+            asked.memory_bytes > free.memory_bytes,
+            bytes(asked.memory_bytes),
+            bytes(free.memory_bytes),
+        ),
+        (
+            "storage",
+            asked.storage_bytes > free.storage_bytes,
+            bytes(asked.storage_bytes),
+            bytes(free.storage_bytes),
+        ),
+        (
+            "bandwidth",
+            asked.bandwidth_bytes_per_sec > free.bandwidth_bytes_per_sec,
+            format!("{}/s", bytes(asked.bandwidth_bytes_per_sec)),
+            format!("{}/s", bytes(free.bandwidth_bytes_per_sec)),
+        ),
+        (
+            "gpus",
+            asked.gpus > free.gpus,
+            asked.gpus.to_string(),
+            free.gpus.to_string(),
+        ),
+    ];
+    let short: Vec<String> = rows
+        .into_iter()
+        .filter(|(_, over, _, _)| *over)
+        .map(|(name, _, a, f)| format!("{name}: asked {a}, {f} free"))
+        .collect();
+    short.join("; ")
 }
 
 /// Judges `ask` for `node`: the price to offer, or why not.
@@ -175,10 +226,12 @@ mod tests {
         );
         let mut big = ask();
         big.resources.gpus = 1;
-        assert!(matches!(
-            evaluate(&big, &node()),
-            Err(Decline::Capacity { .. })
-        ));
+        let declined = evaluate(&big, &node()).unwrap_err();
+        assert!(matches!(declined, Decline::Capacity { .. }));
+        assert!(
+            declined.to_string().contains("gpus: asked 1, 0 free"),
+            "{declined}"
+        );
         let mut fr = ask();
         fr.constraints.locations = vec!["FR".into()];
         assert!(matches!(

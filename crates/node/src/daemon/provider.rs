@@ -135,7 +135,7 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     let job = dispatch.job;
     let spec = JobSpec::from_json(&dispatch.spec_json)
         .map_err(|e| ("bad_request", format!("bad spec: {e}")))?;
-    let poster = wait_for_award(inner, &job, &spec).await?;
+    let (poster, deadline_ms) = wait_for_award(inner, &job, &spec).await?;
     let _reservation = Reservation::take(inner, &spec);
 
     // staging: the keys sealed to this node open the module and inputs.
@@ -198,6 +198,9 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     // On the grid the spec's module CID names the stored object (its
     // manifest), whose pipeline has already verified every byte read.
     request.module_cid = None;
+    // A result after the deadline would be refused: stop the run by then.
+    let left_ms = deadline_ms.saturating_sub(now_ms());
+    request.limits.wall_time_ms = request.limits.wall_time_ms.min(left_ms.max(1));
     let executor = inner.executor.clone();
     let outcome: RunOutcome = blocking(move || executor.run(&request))
         .await?
@@ -270,7 +273,7 @@ async fn wait_for_award(
     inner: &Inner,
     job: &JobId,
     spec: &JobSpec,
-) -> Result<peercloud_types::AccountId, Refusal> {
+) -> Result<(peercloud_types::AccountId, u64), Refusal> {
     let deadline = tokio::time::Instant::now() + AWARD_WAIT;
     let mut blocks = inner.committed.subscribe();
     loop {
@@ -284,7 +287,7 @@ async fn wait_for_award(
             }
             if record.state == JobState::Awarded {
                 if record.awards.iter().any(|a| a.node == inner.node_id()) {
-                    return Ok(record.poster);
+                    return Ok((record.poster, record.deadline_ms));
                 }
                 return Err((
                     "not_awarded",

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use super::{Inner, OFFERS_CHANNEL, now_ms};
 use crate::wire::{CapacityRequest, Dispatch, Message, RunResult};
 
+/// How long past a job's deadline a dispatch still waits for an answer.
+const DISPATCH_GRACE: Duration = Duration::from_secs(2);
 /// Longest offer window a user may ask for.
 pub const OFFER_WINDOW_MS_MAX: u64 = 60_000;
 
@@ -129,25 +131,40 @@ impl Inner {
         dispatches: Vec<(NodeId, Dispatch)>,
     ) -> Vec<(NodeId, Result<RunResult, String>)> {
         let sends = dispatches.into_iter().map(|(node, dispatch)| async move {
-            let answer = if node == self.node_id() {
-                // Awarded to this very node: run it here.
-                let peer = self.net.peer_id();
-                match super::provider::on_dispatch(self.clone(), peer, dispatch).await {
-                    Message::Error { code, message } => Err(super::AskError::Refused {
-                        node,
-                        code,
-                        message,
-                    }),
-                    other => Ok(other),
+            // After the deadline the ledger refuses results: a node that has
+            // not answered by then (frozen, partitioned) is given up on.
+            let deadline_ms = self
+                .chain()
+                .state()
+                .job(&dispatch.job)
+                .map_or(0, |record| record.deadline_ms);
+            let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms()))
+                .saturating_add(DISPATCH_GRACE);
+            let run = async {
+                if node == self.node_id() {
+                    // Awarded to this very node: run it here.
+                    let peer = self.net.peer_id();
+                    match super::provider::on_dispatch(self.clone(), peer, dispatch).await {
+                        Message::Error { code, message } => Err(super::AskError::Refused {
+                            node,
+                            code,
+                            message,
+                        }),
+                        other => Ok(other),
+                    }
+                } else {
+                    self.ask(&node, Protocol::JobDispatch, &Message::Dispatch(dispatch))
+                        .await
                 }
-            } else {
-                self.ask(&node, Protocol::JobDispatch, &Message::Dispatch(dispatch))
-                    .await
             };
-            let outcome = match answer {
-                Ok(Message::Result(result)) => Ok(result),
-                Ok(_) => Err(format!("node {node}: unexpected answer")),
-                Err(e) => Err(e.to_string()),
+            let outcome = match tokio::time::timeout(left, run).await {
+                Ok(Ok(Message::Result(result))) => Ok(result),
+                Ok(Ok(_)) => Err("unexpected answer".to_owned()),
+                Ok(Err(super::AskError::Refused { code, message, .. })) => {
+                    Err(format!("refused ({code}): {message}"))
+                }
+                Ok(Err(super::AskError::Net { reason, .. })) => Err(reason),
+                Err(_) => Err("no answer by the job's deadline".to_owned()),
             };
             (node, outcome)
         });
