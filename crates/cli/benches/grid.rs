@@ -12,7 +12,8 @@
 //!    `get_object` as the CLI does it (a get writes, flushes and fsyncs its
 //!    file), next to the raw ceiling measured in the same run: writing and
 //!    fsyncing the same bytes three times (the three replicas share this
-//!    disk).
+//!    disk), and the CPU the nodes and the client burnt meanwhile (a figure
+//!    at 100% of the cores is CPU-bound, one well under it waits).
 //! 3. **Idle memory**: each node's resident set (`VmRSS`) a few seconds after
 //!    the runs.
 //!
@@ -46,8 +47,10 @@ const USER_NODE: usize = 1;
 /// Measured job runs by default (`PEERCLOUD_BENCH_RUNS`): 20 gives a stable
 /// median and a p90 that is not the maximum.
 const JOB_RUNS_DEFAULT: usize = 20;
-/// Job runs before measuring: the first ones pay the module compile on each
-/// provider and the gossip mesh forming.
+/// Job runs before measuring (the task's protocol): they pay the gossip mesh
+/// forming and the module's compile on the two providers they land on. The
+/// third provider compiles it (~100 ms) in a measured run: that is the max,
+/// as a user's first job on a node would see it.
 const JOB_WARM_UP_RUNS: usize = 2;
 /// Iterations of the kernel: trivial (microseconds), so a run measures the
 /// grid, not the module.
@@ -182,7 +185,8 @@ fn run() -> anyhow::Result<()> {
 
     bench_jobs(&client, &wallet, &settings)?;
     if settings.store_mib > 0 {
-        bench_store(&client, &wallet, &dir, settings.store_mib)?;
+        let pids: Vec<u32> = devnet.nodes.iter().map(|n| n.pid()).collect();
+        bench_store(&client, &wallet, &dir, settings.store_mib, &pids)?;
     } else {
         println!("\nstore: skipped (PEERCLOUD_BENCH_STORE_MIB=0)");
     }
@@ -339,6 +343,7 @@ fn bench_store(
     wallet: &Keypair,
     dir: &Path,
     store_mib: u64,
+    node_pids: &[u32],
 ) -> anyhow::Result<()> {
     let bytes = usize::try_from(store_mib << 20).context("PEERCLOUD_BENCH_STORE_MIB too large")?;
     let mut data = vec![0u8; bytes];
@@ -374,19 +379,25 @@ fn bench_store(
     };
     let mut puts = Vec::with_capacity(STORE_RUNS);
     let mut cids = Vec::with_capacity(STORE_RUNS);
+    let mut put_cpu = CpuSpent::default();
     for run in 0..STORE_RUNS {
         let file = File::open(&source).with_context(|| format!("opening {}", source.display()))?;
+        let clock = CpuClock::start(node_pids)?;
         let started = Instant::now();
         let receipt = put_object(&store, file, &wallet.public(), &options)
             .with_context(|| format!("store put run {run}"))?;
         puts.push(started.elapsed());
+        put_cpu.add(clock.stop()?);
         cids.push(receipt.manifest_cid);
     }
     let mut gets = Vec::with_capacity(STORE_RUNS);
+    let mut get_syncs = Vec::with_capacity(STORE_RUNS);
     let target = dir.join("fetched.bin");
+    let mut get_cpu = CpuSpent::default();
     for (run, cid) in cids.iter().enumerate() {
         let file =
             File::create(&target).with_context(|| format!("creating {}", target.display()))?;
+        let clock = CpuClock::start(node_pids)?;
         let started = Instant::now();
         let mut writer = BufWriter::new(file);
         get_object(&store, cid, &wallet.x25519_secret(), &mut writer)
@@ -394,9 +405,12 @@ fn bench_store(
         let file = writer
             .into_inner()
             .map_err(|e| anyhow!("flushing {}: {}", target.display(), e.error()))?;
+        let syncing = Instant::now();
         file.sync_all()
             .with_context(|| format!("syncing {}", target.display()))?;
+        get_syncs.push(syncing.elapsed());
         gets.push(started.elapsed());
+        get_cpu.add(clock.stop()?);
         ensure_same(&target, &data).with_context(|| format!("store get run {run} of {cid}"))?;
     }
     std::fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
@@ -408,10 +422,15 @@ fn bench_store(
         rates(bytes, &puts),
         verdict(put_rate >= PUT_TARGET_MB_PER_SEC)
     );
+    println!("             {put_cpu}");
     println!(
         "  get        median {get_rate:>7.1} MB/s  (runs {})   target >= {GET_TARGET_MB_PER_SEC} MB/s: {}",
         rates(bytes, &gets),
         verdict(get_rate >= GET_TARGET_MB_PER_SEC)
+    );
+    println!(
+        "             of which the final fsync of the file: median {:.1} ms; {get_cpu}",
+        ms(percentile(&get_syncs, 50))
     );
     println!(
         "  ceiling    median {ceiling_rate:>7.1} MB/s of object data (write + fsync {store_mib} MiB x{REPLICAS}; runs {})",
@@ -426,6 +445,104 @@ fn bench_store(
         }
     );
     Ok(())
+}
+
+/// CPU time the nodes and this process (the client) spent over a stretch of
+/// wall time: tells a CPU-bound figure from one that waits.
+struct CpuClock<'a> {
+    pids: &'a [u32],
+    nodes_ticks: u64,
+    client_ticks: u64,
+    started: Instant,
+}
+
+/// What [`CpuClock`]s measured (summed over runs).
+#[derive(Default)]
+struct CpuSpent {
+    nodes: Duration,
+    client: Duration,
+    wall: Duration,
+}
+
+impl CpuSpent {
+    fn add(&mut self, other: CpuSpent) {
+        self.nodes += other.nodes;
+        self.client += other.client;
+        self.wall += other.wall;
+    }
+}
+
+impl<'a> CpuClock<'a> {
+    fn start(pids: &'a [u32]) -> anyhow::Result<CpuClock<'a>> {
+        let (nodes_ticks, client_ticks) = cpu_ticks(pids)?;
+        Ok(CpuClock {
+            pids,
+            nodes_ticks,
+            client_ticks,
+            started: Instant::now(),
+        })
+    }
+
+    fn stop(self) -> anyhow::Result<CpuSpent> {
+        let wall = self.started.elapsed();
+        let (nodes, client) = cpu_ticks(self.pids)?;
+        let time = |ticks: u64| Duration::from_millis(ticks * 1_000 / CLOCK_TICKS_PER_SEC);
+        Ok(CpuSpent {
+            nodes: time(nodes.saturating_sub(self.nodes_ticks)),
+            client: time(client.saturating_sub(self.client_ticks)),
+            wall,
+        })
+    }
+}
+
+impl std::fmt::Display for CpuSpent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let busy = (self.nodes + self.client).as_secs_f64();
+        let wall = self.wall.as_secs_f64();
+        write!(
+            f,
+            "cpu: nodes {:.2} s + client {:.2} s in {:.2} s wall = {:.0}% of {cores} cores",
+            self.nodes.as_secs_f64(),
+            self.client.as_secs_f64(),
+            wall,
+            if wall > 0.0 {
+                busy * 100.0 / (wall * cores as f64)
+            } else {
+                0.0
+            }
+        )
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times: Linux's `USER_HZ`,
+/// 100 on every architecture it exports to user space.
+const CLOCK_TICKS_PER_SEC: u64 = 100;
+
+/// User + system ticks of the processes `pids` (summed) and of this process.
+fn cpu_ticks(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
+    let ticks = |path: &str| -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        // Fields after the command name (which may hold spaces) in parentheses;
+        // utime and stime are the 14th and 15th fields, the 12th and 13th here.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .ok_or_else(|| anyhow!("{path}: no command name"))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |index: usize| -> anyhow::Result<u64> {
+            fields
+                .get(index)
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| anyhow!("{path}: field {} is not a number", index + 3))
+        };
+        Ok(field(11)? + field(12)?)
+    };
+    let mut nodes = 0;
+    for pid in pids {
+        nodes += ticks(&format!("/proc/{pid}/stat"))?;
+    }
+    Ok((nodes, ticks("/proc/self/stat")?))
 }
 
 /// Writes `data` to `path` in large writes and fsyncs it.

@@ -476,7 +476,10 @@ fn a_job_bigger_than_any_node_fails_after_the_offer_window_with_escrow_refunded(
                 other => panic!("expected NoMatch, got {other:?}"),
             };
             assert!(message.contains("declined"), "{message}");
-            assert!(message.contains("not enough free memory: asked 64.0 GiB"), "{message}");
+            assert!(
+                message.contains("not enough free memory: asked 64.0 GiB"),
+                "{message}"
+            );
             for i in 1..=PROVIDERS {
                 let prefix = &net.node_id(i)[..12];
                 assert!(message.contains(prefix), "node-{i} not named: {message}");

@@ -28,7 +28,7 @@ use crate::grid::TX_FEE;
 /// How long offers are collected by default.
 pub const OFFER_WINDOW_MS_DEFAULT: u64 = 2_000;
 /// How often the ledger is polled while waiting for results or a deadline.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(2);
 /// Largest output downloaded into memory.
 pub const OUTPUT_BYTES_MAX: u64 = 256 << 20;
 

@@ -116,7 +116,9 @@ pub enum Message {
     ChunkPut {
         /// Its CID (checked against the bytes).
         cid: ContentId,
-        /// The sealed chunk.
+        /// The sealed chunk (raw bytes on the wire: postcard writes them as it
+        /// writes any byte sequence, length then bytes, only without a per-byte pass).
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Chunk protocol: send this chunk.
@@ -125,7 +127,7 @@ pub enum Message {
         cid: ContentId,
     },
     /// Chunk protocol: the chunk asked for, or `None` when it is not here.
-    Chunk(Option<Vec<u8>>),
+    Chunk(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     /// Job dispatch protocol: run this awarded job.
     Dispatch(Dispatch),
     /// Job dispatch protocol: the run's result.
@@ -179,6 +181,40 @@ impl Message {
 mod tests {
     use super::*;
     use peercloud_types::Keypair;
+
+    #[test]
+    fn chunk_bytes_encode_as_a_plain_byte_sequence() {
+        // serde_bytes must not change the wire form: length, then the bytes.
+        #[derive(Serialize)]
+        enum Plain {
+            #[allow(dead_code)]
+            Tx,
+            #[allow(dead_code)]
+            Block,
+            #[allow(dead_code)]
+            CapacityRequest,
+            #[allow(dead_code)]
+            Offer,
+            #[allow(dead_code)]
+            Decline,
+            ChunkPut {
+                cid: ContentId,
+                bytes: Vec<u8>,
+            },
+        }
+        let cid = ContentId::of(b"abc");
+        let fast = Message::ChunkPut {
+            cid,
+            bytes: b"abc".to_vec(),
+        };
+        let plain = Plain::ChunkPut {
+            cid,
+            bytes: b"abc".to_vec(),
+        };
+        let mut expected = vec![Message::KIND, Message::VERSION];
+        peercloud_types::encoding::encode_body_into(&plain, &mut expected);
+        assert_eq!(fast.to_bytes(), expected);
+    }
 
     #[test]
     fn messages_round_trip_and_refuse_other_kinds() {

@@ -67,13 +67,22 @@ impl Inner {
     }
 
     /// Stores one sealed chunk on its replicas (falling through the ranking
-    /// past nodes that fail). Returns the nodes that hold it.
-    pub async fn put_chunk(
+    /// past nodes that fail). Returns the nodes that hold it. The caller has
+    /// checked that `bytes` hash to `cid` (the API on receipt, [`NetStore`]
+    /// by its [`VerifiedChunk`]s); every replica checks again on its own.
+    pub(crate) async fn put_chunk(
         &self,
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
     ) -> Result<Vec<NodeId>, ChunkError> {
-        VerifiedChunk::check(&cid, &bytes)?;
+        // Encoded once, sent to every remote replica.
+        let encoded = Arc::new(
+            Message::ChunkPut {
+                cid,
+                bytes: bytes.as_ref().clone(),
+            }
+            .to_bytes(),
+        );
         let nodes = self.placement_nodes();
         if nodes.is_empty() {
             return Err(ChunkError::NoNodes);
@@ -97,8 +106,11 @@ impl Inner {
             let batch = &ranked[next..next + take];
             next += take;
             let attempts = batch.iter().map(|target| {
-                let bytes = bytes.clone();
-                async move { (target.node, self.put_on(&target.node, cid, bytes).await) }
+                let (bytes, encoded) = (bytes.clone(), encoded.clone());
+                async move {
+                    let outcome = self.put_on(&target.node, cid, bytes, encoded).await;
+                    (target.node, outcome)
+                }
             });
             for (node, outcome) in join_all(attempts).await {
                 match outcome {
@@ -123,6 +135,7 @@ impl Inner {
         node: &NodeId,
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
+        encoded: Arc<Vec<u8>>,
     ) -> Result<(), String> {
         if *node == self.node_id() {
             let store = self.store.clone();
@@ -131,11 +144,10 @@ impl Inner {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string());
         }
-        let message = Message::ChunkPut {
-            cid,
-            bytes: bytes.as_ref().clone(),
-        };
-        match self.ask(node, Protocol::Chunk, &message).await {
+        match self
+            .ask_encoded(node, Protocol::Chunk, encoded.as_ref().clone())
+            .await
+        {
             Ok(Message::Ack) => Ok(()),
             Ok(_) => Err(format!("node {node}: unexpected answer")),
             Err(e) => Err(e.to_string()),

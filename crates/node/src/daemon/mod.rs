@@ -222,10 +222,21 @@ impl Inner {
         protocol: Protocol,
         message: &Message,
     ) -> Result<Message, AskError> {
+        self.ask_encoded(node, protocol, message.to_bytes()).await
+    }
+
+    /// [`Inner::ask`] with the message already encoded (one encoding sent to
+    /// several nodes).
+    pub async fn ask_encoded(
+        &self,
+        node: &NodeId,
+        protocol: Protocol,
+        encoded: Vec<u8>,
+    ) -> Result<Message, AskError> {
         let peer = peercloud_net::peer_id_of(node);
         let bytes = self
             .net
-            .request(peer, protocol, message.to_bytes())
+            .request(peer, protocol, encoded)
             .await
             .map_err(|e| AskError::Net {
                 node: *node,
