@@ -15,6 +15,12 @@ use peercloud_node::devnet::Ready;
 /// How long a provider waits for its registration before it says it is ready anyway.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
 
+/// Threads for blocking work (chunk writes, sandbox runs): enough to keep the
+/// disks and both cores busy, few enough that an idle node holds few stacks.
+const BLOCKING_THREADS_MAX: usize = 64;
+/// An idle blocking thread exits after this (tokio's default is 10 s).
+const BLOCKING_THREAD_IDLE: Duration = Duration::from_secs(1);
+
 /// Options of `peercloud node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -77,6 +83,8 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let config = NodeConfig::resolve(data_dir, args.config.as_deref(), args.settings())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS_MAX)
+        .thread_keep_alive(BLOCKING_THREAD_IDLE)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
