@@ -40,8 +40,8 @@ pub use manifest::{
 };
 pub use mem::MemChunkStore;
 pub use object::{
-    GetReceipt, PutOptions, PutReceipt, delete_object, get_object, get_object_with_key, put_object,
-    read_manifest,
+    GetReceipt, PutOptions, PutReceipt, READ_PARALLELISM_REMOTE, delete_object, get_object,
+    get_object_with_key, put_object, read_manifest,
 };
 pub use placement::{PlacementNode, place, rank};
 pub use seal::{

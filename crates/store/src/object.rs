@@ -9,7 +9,8 @@
 //!                     ▼
 //!                 manifest (chunk CIDs, sizes, wrapped key, sealed info) ─▶ store ─▶ object CID
 //!
-//! get:  [read-ahead thread] store.get_into (read, verify CID) ─▶ queue of READ_AHEAD_CHUNKS
+//! get:  [read-ahead threads, `store.read_parallelism()` of them, round-robin]
+//!       store.get_into (read, verify CID) ─▶ queues of READ_AHEAD_CHUNKS in all
 //!                     ▼
 //!       [caller's thread] AES-GCM open at index i ─▶ size check ─▶ BLAKE3 ─▶ writer
 //!                     ▼ at the end: BLAKE3 of the whole plaintext == manifest's (sealed) hash
@@ -21,8 +22,8 @@
 //! the disk idled more.
 //!
 //! Memory is bounded whatever the object's size: a put owns exactly
-//! `BATCHES_IN_FLIGHT` batches of chunk buffers, a get
-//! `READ_AHEAD_CHUNKS + 2` chunks, and the buffers are reused. The manifest is
+//! `BATCHES_IN_FLIGHT` batches of chunk buffers, a get about
+//! `READ_AHEAD_CHUNKS + 3 × readers` chunks, and the buffers are reused. The manifest is
 //! written only after every data chunk is durable, so an object CID never
 //! names an object whose chunks could be lost in a crash. A put that fails
 //! removes the chunks it already wrote (they are unique to its fresh key).
@@ -66,6 +67,12 @@ const BATCHES_IN_FLIGHT: usize = WRITE_QUEUE_BATCHES + WRITER_THREADS + 1;
 /// Chunks read ahead of decryption in a get: enough to hide a file open and
 /// read behind the decryption of the previous chunks, ~4 MiB at the default size.
 pub const READ_AHEAD_CHUNKS: usize = 4;
+/// Reads in flight a store reached over a network should ask for
+/// ([`crate::ChunkStore::read_parallelism`]): each read waits on a round trip,
+/// so a few overlap them.
+pub const READ_PARALLELISM_REMOTE: usize = 4;
+/// Most reader threads one get runs, whatever the store asks for.
+pub const READERS_MAX: usize = 8;
 
 /// How to store an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,19 +468,31 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
     let mut hasher = blake3::Hasher::new();
     let mut written: u64 = 0;
     thread::scope(|scope| {
-        let (chunk_tx, chunk_rx) = sync_channel::<Result<Vec<u8>, StoreError>>(READ_AHEAD_CHUNKS);
-        let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(READ_AHEAD_CHUNKS + 2);
+        // `readers` threads fetch chunks round-robin (reader r takes chunks r,
+        // r + readers, …) into their own bounded queues; taking chunk i from
+        // queue i % readers keeps the order without a reorder buffer.
+        let readers = store.read_parallelism().clamp(1, READERS_MAX);
+        let depth = (READ_AHEAD_CHUNKS / readers).max(1);
+        let mut chunk_rxs = Vec::with_capacity(readers);
+        let mut spare_txs = Vec::with_capacity(readers);
+        let mut read_ahead = Vec::with_capacity(readers);
         let chunks = &manifest.chunks;
-        let read_ahead = scope.spawn(move || {
-            for cid in chunks {
-                let mut buf = spare_rx.try_recv().unwrap_or_default();
-                let result = store.get_into(cid, &mut buf).map(|()| buf);
-                let failed = result.is_err();
-                if chunk_tx.send(result).is_err() || failed {
-                    break;
+        for reader in 0..readers {
+            let (chunk_tx, chunk_rx) = sync_channel::<Result<Vec<u8>, StoreError>>(depth);
+            let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(depth + 2);
+            chunk_rxs.push(chunk_rx);
+            spare_txs.push(spare_tx);
+            read_ahead.push(scope.spawn(move || {
+                for cid in chunks.iter().skip(reader).step_by(readers) {
+                    let mut buf = spare_rx.try_recv().unwrap_or_default();
+                    let result = store.get_into(cid, &mut buf).map(|()| buf);
+                    let failed = result.is_err();
+                    if chunk_tx.send(result).is_err() || failed {
+                        break;
+                    }
                 }
-            }
-        });
+            }));
+        }
         let mut open_all = || -> Result<(), StoreError> {
             for (index, (cid, &size)) in manifest
                 .chunks
@@ -481,10 +500,14 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
                 .zip(&manifest.chunk_sizes)
                 .enumerate()
             {
+                let queue = index % readers;
                 let index = index as u64;
-                let mut buf = chunk_rx.recv().map_err(|_| StoreError::ThreadPanicked {
-                    thread: "chunk reader",
-                })??;
+                let mut buf =
+                    chunk_rxs[queue]
+                        .recv()
+                        .map_err(|_| StoreError::ThreadPanicked {
+                            thread: "chunk reader",
+                        })??;
                 cipher
                     .open_in_place(index, &mut buf)
                     .map_err(|source| StoreError::Seal {
@@ -515,15 +538,17 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
                     .map_err(|source| StoreError::Write { source })?;
                 written += found;
                 // A full spare queue only means the reader has buffers enough.
-                let _ = spare_tx.try_send(buf);
+                let _ = spare_txs[queue].try_send(buf);
             }
             Ok(())
         };
         let opened = open_all();
-        drop(chunk_rx); // unblocks the read-ahead thread if we stopped early
-        read_ahead.join().map_err(|_| StoreError::ThreadPanicked {
-            thread: "chunk reader",
-        })?;
+        drop(chunk_rxs); // unblocks the read-ahead threads if we stopped early
+        for reader in read_ahead {
+            reader.join().map_err(|_| StoreError::ThreadPanicked {
+                thread: "chunk reader",
+            })?;
+        }
         opened
     })?;
     writer

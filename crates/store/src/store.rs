@@ -117,6 +117,13 @@ pub trait ChunkStore: Send + Sync {
     /// The number of chunks and bytes stored.
     fn usage(&self) -> Result<StoreUsage, StoreError>;
 
+    /// How many chunk reads a get should keep in flight at once: 1 for a
+    /// local disk (one reader ahead of decryption is enough), more for a store
+    /// whose reads wait on a network round trip.
+    fn read_parallelism(&self) -> usize {
+        1
+    }
+
     /// Stores `bytes` under `cid`, refusing them with [`StoreError::CidMismatch`]
     /// when they do not hash to it.
     fn put(&self, cid: &ContentId, bytes: &[u8]) -> Result<(), StoreError> {

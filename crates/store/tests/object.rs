@@ -513,3 +513,75 @@ fn a_store_failing_mid_put_stops_the_put_and_leaves_nothing() {
         assert_eq!(store.inner.usage().unwrap().chunks, 0, "fail_at {fail_at}");
     }
 }
+
+/// A memory store that asks for several readers, as a network store does.
+struct ManyReaders {
+    inner: MemChunkStore,
+    readers: usize,
+}
+
+impl ChunkStore for ManyReaders {
+    fn put_many(&self, chunks: &[peercloud_store::VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        self.inner.put_many(chunks)
+    }
+    fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.inner.get_into(cid, buf)
+    }
+    fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        self.inner.has(cid)
+    }
+    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        self.inner.delete(cid)
+    }
+    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
+        self.inner.list(after, limit)
+    }
+    fn usage(&self) -> Result<peercloud_store::StoreUsage, StoreError> {
+        self.inner.usage()
+    }
+    fn read_parallelism(&self) -> usize {
+        self.readers
+    }
+}
+
+#[test]
+fn parallel_readers_keep_the_chunk_order_and_fail_on_a_bad_chunk() {
+    let owner = Keypair::from_seed(&[9; 32]);
+    let data = content(23 * SMALL_CHUNK_BYTES as usize + 17, 4);
+    for readers in [2, 3, 4, 8, 50] {
+        let store = ManyReaders {
+            inner: MemChunkStore::new(),
+            readers,
+        };
+        let receipt = put_object(&store, data.as_slice(), &owner.public(), &small()).unwrap();
+        let mut back = Vec::new();
+        get_object(
+            &store,
+            &receipt.manifest_cid,
+            &owner.x25519_secret(),
+            &mut back,
+        )
+        .unwrap();
+        assert_eq!(back, data, "{readers} readers");
+        // A missing chunk in the middle is an error, never a short or shuffled object.
+        let victim = receipt.manifest.chunks[11];
+        store.inner.delete(&victim).unwrap();
+        let mut partial = Vec::new();
+        let err = get_object(
+            &store,
+            &receipt.manifest_cid,
+            &owner.x25519_secret(),
+            &mut partial,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { cid } if cid == victim),
+            "{err}"
+        );
+        assert_eq!(
+            partial[..],
+            data[..partial.len()],
+            "what was written is a prefix"
+        );
+    }
+}

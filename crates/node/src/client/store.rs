@@ -136,4 +136,8 @@ impl ChunkStore for ApiStore {
     fn usage(&self) -> Result<StoreUsage, StoreError> {
         Err(Self::unsupported("usage totals"))
     }
+
+    fn read_parallelism(&self) -> usize {
+        peercloud_store::READ_PARALLELISM_REMOTE
+    }
 }

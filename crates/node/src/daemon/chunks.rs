@@ -305,4 +305,8 @@ impl ChunkStore for NetStore {
     fn usage(&self) -> Result<StoreUsage, StoreError> {
         Err(unsupported("usage"))
     }
+
+    fn read_parallelism(&self) -> usize {
+        peercloud_store::READ_PARALLELISM_REMOTE
+    }
 }
