@@ -458,11 +458,14 @@ proptest! {
     }
 }
 
-/// A store whose `put_many` fails from the `fail_at`-th call on (a disk that fills up).
+/// A store whose `put_many` fails from the `fail_at`-th call on (a disk that
+/// fills up), and that asks gets for `readers` reads in flight (as a network
+/// store does).
 struct FillingStore {
     inner: MemChunkStore,
     calls: std::sync::atomic::AtomicUsize,
     fail_at: usize,
+    readers: usize,
 }
 
 impl ChunkStore for FillingStore {
@@ -492,6 +495,9 @@ impl ChunkStore for FillingStore {
     fn usage(&self) -> Result<peercloud_store::StoreUsage, StoreError> {
         self.inner.usage()
     }
+    fn read_parallelism(&self) -> usize {
+        self.readers
+    }
 }
 
 #[test]
@@ -503,6 +509,7 @@ fn a_store_failing_mid_put_stops_the_put_and_leaves_nothing() {
             inner: MemChunkStore::new(),
             calls: 0.into(),
             fail_at,
+            readers: 1,
         };
         let reader = io::repeat(7).take(40 << 20);
         let err = put_object(&store, reader, &owner.public(), &small()).unwrap_err();
@@ -514,43 +521,15 @@ fn a_store_failing_mid_put_stops_the_put_and_leaves_nothing() {
     }
 }
 
-/// A memory store that asks for several readers, as a network store does.
-struct ManyReaders {
-    inner: MemChunkStore,
-    readers: usize,
-}
-
-impl ChunkStore for ManyReaders {
-    fn put_many(&self, chunks: &[peercloud_store::VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        self.inner.put_many(chunks)
-    }
-    fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
-        self.inner.get_into(cid, buf)
-    }
-    fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        self.inner.has(cid)
-    }
-    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        self.inner.delete(cid)
-    }
-    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
-        self.inner.list(after, limit)
-    }
-    fn usage(&self) -> Result<peercloud_store::StoreUsage, StoreError> {
-        self.inner.usage()
-    }
-    fn read_parallelism(&self) -> usize {
-        self.readers
-    }
-}
-
 #[test]
 fn parallel_readers_keep_the_chunk_order_and_fail_on_a_bad_chunk() {
     let owner = Keypair::from_seed(&[9; 32]);
     let data = content(23 * SMALL_CHUNK_BYTES as usize + 17, 4);
     for readers in [2, 3, 4, 8, 50] {
-        let store = ManyReaders {
+        let store = FillingStore {
             inner: MemChunkStore::new(),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+            fail_at: usize::MAX,
             readers,
         };
         let receipt = put_object(&store, data.as_slice(), &owner.public(), &small()).unwrap();
