@@ -433,10 +433,9 @@ impl State {
         Ok(state)
     }
 
-    /// Checks the ledger's invariants: supply conserved, escrow never
-    /// over-released, closed jobs hold nothing, open awards counted right,
-    /// reputations on the scale. O(state).
-    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+    /// Every token the state holds: balances, stakes and the escrow jobs
+    /// still hold. Equal to [`State::minted_supply`] while the books balance.
+    pub fn held_supply(&self) -> Result<Amount, InvariantError> {
         let overflow = |what| InvariantError::Overflow { what };
         let mut held = Amount::ZERO;
         for (_, account) in self.accounts.iter() {
@@ -445,6 +444,25 @@ impl State {
                 .and_then(|h| h.checked_add(account.stake))
                 .ok_or(overflow("balances and stakes"))?;
         }
+        for (job, record) in self.jobs.iter() {
+            let escrow = record
+                .escrow_held()
+                .ok_or(InvariantError::EscrowOverReleased {
+                    job: *job,
+                    locked: record.escrow_locked,
+                    released: record.escrow_released,
+                })?;
+            held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
+        }
+        Ok(held)
+    }
+
+    /// Checks the ledger's invariants: supply conserved, escrow never
+    /// over-released, closed jobs hold nothing, open awards counted right,
+    /// reputations on the scale. O(state).
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        let overflow = |what| InvariantError::Overflow { what };
+        let held = self.held_supply()?;
         let mut bound: BTreeMap<AccountId, u32> = BTreeMap::new();
         for (job, record) in self.jobs.iter() {
             let escrow = record
@@ -473,7 +491,6 @@ impl State {
                     *count = count.checked_add(1).ok_or(overflow("open awards"))?;
                 }
             }
-            held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
         }
         let minted = self.minted_supply();
         if held != minted {

@@ -178,9 +178,4 @@ impl Chain {
         }
         Ok(out)
     }
-
-    /// Replays the whole block log into a fresh state and returns its root.
-    pub fn replay_root(&self) -> Result<Hash32, ChainError> {
-        Ok(self.db.replay_from_genesis()?.state_root())
-    }
 }

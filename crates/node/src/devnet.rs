@@ -16,14 +16,8 @@ use peercloud_types::{AccountId, Amount};
 use crate::config::{CONFIG_FILE, Settings};
 use crate::daemon::{NODE_KEY_FILE, OWNER_KEY_FILE, load_or_create_key, now_ms};
 use crate::genesis::{GENESIS_FILE, Genesis, GenesisError};
-use crate::grid::TX_FEE;
+use crate::grid::{FARMER_TOKENS, LOCATIONS, TX_FEE, USER_TOKENS};
 
-/// Tokens the user's wallet gets at genesis.
-pub const USER_TOKENS: u64 = 1_000;
-/// Tokens each farmer gets at genesis (for fees and stake).
-pub const FARMER_TOKENS: u64 = 100;
-/// Countries the providers register, in turn.
-const LOCATIONS: [&str; 5] = ["DE", "FR", "NL", "SE", "PT"];
 /// The prefix of the line a node prints when it is ready.
 pub const READY_PREFIX: &str = "ready ";
 /// How long a node may take to print its ready line.

@@ -36,7 +36,7 @@ pub const FARMER_STAKE_TOKENS: u64 = 50;
 /// The flat fee of every transaction: 0.0001 PCL.
 pub const TX_FEE: Amount = Amount::from_base_units(100_000);
 /// Countries the demo's providers sit in, in turn.
-const LOCATIONS: [&str; 5] = ["DE", "FR", "NL", "SE", "PT"];
+pub(crate) const LOCATIONS: [&str; 5] = ["DE", "FR", "NL", "SE", "PT"];
 
 /// One provider: a farmer account, its node key, its store and its prices.
 #[derive(Debug)]

@@ -353,14 +353,17 @@ pub fn run_job(
         .unwrap_or_else(Instant::now);
 
     // verifying: every digest on the ledger (or the deadline), then settle.
-    let view = wait_for_results(client, &job, k, deadline_ms)?;
-    let in_count = view.awards.iter().filter(|a| a.digest.is_some()).count();
-    let settle = if in_count == k || majority(&view, k).is_some() {
-        TxKind::SettleJob { job }
-    } else {
-        TxKind::ExpireJob { job }
-    };
-    submit_signed(client, wallet, settle, TX_FEE, true)?;
+    wait_for_results(client, &job, k, deadline_ms)?;
+    // The ledger decides: SettleJob when the results allow it, else ExpireJob
+    // (the node's dry run refuses the one that does not apply, fee-free).
+    match submit_signed(client, wallet, TxKind::SettleJob { job }, TX_FEE, true) {
+        Err(e) if e.api_code() == Some("tx_refused") => {
+            submit_signed(client, wallet, TxKind::ExpireJob { job }, TX_FEE, true)?;
+        }
+        other => {
+            other?;
+        }
+    }
     let view = client.job(&job)?;
     laps.lap(PHASES[4]);
     let Some(agreed) = view.agreed.clone() else {
@@ -452,19 +455,6 @@ impl Laps {
         self.phases.push((phase, self.clock.elapsed()));
         self.clock = Instant::now();
     }
-}
-
-/// The digest more than half of k nodes reported, if any.
-fn majority(view: &JobView, k: usize) -> Option<String> {
-    let digests: Vec<&String> = view
-        .awards
-        .iter()
-        .filter_map(|a| a.digest.as_ref())
-        .collect();
-    digests
-        .iter()
-        .find(|d| digests.iter().filter(|e| e == d).count() * 2 > k)
-        .map(|d| (*d).clone())
 }
 
 /// Polls the job until all k results are in, or its deadline has passed.

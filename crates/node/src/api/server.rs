@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::serve::ListenerExt;
-use peercloud_ledger::{JobState, Tx};
+use peercloud_ledger::Tx;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
 use peercloud_types::encoding::decode;
 use peercloud_types::{AccountId, Amount, ContentId, JobId, NodeId, Offer, Signed};
@@ -142,18 +142,15 @@ async fn ledger(State(inner): State<Shared>) -> Answer<LedgerView> {
     let tip = state
         .tip()
         .ok_or_else(|| Failure::not_found("the chain has no block yet"))?;
-    let mut accounted = Amount::ZERO;
-    for (_, account) in state.accounts() {
-        accounted = accounted
-            .checked_add(account.balance)
-            .and_then(|a| a.checked_add(account.stake))
-            .unwrap_or(accounted);
-    }
+    let accounted = state.held_supply().map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the books do not add up: {e}"),
+        )
+    })?;
     let mut by_state: Vec<(String, usize)> = Vec::new();
     for (_, record) in state.jobs() {
-        if let Some(held) = record.escrow_held() {
-            accounted = accounted.checked_add(held).unwrap_or(accounted);
-        }
         let name = record.state.to_string();
         match by_state.iter_mut().find(|(s, _)| *s == name) {
             Some((_, n)) => *n += 1,
@@ -296,17 +293,10 @@ async fn job(State(inner): State<Shared>, Path(id): Path<String>) -> Answer<JobV
         .job(&job)
         .cloned()
         .ok_or_else(|| Failure::not_found(format!("no job {job} on the ledger")))?;
-    let state = match record.state {
-        JobState::Posted => "posted",
-        JobState::Awarded => "awarded",
-        JobState::Settled => "settled",
-        JobState::Expired => "expired",
-        JobState::Cancelled => "cancelled",
-    };
     Ok(axum::Json(JobView {
         job: job.to_string(),
         poster: record.poster.to_string(),
-        state: state.into(),
+        state: record.state.to_string(),
         redundancy: record.redundancy,
         escrow_locked: pcl(record.escrow_locked),
         escrow_released: pcl(record.escrow_released),

@@ -37,8 +37,6 @@ const FUTURE_TX_MS: u64 = 30_000;
 pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Flat fee of the node's own transactions.
 pub const FEE: Amount = crate::grid::TX_FEE;
-/// What a provider stakes behind its node when it registers.
-pub const STAKE_TOKENS: u64 = 50;
 
 /// Why a transaction was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -410,7 +408,7 @@ pub(crate) async fn register(inner: Arc<Inner>) {
                 )
             };
             if stake < min {
-                let amount = Amount::from_tokens(STAKE_TOKENS).max(min);
+                let amount = Amount::from_tokens(crate::grid::FARMER_STAKE_TOKENS).max(min);
                 inner
                     .sign_and_submit(&owner, TxKind::Stake { amount }, true)
                     .await

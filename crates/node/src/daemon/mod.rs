@@ -22,7 +22,7 @@ mod requester;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -146,8 +146,6 @@ pub struct Inner {
     reserved_cpu: AtomicU64,
     /// Memory reserved by running jobs, bytes.
     reserved_memory: AtomicU64,
-    /// Jobs running now.
-    running: AtomicU32,
     /// The API token.
     token: String,
 }
@@ -334,7 +332,6 @@ impl Node {
             recent_load: Mutex::new(RecentLoad::default()),
             reserved_cpu: AtomicU64::new(0),
             reserved_memory: AtomicU64::new(0),
-            running: AtomicU32::new(0),
             token,
         });
         if let Some(rx) = mempool_rx {

@@ -97,7 +97,6 @@ impl Reservation {
         let (cpu, memory) = (spec.resources.cpu_millicores, spec.resources.memory_bytes);
         inner.reserved_cpu.fetch_add(cpu, Ordering::Relaxed);
         inner.reserved_memory.fetch_add(memory, Ordering::Relaxed);
-        inner.running.fetch_add(1, Ordering::Relaxed);
         Reservation {
             inner: inner.clone(),
             cpu,
@@ -114,7 +113,6 @@ impl Drop for Reservation {
         self.inner
             .reserved_memory
             .fetch_sub(self.memory, Ordering::Relaxed);
-        self.inner.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
