@@ -32,10 +32,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use peercloud_node::PHASES;
-use peercloud_node::client::{ApiStore, NodeClient};
-use peercloud_node::devnet::{Devnet, UpOptions, init, node_dir};
-use peercloud_node::remote::{Content, JobBundle, RunOptions, run_job};
+use peercloud_client::Phase;
+use peercloud_client::{ApiStore, NodeClient};
+use peercloud_client::{Content, JobBundle, RunOptions, run_job};
+use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
 use peercloud_store::{PutOptions, get_object, put_object};
 use peercloud_types::{JobSpec, Keypair};
 
@@ -275,7 +275,8 @@ fn bench_jobs(client: &NodeClient, wallet: &Keypair, settings: &Settings) -> any
         run_options.offer_window_ms, settings.job_runs
     );
     let mut totals = Vec::with_capacity(settings.job_runs);
-    let mut phases: Vec<Vec<Duration>> = vec![Vec::with_capacity(settings.job_runs); PHASES.len()];
+    let mut phases: Vec<Vec<Duration>> =
+        vec![Vec::with_capacity(settings.job_runs); Phase::ALL.len()];
     for run in 0..JOB_WARM_UP_RUNS + settings.job_runs {
         let started = Instant::now();
         let report = run_job(client, wallet, &bundle, &run_options)
@@ -304,7 +305,7 @@ fn bench_jobs(client: &NodeClient, wallet: &Keypair, settings: &Settings) -> any
             continue;
         }
         totals.push(total);
-        for (index, name) in PHASES.iter().enumerate() {
+        for (index, name) in Phase::ALL.iter().enumerate() {
             let took = report
                 .phases
                 .iter()
@@ -323,13 +324,13 @@ fn bench_jobs(client: &NodeClient, wallet: &Keypair, settings: &Settings) -> any
         JOB_MEDIAN_TARGET.as_millis(),
         verdict(median <= JOB_MEDIAN_TARGET)
     );
-    let medians: Vec<String> = PHASES
+    let medians: Vec<String> = Phase::ALL
         .iter()
         .zip(&phases)
         .map(|(name, samples)| format!("{name} {:.1}", ms(percentile(samples, 50))))
         .collect();
     println!("  phases     median ms: {}", medians.join(", "));
-    let maxima: Vec<String> = PHASES
+    let maxima: Vec<String> = Phase::ALL
         .iter()
         .zip(&phases)
         .map(|(name, samples)| format!("{name} {:.1}", ms(percentile(samples, 100))))

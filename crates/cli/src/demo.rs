@@ -17,14 +17,14 @@ use std::time::Instant;
 use anyhow::{Context, ensure};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use peercloud_node::client::{ApiStore, NodeClient};
+use peercloud_client::{ApiStore, Content, JobBundle, JobReport, NodeClient, RunOptions, run_job};
+use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
 use peercloud_node::daemon::OWNER_KEY_FILE;
-use peercloud_node::devnet::{Devnet, UpOptions, init, node_dir};
-use peercloud_node::remote::{Content, JobBundle, RunOptions, run_job};
-use peercloud_node::{JobReport, tiles};
 use peercloud_store::{PutOptions, put_object};
 use peercloud_types::job::Source;
-use peercloud_types::{AccountId, Amount, JobSpec, Keypair};
+use peercloud_types::{AccountId, Amount, Hash32, JobSpec, Keypair};
+
+use crate::tiles;
 
 /// The demo's jobs must finish within this; a failed one is refunded after it.
 const DEMO_DEADLINE_SECS: u64 = 60;
@@ -90,14 +90,14 @@ fn holdings(client: &NodeClient, accounts: &[(String, AccountId)]) -> anyhow::Re
         .iter()
         .map(|(label, id)| {
             let view = client.account(id)?;
-            Ok((label.clone(), (view.balance.parse()?, view.stake.parse()?)))
+            Ok((label.clone(), (view.balance, view.stake)))
         })
         .collect()
 }
 
 /// Waits until every node has the validator's tip, then checks they all hold
 /// the same state root and that the books balance.
-fn check_agreement(devnet: &Devnet) -> anyhow::Result<(u64, String, String)> {
+fn check_agreement(devnet: &Devnet) -> anyhow::Result<Books> {
     let clients = devnet
         .nodes
         .iter()
@@ -137,7 +137,26 @@ fn check_agreement(devnet: &Devnet) -> anyhow::Result<(u64, String, String)> {
         target.supply,
         target.accounted
     );
-    Ok((target.height, target.state_root, target.supply))
+    Ok(Books {
+        height: target.height,
+        root: target.state_root,
+        supply: target.supply,
+    })
+}
+
+/// What every node agreed on at the end.
+struct Books {
+    height: u64,
+    root: Hash32,
+    supply: Amount,
+}
+
+/// A devnet started for the demo, with the user's wallet and node.
+struct Stage {
+    devnet: Devnet,
+    client: NodeClient,
+    user: Keypair,
+    accounts: Vec<(String, AccountId)>,
 }
 
 /// Runs the demo.
@@ -157,14 +176,52 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             temp.path().to_owned()
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let providers = usize::from(args.providers);
+    let stage = start(&dir, usize::from(args.providers), json)?;
+    let before = holdings(&stage.client, &stage.accounts)?;
+    check_agreement(&stage.devnet)?;
+
+    let mut reports = render(&stage, &args, json)?;
+    let wordcount = wordcount(&stage)?;
+    let counts = wordcount
+        .outputs
+        .iter()
+        .find(|(name, _)| name == "counts.json")
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .context("wordcount produced no counts.json")?;
+    reports.push(wordcount);
+
+    // The books: every node agrees on the state root, supply is conserved.
+    let books = check_agreement(&stage.devnet)?;
+    let after = holdings(&stage.client, &stage.accounts)?;
+    let summary = Summary {
+        reports: &reports,
+        accounts: &stage.accounts,
+        before: &before,
+        after: &after,
+        books: &books,
+        counts: &counts,
+        nodes: stage.devnet.nodes.len(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary.json(&args))?);
+    } else {
+        summary.print(&args);
+        println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
+    }
+    drop(stage);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the devnet into `dir` (funding the user's wallet there), starts
+/// its processes and connects to the first provider, as a user to their node.
+fn start(dir: &Path, providers: usize, json: bool) -> anyhow::Result<Stage> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let user_path = dir.join("user.key");
     if !user_path.exists() {
         Keypair::generate().save(&user_path)?;
     }
     let user = Keypair::load(&user_path)?;
-    init(&dir, providers, &user.account_id()).context("creating the devnet")?;
+    init(dir, providers, &user.account_id()).context("creating the devnet")?;
     let options = UpOptions {
         exe: std::env::current_exe().context("finding the peercloud executable")?,
         env: Vec::new(),
@@ -176,7 +233,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let devnet = Devnet::up(&dir, providers, &options).context("starting the devnet")?;
+    let devnet = Devnet::up(dir, providers, &options).context("starting the devnet")?;
     if !json {
         for n in &devnet.nodes {
             println!(
@@ -189,18 +246,60 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         println!();
     }
-    // The user talks to the first provider's API, as a user talks to their own node.
     let client = NodeClient::from_node_dir(&devnet.nodes[1].dir)?;
-    let accounts = accounts(&dir, providers, &user)?;
-    let before = holdings(&client, &accounts)?;
-    check_agreement(&devnet)?;
+    let accounts = accounts(dir, providers, &user)?;
+    Ok(Stage {
+        devnet,
+        client,
+        user,
+        accounts,
+    })
+}
 
-    // The picture: one render job per tile; the module is stored once.
-    let store = ApiStore::new(client.clone());
+/// The render spec of tile `(x, y)`.
+fn tile_spec(
+    template: &JobSpec,
+    args: &DemoArgs,
+    module: peercloud_types::ContentId,
+    (x, y): (u32, u32),
+) -> anyhow::Result<JobSpec> {
+    let mut spec = template.clone();
+    spec.name = format!("render tile ({x}, {y})");
+    spec.deadline_secs = DEMO_DEADLINE_SECS;
+    spec.module = Source::Cid(module);
+    spec.args = [
+        "--width",
+        &args.width.to_string(),
+        "--height",
+        &args.height.to_string(),
+        "--tile-x",
+        &x.to_string(),
+        "--tile-y",
+        &y.to_string(),
+        "--tile-size",
+        &args.tile_size.to_string(),
+        "--max-iter",
+        "500",
+    ]
+    .map(String::from)
+    .to_vec();
+    spec.outputs = vec![tile_file(x, y)];
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn tile_file(x: u32, y: u32) -> String {
+    format!("tile-{x}-{y}.png")
+}
+
+/// The picture: one render job per tile (the module stored once), the
+/// tiles stitched into `args.out`.
+fn render(stage: &Stage, args: &DemoArgs, json: bool) -> anyhow::Result<Vec<JobReport>> {
+    let store = ApiStore::new(stage.client.clone());
     let module = put_object(
         &store,
         peercloud_workloads::RENDER,
-        &user.public(),
+        &stage.user.public(),
         &PutOptions {
             name: Some("render.wasm".into()),
             ..PutOptions::default()
@@ -221,67 +320,39 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     bar.set_style(ProgressStyle::with_template(
         "rendering {bar:30} {pos}/{len} tiles {msg}",
     )?);
-    let run_options = RunOptions::default();
     let mut reports = Vec::new();
     let mut tiles_png = Vec::new();
-    for y in 0..rows {
-        for x in 0..cols {
-            let mut spec = template.clone();
-            spec.name = format!("render tile ({x}, {y})");
-            spec.deadline_secs = DEMO_DEADLINE_SECS;
-            spec.module = Source::Cid(module);
-            spec.args = [
-                "--width",
-                &args.width.to_string(),
-                "--height",
-                &args.height.to_string(),
-                "--tile-x",
-                &x.to_string(),
-                "--tile-y",
-                &y.to_string(),
-                "--tile-size",
-                &args.tile_size.to_string(),
-                "--max-iter",
-                "500",
-            ]
-            .map(String::from)
-            .to_vec();
-            let file = format!("tile-{x}-{y}.png");
-            spec.outputs = vec![file.clone()];
-            spec.validate()?;
-            let bundle = JobBundle {
-                spec: spec.clone(),
-                module: Content::Stored(module),
-                inputs: Vec::new(),
-            };
-            let report = run_job(&client, &user, &bundle, &run_options)
-                .with_context(|| spec.name.clone())?;
-            let png = report
-                .outputs
-                .iter()
-                .find(|(name, _)| *name == file)
-                .map(|(_, bytes)| bytes.clone())
-                .with_context(|| format!("{} produced no {file}", spec.name))?;
-            tiles_png.push((x, y, png));
-            bar.set_message(format!(
-                "(last on {})",
-                report
-                    .nodes
-                    .iter()
-                    .map(short)
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            ));
-            bar.inc(1);
-            reports.push(report);
-        }
+    for (x, y) in (0..rows).flat_map(|y| (0..cols).map(move |x| (x, y))) {
+        let spec = tile_spec(&template, args, module, (x, y))?;
+        let bundle = JobBundle {
+            spec: spec.clone(),
+            module: Content::Stored(module),
+            inputs: Vec::new(),
+        };
+        let report = run_job(&stage.client, &stage.user, &bundle, &RunOptions::default())
+            .with_context(|| spec.name.clone())?;
+        let file = tile_file(x, y);
+        let png = report
+            .outputs
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map(|(_, bytes)| bytes.clone())
+            .with_context(|| format!("{} produced no {file}", spec.name))?;
+        tiles_png.push((x, y, png));
+        let nodes: Vec<String> = report.nodes.iter().map(short).collect();
+        bar.set_message(format!("(last on {})", nodes.join(" + ")));
+        bar.inc(1);
+        reports.push(report);
     }
     bar.finish_and_clear();
     let picture = tiles::stitch(args.width, args.height, args.tile_size, &tiles_png)?;
     std::fs::write(&args.out, &picture)
         .with_context(|| format!("writing {}", args.out.display()))?;
+    Ok(reports)
+}
 
-    // Word count over the corpus.
+/// Word count over the embedded corpus.
+fn wordcount(stage: &Stage) -> anyhow::Result<JobReport> {
     let mut spec = JobSpec::from_json(peercloud_workloads::WORDCOUNT_SPEC)
         .context("the embedded wordcount spec")?;
     spec.deadline_secs = DEMO_DEADLINE_SECS;
@@ -293,25 +364,32 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             .map(|(name, bytes)| ((*name).to_owned(), Content::Bytes(bytes.to_vec())))
             .collect(),
     };
-    let wordcount = run_job(&client, &user, &bundle, &run_options).context("wordcount")?;
-    let counts = wordcount
-        .outputs
-        .iter()
-        .find(|(name, _)| name == "counts.json")
-        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
-        .context("wordcount produced no counts.json")?;
-    reports.push(wordcount);
+    run_job(&stage.client, &stage.user, &bundle, &RunOptions::default()).context("wordcount")
+}
 
-    // The books: every node agrees on the state root, supply is conserved.
-    let (height, root, supply) = check_agreement(&devnet)?;
-    let after = holdings(&client, &accounts)?;
-    let distinct_nodes: std::collections::BTreeSet<_> = reports
-        .iter()
-        .flat_map(|r| r.nodes.iter().copied())
-        .collect();
+/// Everything the demo prints at the end.
+struct Summary<'a> {
+    reports: &'a [JobReport],
+    accounts: &'a [(String, AccountId)],
+    before: &'a Holdings,
+    after: &'a Holdings,
+    books: &'a Books,
+    counts: &'a str,
+    nodes: usize,
+}
 
-    if json {
-        let jobs: Vec<_> = reports
+impl Summary<'_> {
+    fn distinct_nodes(&self) -> usize {
+        self.reports
+            .iter()
+            .flat_map(|r| r.nodes.iter().copied())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
+    fn json(&self, args: &DemoArgs) -> serde_json::Value {
+        let jobs: Vec<_> = self
+            .reports
             .iter()
             .map(|r| {
                 serde_json::json!({
@@ -323,77 +401,76 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        let balances: BTreeMap<_, _> = accounts
+        let balances: BTreeMap<_, _> = self
+            .accounts
             .iter()
             .map(|(label, id)| {
-                let ((b0, s0), (b1, s1)) = (before[label], after[label]);
+                let ((b0, s0), (b1, s1)) = (self.before[label], self.after[label]);
                 (label.clone(), serde_json::json!({"account": id.to_string(), "balance_before": b0.to_string(),
                     "stake_before": s0.to_string(), "balance_after": b1.to_string(), "stake_after": s1.to_string()}))
             })
             .collect();
-        let value = serde_json::json!({"jobs": jobs, "balances": balances, "picture": args.out.display().to_string(),
-            "ledger_height": height, "state_root": root, "supply": supply,
-            "nodes_used": distinct_nodes.len(),
-            "wordcount": serde_json::from_str::<serde_json::Value>(&counts).ok()});
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
+        serde_json::json!({"jobs": jobs, "balances": balances, "picture": args.out.display().to_string(),
+            "ledger_height": self.books.height, "state_root": self.books.root.to_string(),
+            "supply": self.books.supply.to_string(),
+            "nodes_used": self.distinct_nodes(),
+            "wordcount": serde_json::from_str::<serde_json::Value>(self.counts).ok()})
     }
 
-    println!(
-        "Jobs (each run on {} nodes; digests compared before payment):",
-        template.redundancy
-    );
-    for r in &reports {
-        let paid: Vec<String> = r
-            .paid
-            .iter()
-            .map(|(n, a)| format!("{} +{a}", short(n)))
-            .collect();
-        println!("  {:<22} {}", r.name, timeline(r));
+    fn print(&self, args: &DemoArgs) {
+        let redundancy = self.reports.first().map_or(0, |r| r.nodes.len());
+        println!("Jobs (each run on {redundancy} nodes; digests compared before payment):");
+        for r in self.reports {
+            let paid: Vec<String> = r
+                .paid
+                .iter()
+                .map(|(n, a)| format!("{} +{a}", short(n)))
+                .collect();
+            println!("  {:<22} {}", r.name, timeline(r));
+            println!(
+                "  {:<22} paid {} · refunded {} · fuel {}",
+                "",
+                paid.join(", "),
+                r.refunded,
+                r.fuel
+            );
+        }
+        println!();
+        let tiles = self.reports.len().saturating_sub(1);
         println!(
-            "  {:<22} paid {} · refunded {} · fuel {}",
-            "",
-            paid.join(", "),
-            r.refunded,
-            r.fuel
+            "Picture: {} ({}x{}, {tiles} tiles computed on {} different nodes)",
+            args.out.display(),
+            args.width,
+            args.height,
+            self.distinct_nodes()
+        );
+        println!("Word count: {}", summarise_counts(self.counts));
+        println!();
+        println!(
+            "{:<16} {:>18} {:>18} {:>10}",
+            "account", "balance before", "balance after", "stake"
+        );
+        for (label, id) in self.accounts {
+            let ((b0, _), (b1, s1)) = (self.before[label], self.after[label]);
+            println!(
+                "{:<16} {:>18} {:>18} {:>10}   {}",
+                label,
+                b0.to_string(),
+                b1.to_string(),
+                s1.to_string(),
+                short(id)
+            );
+        }
+        println!();
+        let root = self.books.root.to_string();
+        println!(
+            "Ledger: {} blocks; all {} nodes hold state root {}; supply conserved ({} PCL).",
+            self.books.height + 1,
+            self.nodes,
+            root.get(..16).unwrap_or(&root),
+            self.books.supply
         );
     }
-    println!();
-    println!(
-        "Picture: {} ({}x{}, {} tiles computed on {} different nodes)",
-        args.out.display(),
-        args.width,
-        args.height,
-        cols * rows,
-        distinct_nodes.len()
-    );
-    println!("Word count: {}", summarise_counts(&counts));
-    println!();
-    println!(
-        "{:<16} {:>18} {:>18} {:>10}",
-        "account", "balance before", "balance after", "stake"
-    );
-    for (label, id) in &accounts {
-        let ((b0, _), (b1, s1)) = (before[label], after[label]);
-        println!(
-            "{:<16} {:>18} {:>18} {:>10}   {}",
-            label,
-            b0.to_string(),
-            b1.to_string(),
-            s1.to_string(),
-            short(id)
-        );
-    }
-    println!();
-    println!(
-        "Ledger: {} blocks; all {} nodes hold state root {}; supply conserved ({supply} PCL).",
-        height + 1,
-        devnet.nodes.len(),
-        root.get(..16).unwrap_or(&root),
-    );
-    println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
-    drop(devnet);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `929 words, 398 distinct; top: the 53, of 39, …` from wordcount's JSON.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use peercloud_node::devnet::{Devnet, UpOptions, init};
+use peercloud_devnet::{Devnet, UpOptions, init};
 use peercloud_types::Keypair;
 
 use crate::paths;

@@ -5,12 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use peercloud_types::{Amount, Resources};
 
-/// A decimal PCL string from the API as `12.5 PCL` (as given when it does not parse).
-pub fn pcl(text: &str) -> String {
-    match text.parse::<Amount>() {
-        Ok(amount) => format!("{amount} PCL"),
-        Err(_) => text.to_owned(),
-    }
+/// An amount as `12.5 PCL`.
+pub fn pcl(amount: &Amount) -> String {
+    format!("{amount} PCL")
 }
 
 /// Bytes in binary units: `512 B`, `1.5 MiB`.
@@ -91,9 +88,8 @@ mod tests {
 
     #[test]
     fn amounts_are_printed_exactly_with_their_unit() {
-        assert_eq!(pcl("1.500000000"), "1.5 PCL");
-        assert_eq!(pcl("0.0001"), "0.0001 PCL");
-        assert_eq!(pcl("n/a"), "n/a");
+        assert_eq!(pcl(&"1.500000000".parse().unwrap()), "1.5 PCL");
+        assert_eq!(pcl(&"0.0001".parse().unwrap()), "0.0001 PCL");
     }
 
     #[test]

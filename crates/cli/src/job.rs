@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use peercloud_api::{JobView, WaitQuery};
 use peercloud_compute::{Executor, ExecutorConfig};
-use peercloud_node::api::model::JobView;
 use peercloud_types::{JobId, JobSpec};
 
 use crate::display;
@@ -30,7 +30,7 @@ pub enum JobCommand {
         #[arg(long, default_value_t = true)]
         wait: bool,
         /// How long to collect offers, in milliseconds.
-        #[arg(long, default_value_t = peercloud_node::remote::OFFER_WINDOW_MS_DEFAULT)]
+        #[arg(long, default_value_t = peercloud_client::flow::OFFER_WINDOW_MS_DEFAULT)]
         offer_window_ms: u64,
         /// Where the outputs go (created; must be empty). Default: ./peercloud-out/<spec name>.
         #[arg(long)]
@@ -60,7 +60,7 @@ pub fn run(
     match cmd {
         JobCommand::Status { job } => {
             let client = node.connect(data_dir_flag)?;
-            let view = client.job(&job).map_err(|err| {
+            let view = client.job(&job, WaitQuery::NOW).map_err(|err| {
                 if err.is_not_found() {
                     anyhow::anyhow!(
                         "no job {job} on the ledger of the node at {}",
@@ -127,7 +127,7 @@ fn run_on_grid(
     node: &NodeArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    use peercloud_node::remote::{JobBundle, RunOptions, run_job};
+    use peercloud_client::{JobBundle, RunOptions, run_job};
     let bundle = JobBundle::load(&spec_path)?;
     let data_dir = crate::paths::data_dir(data_dir_flag)?;
     let wallet_path = crate::paths::wallet_key(&data_dir);
@@ -140,7 +140,7 @@ fn run_on_grid(
     let client = node.connect(data_dir_flag)?;
     let options = RunOptions { offer_window_ms };
     let report = run_job(&client, &wallet, &bundle, &options).map_err(|e| match e {
-        peercloud_node::remote::RemoteError::Client(c) => explain(c),
+        peercloud_client::RemoteError::Client(c) => explain(c),
         other => anyhow::Error::new(other),
     })?;
     let out = out.unwrap_or_else(|| default_out(&spec_path));
@@ -154,7 +154,7 @@ fn run_on_grid(
             "job": report.job.to_string(),
             "name": report.name,
             "nodes": report.nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "phases_ms": report.phases.iter().map(|(p, d)| ((*p).to_owned(), d.as_millis() as u64)).collect::<std::collections::BTreeMap<_, _>>(),
+            "phases_ms": report.phases.iter().map(|(p, d)| (p.to_string(), d.as_millis() as u64)).collect::<std::collections::BTreeMap<_, _>>(),
             "paid": report.paid.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
             "refunded": report.refunded.to_string(),
             "digest": report.digest.to_string(),
@@ -190,7 +190,7 @@ fn run_on_grid(
 fn run_local(spec: PathBuf, out: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let out = out.unwrap_or_else(|| default_out(&spec));
     let executor = Executor::new(ExecutorConfig::default()).context("starting the sandbox")?;
-    let run = peercloud_node::run_local(&executor, &spec, &out)?;
+    let run = peercloud_compute::local::run_local(&executor, &spec, &out)?;
     let o = &run.outcome;
     if json {
         let value = serde_json::json!({
@@ -263,7 +263,9 @@ fn print_job(view: &JobView) {
             println!("    owner  {}", award.owner);
             println!(
                 "    digest {}",
-                award.digest.as_deref().unwrap_or("not submitted")
+                award
+                    .digest
+                    .map_or_else(|| "not submitted".to_owned(), |d| d.to_string())
             );
         }
     }

@@ -11,6 +11,7 @@ mod node;
 mod node_api;
 mod paths;
 mod store;
+mod tiles;
 mod wallet;
 
 use std::path::PathBuf;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use peercloud_api::Role;
 use peercloud_node::config::{NodeConfig, Settings};
 use peercloud_node::daemon::Node;
-use peercloud_node::devnet::Ready;
+use peercloud_node::ready::Ready;
 
 /// How long a provider waits for its registration before it says it is ready anyway.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
@@ -73,6 +74,7 @@ impl NodeArgs {
             bandwidth_bytes_per_sec: None,
             price_job: self.price_job.clone(),
             price_gigafuel: self.price_gigafuel.clone(),
+            stake: None,
         }
     }
 }
@@ -104,11 +106,11 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         let ready = Ready {
             node: inner.node_id().to_string(),
             role: if inner.is_validator() {
-                "validator"
+                Role::Validator
             } else {
-                "provider"
+                Role::Provider
             }
-            .into(),
+            .to_string(),
             p2p,
             api: format!("http://{}", node.api),
         };

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use peercloud_node::api::model::{API_ADDR_FILE, TOKEN_FILE};
-use peercloud_node::client::{ClientError, NodeClient, read_api_addr, read_token_file};
+use peercloud_api::{API_ADDR_FILE, ErrorCode, TOKEN_FILE};
+use peercloud_client::{ClientError, NodeClient, read_api_addr, read_token_file};
 
 use crate::paths;
 
@@ -71,7 +71,7 @@ impl NodeArgs {
 /// A client error with what to do about it, for the user.
 pub fn explain(err: ClientError) -> anyhow::Error {
     let hint = match err.api_code() {
-        Some("unauthorized") => Some(
+        Some(ErrorCode::Unauthorized) => Some(
             "the node refused the API token: pass --token-file FILE (the node's api.token) \
              or --node-dir DIR (its data directory)",
         ),

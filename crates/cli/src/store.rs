@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use peercloud_node::client::ApiStore;
+use peercloud_client::ApiStore;
 use peercloud_store::{PutOptions, StoreError, get_object, put_object, read_manifest};
 use peercloud_types::ContentId;
 

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use peercloud_client::submit_signed;
 use peercloud_ledger::TxKind;
-use peercloud_node::client::submit_signed;
-use peercloud_node::grid::TX_FEE;
 use peercloud_types::{AccountId, Amount, Keypair};
 
 use crate::display;
@@ -128,7 +127,7 @@ fn transfer(
     }
     let client = node.connect(Some(data_dir))?;
     let kind = TxKind::Transfer { to: *to, amount };
-    let receipt = submit_signed(&client, &wallet, kind, TX_FEE, true)
+    let receipt = submit_signed(&client, &wallet, kind, true)
         .map_err(explain)
         .with_context(|| format!("transferring {amount} PCL to {to}"))?;
     if json {
@@ -136,21 +135,21 @@ fn transfer(
             "from": wallet.account_id().to_string(),
             "to": to.to_string(),
             "amount": amount.to_string(),
-            "fee": TX_FEE.to_string(),
-            "tx": receipt.hash,
+            "fee": receipt.fee.to_string(),
+            "tx": receipt.hash.to_string(),
             "height": receipt.height,
-            "events": receipt.events,
+            "events": receipt.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("sent     {amount} PCL to {to} (fee {TX_FEE} PCL)");
+        println!("sent     {amount} PCL to {to} (fee {} PCL)", receipt.fee);
         println!("tx       {}", receipt.hash);
         match receipt.height {
             Some(height) => println!("block    {height}"),
             None => println!("block    not yet (the node accepted it for the next block)"),
         }
         for event in &receipt.events {
-            println!("  {event}");
+            println!("  {event:?}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use common::{
     Net, PROVIDERS, bounded, fees, json_of, local_run, minus, path_text, pcl, peercloud, plus,
     random_file, stderr, store_get, store_put, wordcount_spec,
 };
-use peercloud_types::{Amount, ContentId};
+use peercloud_types::{Amount, ContentId, NodeId};
 
 /// Bound of the end-to-end test: startup, one job, a 3 MiB round trip.
 const END_TO_END_LIMIT: Duration = Duration::from_secs(180);
@@ -44,9 +44,9 @@ fn a_job_runs_end_to_end_across_four_processes() {
             let owners = Net::owners(&before);
             let user = net.user.account_id();
             let user_before = net.balance(1, &user);
-            let owners_before: Vec<(String, Amount)> = owners
+            let owners_before: Vec<(NodeId, Amount)> = owners
                 .iter()
-                .map(|(node, owner)| (node.clone(), net.balance(1, owner)))
+                .map(|(node, owner)| (*node, net.balance(1, owner)))
                 .collect();
 
             // The job, on the grid through the CLI and in the local sandbox.
@@ -124,7 +124,10 @@ fn a_job_runs_end_to_end_across_four_processes() {
             for (node, owner_before) in &owners_before {
                 let owner = &owners[node];
                 let now = net.balance(1, owner);
-                match awards.iter().find(|a| a["node"] == node.as_str()) {
+                match awards
+                    .iter()
+                    .find(|a| a["node"] == node.to_string().as_str())
+                {
                     // Paid its price; its result's fee came from its owner.
                     Some(award) => assert_eq!(
                         now,

@@ -9,18 +9,19 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Net, OFFER_WINDOW_MS, POLL, PROVIDERS, bounded, fees, kernel_spec, local_run, minus, pcl, plus,
+    Net, OFFER_WINDOW_MS, POLL, PROVIDERS, bounded, fees, kernel_spec, local_run, minus, plus,
     random_file, store_get, store_put, wordcount_spec,
 };
+use peercloud_api::{JobView, WaitQuery};
+use peercloud_client::{ApiStore, NodeClient};
+use peercloud_client::{JobBundle, RemoteError, RunOptions, run_job};
+use peercloud_ledger::JobState;
 use peercloud_ledger::genesis::{
     BPS_DENOMINATOR, REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING,
 };
-use peercloud_node::api::model::JobView;
-use peercloud_node::client::{ApiStore, NodeClient};
 use peercloud_node::genesis::{GENESIS_FILE, Genesis};
-use peercloud_node::remote::{JobBundle, RemoteError, RunOptions, run_job};
 use peercloud_store::{ChunkStore, FsChunkStore, PlacementNode, rank, read_manifest};
-use peercloud_types::{ContentId, JobId, Keypair};
+use peercloud_types::{ContentId, JobId, Keypair, NodeId};
 
 /// Bound of each fault test, devnet startup included; the slowest waits out
 /// an 8 s job deadline.
@@ -67,10 +68,10 @@ fn a_lying_provider_is_outvoted_unpaid_and_slashed() {
             let all: Vec<usize> = (0..=PROVIDERS).collect();
             let before = net.converged(&all);
             let owners = Net::owners(&before);
-            let liar_id = net.node_id(liar).to_owned();
+            let liar_id = net.node_id(liar);
             let liar_owner = owners[&liar_id];
             let liar_before = net.account(1, &liar_owner);
-            let honest: Vec<String> = (1..PROVIDERS).map(|i| net.node_id(i).to_owned()).collect();
+            let honest: Vec<NodeId> = (1..PROVIDERS).map(|i| net.node_id(i)).collect();
             let honest_before: Vec<_> = honest.iter().map(|n| net.balance(1, &owners[n])).collect();
             let user = net.user.account_id();
             let user_before = net.balance(1, &user);
@@ -95,14 +96,17 @@ fn a_lying_provider_is_outvoted_unpaid_and_slashed() {
                 vec![("counts.json".to_owned(), local_counts)],
                 "the user got the honest outputs"
             );
-            let paid: Vec<String> = report.paid.iter().map(|(n, _)| n.to_string()).collect();
+            let paid: Vec<NodeId> = report.paid.iter().map(|(n, _)| *n).collect();
             assert_eq!(report.nodes.len(), 3, "all three providers were awarded");
             assert_eq!(paid.len(), 2, "{paid:?}");
             assert!(!paid.contains(&liar_id), "the liar was paid: {paid:?}");
             println!("checked: the user's outputs match a local run; the 2 honest nodes were paid");
 
-            let view = net.client(1).job(&report.job).expect("the job");
-            assert_eq!(view.state, "settled");
+            let view = net
+                .client(1)
+                .job(&report.job, WaitQuery::NOW)
+                .expect("the job");
+            assert_eq!(view.state, JobState::Settled);
             let liar_award = view
                 .awards
                 .iter()
@@ -117,8 +121,8 @@ fn a_lying_provider_is_outvoted_unpaid_and_slashed() {
                 let price = view
                     .awards
                     .iter()
-                    .find(|a| &a.node == node)
-                    .map(|a| pcl(&a.price))
+                    .find(|a| a.node == *node)
+                    .map(|a| a.price)
                     .expect("an honest node was awarded");
                 assert_eq!(
                     net.balance(1, &owners[node]),
@@ -128,18 +132,18 @@ fn a_lying_provider_is_outvoted_unpaid_and_slashed() {
             }
             let liar_after = net.account(1, &liar_owner);
             assert_eq!(
-                pcl(&liar_after.balance),
-                minus(pcl(&liar_before.balance), fees(1)),
+                liar_after.balance,
+                minus(liar_before.balance, fees(1)),
                 "the liar's owner got nothing and paid its result's fee"
             );
-            let stake_before = pcl(&liar_before.stake);
+            let stake_before = liar_before.stake;
             let genesis = Genesis::load(&net.dir().join(GENESIS_FILE)).expect("the genesis");
             let slash_bps = u128::from(genesis.params.slash_bps);
             let slash = stake_before
                 .checked_mul_div(slash_bps, u128::from(BPS_DENOMINATOR))
                 .expect("a slash");
             assert!(!slash.is_zero());
-            assert_eq!(pcl(&liar_after.stake), minus(stake_before, slash));
+            assert_eq!(liar_after.stake, minus(stake_before, slash));
             let reputation_before = Net::reputation(&before, &liar_id);
             assert_eq!(
                 Net::reputation(&after, &liar_id),
@@ -182,13 +186,13 @@ fn a_provider_killed_mid_job_is_refunded_after_the_deadline_never_paid() {
             let running = RunningJob::start(&net, "killed");
             let awarded = running.wait_awarded(&client);
             let victim = victim_of(&net, &awarded);
-            let victim_id = net.node_id(victim).to_owned();
+            let victim_id = net.node_id(victim);
             let awarded_owners: Vec<_> = awarded
                 .awards
                 .iter()
                 .map(|a| {
                     let owner = owners[&a.node];
-                    (a.node.clone(), owner, net.balance(1, &owner))
+                    (a.node, owner, net.balance(1, &owner))
                 })
                 .collect();
             std::thread::sleep(FAULT_AFTER_AWARD);
@@ -207,17 +211,21 @@ fn a_provider_killed_mid_job_is_refunded_after_the_deadline_never_paid() {
             let elapsed = started.elapsed();
             let why = match outcome {
                 Err(RemoteError::NoResult { state, why, .. }) => {
-                    assert_eq!(state, "expired", "{why}");
+                    assert_eq!(state, JobState::Expired, "{why}");
                     // The victim's failed dispatch is named in the outcome.
-                    assert!(why.contains(&victim_id), "{why}");
+                    assert!(why.contains(&victim_id.to_string()), "{why}");
                     println!("checked: run_job ended NoResult after {elapsed:?} ({why})");
                     why
                 }
                 other => panic!("expected NoResult, got {other:?}"),
             };
 
-            let view = client.job(&job).expect("the job");
-            assert_eq!(view.state, "expired", "the job does not stay awarded");
+            let view = client.job(&job, WaitQuery::NOW).expect("the job");
+            assert_eq!(
+                view.state,
+                JobState::Expired,
+                "the job does not stay awarded"
+            );
             assert_eq!(view.escrow_released, view.escrow_locked);
             assert_eq!(view.agreed, None);
             let survivor_submitted = view
@@ -297,7 +305,7 @@ fn a_frozen_provider_does_not_hold_the_job_past_its_deadline() {
             }
             // Thawed before any assertion, so it stops with the devnet.
             signal("-CONT", &pid);
-            let state = client.job(&running.job).map(|v| v.state);
+            let state = client.job(&running.job, WaitQuery::NOW).map(|v| v.state);
             assert!(
                 running.runner.is_finished(),
                 "run_job still waits {:?} after posting a job with an {KILL_DEADLINE_SECS} s \
@@ -309,11 +317,11 @@ fn a_frozen_provider_does_not_hold_the_job_past_its_deadline() {
                 .join()
                 .expect("the run_job thread does not panic")
             {
-                Err(RemoteError::NoResult { state, .. }) => assert_eq!(state, "expired"),
+                Err(RemoteError::NoResult { state, .. }) => assert_eq!(state, JobState::Expired),
                 other => panic!("expected NoResult, got {other:?}"),
             }
-            let view = client.job(&running.job).expect("the job");
-            assert_eq!(view.state, "expired");
+            let view = client.job(&running.job, WaitQuery::NOW).expect("the job");
+            assert_eq!(view.state, JobState::Expired);
             assert_eq!(view.escrow_released, view.escrow_locked);
             println!("checked: the job expired at its deadline despite the frozen provider");
         },
@@ -325,7 +333,7 @@ fn a_frozen_provider_does_not_hold_the_job_past_its_deadline() {
 struct RunningJob {
     job: JobId,
     started: Instant,
-    runner: std::thread::JoinHandle<Result<peercloud_node::JobReport, RemoteError>>,
+    runner: std::thread::JoinHandle<Result<peercloud_client::JobReport, RemoteError>>,
 }
 
 impl RunningJob {
@@ -359,9 +367,9 @@ impl RunningJob {
     fn wait_awarded(&self, client: &NodeClient) -> JobView {
         let job = self.job;
         loop {
-            match client.job(&job) {
-                Ok(view) if view.state == "awarded" => return view,
-                Ok(view) if view.state != "posted" => {
+            match client.job(&job, WaitQuery::NOW) {
+                Ok(view) if view.state == JobState::Awarded => return view,
+                Ok(view) if view.state != JobState::Posted => {
                     panic!("job {job} went {} before it was awarded", view.state)
                 }
                 Ok(_) => {}
@@ -412,7 +420,7 @@ fn store_get_survives_a_dead_replica() {
 
         let dead = 2;
         net.devnet.nodes[dead].kill();
-        let dead_id = net.node_id(dead).to_owned();
+        let dead_id = net.node_id(dead);
         // What the dead node held, read from its disk: every chunk.
         let held = FsChunkStore::open(net.node_dir(dead).join("chunks")).expect("its chunks");
         let mut every = manifest.chunks.clone();
@@ -429,13 +437,13 @@ fn store_get_survives_a_dead_replica() {
             .nodes
             .iter()
             .map(|n| PlacementNode {
-                node: n.node.parse().expect("node id"),
-                owner: n.owner.parse().expect("owner"),
+                node: n.node,
+                owner: n.owner,
             })
             .collect();
         let first_on_dead = every
             .iter()
-            .filter(|c| rank(c, &nodes)[0].node.to_string() == dead_id)
+            .filter(|c| rank(c, &nodes)[0].node == dead_id)
             .count();
         println!(
             "killed node-{dead}, a holder of all {} chunks; it ranks first for {first_on_dead}",
@@ -481,13 +489,14 @@ fn a_job_bigger_than_any_node_fails_after_the_offer_window_with_escrow_refunded(
                 "{message}"
             );
             for i in 1..=PROVIDERS {
-                let prefix = &net.node_id(i)[..12];
+                let id = net.node_id(i).to_string();
+                let prefix = &id[..12];
                 assert!(message.contains(prefix), "node-{i} not named: {message}");
             }
             println!("checked: NoMatch names every decline: {message}");
 
-            let view = client.job(&job).expect("the job");
-            assert_eq!(view.state, "cancelled");
+            let view = client.job(&job, WaitQuery::NOW).expect("the job");
+            assert_eq!(view.state, JobState::Cancelled);
             assert_eq!(view.escrow_released, view.escrow_locked);
             assert!(view.awards.is_empty());
             net.converged(&all);

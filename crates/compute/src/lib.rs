@@ -19,6 +19,7 @@ mod cache;
 pub mod determinism;
 pub mod error;
 pub mod executor;
+pub mod local;
 mod metrics;
 pub mod outputs;
 pub mod request;
@@ -31,6 +32,7 @@ pub use executor::{
     CONCURRENT_RUNS_MAX, EPOCH_TICK_MS, Executor, ExecutorConfig, MODULE_BYTES_MAX,
     MODULE_CACHE_ENTRIES, WASM_STACK_BYTES_MAX,
 };
+pub use local::{LocalRun, LocalRunError, run_local};
 pub use metrics::ComputeMetrics;
 pub use outputs::{OUTPUT_FILES_MAX, OutputFile, output_digest};
 pub use peercloud_types::Limits;

@@ -5,55 +5,25 @@
 //! treasury, then its handler. Handlers mutate the state freely; on any error
 //! the journal rolls back everything the transaction did, fee and nonce
 //! included, so a refused transaction leaves no trace. Job handlers live in
-//! `jobs.rs`; accounts, stake and nodes here.
+//! `jobs.rs`; accounts, stake and nodes here; balance moves in `funds.rs`.
 
-use peercloud_types::{AccountId, Amount, Hash32, NodeId, PriceSheet, Resources, Signed};
+use peercloud_types::{AccountId, Amount, NodeId, PriceSheet, Resources, Signed};
 
 use crate::error::TxError;
 use crate::event::Event;
-use crate::genesis::{GENESIS_ALLOCATIONS_MAX, REPUTATION_START};
+use crate::funds::{account_or_default, credit, debit};
 use crate::jobs;
-use crate::records::{Account, NodeRecord};
+use crate::params::{GENESIS_ALLOCATIONS_MAX, REPUTATION_START};
+use crate::records::NodeRecord;
 use crate::state::State;
 use crate::tx::{Tx, TxKind, verify_registration_proof};
+
+// The type lives in `context.rs`; re-exported so `apply::BlockContext` keeps working.
+pub use crate::context::BlockContext;
 
 /// Longest node location string: enough for "region/city/datacentre" text,
 /// small enough that node records stay small.
 pub const LOCATION_BYTES_MAX: usize = 128;
-
-/// What a block tells its transactions about the world: the ledger reads no
-/// clock and no random source, so these are its only time and entropy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockContext {
-    /// The block's height (genesis is 0).
-    pub height: u64,
-    /// The block's time, ms since the Unix epoch (set by the proposer).
-    pub time_ms: u64,
-    /// The block's seed (set by the proposer).
-    pub seed: Hash32,
-}
-
-/// Domain tag of the default block seed.
-const SEED_CONTEXT: &str = "peercloud ledger block seed v1";
-
-impl BlockContext {
-    /// The context of the block after `state`'s tip at `time_ms`, with the
-    /// default seed: BLAKE3 of the parent's hash and the height, which the
-    /// proposer cannot choose. (Followers do not require this seed; it is
-    /// what a sequencer should use unless it has better entropy.)
-    pub fn next(state: &State, time_ms: u64) -> BlockContext {
-        let height = state.next_height();
-        let parent = state.tip().map_or(Hash32::ZERO, |tip| tip.hash);
-        let mut hasher = blake3::Hasher::new_derive_key(SEED_CONTEXT);
-        hasher.update(parent.as_bytes());
-        hasher.update(&height.to_le_bytes());
-        BlockContext {
-            height,
-            time_ms,
-            seed: hasher.finalize().into(),
-        }
-    }
-}
 
 /// Applies `tx` to `state`: checks its signature, nonce and fee, runs it, and
 /// returns what it did. On error the state is exactly as before.
@@ -221,40 +191,6 @@ fn bump_nonce(state: &mut State, signer: &AccountId, nonce: u64) -> Result<(), T
     }
     account.nonce = nonce;
     state.accounts.put(*signer, account);
-    Ok(())
-}
-
-pub(crate) fn account_or_default(state: &State, id: &AccountId) -> Account {
-    state.accounts.get(id).copied().unwrap_or_default()
-}
-
-/// Takes `amount` from `account`'s balance.
-pub(crate) fn debit(state: &mut State, account: &AccountId, amount: Amount) -> Result<(), TxError> {
-    let mut record = account_or_default(state, account);
-    record.balance = record
-        .balance
-        .checked_sub(amount)
-        .ok_or(TxError::InsufficientFunds {
-            account: *account,
-            needed: amount,
-            available: record.balance,
-        })?;
-    state.accounts.put(*account, record);
-    Ok(())
-}
-
-/// Adds `amount` to `account`'s balance.
-pub(crate) fn credit(
-    state: &mut State,
-    account: &AccountId,
-    amount: Amount,
-) -> Result<(), TxError> {
-    let mut record = account_or_default(state, account);
-    record.balance = record
-        .balance
-        .checked_add(amount)
-        .ok_or(TxError::Overflow { what: "a balance" })?;
-    state.accounts.put(*account, record);
     Ok(())
 }
 

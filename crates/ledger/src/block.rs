@@ -20,10 +20,11 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use peercloud_types::{Hash32, Keypair, Kind, PublicKey, Signed, Versioned};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{BlockContext, apply_verified};
+use crate::apply::apply_verified;
+use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::Event;
-use crate::genesis::ParamsError;
+use crate::params::ParamsError;
 use crate::state::{State, Tip};
 use crate::tx::Tx;
 

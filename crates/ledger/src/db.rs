@@ -19,7 +19,7 @@ use peercloud_types::{AccountId, Amount, DecodeError, Hash32, JobId, NodeId, dec
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::block::{Block, BlockError, apply_block};
-use crate::genesis::Params;
+use crate::params::Params;
 use crate::records::{Account, JobRecord, NodeRecord};
 use crate::state::{
     EntryError, State, TAG_ACCOUNTS, TAG_JOBS, TAG_NODES, Tip, decode_value, entry_key,

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use peercloud_types::job::{DEADLINE_SECS_MAX, REDUNDANCY_MAX, REPUTATION_MAX};
 use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, Offer, Signed};
 
-use crate::apply::{BlockContext, account_or_default, credit, debit};
+use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::Event;
-use crate::genesis::{
+use crate::funds::{account_or_default, credit, debit};
+use crate::params::{
     BPS_DENOMINATOR, REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING,
     REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_REWARD,
 };

@@ -16,32 +16,55 @@
 //!                  LedgerDb: one fsync'd redb commit per block  (db.rs)
 //! ```
 //!
+//! Module dependencies point one way, down: a module uses only modules on
+//! lower lines, never one on its own line or above (no two modules use each
+//! other).
+//!
+//! ```text
+//!   db       ─► block, params, records, state
+//!   genesis  ─► block, context, params, state, tx        (GenesisConfig, block 0)
+//!   block    ─► apply, context, error, event, params, state, tx
+//!   apply    ─► jobs, funds, context, error, event, params, records, state, tx
+//!   jobs     ─► funds, context, error, event, params, records, state
+//!   funds    ─► error, records, state                    (debit, credit)
+//!   context  ─► state                                    (BlockContext)
+//!   state    ─► params, records, root, table
+//!   error    ─► records
+//!   event    ─► records
+//!   params, records, root, table, tx: nothing in the crate (Params, constants)
+//! ```
+//!
 //! `apply` reads no clock, no random source and iterates only `BTreeMap`s: the
 //! block's height, time and seed come in a [`BlockContext`]. Any node that
 //! replays the block log reaches the same state root.
 
 pub mod apply;
 pub mod block;
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod event;
+mod funds;
 pub mod genesis;
 mod jobs;
+pub mod params;
 pub mod records;
 pub mod root;
 pub mod state;
 mod table;
 pub mod tx;
 
-pub use apply::{BlockContext, apply, dry_run};
+pub use apply::{apply, dry_run};
 pub use block::{
     BLOCK_TXS_MAX, Block, BlockError, BlockHeader, BuiltBlock, apply_block, build_block, tx_root,
     verify_tx_signatures,
 };
+pub use context::BlockContext;
 pub use db::{DbError, LedgerDb, StoredTip};
 pub use error::TxError;
 pub use event::Event;
-pub use genesis::{GenesisConfig, Params, ParamsError};
+pub use genesis::GenesisConfig;
+pub use params::{Params, ParamsError};
 pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
 pub use state::{EntryError, InvariantError, State, Tip};
 pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

@@ -58,6 +58,7 @@ impl Versioned for NodeRecord {
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Escrow locked, waiting for the poster to award offers.
     Posted,

@@ -14,7 +14,7 @@ use peercloud_types::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::genesis::{Params, ParamsError};
+use crate::params::{Params, ParamsError};
 use crate::records::{Account, JobRecord, Meta, NodeRecord};
 use crate::root::{LtHash, state_root};
 use crate::table::{Table, TableKey};

@@ -21,6 +21,7 @@ use peercloud_ledger::{
 };
 use peercloud_types::{Amount, Hash32, JobId, Keypair, Offer, PriceSheet, Resources, Signed};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 const USERS: usize = 4;
 const NODES: usize = 3;
@@ -426,8 +427,20 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Where failing cases are saved and replayed first on the next run (commit
+/// the file). Spelled out because proptest's default looks for a `lib.rs`
+/// above the test file, finds none for an integration test, and would fall
+/// back to a `tests/model.proptest-regressions` file instead.
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/proptest-regressions/tests/model.txt"
+);
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::with_cases(64)
+    })]
 
     #[test]
     fn random_histories_keep_every_invariant(blocks in prop::collection::vec(block(), 1..12)) {

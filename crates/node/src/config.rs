@@ -45,6 +45,9 @@ pub struct Settings {
     pub price_job: Option<String>,
     /// Price per billion units of fuel, PCL.
     pub price_gigafuel: Option<String>,
+    /// Stake the owner puts behind the node, PCL (default: the network's
+    /// minimum to serve; never less than it).
+    pub stake: Option<String>,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
                 .or(lower.bandwidth_bytes_per_sec),
             price_job: self.price_job.or(lower.price_job),
             price_gigafuel: self.price_gigafuel.or(lower.price_gigafuel),
+            stake: self.stake.or(lower.stake),
         }
     }
 
@@ -108,6 +112,8 @@ pub struct NodeConfig {
     pub resources: Resources,
     /// Its base prices.
     pub prices: PriceSheet,
+    /// Stake its owner puts behind it (`None`: the network's minimum).
+    pub stake: Option<Amount>,
 }
 
 /// A setting is wrong.
@@ -220,6 +226,10 @@ impl NodeConfig {
             )?,
             ..PriceSheet::default()
         };
+        let stake = s
+            .stake
+            .map(|v| price("stake", Some(v), Amount::ZERO))
+            .transpose()?;
         Ok(NodeConfig {
             data_dir: data_dir.to_owned(),
             listen,
@@ -228,6 +238,7 @@ impl NodeConfig {
             location,
             resources,
             prices,
+            stake,
         })
     }
 }

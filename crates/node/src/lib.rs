@@ -1,29 +1,18 @@
-//! Peercloud's node: the agents that turn the library crates into a working
-//! grid member.
+//! Peercloud's node daemon: the agents that turn the library crates into a
+//! working grid member, and the HTTP API a user's client talks to.
 //!
-//! - [`local`]: a job spec run in this machine's sandbox, the way a provider
-//!   runs it, so a user can try a job before paying for it.
-//! - [`grid`] / [`flow`]: an in-process grid (validator, providers, user) that
-//!   runs the whole run-once flow with the real ledger, store, market and
-//!   sandbox; `peercloud demo` drives it.
-//! - [`replicated`]: a chunk store that places every chunk on three nodes.
-//! - [`tiles`]: stitching rendered tiles into one picture.
+//! - [`daemon`]: validator, follower, provider and requester agents, the
+//!   chunk service and the network chunk store.
+//! - [`api`]: the HTTP server (its bodies are the `peercloud-api` crate).
+//! - [`chain`], [`genesis`]: the ledger on disk and the network's genesis file.
+//! - [`config`]: settings from flags, environment, `config.toml` and defaults.
+//! - [`wire`]: the one message enum every gossip topic and protocol carries.
+//! - [`ready`]: the line a node prints once it serves.
 
 pub mod api;
 pub mod chain;
-pub mod client;
 pub mod config;
 pub mod daemon;
-pub mod devnet;
-pub mod flow;
 pub mod genesis;
-pub mod grid;
-pub mod local;
-pub mod remote;
-pub mod replicated;
-pub mod tiles;
+pub mod ready;
 pub mod wire;
-
-pub use flow::{FlowError, JobReport, PHASES};
-pub use grid::{GridError, LocalGrid};
-pub use local::{LocalRun, LocalRunError, run_local};

@@ -2,13 +2,14 @@
 //! opaque payload of every gossip topic and request-response protocol.
 //!
 //! The net crate moves bytes and enforces size bounds; this module gives the
-//! bytes meaning. Every payload is `encode(&Message)` — `[Kind::Message][1]
+//! bytes meaning. Every payload is `encode(&Message)` — `[Kind::Message][2]
 //! [postcard]` — and a decode failure is a peer's error, answered with
 //! [`Message::Error`] and never trusted further.
 
+use peercloud_api::ErrorCode;
 use peercloud_ledger::{Block, Tx};
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
-use peercloud_types::{ContentId, Hash32, JobId, NodeId, Offer, Signed};
+use peercloud_types::{ContentId, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
 use serde::{Deserialize, Serialize};
 
 /// Most blocks one sync answer carries; the message size bound caps it too.
@@ -19,8 +20,8 @@ pub const SYNC_BLOCKS_MAX: u32 = 256;
 pub struct CapacityRequest {
     /// The posted job.
     pub job: JobId,
-    /// The job spec as JSON (its digest is on the ledger).
-    pub spec_json: String,
+    /// The job spec (its digest is on the ledger).
+    pub spec: JobSpec,
     /// The node collecting offers: providers send theirs to it.
     pub requester: NodeId,
     /// Offers arriving after this time (ms since the Unix epoch) are not read.
@@ -29,7 +30,8 @@ pub struct CapacityRequest {
 
 impl Versioned for CapacityRequest {
     const KIND: u8 = Kind::CapacityRequest as u8;
-    const VERSION: u8 = 1;
+    /// 2: the spec in its canonical encoding (1 carried JSON).
+    const VERSION: u8 = 2;
 }
 
 /// An object a job reads, with its key sealed to the node receiving the dispatch.
@@ -48,8 +50,8 @@ pub struct SealedObject {
 pub struct Dispatch {
     /// The job (its award must be on the ledger).
     pub job: JobId,
-    /// The spec as JSON; its digest must equal the posted one.
-    pub spec_json: String,
+    /// The spec; its digest must equal the posted one.
+    pub spec: JobSpec,
     /// The module.
     pub module: SealedObject,
     /// The inputs.
@@ -145,8 +147,8 @@ pub enum Message {
     Ack,
     /// Any protocol: the request was refused.
     Error {
-        /// Stable code (`bad_request`, `not_awarded`, `run_failed`, …).
-        code: String,
+        /// What kind of refusal (the API's codes).
+        code: ErrorCode,
         /// What was wrong.
         message: String,
     },
@@ -154,7 +156,9 @@ pub enum Message {
 
 impl Versioned for Message {
     const KIND: u8 = Kind::Message as u8;
-    const VERSION: u8 = 1;
+    /// 2: specs travel in their canonical encoding (1 carried JSON), error
+    /// codes are the API's `ErrorCode`.
+    const VERSION: u8 = 2;
 }
 
 impl Message {
@@ -169,9 +173,9 @@ impl Message {
     }
 
     /// An error answer.
-    pub fn error(code: &str, message: impl Into<String>) -> Message {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Message {
         Message::Error {
-            code: code.to_owned(),
+            code,
             message: message.into(),
         }
     }
@@ -231,7 +235,7 @@ mod tests {
                 cid: ContentId::of(b"chunk"),
             },
             Message::SyncRequest { from: 3, max: 10 },
-            Message::error("bad_request", "no"),
+            Message::error(ErrorCode::BadRequest, "no"),
         ] {
             let bytes = message.to_bytes();
             assert_eq!(Message::from_bytes(&bytes).unwrap(), message);

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use peercloud_store::{
-    CHUNK_BYTES_DEFAULT, ChunkStore, FsChunkStore, MemChunkStore, ObjectKey, PutOptions, TAG_BYTES,
-    VerifiedChunk, delete_object, get_object, put_object,
+    CHUNK_BYTES_DEFAULT, ChunkInventory, ChunkStore, FsChunkStore, MemChunkStore, ObjectKey,
+    PutOptions, TAG_BYTES, VerifiedChunk, delete_object, get_object, put_object,
 };
 use peercloud_types::{ContentId, Keypair};
 

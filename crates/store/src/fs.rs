@@ -42,7 +42,9 @@ use peercloud_types::{ContentId, decode, encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::StoreError;
-use crate::store::{ChunkMeta, ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read};
+use crate::store::{
+    ChunkInventory, ChunkMeta, ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read,
+};
 
 /// Directory of chunk files under the root.
 const CHUNKS_DIR: &str = "chunks";
@@ -482,6 +484,16 @@ impl ChunkStore for FsChunkStore {
             .is_some())
     }
 
+    fn abandon(&self, cids: &[ContentId]) {
+        for cid in cids {
+            if let Err(err) = self.delete(cid) {
+                tracing::warn!(chunk = %cid, %err, "could not remove a chunk of a failed put");
+            }
+        }
+    }
+}
+
+impl ChunkInventory for FsChunkStore {
     fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
         let _guard = self.lock();
         let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
@@ -511,7 +523,6 @@ impl ChunkStore for FsChunkStore {
             Err(e) => Err(StoreError::io("removing chunk", &path, e)),
         }
     }
-
     fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
         let table = txn
@@ -528,7 +539,6 @@ impl ChunkStore for FsChunkStore {
         }
         Ok(out)
     }
-
     fn usage(&self) -> Result<StoreUsage, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
         let totals = txn

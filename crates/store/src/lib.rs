@@ -48,4 +48,4 @@ pub use seal::{
     ChunkCipher, ObjectKey, SealError, TAG_BYTES, open_chunk, open_sealed_key, seal_chunk,
     seal_key_to,
 };
-pub use store::{ChunkMeta, ChunkStore, StoreUsage, VerifiedChunk};
+pub use store::{ChunkInventory, ChunkMeta, ChunkStore, StoreUsage, VerifiedChunk};

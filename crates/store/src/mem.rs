@@ -9,7 +9,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use peercloud_types::ContentId;
 
 use crate::error::StoreError;
-use crate::store::{ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read};
+use crate::store::{
+    ChunkInventory, ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read,
+};
 
 /// An in-memory chunk store.
 #[derive(Debug, Default)]
@@ -78,6 +80,15 @@ impl ChunkStore for MemChunkStore {
         Ok(self.read().chunks.contains_key(cid))
     }
 
+    fn abandon(&self, cids: &[ContentId]) {
+        for cid in cids {
+            // A memory store's delete cannot fail.
+            let _ = self.delete(cid);
+        }
+    }
+}
+
+impl ChunkInventory for MemChunkStore {
     fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
         let mut inner = self.write();
         match inner.chunks.remove(cid) {
@@ -88,7 +99,6 @@ impl ChunkStore for MemChunkStore {
             None => Ok(false),
         }
     }
-
     fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let inner = self.read();
@@ -99,7 +109,6 @@ impl ChunkStore for MemChunkStore {
             .map(|(cid, _)| *cid)
             .collect())
     }
-
     fn usage(&self) -> Result<StoreUsage, StoreError> {
         let inner = self.read();
         Ok(StoreUsage {

@@ -46,7 +46,7 @@ use crate::manifest::{
     OBJECT_CHUNKS_MAX, ObjectInfo, Redundancy,
 };
 use crate::seal::{ChunkCipher, ObjectKey, TAG_BYTES};
-use crate::store::{ChunkStore, VerifiedChunk};
+use crate::store::{ChunkInventory, ChunkStore, VerifiedChunk};
 
 /// Sealed bytes handed to the store per `put_many`: 8 MiB. One batch pays one
 /// metadata commit (an fsync, ~0.25 ms) and shares directory fsyncs; 8 MiB of
@@ -176,6 +176,51 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     owner: &PublicKey,
     options: &PutOptions,
 ) -> Result<PutReceipt, StoreError> {
+    let (key, wrapped_key) = new_object_key(owner, options)?;
+    let cipher = key.cipher();
+    let mut produced = Produced::default();
+    let mut hasher = blake3::Hasher::new();
+    let outcome = seal_and_write(
+        store,
+        reader,
+        &cipher,
+        options.chunk_bytes as usize,
+        &mut hasher,
+        &mut produced,
+    );
+    if let Err(err) = outcome {
+        remove_chunks(store, &produced.chunks);
+        return Err(err);
+    }
+
+    let info = ObjectInfo {
+        plaintext_hash: Hash32::from(hasher.finalize()),
+        content_type: options.content_type.clone(),
+        name: options.name.clone(),
+    };
+    let (manifest_cid, manifest) =
+        write_manifest(store, &cipher, &info, produced, options, wrapped_key)?;
+    tracing::debug!(
+        object = %manifest_cid,
+        size_bytes = manifest.total_bytes,
+        chunks = manifest.chunks.len(),
+        "object stored"
+    );
+    Ok(PutReceipt {
+        manifest_cid,
+        size_bytes: manifest.total_bytes,
+        manifest,
+        info,
+        key,
+    })
+}
+
+/// A put's set-up: checks the options and the owner's key, then draws a fresh
+/// object key and wraps it to the owner.
+fn new_object_key(
+    owner: &PublicKey,
+    options: &PutOptions,
+) -> Result<(ObjectKey, Vec<u8>), StoreError> {
     options
         .validate()
         .map_err(|source| StoreError::Options { source })?;
@@ -186,14 +231,23 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     let wrapped_key = key
         .seal_to(&owner_x25519)
         .map_err(|source| StoreError::Sealing { source })?;
-    let cipher = key.cipher();
-    let chunk_bytes = options.chunk_bytes as usize;
-    let per_batch = (WRITE_BATCH_BYTES / chunk_bytes).max(1);
+    Ok((key, wrapped_key))
+}
 
-    let mut produced = Produced::default();
-    let mut hasher = blake3::Hasher::new();
+/// The put pipeline: seals `reader` on the caller's thread while
+/// [`WRITER_THREADS`] writers store the batches. On failure `produced` holds
+/// the chunks named so far, for the caller to remove.
+fn seal_and_write<S: ChunkStore + ?Sized, R: Read>(
+    store: &S,
+    reader: R,
+    cipher: &ChunkCipher,
+    chunk_bytes: usize,
+    hasher: &mut blake3::Hasher,
+    produced: &mut Produced,
+) -> Result<(), StoreError> {
+    let per_batch = (WRITE_BATCH_BYTES / chunk_bytes).max(1);
     let failed = AtomicBool::new(false);
-    let outcome = thread::scope(|scope| {
+    thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch>(WRITE_QUEUE_BATCHES);
         // Capacity = every batch there is, so returning one never blocks.
         let (free_tx, free_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
@@ -213,39 +267,48 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         drop((full_rx, free_tx));
         let sealed = seal_chunks(
             reader,
-            &cipher,
+            cipher,
             chunk_bytes,
             per_batch,
             &full_tx,
             &free_rx,
-            &mut hasher,
-            &mut produced,
+            hasher,
+            produced,
         );
         drop(full_tx);
-        let mut written = Ok(());
-        for writer in writers {
-            let result = writer
-                .join()
-                .map_err(|_| StoreError::ThreadPanicked {
-                    thread: "chunk writer",
-                })
-                .and_then(|r| r);
-            written = written.and(result);
-        }
         // A writer's error explains a sealer that found the queue closed.
-        written.and(sealed)
-    });
-    if let Err(err) = outcome {
-        remove_chunks(store, &produced.chunks);
-        return Err(err);
-    }
+        join_writers(writers).and(sealed)
+    })
+}
 
-    let info = ObjectInfo {
-        plaintext_hash: Hash32::from(hasher.finalize()),
-        content_type: options.content_type.clone(),
-        name: options.name.clone(),
-    };
-    let sealed_info = match info.seal(&cipher) {
+/// Joins every writer; the first error (a panic counts as one) is the one returned.
+fn join_writers(
+    writers: Vec<thread::ScopedJoinHandle<'_, Result<(), StoreError>>>,
+) -> Result<(), StoreError> {
+    let mut written = Ok(());
+    for writer in writers {
+        let result = writer
+            .join()
+            .map_err(|_| StoreError::ThreadPanicked {
+                thread: "chunk writer",
+            })
+            .and_then(|r| r);
+        written = written.and(result);
+    }
+    written
+}
+
+/// Seals `info`, builds the manifest of the chunks `produced` and stores it,
+/// giving the object its name; on failure removes the object's chunks.
+fn write_manifest<S: ChunkStore + ?Sized>(
+    store: &S,
+    cipher: &ChunkCipher,
+    info: &ObjectInfo,
+    produced: Produced,
+    options: &PutOptions,
+    wrapped_key: Vec<u8>,
+) -> Result<(ContentId, Manifest), StoreError> {
+    let sealed_info = match info.seal(cipher) {
         Ok(sealed) => sealed,
         Err(source) => {
             remove_chunks(store, &produced.chunks);
@@ -268,19 +331,7 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         remove_chunks(store, &manifest.chunks);
         return Err(err);
     }
-    tracing::debug!(
-        object = %manifest_cid,
-        size_bytes = manifest.total_bytes,
-        chunks = manifest.chunks.len(),
-        "object stored"
-    );
-    Ok(PutReceipt {
-        manifest_cid,
-        size_bytes: manifest.total_bytes,
-        manifest,
-        info,
-        key,
-    })
+    Ok((manifest_cid, manifest))
 }
 
 /// A writer thread: stores batches until the queue closes or a writer fails,
@@ -388,11 +439,7 @@ fn seal_chunks<R: Read>(
 /// Best-effort removal of a failed put's chunks. They were sealed under a key
 /// drawn for this put alone, so no other object refers to them.
 fn remove_chunks<S: ChunkStore + ?Sized>(store: &S, chunks: &[ContentId]) {
-    for cid in chunks {
-        if let Err(err) = store.delete(cid) {
-            tracing::warn!(chunk = %cid, %err, "could not remove a chunk of a failed put");
-        }
-    }
+    store.abandon(chunks);
 }
 
 /// Reads and validates the manifest named `manifest_cid`.
@@ -437,7 +484,7 @@ pub fn get_object_with_key<S: ChunkStore + ?Sized, W: Write>(
 
 /// Deletes the object's chunks and then its manifest from `store`; returns
 /// how many chunks (manifest included) were removed.
-pub fn delete_object<S: ChunkStore + ?Sized>(
+pub fn delete_object<S: ChunkInventory + ?Sized>(
     store: &S,
     manifest_cid: &ContentId,
 ) -> Result<u64, StoreError> {
@@ -450,6 +497,8 @@ pub fn delete_object<S: ChunkStore + ?Sized>(
     Ok(removed)
 }
 
+/// Streams the object described by `manifest` into `writer`: opens its info,
+/// runs the reader pipeline, then checks the whole plaintext's BLAKE3.
 fn read_object<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
@@ -457,16 +506,50 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
     key: &ObjectKey,
     mut writer: W,
 ) -> Result<GetReceipt, StoreError> {
-    let info = manifest.open_info(key).map_err(|err| match err {
+    let info = open_object_info(object, &manifest, key)?;
+    let cipher = key.cipher();
+    let mut hasher = blake3::Hasher::new();
+    let written = read_chunks(store, object, &manifest, &cipher, &mut hasher, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|source| StoreError::Write { source })?;
+    if Hash32::from(hasher.finalize()) != info.plaintext_hash {
+        return Err(StoreError::PlaintextMismatch { cid: *object });
+    }
+    debug_assert_eq!(written, manifest.total_bytes);
+    Ok(GetReceipt {
+        manifest,
+        info,
+        size_bytes: written,
+    })
+}
+
+/// Opens the manifest's sealed info with `key`: a seal that does not open
+/// means the wrong key, anything else a bad manifest.
+fn open_object_info(
+    object: &ContentId,
+    manifest: &Manifest,
+    key: &ObjectKey,
+) -> Result<ObjectInfo, StoreError> {
+    manifest.open_info(key).map_err(|err| match err {
         ManifestError::InfoSeal { .. } => StoreError::KeyMismatch { cid: *object },
         source => StoreError::NotAManifest {
             cid: *object,
             source,
         },
-    })?;
-    let cipher = key.cipher();
-    let mut hasher = blake3::Hasher::new();
-    let mut written: u64 = 0;
+    })
+}
+
+/// The reader pipeline: read-ahead threads fetch the chunks while the
+/// caller's thread opens them in order; returns the plaintext bytes written.
+fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
+    store: &S,
+    object: &ContentId,
+    manifest: &Manifest,
+    cipher: &ChunkCipher,
+    hasher: &mut blake3::Hasher,
+    writer: &mut W,
+) -> Result<u64, StoreError> {
     thread::scope(|scope| {
         // `readers` threads fetch chunks round-robin (reader r takes chunks r,
         // r + readers, …) into their own bounded queues; taking chunk i from
@@ -482,67 +565,13 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
             let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(depth + 2);
             chunk_rxs.push(chunk_rx);
             spare_txs.push(spare_tx);
-            read_ahead.push(scope.spawn(move || {
-                for cid in chunks.iter().skip(reader).step_by(readers) {
-                    let mut buf = spare_rx.try_recv().unwrap_or_default();
-                    let result = store.get_into(cid, &mut buf).map(|()| buf);
-                    let failed = result.is_err();
-                    if chunk_tx.send(result).is_err() || failed {
-                        break;
-                    }
-                }
-            }));
+            let mine = chunks.iter().skip(reader).step_by(readers);
+            read_ahead
+                .push(scope.spawn(move || read_ahead_chunks(store, mine, chunk_tx, spare_rx)));
         }
-        let mut open_all = || -> Result<(), StoreError> {
-            for (index, (cid, &size)) in manifest
-                .chunks
-                .iter()
-                .zip(&manifest.chunk_sizes)
-                .enumerate()
-            {
-                let queue = index % readers;
-                let index = index as u64;
-                let mut buf =
-                    chunk_rxs[queue]
-                        .recv()
-                        .map_err(|_| StoreError::ThreadPanicked {
-                            thread: "chunk reader",
-                        })??;
-                cipher
-                    .open_in_place(index, &mut buf)
-                    .map_err(|source| StoreError::Seal {
-                        object: *object,
-                        index,
-                        chunk: *cid,
-                        source,
-                    })?;
-                let found = buf.len() as u64;
-                if found < u64::from(size) {
-                    return Err(StoreError::Truncated {
-                        cid: *object,
-                        expected_bytes: manifest.total_bytes,
-                        found_bytes: written + found,
-                    });
-                }
-                if found > u64::from(size) {
-                    return Err(StoreError::ChunkSize {
-                        cid: *object,
-                        index,
-                        expected_bytes: size,
-                        found_bytes: found,
-                    });
-                }
-                hasher.update(&buf);
-                writer
-                    .write_all(&buf)
-                    .map_err(|source| StoreError::Write { source })?;
-                written += found;
-                // A full spare queue only means the reader has buffers enough.
-                let _ = spare_txs[queue].try_send(buf);
-            }
-            Ok(())
-        };
-        let opened = open_all();
+        let opened = open_chunks(
+            object, manifest, cipher, &chunk_rxs, &spare_txs, hasher, writer,
+        );
         drop(chunk_rxs); // unblocks the read-ahead threads if we stopped early
         for reader in read_ahead {
             reader.join().map_err(|_| StoreError::ThreadPanicked {
@@ -550,17 +579,84 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
             })?;
         }
         opened
-    })?;
-    writer
-        .flush()
-        .map_err(|source| StoreError::Write { source })?;
-    if Hash32::from(hasher.finalize()) != info.plaintext_hash {
-        return Err(StoreError::PlaintextMismatch { cid: *object });
-    }
-    debug_assert_eq!(written, manifest.total_bytes);
-    Ok(GetReceipt {
-        manifest,
-        info,
-        size_bytes: written,
     })
+}
+
+/// A read-ahead thread: fetches `cids` (reusing buffers from `spare_rx`) onto
+/// `chunk_tx`, until the first failure or until the caller stops taking them.
+fn read_ahead_chunks<'a, S: ChunkStore + ?Sized>(
+    store: &S,
+    cids: impl Iterator<Item = &'a ContentId>,
+    chunk_tx: SyncSender<Result<Vec<u8>, StoreError>>,
+    spare_rx: Receiver<Vec<u8>>,
+) {
+    for cid in cids {
+        let mut buf = spare_rx.try_recv().unwrap_or_default();
+        let result = store.get_into(cid, &mut buf).map(|()| buf);
+        let failed = result.is_err();
+        if chunk_tx.send(result).is_err() || failed {
+            break;
+        }
+    }
+}
+
+/// Takes each chunk in order from its reader's queue, opens it, checks its
+/// size, hashes and writes it; returns the plaintext bytes written.
+fn open_chunks<W: Write>(
+    object: &ContentId,
+    manifest: &Manifest,
+    cipher: &ChunkCipher,
+    chunk_rxs: &[Receiver<Result<Vec<u8>, StoreError>>],
+    spare_txs: &[SyncSender<Vec<u8>>],
+    hasher: &mut blake3::Hasher,
+    writer: &mut W,
+) -> Result<u64, StoreError> {
+    let readers = chunk_rxs.len();
+    let mut written: u64 = 0;
+    for (index, (cid, &size)) in manifest
+        .chunks
+        .iter()
+        .zip(&manifest.chunk_sizes)
+        .enumerate()
+    {
+        let queue = index % readers;
+        let index = index as u64;
+        let mut buf = chunk_rxs[queue]
+            .recv()
+            .map_err(|_| StoreError::ThreadPanicked {
+                thread: "chunk reader",
+            })??;
+        cipher
+            .open_in_place(index, &mut buf)
+            .map_err(|source| StoreError::Seal {
+                object: *object,
+                index,
+                chunk: *cid,
+                source,
+            })?;
+        let found = buf.len() as u64;
+        if found < u64::from(size) {
+            return Err(StoreError::Truncated {
+                cid: *object,
+                expected_bytes: manifest.total_bytes,
+                found_bytes: written + found,
+            });
+        }
+        if found > u64::from(size) {
+            return Err(StoreError::ChunkSize {
+                cid: *object,
+                index,
+                expected_bytes: size,
+                found_bytes: found,
+            });
+        }
+        hasher.update(&buf);
+        writer
+            .write_all(&buf)
+            .map_err(|source| StoreError::Write { source })?;
+        written += found;
+        // A full spare queue only means the reader has buffers enough.
+        let _ = spare_txs[queue].try_send(buf);
+    }
+    Ok(written)
 }

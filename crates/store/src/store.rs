@@ -1,7 +1,9 @@
 //! The [`ChunkStore`] trait: a local, content-addressed store of sealed chunks.
 //!
-//! Two rules hold for every implementation, and `testing::contract_suite` checks both
-//! against each one with the same contract suite:
+//! [`ChunkStore`] is what every store does (put, get); [`ChunkInventory`] is
+//! what a store that knows its contents adds (list, delete, usage). Two rules
+//! hold for every implementation, and `testing::contract_suite` checks both
+//! against each one:
 //!
 //! - **Nothing enters under a wrong name.** Bytes reach a store only as a
 //!   [`VerifiedChunk`], whose CID was computed from (or checked against) its
@@ -93,11 +95,15 @@ pub struct StoreUsage {
     pub bytes: u64,
 }
 
-/// A local store of chunks named by their BLAKE3 CID. Shared between threads.
+/// A store of chunks named by their BLAKE3 CID: a disk, memory, the network
+/// as one node reaches it, or the network through a node's API. What every
+/// store does is put and get; a store that keeps its own inventory (a disk,
+/// memory) is also a [`ChunkInventory`]. Shared between threads.
 pub trait ChunkStore: Send + Sync {
     /// Stores every chunk durably; returns only when all of them are on
-    /// stable storage. Chunks already present are skipped (puts are idempotent).
-    /// On error no partial chunk is left behind.
+    /// stable storage (for a network store: on every replica). Chunks
+    /// already present are skipped (puts are idempotent). On error no
+    /// partial chunk is left behind.
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError>;
 
     /// Reads the chunk into `buf` (cleared first, its allocation reused) and
@@ -107,15 +113,13 @@ pub trait ChunkStore: Send + Sync {
     /// Whether the chunk is stored.
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError>;
 
-    /// Removes the chunk; returns whether it was there.
-    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError>;
-
-    /// Up to `limit` (at most [`LIST_PAGE_MAX`]) stored CIDs in ascending order,
-    /// starting after `after` (from the first when `None`).
-    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError>;
-
-    /// The number of chunks and bytes stored.
-    fn usage(&self) -> Result<StoreUsage, StoreError>;
+    /// Told that chunks a failed put wrote are referenced by nothing (they
+    /// were sealed under a key drawn for that put alone): a store with an
+    /// inventory removes them; a network store leaves them to its holders'
+    /// own collection, which is why this does nothing by default.
+    fn abandon(&self, cids: &[ContentId]) {
+        let _ = cids;
+    }
 
     /// How many chunk reads a get should keep in flight at once: 1 for a
     /// local disk (one reader ahead of decryption is enough), more for a store
@@ -137,6 +141,20 @@ pub trait ChunkStore: Send + Sync {
         self.get_into(cid, &mut buf)?;
         Ok(buf)
     }
+}
+
+/// A store that knows what it holds: it can list, count and delete its
+/// chunks. Local stores are; the network seen from one client is not.
+pub trait ChunkInventory: ChunkStore {
+    /// Removes the chunk; returns whether it was there.
+    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError>;
+
+    /// Up to `limit` (at most [`LIST_PAGE_MAX`]) stored CIDs in ascending order,
+    /// starting after `after` (from the first when `None`).
+    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError>;
+
+    /// The number of chunks and bytes stored.
+    fn usage(&self) -> Result<StoreUsage, StoreError>;
 
     /// Bytes stored (sum of chunk sizes).
     fn used_bytes(&self) -> Result<u64, StoreError> {

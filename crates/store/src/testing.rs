@@ -1,5 +1,5 @@
-//! The one contract every [`ChunkStore`] keeps, as a test suite run against
-//! each implementation (in this crate's tests; other crates enable the
+//! The contract every [`ChunkStore`] keeps (and the one a [`ChunkInventory`]
+//! adds), as test suites run against each implementation (in this crate's tests; other crates enable the
 //! `testing` feature to run it against theirs).
 //!
 //! Test support: a failed check panics with a message saying which rule broke.
@@ -10,7 +10,7 @@ use peercloud_types::ContentId;
 use crate::error::StoreError;
 use crate::fs::FsChunkStore;
 use crate::mem::MemChunkStore;
-use crate::store::{ChunkStore, StoreUsage, VerifiedChunk};
+use crate::store::{ChunkInventory, ChunkStore, StoreUsage, VerifiedChunk};
 
 /// A store whose stored bytes a test can damage, to check that reads catch it.
 pub trait Tamper {
@@ -35,12 +35,28 @@ impl Tamper for FsChunkStore {
     }
 }
 
-/// Runs every check on fresh stores from `make`.
-pub fn contract_suite<S: ChunkStore + Tamper>(make: impl Fn() -> S) {
+/// Runs the checks every store passes, a local one or the network: a round
+/// trip (the empty chunk too), absent chunks are `NotFound`, puts are
+/// idempotent, a mismatched CID is refused and stores nothing, a batch puts
+/// every chunk. The checks use CIDs of their own, so `make` may hand out the
+/// same (shared, non-empty) network each time.
+pub fn contract_suite<S: ChunkStore>(make: impl Fn() -> S) {
     round_trip(&make());
-    has_and_delete(&make());
+    absent_is_not_found(&make());
     idempotent_put(&make());
     refuses_mismatched_cid(&make());
+    batches(&make());
+}
+
+/// Runs the checks of a store that keeps an inventory, on fresh (empty)
+/// stores from `make`: the contract suite, then usage, delete, listing in
+/// pages, and tampered bytes reported as `Corrupt`, never returned.
+pub fn inventory_suite<S: ChunkInventory + Tamper>(make: impl Fn() -> S) {
+    contract_suite(&make);
+    counts_what_it_holds(&make());
+    has_and_delete(&make());
+    counts_a_repeated_put_once(&make());
+    refuses_without_counting(&make());
     detects_tampering(&make());
     batches_and_lists(&make());
 }
@@ -56,6 +72,23 @@ fn round_trip<S: ChunkStore>(store: &S) {
     let empty = ContentId::of(b"");
     store.put(&empty, b"").unwrap();
     assert_eq!(store.get(&empty).unwrap(), b"", "empty chunk round trip");
+    assert!(store.has(&cid).unwrap() && store.has(&empty).unwrap());
+}
+
+fn absent_is_not_found<S: ChunkStore>(store: &S) {
+    let cid = ContentId::of(b"never stored anywhere, by any test");
+    assert!(!store.has(&cid).unwrap());
+    let err = store.get(&cid).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { cid: c } if c == cid),
+        "{err}"
+    );
+}
+
+fn counts_what_it_holds<S: ChunkInventory>(store: &S) {
+    let bytes = b"a sealed chunk".to_vec();
+    store.put(&ContentId::of(&bytes), &bytes).unwrap();
+    store.put(&ContentId::of(b""), b"").unwrap();
     assert_eq!(
         store.usage().unwrap(),
         StoreUsage {
@@ -65,7 +98,7 @@ fn round_trip<S: ChunkStore>(store: &S) {
     );
 }
 
-fn has_and_delete<S: ChunkStore>(store: &S) {
+fn has_and_delete<S: ChunkInventory>(store: &S) {
     let cid = ContentId::of(b"delete me");
     assert!(!store.has(&cid).unwrap());
     assert!(matches!(store.get(&cid), Err(StoreError::NotFound { cid: c }) if c == cid));
@@ -96,6 +129,14 @@ fn idempotent_put<S: ChunkStore>(store: &S) {
     store.put(&cid, b"twice").unwrap();
     let chunk = VerifiedChunk::new(b"twice");
     store.put_many(&[chunk, chunk]).unwrap();
+    assert_eq!(store.get(&cid).unwrap(), b"twice");
+}
+
+fn counts_a_repeated_put_once<S: ChunkInventory>(store: &S) {
+    let cid = ContentId::of(b"twice");
+    let chunk = VerifiedChunk::new(b"twice");
+    store.put_many(&[chunk, chunk]).unwrap();
+    store.put(&cid, b"twice").unwrap();
     assert_eq!(
         store.usage().unwrap(),
         StoreUsage {
@@ -115,10 +156,16 @@ fn refuses_mismatched_cid<S: ChunkStore>(store: &S) {
         "{err}"
     );
     assert!(!store.has(&cid).unwrap(), "a refused put stores nothing");
+    assert!(!store.has(&ContentId::of(b"other bytes")).unwrap());
+}
+
+fn refuses_without_counting<S: ChunkInventory>(store: &S) {
+    let cid = ContentId::of(b"the real bytes");
+    assert!(store.put(&cid, b"other bytes").is_err());
     assert_eq!(store.usage().unwrap(), StoreUsage::default());
 }
 
-fn detects_tampering<S: ChunkStore + Tamper>(store: &S) {
+fn detects_tampering<S: ChunkInventory + Tamper>(store: &S) {
     let bytes = vec![42u8; 1000];
     let cid = ContentId::of(&bytes);
     store.put(&cid, &bytes).unwrap();
@@ -138,10 +185,27 @@ fn detects_tampering<S: ChunkStore + Tamper>(store: &S) {
     assert_eq!(store.get(&cid).unwrap(), bytes);
 }
 
-fn batches_and_lists<S: ChunkStore>(store: &S) {
-    let blobs: Vec<Vec<u8>> = (0u32..50)
+fn batch_blobs() -> Vec<Vec<u8>> {
+    (0u32..50)
         .map(|i| i.to_le_bytes().repeat(i as usize + 1))
-        .collect();
+        .collect()
+}
+
+fn batches<S: ChunkStore>(store: &S) {
+    let blobs = batch_blobs();
+    let chunks: Vec<VerifiedChunk<'_>> = blobs.iter().map(|b| VerifiedChunk::new(b)).collect();
+    store.put_many(&chunks).unwrap();
+    for (blob, chunk) in blobs.iter().zip(&chunks) {
+        assert_eq!(
+            &store.get(chunk.cid()).unwrap(),
+            blob,
+            "every chunk of a batch"
+        );
+    }
+}
+
+fn batches_and_lists<S: ChunkInventory>(store: &S) {
+    let blobs = batch_blobs();
     let chunks: Vec<VerifiedChunk<'_>> = blobs.iter().map(|b| VerifiedChunk::new(b)).collect();
     store.put_many(&chunks).unwrap();
     let mut expected: Vec<ContentId> = chunks.iter().map(|c| *c.cid()).collect();
@@ -172,13 +236,13 @@ mod tests {
 
     #[test]
     fn memory_store_keeps_the_contract() {
-        contract_suite(MemChunkStore::new);
+        inventory_suite(MemChunkStore::new);
     }
 
     #[test]
     fn file_store_keeps_the_contract() {
         let dirs = std::cell::RefCell::new(Vec::new());
-        contract_suite(|| {
+        inventory_suite(|| {
             let dir = tempfile::tempdir().unwrap();
             let store = FsChunkStore::open(dir.path()).unwrap();
             dirs.borrow_mut().push(dir);

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use peercloud_store::{ChunkStore, FsChunkStore, StoreError, VerifiedChunk};
+use peercloud_store::{ChunkInventory, ChunkStore, FsChunkStore, StoreError, VerifiedChunk};
 use peercloud_types::ContentId;
 
 /// Every file under `dir`, recursively.

@@ -7,9 +7,10 @@
 use std::io::{self, Read};
 
 use peercloud_store::{
-    CHUNK_BYTES_DEFAULT, ChunkStore, FsChunkStore, Manifest, ManifestError, MemChunkStore,
-    ObjectKey, PutOptions, Redundancy, SealError, StoreError, delete_object, get_object,
-    get_object_with_key, open_sealed_key, put_object, read_manifest, seal_chunk, seal_key_to,
+    CHUNK_BYTES_DEFAULT, ChunkInventory, ChunkStore, FsChunkStore, Manifest, ManifestError,
+    MemChunkStore, ObjectKey, PutOptions, Redundancy, SealError, StoreError, delete_object,
+    get_object, get_object_with_key, open_sealed_key, put_object, read_manifest, seal_chunk,
+    seal_key_to,
 };
 use peercloud_types::{ContentId, Hash32, Keypair, PublicKey};
 use proptest::prelude::*;
@@ -486,14 +487,8 @@ impl ChunkStore for FillingStore {
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
         self.inner.has(cid)
     }
-    fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        self.inner.delete(cid)
-    }
-    fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
-        self.inner.list(after, limit)
-    }
-    fn usage(&self) -> Result<peercloud_store::StoreUsage, StoreError> {
-        self.inner.usage()
+    fn abandon(&self, cids: &[ContentId]) {
+        self.inner.abandon(cids)
     }
     fn read_parallelism(&self) -> usize {
         self.readers

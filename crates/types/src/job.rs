@@ -267,7 +267,22 @@ impl JobSpec {
     }
 
     /// Checks every field against its bounds; the error names the field.
+    /// Fields are checked in the order the struct declares them, and the first
+    /// offending one is the one reported.
     pub fn validate(&self) -> Result<(), SpecError> {
+        self.check_version_and_module()?;
+        self.check_args()?;
+        self.check_env()?;
+        self.check_inputs()?;
+        self.check_outputs()?;
+        self.check_limits()?;
+        self.check_redundancy_and_price()?;
+        self.check_constraints()?;
+        self.check_deadline()
+    }
+
+    /// Checks `version` (this build's) and `module` (a non-empty path or a CID).
+    fn check_version_and_module(&self) -> Result<(), SpecError> {
         if self.version != SPEC_VERSION {
             return Err(invalid(
                 "version",
@@ -282,6 +297,11 @@ impl JobSpec {
         {
             return Err(invalid("module", "is empty; give a .wasm path or a CID"));
         }
+        Ok(())
+    }
+
+    /// Checks `args`: how many, and each one's length and bytes.
+    fn check_args(&self) -> Result<(), SpecError> {
         if self.args.len() > ARGS_MAX {
             return Err(invalid(
                 "args",
@@ -291,6 +311,11 @@ impl JobSpec {
         for (i, arg) in self.args.iter().enumerate() {
             check_text(&format!("args[{i}]"), arg)?;
         }
+        Ok(())
+    }
+
+    /// Checks `env`: how many, each name a variable name, each value's length and bytes.
+    fn check_env(&self) -> Result<(), SpecError> {
         if self.env.len() > ENV_MAX {
             return Err(invalid(
                 "env",
@@ -309,6 +334,11 @@ impl JobSpec {
             }
             check_text(&format!("env.{key}"), value)?;
         }
+        Ok(())
+    }
+
+    /// Checks `inputs`: how many, each a plain file name used once, no empty source path.
+    fn check_inputs(&self) -> Result<(), SpecError> {
         if self.inputs.len() > INPUTS_MAX {
             return Err(invalid(
                 "inputs",
@@ -330,6 +360,11 @@ impl JobSpec {
                 return Err(invalid(format!("inputs[{i}].source"), "is empty"));
             }
         }
+        Ok(())
+    }
+
+    /// Checks `outputs`: how many, and each a plain file name.
+    fn check_outputs(&self) -> Result<(), SpecError> {
         if self.outputs.len() > OUTPUTS_MAX {
             return Err(invalid(
                 "outputs",
@@ -339,6 +374,12 @@ impl JobSpec {
         for (i, name) in self.outputs.iter().enumerate() {
             check_file_name(&format!("outputs[{i}]"), name)?;
         }
+        Ok(())
+    }
+
+    /// Checks `limits` against their bounds, and the memory limit against
+    /// `resources.memory_bytes` (the node must have what the module may use).
+    fn check_limits(&self) -> Result<(), SpecError> {
         let l = &self.limits;
         if l.fuel == 0 {
             return Err(invalid("limits.fuel", "is 0; a module needs fuel to run"));
@@ -364,6 +405,11 @@ impl JobSpec {
                 "is more than resources.memory_bytes; the node must have the memory the module may use",
             ));
         }
+        Ok(())
+    }
+
+    /// Checks `redundancy` (1 to [`REDUNDANCY_MAX`]) and `max_price` (not 0).
+    fn check_redundancy_and_price(&self) -> Result<(), SpecError> {
         if self.redundancy == 0 || self.redundancy > REDUNDANCY_MAX {
             return Err(invalid(
                 "redundancy",
@@ -373,6 +419,11 @@ impl JobSpec {
         if self.max_price.is_zero() {
             return Err(invalid("max_price", "is 0; no node works for nothing"));
         }
+        Ok(())
+    }
+
+    /// Checks `constraints`: country codes, and the reputation scale.
+    fn check_constraints(&self) -> Result<(), SpecError> {
         for (i, code) in self.constraints.locations.iter().enumerate() {
             if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(invalid(
@@ -390,6 +441,11 @@ impl JobSpec {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Checks `deadline_secs` (1 to [`DEADLINE_SECS_MAX`]).
+    fn check_deadline(&self) -> Result<(), SpecError> {
         if self.deadline_secs == 0 || self.deadline_secs > DEADLINE_SECS_MAX {
             return Err(invalid(
                 "deadline_secs",

@@ -7,6 +7,7 @@
 
 pub mod amount;
 pub mod cid;
+pub mod clock;
 pub mod encoding;
 pub mod hash;
 pub mod job;

@@ -22,10 +22,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peercloud_node::api::model::{AccountView, LedgerView};
-use peercloud_node::client::NodeClient;
-use peercloud_node::devnet::{Devnet, UpOptions, init, node_dir};
-use peercloud_types::{AccountId, Amount, Keypair};
+use peercloud_api::{AccountView, LedgerView};
+use peercloud_client::NodeClient;
+use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
+use peercloud_types::{AccountId, Amount, Hash32, Keypair, NodeId};
 
 /// Providers in a devnet unless a test needs another count.
 pub const PROVIDERS: usize = 3;
@@ -178,16 +178,19 @@ impl Net {
     }
 
     /// Node `i`'s id (`pcn1…`), as it printed it.
-    pub fn node_id(&self, i: usize) -> &str {
-        &self.devnet.nodes[i].ready.node
+    pub fn node_id(&self, i: usize) -> NodeId {
+        let text = &self.devnet.nodes[i].ready.node;
+        text.parse()
+            .unwrap_or_else(|e| panic!("node-{i} printed {text:?}, not a node id: {e}"))
     }
 
     /// The devnet index of the node whose id is `node`.
-    pub fn index_of(&self, node: &str) -> usize {
+    pub fn index_of(&self, node: &NodeId) -> usize {
+        let text = node.to_string();
         self.devnet
             .nodes
             .iter()
-            .position(|n| n.ready.node == node)
+            .position(|n| n.ready.node == text)
             .unwrap_or_else(|| panic!("{node} is not a node of this devnet"))
     }
 
@@ -210,7 +213,7 @@ impl Net {
 
     /// The balance of `account` on node `i`'s ledger.
     pub fn balance(&self, i: usize, account: &AccountId) -> Amount {
-        pcl(&self.account(i, account).balance)
+        self.account(i, account).balance
     }
 
     /// Waits until the nodes `live` report the same height and state root,
@@ -223,10 +226,10 @@ impl Net {
                 .iter()
                 .map(|i| (*i, self.client(*i).ledger().map_err(|e| e.to_string())))
                 .collect();
-            let tips: Vec<(u64, &str)> = views
+            let tips: Vec<(u64, Hash32)> = views
                 .iter()
                 .filter_map(|(_, v)| v.as_ref().ok())
-                .map(|v| (v.height, v.state_root.as_str()))
+                .map(|v| (v.height, v.state_root))
                 .collect();
             if tips.len() == live.len() && tips.windows(2).all(|w| w[0] == w[1]) {
                 let (_, first) = views.into_iter().next().expect("at least one node");
@@ -251,25 +254,15 @@ impl Net {
     }
 
     /// Each registered node's owner, by node id, from a ledger view.
-    pub fn owners(view: &LedgerView) -> BTreeMap<String, AccountId> {
-        view.nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.node.clone(),
-                    n.owner
-                        .parse()
-                        .expect("the ledger names owners by account id"),
-                )
-            })
-            .collect()
+    pub fn owners(view: &LedgerView) -> BTreeMap<NodeId, AccountId> {
+        view.nodes.iter().map(|n| (n.node, n.owner)).collect()
     }
 
     /// A node's reputation in a ledger view.
-    pub fn reputation(view: &LedgerView, node: &str) -> u32 {
+    pub fn reputation(view: &LedgerView, node: &NodeId) -> u32 {
         view.nodes
             .iter()
-            .find(|n| n.node == node)
+            .find(|n| n.node == *node)
             .unwrap_or_else(|| panic!("{node} is not registered"))
             .reputation
     }
@@ -362,7 +355,7 @@ pub fn plus(a: Amount, b: Amount) -> Amount {
 
 /// `n` transaction fees.
 pub fn fees(n: u128) -> Amount {
-    peercloud_node::grid::TX_FEE
+    peercloud_devnet::amounts::TX_FEE
         .checked_mul(n)
         .expect("a few fees never overflow")
 }

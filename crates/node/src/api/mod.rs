@@ -1,6 +1,9 @@
-//! The node's HTTP API on localhost: what the CLI talks to. JSON bodies
-//! ([`model`]), errors as `{code, message}`, a bearer token from a file in
-//! the data directory.
+//! The node's HTTP API on localhost: what a user's client talks to. The
+//! bodies and error codes are the `peercloud-api` crate; [`service`] is what
+//! each call does, [`server`] puts it behind axum, a bearer token from a file
+//! in the data directory, and `{code, message}` errors.
 
-pub mod model;
 pub mod server;
+pub mod service;
+
+pub use service::Service;

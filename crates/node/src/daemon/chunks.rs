@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
+use peercloud_api::ErrorCode;
 use peercloud_net::Protocol;
 use peercloud_store::{
-    ChunkStore, PlacementNode, REPLICAS_DEFAULT, StoreError, StoreUsage, VerifiedChunk, place, rank,
+    ChunkStore, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk, place, rank,
 };
 use peercloud_types::{ContentId, NodeId};
 
@@ -201,9 +202,11 @@ pub(crate) async fn on_put(inner: &Inner, cid: ContentId, bytes: Vec<u8>) -> Mes
     let store = inner.store.clone();
     match tokio::task::spawn_blocking(move || store.put(&cid, &bytes)).await {
         Ok(Ok(())) => Message::Ack,
-        Ok(Err(e @ StoreError::CidMismatch { .. })) => Message::error("bad_request", e.to_string()),
-        Ok(Err(e)) => Message::error("store_failed", e.to_string()),
-        Err(e) => Message::error("internal", e.to_string()),
+        Ok(Err(e @ StoreError::CidMismatch { .. })) => {
+            Message::error(ErrorCode::BadRequest, e.to_string())
+        }
+        Ok(Err(e)) => Message::error(ErrorCode::StoreFailed, e.to_string()),
+        Err(e) => Message::error(ErrorCode::Internal, e.to_string()),
     }
 }
 
@@ -217,7 +220,7 @@ pub(crate) async fn on_get(inner: &Inner, cid: ContentId) -> Message {
             tracing::warn!(%cid, %e, "chunk read failed");
             Message::Chunk(None)
         }
-        Err(e) => Message::error("internal", e.to_string()),
+        Err(e) => Message::error(ErrorCode::Internal, e.to_string()),
     }
 }
 
@@ -233,12 +236,6 @@ impl NetStore {
     /// A store over `inner`'s network, driven by `runtime`.
     pub fn new(inner: Arc<Inner>, runtime: tokio::runtime::Handle) -> NetStore {
         NetStore { inner, runtime }
-    }
-}
-
-fn unsupported(what: &str) -> StoreError {
-    StoreError::Unsupported {
-        what: format!("{what} on the network store"),
     }
 }
 
@@ -288,22 +285,6 @@ impl ChunkStore for NetStore {
             Err(StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    fn delete(&self, _cid: &ContentId) -> Result<bool, StoreError> {
-        Err(unsupported("delete"))
-    }
-
-    fn list(
-        &self,
-        _after: Option<&ContentId>,
-        _limit: usize,
-    ) -> Result<Vec<ContentId>, StoreError> {
-        Err(unsupported("list"))
-    }
-
-    fn usage(&self) -> Result<StoreUsage, StoreError> {
-        Err(unsupported("usage"))
     }
 
     fn read_parallelism(&self) -> usize {

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use peercloud_api::ErrorCode;
 use peercloud_ledger::{Block, TxError, TxKind, registration_proof};
 use peercloud_net::{GossipTopic, PeerId, Protocol, peer_id_of};
 use peercloud_types::{Amount, Keypair, NodeId, Signed};
@@ -35,8 +36,6 @@ const EARLY_BLOCKS_MAX: usize = 512;
 const FUTURE_TX_MS: u64 = 30_000;
 /// How long a submitter waits for its transaction to be in a block.
 pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Flat fee of the node's own transactions.
-pub const FEE: Amount = crate::grid::TX_FEE;
 
 /// Why a transaction was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +117,8 @@ impl Inner {
         wait: bool,
     ) -> Result<Option<Arc<Committed>>, SubmitError> {
         let signer = key.public();
+        // The node pays the ledger's minimum fee, read from its params.
+        let fee = self.chain().state().params().min_fee;
         let nonce = {
             let chain_next = self.chain().state().next_nonce(&signer);
             #[allow(clippy::expect_used)]
@@ -128,14 +129,7 @@ impl Inner {
             *next += 1;
             nonce
         };
-        let tx = Signed::new(
-            peercloud_ledger::Tx {
-                nonce,
-                fee: FEE,
-                kind,
-            },
-            key,
-        );
+        let tx = Signed::new(peercloud_ledger::Tx { nonce, fee, kind }, key);
         let outcome = self.submit(tx, wait).await;
         if outcome.is_err() {
             // Forget the local count: the next transaction re-reads the chain.
@@ -318,7 +312,7 @@ pub(crate) fn on_sync_request(inner: &Inner, from: u64, max: u32) -> Message {
     let budget = Protocol::BlockSync.message_bytes_max() - 1024;
     match inner.chain().blocks_from(from, max, budget) {
         Ok(blocks) => Message::Blocks(blocks),
-        Err(e) => Message::error("internal", e.to_string()),
+        Err(e) => Message::error(ErrorCode::Internal, e.to_string()),
     }
 }
 
@@ -408,7 +402,10 @@ pub(crate) async fn register(inner: Arc<Inner>) {
                 )
             };
             if stake < min {
-                let amount = Amount::from_tokens(crate::grid::FARMER_STAKE_TOKENS).max(min);
+                // What the farmer chose (never less than the network asks);
+                // by default the minimum, so the rest stays the farmer's to move.
+                let wanted = inner.config.stake.unwrap_or(min).max(min);
+                let amount = wanted.checked_sub(stake).unwrap_or(Amount::ZERO);
                 inner
                     .sign_and_submit(&owner, TxKind::Stake { amount }, true)
                     .await

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use peercloud_api::ErrorCode;
 use peercloud_compute::{ComputeError, Executor, ExecutorConfig};
 use peercloud_net::{GossipTopic, NetConfig, NetEvent, NetHandle, Protocol};
 use peercloud_store::{FsChunkStore, StoreError};
@@ -34,13 +34,14 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use chunks::NetStore;
 pub use ledger::SubmitError;
+pub use peercloud_types::clock::now_ms;
 pub use requester::RequesterError;
 
-use crate::api::model::{API_ADDR_FILE, TOKEN_FILE};
 use crate::chain::{Chain, ChainError, Committed};
 use crate::config::NodeConfig;
 use crate::genesis::{GENESIS_FILE, Genesis, GenesisError};
 use crate::wire::Message;
+use peercloud_api::{API_ADDR_FILE, TOKEN_FILE};
 
 /// The node's own key (network identity; signs offers and results).
 pub const NODE_KEY_FILE: &str = "node.key";
@@ -50,13 +51,6 @@ pub const OWNER_KEY_FILE: &str = "owner.key";
 const COMMITTED_CHANNEL: usize = 256;
 /// Offers buffered per job while its requester collects them.
 const OFFERS_CHANNEL: usize = 256;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +269,7 @@ pub enum AskError {
         /// The node.
         node: NodeId,
         /// Its code.
-        code: String,
+        code: ErrorCode,
         /// Its reason.
         message: String,
     },
@@ -446,7 +440,9 @@ async fn event_loop(
                 tokio::spawn(async move {
                     let answer = match Message::from_bytes(&data) {
                         Ok(message) => answer(&inner, peer, protocol, message).await,
-                        Err(e) => Message::error("bad_request", format!("undecodable: {e}")),
+                        Err(e) => {
+                            Message::error(ErrorCode::BadRequest, format!("undecodable: {e}"))
+                        }
                     };
                     reply.send(answer.to_bytes());
                 });
@@ -503,7 +499,7 @@ async fn answer(
             ledger::on_sync_request(inner, from, max)
         }
         (protocol, other) => Message::error(
-            "bad_request",
+            ErrorCode::BadRequest,
             format!(
                 "a {} message does not belong on {}",
                 kind_of(&other),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use peercloud_api::ErrorCode;
 use peercloud_compute::{RunOutcome, RunRequest};
 use peercloud_ledger::{JobState, TxKind};
 use peercloud_market::{JobAsk, NodeProfile, PricePolicy, evaluate};
@@ -16,6 +17,7 @@ use peercloud_net::{PeerId, Protocol};
 use peercloud_store::{PutOptions, get_object_with_key, open_sealed_key, put_object};
 use peercloud_types::{Hash32, JobId, JobSpec, Offer, Signed};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 use super::{Inner, NetStore, now_ms, utilisation_bps};
 use crate::wire::{CapacityRequest, Dispatch, Message, RunResult, SealedObject, StoredOutput};
@@ -52,7 +54,8 @@ pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequ
 }
 
 fn offer_for(inner: &Inner, request: &CapacityRequest) -> Result<Offer, String> {
-    let spec = JobSpec::from_json(&request.spec_json).map_err(|e| format!("bad spec: {e}"))?;
+    let spec = &request.spec;
+    spec.validate().map_err(|e| format!("bad spec: {e}"))?;
     let reputation = inner
         .chain()
         .state()
@@ -76,7 +79,7 @@ fn offer_for(inner: &Inner, request: &CapacityRequest) -> Result<Offer, String> 
         utilisation_bps: utilisation_bps(inner),
         policy: PricePolicy::new(inner.config.prices),
     };
-    let price = evaluate(&JobAsk::from(&spec), &profile).map_err(|d| d.to_string())?;
+    let price = evaluate(&JobAsk::from(spec), &profile).map_err(|d| d.to_string())?;
     Ok(Offer {
         job: request.job,
         node: inner.node_id(),
@@ -118,119 +121,87 @@ impl Drop for Reservation {
 
 /// Runs an awarded job and answers with its result.
 pub(crate) async fn on_dispatch(inner: Arc<Inner>, peer: PeerId, dispatch: Dispatch) -> Message {
-    match run_dispatch(&inner, dispatch).await {
+    let span = tracing::info_span!("dispatch", job = %dispatch.job, %peer);
+    match run_dispatch(&inner, dispatch)
+        .instrument(span.clone())
+        .await
+    {
         Ok(result) => Message::Result(result),
         Err((code, message)) => {
-            tracing::warn!(%peer, code, %message, "dispatch failed");
+            span.in_scope(|| tracing::warn!(%code, %message, "dispatch failed"));
             Message::error(code, message)
         }
     }
 }
 
-type Refusal = (&'static str, String);
+type Refusal = (ErrorCode, String);
+
+/// A job's working directory on this node: `input/` and `output/`.
+struct WorkDir {
+    root: std::path::PathBuf,
+    input: std::path::PathBuf,
+    output: std::path::PathBuf,
+}
+
+impl WorkDir {
+    /// A fresh, empty working directory for `job`.
+    fn create(inner: &Inner, job: &JobId) -> Result<WorkDir, Refusal> {
+        let root = inner
+            .config
+            .data_dir
+            .join("jobs")
+            .join(job.to_string().get(..16).unwrap_or("job"));
+        let work = WorkDir {
+            input: root.join("input"),
+            output: root.join("output"),
+            root,
+        };
+        let _ = std::fs::remove_dir_all(&work.root);
+        for dir in [&work.input, &work.output] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| (ErrorCode::Internal, format!("{}: {e}", dir.display())))?;
+        }
+        Ok(work)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        // Whatever the outcome: the decrypted inputs must not stay on disk.
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
 
 async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResult, Refusal> {
     let job = dispatch.job;
-    let spec = JobSpec::from_json(&dispatch.spec_json)
-        .map_err(|e| ("bad_request", format!("bad spec: {e}")))?;
+    let spec = dispatch.spec.clone();
+    spec.validate()
+        .map_err(|e| (ErrorCode::BadRequest, format!("bad spec: {e}")))?;
     let (poster, deadline_ms) = wait_for_award(inner, &job, &spec).await?;
     let _reservation = Reservation::take(inner, &spec);
+    let work = WorkDir::create(inner, &job)?;
+    let store = NetStore::new(inner.clone(), tokio::runtime::Handle::current());
 
     // staging: the keys sealed to this node open the module and inputs.
     let started = Instant::now();
-    let work = inner
-        .config
-        .data_dir
-        .join("jobs")
-        .join(job.to_string().get(..16).unwrap_or("job"));
-    let (input_dir, output_dir) = (work.join("input"), work.join("output"));
-    let _ = std::fs::remove_dir_all(&work);
-    for dir in [&input_dir, &output_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ("internal", format!("{}: {e}", dir.display())))?;
-    }
-    let store = NetStore::new(inner.clone(), tokio::runtime::Handle::current());
-    let secret = inner.node_key.x25519_secret();
-    let fetch = {
-        let store = store.clone();
-        let input_dir = input_dir.clone();
-        let module = dispatch.module.clone();
-        let inputs = dispatch.inputs.clone();
-        move || -> Result<Vec<u8>, Refusal> {
-            let open = |object: &SealedObject| {
-                open_sealed_key(&object.sealed_key, &secret).map_err(|e| {
-                    (
-                        "bad_key",
-                        format!("the key for {} does not open: {e}", object.name),
-                    )
-                })
-            };
-            let mut module_bytes = Vec::new();
-            get_object_with_key(&store, &module.cid, &open(&module)?, &mut module_bytes)
-                .map_err(|e| ("staging_failed", format!("module {}: {e}", module.cid)))?;
-            for input in &inputs {
-                if input.name.is_empty() || input.name.contains('/') || input.name.starts_with('.')
-                {
-                    return Err(("bad_request", format!("bad input name {:?}", input.name)));
-                }
-                let path = input_dir.join(&input.name);
-                let file = std::fs::File::create(&path)
-                    .map_err(|e| ("internal", format!("{}: {e}", path.display())))?;
-                get_object_with_key(
-                    &store,
-                    &input.cid,
-                    &open(input)?,
-                    std::io::BufWriter::new(file),
-                )
-                .map_err(|e| ("staging_failed", format!("input {}: {e}", input.name)))?;
-            }
-            Ok(module_bytes)
-        }
+    let module = {
+        let (inner, store, input) = (inner.clone(), store.clone(), work.input.clone());
+        blocking(move || stage(&inner, &store, &dispatch, &input)).await??
     };
-    let module = blocking(fetch).await??;
     let staging_ms = started.elapsed().as_millis() as u64;
 
-    // running: the sandbox.
+    // running: the sandbox, stopped by the deadline at the latest.
     let started = Instant::now();
-    let mut request = RunRequest::for_job(&spec, module, Some(input_dir), output_dir.clone());
-    // On the grid the spec's module CID names the stored object (its
-    // manifest), whose pipeline has already verified every byte read.
-    request.module_cid = None;
-    // A result after the deadline would be refused: stop the run by then.
-    let left_ms = deadline_ms.saturating_sub(now_ms());
-    request.limits.wall_time_ms = request.limits.wall_time_ms.min(left_ms.max(1));
-    let executor = inner.executor.clone();
-    let outcome: RunOutcome = blocking(move || executor.run(&request))
-        .await?
-        .map_err(|e| ("run_failed", e.to_string()))?;
+    let outcome = run_module(inner, &spec, module, &work, deadline_ms).await?;
     let running_ms = started.elapsed().as_millis() as u64;
 
     // storing: outputs encrypted to the poster, three replicas; digest on the ledger.
     let started = Instant::now();
-    let owner = *poster.key();
-    let files = outcome.outputs.clone();
-    let stored = blocking(move || -> Result<Vec<StoredOutput>, Refusal> {
-        let mut stored = Vec::with_capacity(files.len());
-        for file in &files {
-            let path = output_dir.join(&file.path);
-            let reader = std::fs::File::open(&path)
-                .map_err(|e| ("internal", format!("{}: {e}", path.display())))?;
-            let options = PutOptions {
-                name: Some(file.path.clone()),
-                ..PutOptions::default()
-            };
-            let receipt = put_object(&store, BufReader::new(reader), &owner, &options)
-                .map_err(|e| ("store_failed", format!("output {}: {e}", file.path)))?;
-            stored.push(StoredOutput {
-                path: file.path.clone(),
-                size: file.size,
-                blake3: file.blake3,
-                cid: receipt.manifest_cid,
-            });
-        }
-        Ok(stored)
-    })
-    .await??;
+    let stored = {
+        let (files, output) = (outcome.outputs.clone(), work.output.clone());
+        let owner = *poster.key();
+        blocking(move || store_outputs(&store, &files, &output, &owner)).await??
+    };
     let digest = reported_digest(outcome.output_digest);
     let kind = TxKind::SubmitResult {
         job,
@@ -240,9 +211,8 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     inner
         .sign_and_submit(&inner.node_key, kind, true)
         .await
-        .map_err(|e| ("submit_failed", e.to_string()))?;
+        .map_err(|e| (ErrorCode::SubmitFailed, e.to_string()))?;
     let storing_ms = started.elapsed().as_millis() as u64;
-    let _ = std::fs::remove_dir_all(&work);
     let mut stderr = outcome.stderr;
     stderr.truncate(STDERR_BYTES_MAX);
     Ok(RunResult {
@@ -258,11 +228,112 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     })
 }
 
+/// Fetches, verifies and decrypts the module (returned) and the inputs
+/// (written into `input_dir`) with the keys sealed to this node.
+fn stage(
+    inner: &Inner,
+    store: &NetStore,
+    dispatch: &Dispatch,
+    input_dir: &std::path::Path,
+) -> Result<Vec<u8>, Refusal> {
+    let secret = inner.node_key.x25519_secret();
+    let open = |object: &SealedObject| {
+        open_sealed_key(&object.sealed_key, &secret).map_err(|e| {
+            (
+                ErrorCode::BadKey,
+                format!("the key for {} does not open: {e}", object.name),
+            )
+        })
+    };
+    let module = &dispatch.module;
+    let mut module_bytes = Vec::new();
+    get_object_with_key(store, &module.cid, &open(module)?, &mut module_bytes).map_err(|e| {
+        (
+            ErrorCode::StagingFailed,
+            format!("module {}: {e}", module.cid),
+        )
+    })?;
+    for input in &dispatch.inputs {
+        if input.name.is_empty() || input.name.contains('/') || input.name.starts_with('.') {
+            return Err((
+                ErrorCode::BadRequest,
+                format!("bad input name {:?}", input.name),
+            ));
+        }
+        let path = input_dir.join(&input.name);
+        let file = std::fs::File::create(&path)
+            .map_err(|e| (ErrorCode::Internal, format!("{}: {e}", path.display())))?;
+        get_object_with_key(
+            store,
+            &input.cid,
+            &open(input)?,
+            std::io::BufWriter::new(file),
+        )
+        .map_err(|e| {
+            (
+                ErrorCode::StagingFailed,
+                format!("input {}: {e}", input.name),
+            )
+        })?;
+    }
+    Ok(module_bytes)
+}
+
+/// Runs the module in the sandbox; a result after the deadline would be
+/// refused, so the run stops by then.
+async fn run_module(
+    inner: &Inner,
+    spec: &JobSpec,
+    module: Vec<u8>,
+    work: &WorkDir,
+    deadline_ms: u64,
+) -> Result<RunOutcome, Refusal> {
+    let mut request =
+        RunRequest::for_job(spec, module, Some(work.input.clone()), work.output.clone());
+    // On the grid the spec's module CID names the stored object (its
+    // manifest), whose pipeline has already verified every byte read.
+    request.module_cid = None;
+    let left_ms = deadline_ms.saturating_sub(now_ms());
+    request.limits.wall_time_ms = request.limits.wall_time_ms.min(left_ms.max(1));
+    let executor = inner.executor.clone();
+    blocking(move || executor.run(&request))
+        .await?
+        .map_err(|e| (ErrorCode::RunFailed, e.to_string()))
+}
+
+/// Stores each output file encrypted to `owner` (three replicas).
+fn store_outputs(
+    store: &NetStore,
+    files: &[peercloud_compute::OutputFile],
+    output_dir: &std::path::Path,
+    owner: &peercloud_types::PublicKey,
+) -> Result<Vec<StoredOutput>, Refusal> {
+    let mut stored = Vec::with_capacity(files.len());
+    for file in files {
+        let path = output_dir.join(&file.path);
+        let reader = std::fs::File::open(&path)
+            .map_err(|e| (ErrorCode::Internal, format!("{}: {e}", path.display())))?;
+        let options = PutOptions {
+            name: Some(file.path.clone()),
+            ..PutOptions::default()
+        };
+        let receipt = put_object(store, BufReader::new(reader), owner, &options)
+            .map_err(|e| (ErrorCode::StoreFailed, format!("output {}: {e}", file.path)))?;
+        stored.push(StoredOutput {
+            path: file.path.clone(),
+            size: file.size,
+            blake3: file.blake3,
+            cid: receipt.manifest_cid,
+        });
+    }
+    Ok(stored)
+}
+
 /// Runs `f` on a blocking thread.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Refusal> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ("internal", format!("worker thread: {e}")))
+        .map_err(|e| (ErrorCode::Internal, format!("worker thread: {e}")))
 }
 
 /// Waits until the chain shows `job` awarded to this node for this spec;
@@ -279,7 +350,7 @@ async fn wait_for_award(
         if let Some(record) = seen {
             if record.spec_digest != spec.digest() {
                 return Err((
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("the spec sent does not match job {job}'s posted digest"),
                 ));
             }
@@ -288,19 +359,22 @@ async fn wait_for_award(
                     return Ok((record.poster, record.deadline_ms));
                 }
                 return Err((
-                    "not_awarded",
+                    ErrorCode::NotAwarded,
                     format!("job {job} is not awarded to this node"),
                 ));
             }
             if record.state.is_closed() {
-                return Err(("not_awarded", format!("job {job} is {}", record.state)));
+                return Err((
+                    ErrorCode::NotAwarded,
+                    format!("job {job} is {}", record.state),
+                ));
             }
         }
         match tokio::time::timeout_at(deadline, blocks.recv()).await {
             Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
             _ => {
                 return Err((
-                    "not_awarded",
+                    ErrorCode::NotAwarded,
                     format!("job {job} has no award for this node on the ledger"),
                 ));
             }

@@ -4,6 +4,7 @@
 //! nodes. It never holds the user's wallet key: the user signs `PostJob`,
 //! `AwardJob` and `SettleJob` and seals the keys on their own machine.
 
+use peercloud_api::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +89,7 @@ impl Inner {
         let until = now_ms() + window_ms;
         let request = CapacityRequest {
             job,
-            spec_json: serde_json::to_string(spec).unwrap_or_default(),
+            spec: spec.clone(),
             requester: self.node_id(),
             offers_until_ms: until,
         };
@@ -129,7 +130,7 @@ impl Inner {
     pub async fn dispatch(
         self: &Arc<Self>,
         dispatches: Vec<(NodeId, Dispatch)>,
-    ) -> Vec<(NodeId, Result<RunResult, String>)> {
+    ) -> Vec<(NodeId, Result<RunResult, ApiError>)> {
         let sends = dispatches.into_iter().map(|(node, dispatch)| async move {
             // After the deadline the ledger refuses results: a node that has
             // not answered by then (frozen, partitioned) is given up on.
@@ -159,12 +160,20 @@ impl Inner {
             };
             let outcome = match tokio::time::timeout(left, run).await {
                 Ok(Ok(Message::Result(result))) => Ok(result),
-                Ok(Ok(_)) => Err("unexpected answer".to_owned()),
+                Ok(Ok(_)) => Err(ApiError::new(
+                    ErrorCode::DispatchFailed,
+                    "unexpected answer",
+                )),
                 Ok(Err(super::AskError::Refused { code, message, .. })) => {
-                    Err(format!("refused ({code}): {message}"))
+                    Err(ApiError::new(code, message))
                 }
-                Ok(Err(super::AskError::Net { reason, .. })) => Err(reason),
-                Err(_) => Err("no answer by the job's deadline".to_owned()),
+                Ok(Err(super::AskError::Net { reason, .. })) => {
+                    Err(ApiError::new(ErrorCode::Unavailable, reason))
+                }
+                Err(_) => Err(ApiError::new(
+                    ErrorCode::Timeout,
+                    "no answer by the job's deadline",
+                )),
             };
             (node, outcome)
         });
@@ -184,21 +193,27 @@ pub(crate) fn on_offer(inner: &Inner, message: Message) -> Message {
     let job = match &message {
         Message::Offer(offer) => {
             if offer.verify().is_err() || offer.body.node != NodeId(offer.signer) {
-                return Message::error("bad_signature", "the offer's signature does not verify");
+                return Message::error(
+                    ErrorCode::BadSignature,
+                    "the offer's signature does not verify",
+                );
             }
             offer.body.job
         }
         Message::Decline { job, .. } => *job,
-        _ => return Message::error("bad_request", "not an offer"),
+        _ => return Message::error(ErrorCode::BadRequest, "not an offer"),
     };
     let sender = inner.collectors_lock().get(&job).cloned();
     match sender {
         Some(sender) => match sender.try_send(message) {
             Ok(()) => Message::Ack,
-            Err(_) => Message::error("closed", format!("offers for job {job} are closed")),
+            Err(_) => Message::error(
+                ErrorCode::NotFound,
+                format!("offers for job {job} are closed"),
+            ),
         },
         None => Message::error(
-            "closed",
+            ErrorCode::NotFound,
             format!("no offers are being collected for job {job}"),
         ),
     }

@@ -7,14 +7,14 @@
 //! (each chunk's put waits on remote nodes, so one at a time would leave the
 //! link idle); every chunk read back is checked against its CID by the client
 //! before the store pipeline sees it. The network store keeps no per-client
-//! inventory, so delete, list and usage are refused with an error that says so.
+//! inventory, so it is a `ChunkStore` only (no list, delete or usage).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use peercloud_store::{ChunkStore, StoreError, StoreUsage, VerifiedChunk};
+use peercloud_store::{ChunkStore, StoreError, VerifiedChunk};
 use peercloud_types::ContentId;
 
-use super::{ClientError, NodeClient};
+use crate::{ClientError, NodeApi, NodeClient};
 
 /// Chunk puts in flight at once per `put_many`: each waits on the node's
 /// placement on three remote nodes, so a few overlap the round trips; eight
@@ -23,20 +23,21 @@ use super::{ClientError, NodeClient};
 /// two `put_many` at once, so at most 16 requests).
 pub const PUT_CONCURRENCY_MAX: usize = 8;
 
-/// The network's chunk store, reached through one node's HTTP API.
+/// The network's chunk store, reached through one node's API (over HTTP
+/// with [`NodeClient`], or in process).
 #[derive(Debug, Clone)]
-pub struct ApiStore {
-    client: NodeClient,
+pub struct ApiStore<A = NodeClient> {
+    client: A,
 }
 
-impl ApiStore {
+impl<A: NodeApi> ApiStore<A> {
     /// A store that reads and writes chunks through `client`'s node.
-    pub fn new(client: NodeClient) -> Self {
+    pub fn new(client: A) -> Self {
         ApiStore { client }
     }
 
     /// The client underneath.
-    pub fn client(&self) -> &NodeClient {
+    pub fn client(&self) -> &A {
         &self.client
     }
 
@@ -55,12 +56,6 @@ impl ApiStore {
         }
     }
 
-    fn unsupported(what: &str) -> StoreError {
-        StoreError::Unsupported {
-            what: format!("{what} through a node's API (the network store from a client)"),
-        }
-    }
-
     fn put_one(&self, chunk: &VerifiedChunk<'_>) -> Result<(), StoreError> {
         self.client
             .put_chunk(chunk)
@@ -68,7 +63,7 @@ impl ApiStore {
     }
 }
 
-impl ChunkStore for ApiStore {
+impl<A: NodeApi> ChunkStore for ApiStore<A> {
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
         let workers = chunks.len().min(PUT_CONCURRENCY_MAX);
         if workers <= 1 {
@@ -116,25 +111,12 @@ impl ChunkStore for ApiStore {
     }
 
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        self.client
-            .has_chunk(cid)
-            .map_err(|err| Self::store_error(err, cid))
-    }
-
-    fn delete(&self, _cid: &ContentId) -> Result<bool, StoreError> {
-        Err(Self::unsupported("deleting chunks"))
-    }
-
-    fn list(
-        &self,
-        _after: Option<&ContentId>,
-        _limit: usize,
-    ) -> Result<Vec<ContentId>, StoreError> {
-        Err(Self::unsupported("listing chunks"))
-    }
-
-    fn usage(&self) -> Result<StoreUsage, StoreError> {
-        Err(Self::unsupported("usage totals"))
+        let mut buf = Vec::new();
+        match self.client.get_chunk_into(cid, &mut buf) {
+            Ok(()) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(Self::store_error(err, cid)),
+        }
     }
 
     fn read_parallelism(&self) -> usize {

@@ -18,7 +18,8 @@ use peercloud_ledger::Tx;
 use peercloud_store::{ChunkStore, MemChunkStore, StoreError};
 use peercloud_types::{ContentId, Resources, Signed};
 
-use crate::api::model::{AccountView, ApiError, StatusView, SubmitTx, TxReceipt};
+use peercloud_api::{AccountView, ApiError, ErrorCode, Role, StatusView, SubmitTx, TxReceipt};
+use peercloud_types::{AccountId, Amount, Keypair};
 
 /// The token the server expects.
 pub const TOKEN: &str = "test-token";
@@ -26,6 +27,8 @@ pub const TOKEN: &str = "test-token";
 pub const NEXT_NONCE: u64 = 7;
 /// The height a waited-for transaction lands at here.
 pub const TX_HEIGHT: u64 = 3;
+/// The fee this ledger asks.
+pub const FEE: Amount = Amount::from_base_units(100_000);
 /// How long a chunk put takes here, so concurrent puts overlap.
 const PUT_DELAY: Duration = Duration::from_millis(40);
 
@@ -103,15 +106,9 @@ pub fn start() -> TestServer {
     }
 }
 
-fn api_error(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(ApiError {
-            code: code.to_owned(),
-            message,
-        }),
-    )
-        .into_response()
+fn api_error(code: ErrorCode, message: String) -> Response {
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(ApiError { code, message })).into_response()
 }
 
 /// The refusal a request without the right bearer token gets, if it lacks it.
@@ -123,8 +120,7 @@ fn refuse_without_token(headers: &HeaderMap) -> Option<Response> {
         None
     } else {
         Some(api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing or wrong bearer token".to_owned(),
         ))
     }
@@ -134,11 +130,12 @@ async fn status(headers: HeaderMap) -> Response {
     if let Some(refused) = refuse_without_token(&headers) {
         return refused;
     }
+    let key = Keypair::from_seed(&[1; 32]);
     Json(StatusView {
-        node: "pcn1test".to_owned(),
-        owner: "pc1test".to_owned(),
+        node: key.node_id(),
+        owner: key.account_id(),
         peer: "12D3test".to_owned(),
-        role: "provider".to_owned(),
+        role: Role::Provider,
         height: Some(TX_HEIGHT),
         peers: 2,
         p2p: Vec::new(),
@@ -149,43 +146,36 @@ async fn status(headers: HeaderMap) -> Response {
 }
 
 async fn account(Path(id): Path<String>) -> Response {
+    let Ok(account) = id.parse::<AccountId>() else {
+        return api_error(
+            ErrorCode::BadRequest,
+            format!("{id:?} is not an account id"),
+        );
+    };
     Json(AccountView {
-        account: id,
-        balance: "12.5".to_owned(),
-        stake: "0".to_owned(),
+        account,
+        balance: Amount::from_base_units(12_500_000_000),
+        stake: Amount::ZERO,
         next_nonce: NEXT_NONCE,
+        min_fee: FEE,
     })
     .into_response()
 }
 
 async fn submit(Json(body): Json<SubmitTx>) -> Response {
-    let Ok(bytes) = hex::decode(&body.tx) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "tx is not hex".into(),
-        );
-    };
-    let tx: Signed<Tx> = match peercloud_types::decode(&bytes) {
-        Ok(tx) => tx,
-        Err(err) => return api_error(StatusCode::BAD_REQUEST, "bad_request", err.to_string()),
-    };
+    let tx: Signed<Tx> = body.tx.0;
     if tx.verify().is_err() {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "bad signature".into(),
-        );
+        return api_error(ErrorCode::BadRequest, "bad signature".into());
     }
     if tx.body.nonce != NEXT_NONCE {
         return api_error(
-            StatusCode::CONFLICT,
-            "tx_refused",
+            ErrorCode::TxRefused,
             format!("nonce {} is not the next nonce {NEXT_NONCE}", tx.body.nonce),
         );
     }
     Json(TxReceipt {
-        hash: tx.hash().to_string(),
+        hash: tx.hash(),
+        fee: tx.body.fee,
         height: body.wait.then_some(TX_HEIGHT),
         events: Vec::new(),
     })
@@ -202,7 +192,7 @@ async fn put_chunk(
         return refused;
     }
     let Ok(cid) = cid.parse::<ContentId>() else {
-        return api_error(StatusCode::BAD_REQUEST, "bad_request", "bad CID".into());
+        return api_error(ErrorCode::BadRequest, "bad CID".into());
     };
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.in_flight_max.fetch_max(now, Ordering::SeqCst);
@@ -210,13 +200,13 @@ async fn put_chunk(
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     match shared.chunks.put(&cid, &body) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(err) => api_error(StatusCode::BAD_REQUEST, "bad_request", err.to_string()),
+        Err(err) => api_error(ErrorCode::BadRequest, err.to_string()),
     }
 }
 
 async fn get_chunk(State(shared): State<Arc<Shared>>, Path(cid): Path<String>) -> Response {
     let Ok(cid) = cid.parse::<ContentId>() else {
-        return api_error(StatusCode::BAD_REQUEST, "bad_request", "bad CID".into());
+        return api_error(ErrorCode::BadRequest, "bad CID".into());
     };
     match shared.chunks.get(&cid) {
         Ok(mut bytes) => {
@@ -228,22 +218,13 @@ async fn get_chunk(State(shared): State<Arc<Shared>>, Path(cid): Path<String>) -
             bytes.into_response()
         }
         Err(StoreError::NotFound { cid }) => api_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no chunk {cid} on the network"),
         ),
-        Err(err) => api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            err.to_string(),
-        ),
+        Err(err) => api_error(ErrorCode::Internal, err.to_string()),
     }
 }
 
 async fn job(Path(job): Path<String>) -> Response {
-    api_error(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no job {job} on the ledger"),
-    )
+    api_error(ErrorCode::NotFound, format!("no job {job} on the ledger"))
 }

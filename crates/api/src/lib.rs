@@ -1,10 +1,21 @@
-//! The JSON bodies of the node's HTTP API, shared by the server (`api`) and
-//! the client the CLI uses (`client`). Anything signed travels as the hex of
-//! its canonical encoding, so the bytes a wallet signed reach the ledger
+//! The HTTP API's bodies, shared by the node's server and every client: what
+//! a request carries, what an answer says, and the one error-code enum of the
+//! API and the wire. Ids, amounts, CIDs and digests stay typed (they read and
+//! write as text in JSON); anything signed travels as the hex of its canonical
+//! encoding ([`Canonical`]), so the bytes a wallet signed reach the ledger
 //! unchanged; amounts travel as decimal PCL strings, never floats.
 
-use peercloud_types::{JobSpec, Resources};
+mod canonical;
+mod error;
+
+use peercloud_ledger::{Event, JobState, Tx};
+use peercloud_types::{
+    AccountId, Amount, ContentId, Hash32, JobId, JobSpec, NodeId, Offer, Resources, Signed,
+};
 use serde::{Deserialize, Serialize};
+
+pub use canonical::{Canonical, HexBytes};
+pub use error::{ApiError, ErrorCode};
 
 /// Version prefix of every route.
 pub const API_PREFIX: &str = "/v1";
@@ -13,27 +24,36 @@ pub const TOKEN_FILE: &str = "api.token";
 /// Name of the file a running node writes its API address into.
 pub const API_ADDR_FILE: &str = "api.addr";
 
-/// Every error the API returns: a stable machine code and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    /// Stable code: `bad_request`, `unauthorized`, `not_found`, `tx_refused`,
-    /// `no_offers`, `timeout`, `unavailable`, `internal`.
-    pub code: String,
-    /// What went wrong, naming the thing that is wrong.
-    pub message: String,
+/// What a node does on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// It makes the blocks.
+    Validator,
+    /// It offers capacity and follows the blocks.
+    Provider,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Role::Validator => "validator",
+            Role::Provider => "provider",
+        })
+    }
 }
 
 /// `GET /v1/status`: who this node is and how it is doing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     /// The node's id (`pcn1…`).
-    pub node: String,
+    pub node: NodeId,
     /// Its owner account (`pc1…`).
-    pub owner: String,
+    pub owner: AccountId,
     /// Its libp2p peer id.
     pub peer: String,
-    /// `validator` or `provider`.
-    pub role: String,
+    /// What it does.
+    pub role: Role,
     /// Height of the last block it applied, if any.
     pub height: Option<u64>,
     /// Peers connected now.
@@ -51,31 +71,33 @@ pub struct StatusView {
 pub struct LedgerView {
     /// Height of the tip.
     pub height: u64,
-    /// Hash of the tip block (hex).
-    pub tip: String,
-    /// State root at the tip (hex).
-    pub state_root: String,
+    /// Hash of the tip block.
+    pub tip: Hash32,
+    /// State root at the tip.
+    pub state_root: Hash32,
     /// Block time of the tip, ms since the Unix epoch.
     pub time_ms: u64,
-    /// Tokens minted at genesis (PCL).
-    pub supply: String,
-    /// Sum of every balance, stake and escrow (PCL): equals `supply`.
-    pub accounted: String,
+    /// Tokens minted at genesis.
+    pub supply: Amount,
+    /// Sum of every balance, stake and escrow: equals `supply`.
+    pub accounted: Amount,
+    /// The fee every transaction must at least pay (the ledger's params).
+    pub min_fee: Amount,
     /// Accounts with a record.
     pub accounts: usize,
     /// Registered nodes.
     pub nodes: Vec<NodeView>,
     /// Jobs by state: (state, count).
-    pub jobs: Vec<(String, usize)>,
+    pub jobs: Vec<(JobState, usize)>,
 }
 
 /// One registered node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeView {
     /// Node id.
-    pub node: String,
+    pub node: NodeId,
     /// Owner account.
-    pub owner: String,
+    pub owner: AccountId,
     /// Where it is.
     pub location: String,
     /// Its reputation score.
@@ -88,20 +110,22 @@ pub struct NodeView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountView {
     /// The account (`pc1…`).
-    pub account: String,
-    /// Spendable balance (PCL).
-    pub balance: String,
-    /// Staked (PCL).
-    pub stake: String,
+    pub account: AccountId,
+    /// Spendable balance.
+    pub balance: Amount,
+    /// Staked.
+    pub stake: Amount,
     /// The nonce its next transaction must carry.
     pub next_nonce: u64,
+    /// The fee its next transaction must at least pay.
+    pub min_fee: Amount,
 }
 
 /// `POST /v1/tx`: a transaction signed by a wallet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubmitTx {
-    /// Hex of the canonical encoding of a `Signed<Tx>`.
-    pub tx: String,
+    /// The signed transaction.
+    pub tx: Canonical<Signed<Tx>>,
     /// Answer only once the transaction is in a committed block.
     #[serde(default)]
     pub wait: bool,
@@ -110,48 +134,81 @@ pub struct SubmitTx {
 /// The answer to `POST /v1/tx`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TxReceipt {
-    /// Hash of the signed transaction (hex).
-    pub hash: String,
+    /// Hash of the signed transaction.
+    pub hash: Hash32,
+    /// The fee it pays.
+    pub fee: Amount,
     /// Height of the block holding it, when waited for.
     pub height: Option<u64>,
-    /// What its block did, one line per event (when waited for).
-    pub events: Vec<String>,
+    /// What its block did (when waited for).
+    pub events: Vec<Event>,
 }
 
-/// `GET /v1/jobs/{id}`.
+/// `GET /v1/jobs/{id}`; with `?after=H` the node answers once its tip is
+/// past height `H` (or its wait bound passed), so a client follows a job
+/// block by block without polling.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
-    /// Job id (hex).
-    pub job: String,
+    /// The job.
+    pub job: JobId,
+    /// Height of the node's tip when this view was taken.
+    pub height: u64,
     /// Poster account.
-    pub poster: String,
-    /// `posted`, `awarded`, `settled`, `expired` or `cancelled`.
-    pub state: String,
+    pub poster: AccountId,
+    /// Where the job is.
+    pub state: JobState,
     /// k.
     pub redundancy: u8,
-    /// Locked when posted (PCL).
-    pub escrow_locked: String,
-    /// Paid or refunded so far (PCL).
-    pub escrow_released: String,
+    /// Locked when posted.
+    pub escrow_locked: Amount,
+    /// Paid or refunded so far.
+    pub escrow_released: Amount,
     /// Deadline, ms since the Unix epoch.
     pub deadline_ms: u64,
     /// The awarded nodes.
     pub awards: Vec<AwardView>,
-    /// Output digest the majority agreed on (hex), once settled.
-    pub agreed: Option<String>,
+    /// Output digest the majority agreed on, once settled.
+    pub agreed: Option<Hash32>,
+}
+
+/// `?after=H&wait_ms=W` on `GET /v1/jobs/{id}`: answer once the tip is past
+/// height `H`, or after `W` ms (at most the node's own bound), whichever
+/// comes first. Without `after` the node answers at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitQuery {
+    /// Answer once the tip is past this height.
+    pub after: Option<u64>,
+    /// Wait at most this long, ms.
+    pub wait_ms: Option<u64>,
+}
+
+impl WaitQuery {
+    /// Answer at once.
+    pub const NOW: WaitQuery = WaitQuery {
+        after: None,
+        wait_ms: None,
+    };
+
+    /// Answer once the tip is past `height`, or after `wait_ms`.
+    pub fn past(height: u64, wait_ms: u64) -> WaitQuery {
+        WaitQuery {
+            after: Some(height),
+            wait_ms: Some(wait_ms),
+        }
+    }
 }
 
 /// One awarded node of a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AwardView {
     /// Node id.
-    pub node: String,
+    pub node: NodeId,
     /// Its owner.
-    pub owner: String,
-    /// Price bound (PCL).
-    pub price: String,
-    /// The output digest it submitted (hex), if any.
-    pub digest: Option<String>,
+    pub owner: AccountId,
+    /// Price bound.
+    pub price: Amount,
+    /// The output digest it submitted, if any.
+    pub digest: Option<Hash32>,
 }
 
 /// `POST /v1/jobs/{id}/offers`: broadcast the job's capacity request and
@@ -170,19 +227,28 @@ pub struct OffersRequest {
 /// Offers collected for a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OffersResponse {
-    /// Each a verified `Signed<Offer>`, hex-encoded, with the node's reputation.
+    /// Each a verified signed offer, with the node's reputation.
     pub offers: Vec<OfferView>,
-    /// Nodes that answered they would not take it, with why.
-    pub declined: Vec<(String, String)>,
+    /// Nodes that answered they would not take it.
+    pub declined: Vec<Decline>,
 }
 
 /// One offer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OfferView {
-    /// Hex of the canonical `Signed<Offer>`.
-    pub offer: String,
+    /// The signed offer.
+    pub offer: Canonical<Signed<Offer>>,
     /// The offering node's reputation on the ledger.
     pub reputation: u32,
+}
+
+/// A node that will not take a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decline {
+    /// The node.
+    pub node: NodeId,
+    /// Why, for the user (names the short resource).
+    pub reason: String,
 }
 
 /// An object in the network store, by the CID of its manifest.
@@ -191,7 +257,7 @@ pub struct ObjectRef {
     /// File name inside the job's `/input` (or `job.wasm` for the module).
     pub name: String,
     /// Manifest CID.
-    pub cid: String,
+    pub cid: ContentId,
 }
 
 /// `POST /v1/jobs/{id}/dispatch`: hand an awarded job to its nodes.
@@ -211,11 +277,11 @@ pub struct DispatchRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeKeys {
     /// Node id.
-    pub node: String,
-    /// Module key, sealed (hex).
-    pub module_key: String,
-    /// Input keys in the order of `inputs`, sealed (hex).
-    pub input_keys: Vec<String>,
+    pub node: NodeId,
+    /// Module key, sealed.
+    pub module_key: HexBytes,
+    /// Input keys in the order of `inputs`, sealed.
+    pub input_keys: Vec<HexBytes>,
 }
 
 /// What each node reported.
@@ -229,7 +295,7 @@ pub struct DispatchResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeResult {
     /// Node id.
-    pub node: String,
+    pub node: NodeId,
     /// The run, or why there is none.
     pub outcome: Result<RunReport, ApiError>,
 }
@@ -239,8 +305,8 @@ pub struct NodeResult {
 pub struct RunReport {
     /// Exit code of the module.
     pub exit_code: i32,
-    /// Output digest (hex), as submitted to the ledger.
-    pub digest: String,
+    /// Output digest, as submitted to the ledger.
+    pub digest: Hash32,
     /// Fuel burned.
     pub fuel: u64,
     /// The outputs, stored encrypted to the job's poster.
@@ -262,8 +328,8 @@ pub struct OutputRef {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// BLAKE3 of its plaintext (hex).
-    pub blake3: String,
+    /// BLAKE3 of its plaintext.
+    pub blake3: Hash32,
     /// Manifest CID of the stored object.
-    pub cid: String,
+    pub cid: ContentId,
 }

@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use peercloud_ledger::{Tx, TxKind};
-use peercloud_store::{ChunkStore, PutOptions, StoreError, VerifiedChunk, get_object, put_object};
+use peercloud_store::{
+    ChunkInventory, ChunkStore, PutOptions, StoreError, VerifiedChunk, get_object, put_object,
+};
 use peercloud_types::{Amount, ContentId, Hash32, JobId, Keypair, Signed};
 
 use super::test_server::{self, NEXT_NONCE, TOKEN, TX_HEIGHT};
@@ -41,7 +43,10 @@ fn connection_refused_is_unreachable_naming_the_address() {
 fn an_api_error_body_becomes_api_with_its_code_and_message() {
     let server = test_server::start();
     let err = client(&server)
-        .job(&JobId(Hash32::of(b"nothing")))
+        .job(
+            &JobId(Hash32::of(b"nothing")),
+            peercloud_api::WaitQuery::NOW,
+        )
         .unwrap_err();
     match &err {
         ClientError::Api {
@@ -50,7 +55,7 @@ fn an_api_error_body_becomes_api_with_its_code_and_message() {
             message,
         } => {
             assert_eq!(*status, 404);
-            assert_eq!(code, "not_found");
+            assert_eq!(*code, ErrorCode::NotFound);
             assert!(message.starts_with("no job "), "{message}");
         }
         other => panic!("expected Api, got {other:?}"),
@@ -67,9 +72,12 @@ fn the_token_is_sent_and_a_wrong_one_is_refused() {
 
     let wrong = NodeClient::new(&server.base, "wrong".to_owned()).unwrap();
     let err = wrong.status().unwrap_err();
-    assert_eq!(err.api_code(), Some("unauthorized"), "{err:?}");
+    assert_eq!(err.api_code(), Some(ErrorCode::Unauthorized), "{err:?}");
     let none = NodeClient::new(&server.base, String::new()).unwrap();
-    assert_eq!(none.status().unwrap_err().api_code(), Some("unauthorized"));
+    assert_eq!(
+        none.status().unwrap_err().api_code(),
+        Some(ErrorCode::Unauthorized)
+    );
 }
 
 #[test]
@@ -79,7 +87,7 @@ fn an_answer_without_an_api_error_body_keeps_its_status() {
     let err = client(&server)
         .offers(
             &JobId(Hash32::of(b"x")),
-            &crate::api::model::OffersRequest {
+            &peercloud_api::OffersRequest {
                 spec: peercloud_types::JobSpec::from_json(
                     r#"{"version": 1, "module": "m.wasm", "max_price": "1"}"#,
                 )
@@ -90,7 +98,7 @@ fn an_answer_without_an_api_error_body_keeps_its_status() {
         )
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
-    assert_eq!(err.api_code(), Some("not_found"));
+    assert_eq!(err.api_code(), Some(ErrorCode::NotFound));
 }
 
 #[test]
@@ -112,17 +120,17 @@ fn submit_signed_uses_the_next_nonce_and_a_stale_nonce_is_refused() {
         to: Keypair::from_seed(&[8; 32]).account_id(),
         amount: "1.5".parse().unwrap(),
     };
-    let receipt = submit_signed(&client, &key, kind.clone(), crate::grid::TX_FEE, true).unwrap();
+    let receipt = submit_signed(&client, &key, kind.clone(), true).unwrap();
     assert_eq!(receipt.height, Some(TX_HEIGHT));
     let expected = Signed::new(
         Tx {
             nonce: NEXT_NONCE,
-            fee: crate::grid::TX_FEE,
+            fee: test_server::FEE,
             kind: kind.clone(),
         },
         &key,
     );
-    assert_eq!(receipt.hash, expected.hash().to_string());
+    assert_eq!(receipt.hash, expected.hash());
 
     let stale = Signed::new(
         Tx {
@@ -133,7 +141,7 @@ fn submit_signed_uses_the_next_nonce_and_a_stale_nonce_is_refused() {
         &key,
     );
     let err = client.submit(&stale, false).unwrap_err();
-    assert_eq!(err.api_code(), Some("tx_refused"), "{err:?}");
+    assert_eq!(err.api_code(), Some(ErrorCode::TxRefused), "{err:?}");
     assert!(err.to_string().contains("is not the next nonce"), "{err}");
 }
 
@@ -264,17 +272,8 @@ fn an_unreachable_node_is_named_in_store_errors() {
 }
 
 #[test]
-fn delete_list_and_usage_are_unsupported_from_a_client() {
+fn the_api_store_keeps_the_chunk_store_contract() {
     let server = test_server::start();
-    let store = ApiStore::new(client(&server));
-    let cid = ContentId::of(b"x");
-    let errors = [
-        store.delete(&cid).unwrap_err(),
-        store.list(None, 10).unwrap_err(),
-        store.usage().unwrap_err(),
-    ];
-    for err in errors {
-        assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
-        assert!(err.to_string().contains("is not supported"), "{err}");
-    }
+    let node = client(&server);
+    peercloud_store::testing::contract_suite(|| ApiStore::new(node.clone()));
 }

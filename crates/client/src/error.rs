@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use peercloud_api::{ApiError, ErrorCode};
 use peercloud_types::ContentId;
 
 /// A call to a node's HTTP API failed.
@@ -48,8 +49,8 @@ pub enum ClientError {
     Api {
         /// The HTTP status.
         status: u16,
-        /// The stable machine code (`not_found`, `tx_refused`, ...).
-        code: String,
+        /// The stable machine code.
+        code: ErrorCode,
         /// The node's sentence.
         message: String,
     },
@@ -103,14 +104,31 @@ pub enum ClientError {
 impl ClientError {
     /// Whether the node answered that the thing asked for does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ClientError::Api { status: 404, .. })
+        matches!(
+            self,
+            ClientError::Api {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        )
     }
 
     /// The API error code, when the node answered with one.
-    pub fn api_code(&self) -> Option<&str> {
+    pub fn api_code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Api { code, .. } => Some(code),
+            ClientError::Api { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for ClientError {
+    /// A refusal from a node reached in process: what HTTP would have carried.
+    fn from(e: ApiError) -> Self {
+        ClientError::Api {
+            status: e.code.http_status(),
+            code: e.code,
+            message: e.message,
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use peercloud_compute::local::{LocalRunError, run_local};
 use peercloud_compute::{Executor, ExecutorConfig};
-use peercloud_node::{LocalRunError, run_local};
 
 fn write_spec(dir: &Path, module: &str, outputs: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("wordcount.wasm"), peercloud_workloads::WORDCOUNT)

@@ -13,13 +13,16 @@ use std::time::Duration;
 use peercloud_ledger::{GenesisConfig, Params};
 use peercloud_types::{AccountId, Amount};
 
-use crate::config::{CONFIG_FILE, Settings};
-use crate::daemon::{NODE_KEY_FILE, OWNER_KEY_FILE, load_or_create_key, now_ms};
-use crate::genesis::{GENESIS_FILE, Genesis, GenesisError};
-use crate::grid::{FARMER_TOKENS, LOCATIONS, TX_FEE, USER_TOKENS};
+use peercloud_node::config::{CONFIG_FILE, Settings};
+use peercloud_node::daemon::{NODE_KEY_FILE, OWNER_KEY_FILE, load_or_create_key, now_ms};
+use peercloud_node::genesis::{GENESIS_FILE, Genesis, GenesisError};
+use peercloud_node::ready::Ready;
 
-/// The prefix of the line a node prints when it is ready.
-pub const READY_PREFIX: &str = "ready ";
+use crate::amounts::{
+    FARMER_STAKE_TOKENS, FARMER_TOKENS, LOCATIONS, SLASH_BPS, STAKE_MIN_TO_SERVE_TOKENS, TX_FEE,
+    USER_TOKENS,
+};
+
 /// How long a node may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most providers one devnet starts.
@@ -38,13 +41,13 @@ pub enum DevnetError {
     },
     /// Keys.
     #[error(transparent)]
-    Start(#[from] crate::daemon::StartError),
+    Start(#[from] peercloud_node::daemon::StartError),
     /// The genesis.
     #[error(transparent)]
     Genesis(#[from] GenesisError),
     /// A config file.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] peercloud_node::config::ConfigError),
     /// Too many or too few providers.
     #[error("a devnet has 1 to {PROVIDERS_MAX} providers, not {0}")]
     Size(usize),
@@ -108,6 +111,7 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
             memory_bytes: Some(4 << 30),
             storage_bytes: Some(20 << 30),
             price_job: Some(format!("0.001{i:02}")),
+            stake: Some(Amount::from_tokens(FARMER_STAKE_TOKENS).to_string()),
             ..Settings::default()
         };
         settings.save(&node.join(CONFIG_FILE))?;
@@ -124,8 +128,8 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
             validator: validator.public(),
             treasury: treasury.account_id(),
             min_fee: TX_FEE,
-            stake_min_to_serve: Amount::from_tokens(10),
-            slash_bps: 1_000,
+            stake_min_to_serve: Amount::from_tokens(STAKE_MIN_TO_SERVE_TOKENS),
+            slash_bps: SLASH_BPS,
         },
         allocations,
         time_ms: now_ms(),
@@ -136,45 +140,6 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
         genesis.save(&node_dir(dir, i).join(GENESIS_FILE))?;
     }
     Ok(true)
-}
-
-/// The fields of a node's ready line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ready {
-    /// Node id.
-    pub node: String,
-    /// `validator` or `provider`.
-    pub role: String,
-    /// Its libp2p address (with `/p2p/`).
-    pub p2p: String,
-    /// Its API base URL.
-    pub api: String,
-}
-
-impl Ready {
-    /// The line a node prints.
-    pub fn line(&self) -> String {
-        format!(
-            "{READY_PREFIX}node={} role={} p2p={} api={}",
-            self.node, self.role, self.p2p, self.api
-        )
-    }
-
-    /// Parses a ready line.
-    pub fn parse(line: &str) -> Option<Ready> {
-        let rest = line.trim().strip_prefix(READY_PREFIX)?;
-        let field = |name: &str| {
-            rest.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
-        Some(Ready {
-            node: field("node")?,
-            role: field("role")?,
-            p2p: field("p2p")?,
-            api: field("api")?,
-        })
-    }
 }
 
 /// One running node process.
@@ -412,25 +377,13 @@ mod tests {
     use peercloud_types::Keypair;
 
     #[test]
-    fn ready_lines_round_trip() {
-        let ready = Ready {
-            node: "pcn1x".into(),
-            role: "provider".into(),
-            p2p: "/ip4/127.0.0.1/tcp/4001/p2p/12D3".into(),
-            api: "http://127.0.0.1:7001".into(),
-        };
-        assert_eq!(Ready::parse(&ready.line()), Some(ready));
-        assert_eq!(Ready::parse("starting"), None);
-    }
-
-    #[test]
     fn init_funds_the_user_and_every_farmer() {
         let dir = tempfile::tempdir().unwrap();
         let user = Keypair::generate().account_id();
         assert!(init(dir.path(), 3, &user).unwrap());
         assert!(!init(dir.path(), 3, &user).unwrap(), "reused");
         let genesis = Genesis::load(&dir.path().join(GENESIS_FILE)).unwrap();
-        let chain = crate::chain::Chain::open(dir.path(), &genesis).unwrap();
+        let chain = peercloud_node::chain::Chain::open(dir.path(), &genesis).unwrap();
         let state = chain.state();
         assert_eq!(state.balance(&user), Amount::from_tokens(USER_TOKENS));
         for i in 1..=3 {

@@ -22,6 +22,9 @@
 //! nothing unverified leaves the client.
 
 mod error;
+pub mod flow;
+mod node_api;
+mod report;
 mod store;
 #[cfg(test)]
 mod test_server;
@@ -34,17 +37,20 @@ use std::time::Duration;
 use peercloud_ledger::Tx;
 use peercloud_store::VerifiedChunk;
 use peercloud_types::{AccountId, ContentId, JobId, Signed};
-use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::model::{
-    API_ADDR_FILE, API_PREFIX, AccountView, ApiError, DispatchRequest, DispatchResponse, JobView,
-    LedgerView, OffersRequest, OffersResponse, StatusView, SubmitTx, TOKEN_FILE, TxReceipt,
+use peercloud_api::{
+    API_ADDR_FILE, API_PREFIX, AccountView, ApiError, Canonical, DispatchRequest, DispatchResponse,
+    ErrorCode, JobView, LedgerView, OffersRequest, OffersResponse, StatusView, SubmitTx,
+    TOKEN_FILE, TxReceipt, WaitQuery,
 };
 
 pub use error::ClientError;
+pub use flow::{Content, JobBundle, RemoteError, RunOptions, run_job};
+pub use node_api::NodeApi;
+pub use report::{JobReport, Phase};
 pub use store::{ApiStore, PUT_CONCURRENCY_MAX};
 pub use tx::submit_signed;
 
@@ -143,7 +149,7 @@ impl NodeClient {
     /// validator; with `wait` it answers once the transaction is in a block.
     pub fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
         let body = SubmitTx {
-            tx: hex::encode(peercloud_types::encode(tx)),
+            tx: Canonical(tx.clone()),
             wait,
         };
         let timeout = if wait {
@@ -207,9 +213,18 @@ impl NodeClient {
         }
     }
 
-    /// `GET /v1/jobs/{id}`: the job as the ledger records it.
-    pub fn job(&self, job: &JobId) -> Result<JobView, ClientError> {
-        self.get_json(&format!("/jobs/{job}"))
+    /// `GET /v1/jobs/{id}`: the job as the ledger records it; with
+    /// `wait.after`, the node answers once its tip is past that height (a
+    /// long poll, bound by the node under [`REQUEST_TIMEOUT`]).
+    pub fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
+        let mut route = format!("/jobs/{job}");
+        if let Some(after) = wait.after {
+            route.push_str(&format!("?after={after}"));
+            if let Some(wait_ms) = wait.wait_ms {
+                route.push_str(&format!("&wait_ms={wait_ms}"));
+            }
+        }
+        self.get_json(&route)
     }
 
     /// `POST /v1/jobs/{id}/offers`: broadcasts the job's capacity request and
@@ -298,6 +313,37 @@ impl NodeClient {
                 reason: root_cause(err),
             }
         }
+    }
+}
+
+impl NodeApi for NodeClient {
+    fn ledger(&self) -> Result<LedgerView, ClientError> {
+        NodeClient::ledger(self)
+    }
+    fn account(&self, account: &AccountId) -> Result<AccountView, ClientError> {
+        NodeClient::account(self, account)
+    }
+    fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
+        NodeClient::submit(self, tx, wait)
+    }
+    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
+        NodeClient::put_chunk(self, chunk)
+    }
+    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+        NodeClient::get_chunk_into(self, cid, buf)
+    }
+    fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
+        NodeClient::job(self, job, wait)
+    }
+    fn offers(&self, job: &JobId, request: &OffersRequest) -> Result<OffersResponse, ClientError> {
+        NodeClient::offers(self, job, request)
+    }
+    fn dispatch(
+        &self,
+        job: &JobId,
+        request: &DispatchRequest,
+    ) -> Result<DispatchResponse, ClientError> {
+        NodeClient::dispatch(self, job, request)
     }
 }
 
@@ -396,22 +442,8 @@ fn api_error(response: Response) -> ClientError {
     };
     ClientError::Api {
         status: status.as_u16(),
-        code: status_code(status).to_owned(),
+        code: ErrorCode::from_http_status(status.as_u16()),
         message,
-    }
-}
-
-/// The API's code for a status the node answered without an `ApiError` body.
-fn status_code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "bad_request",
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "unauthorized",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => "timeout",
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => "unavailable",
-        _ => "internal",
     }
 }
 

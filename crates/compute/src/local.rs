@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use peercloud_compute::{ComputeError, Executor, RunOutcome, RunRequest};
+use crate::{ComputeError, Executor, RunOutcome, RunRequest};
 use peercloud_types::job::Source;
 use peercloud_types::{JobSpec, SpecError};
 

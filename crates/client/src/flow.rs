@@ -1,0 +1,537 @@
+//! The run-once job from the user's side, written once over [`NodeApi`]: the
+//! flow `peercloud job run` and `peercloud demo` drive over HTTP, and the
+//! in-process grid's tests drive in process. The wallet key stays
+//! here: this code signs `PostJob`, `AwardJob`, `SettleJob` (or `CancelJob`
+//! / `ExpireJob`), seals each object key to the awarded nodes only, and
+//! decrypts the outputs; the node broadcasts, collects and dispatches.
+//!
+//! queued (inputs stored encrypted, escrow locked) → matched (offers, auction,
+//! award) → staging + running (on the k nodes) → verifying (digests on the
+//! ledger, settlement) → settled (outputs downloaded, checked, decrypted).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use peercloud_api::{
+    Decline, DispatchRequest, DispatchResponse, ErrorCode, HexBytes, JobView, NodeKeys, ObjectRef,
+    OffersRequest, RunReport, WaitQuery,
+};
+use peercloud_ledger::{JobState, TxKind};
+use peercloud_market::{Candidate, select};
+use peercloud_store::{
+    ObjectKey, PutOptions, StoreError, get_object, put_object, read_manifest, seal_key_to,
+};
+use peercloud_types::clock::now_ms;
+use peercloud_types::job::Source;
+use peercloud_types::{Amount, ContentId, Hash32, JobId, JobSpec, Keypair, NodeId};
+
+use crate::report::{JobReport, Phase};
+use crate::{ApiStore, ClientError, NodeApi, submit_signed};
+
+/// How long offers are collected by default.
+pub const OFFER_WINDOW_MS_DEFAULT: u64 = 2_000;
+/// How long past a job's deadline (by this machine's clock) the flow waits
+/// before closing it: the validator's clock decides, and may lag a little.
+const DEADLINE_SLACK_MS: u64 = 500;
+/// Largest output downloaded into memory.
+pub const OUTPUT_BYTES_MAX: u64 = 256 << 20;
+
+/// The user's side of a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The node or its API.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Storing or reading an object.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A spec, module or input file.
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Not enough acceptable offers came; the job was cancelled and its escrow refunded.
+    #[error(
+        "job {name:?}: {acceptable} acceptable offers of {received} received, {wanted} wanted; \
+         the job was cancelled and its escrow refunded{declines}"
+    )]
+    NoMatch {
+        /// The job's name.
+        name: String,
+        /// k.
+        wanted: usize,
+        /// Offers under the reserve.
+        acceptable: usize,
+        /// Offers received.
+        received: usize,
+        /// Why nodes declined, as text.
+        declines: String,
+    },
+    /// The job ended without a majority: escrow refunded.
+    #[error("job {name:?} ended {state} without a majority result ({why}); escrow refunded")]
+    NoResult {
+        /// The job's name.
+        name: String,
+        /// Its final state on the ledger.
+        state: JobState,
+        /// What went wrong with the runs.
+        why: String,
+    },
+    /// A downloaded output did not match the agreed digest.
+    #[error("job {name:?}: output {file} does not match what the providers agreed on")]
+    OutputMismatch {
+        /// The job's name.
+        name: String,
+        /// The file.
+        file: String,
+    },
+    /// The node said something this client cannot read.
+    #[error("bad answer from the node: {0}")]
+    Answer(String),
+}
+
+/// A job ready to send: the spec, the module and the inputs' bytes (or
+/// objects already in storage).
+#[derive(Debug, Clone)]
+pub struct JobBundle {
+    /// The spec.
+    pub spec: JobSpec,
+    /// The module.
+    pub module: Content,
+    /// The inputs, by file name.
+    pub inputs: Vec<(String, Content)>,
+}
+
+/// Where a module or input comes from.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Bytes to upload.
+    Bytes(Vec<u8>),
+    /// An object already stored (owned by the wallet).
+    Stored(ContentId),
+}
+
+impl JobBundle {
+    /// Reads a spec file and the local files it names (paths relative to it).
+    pub fn load(spec_path: &Path) -> Result<JobBundle, RemoteError> {
+        let file_err = |path: &Path, reason: String| RemoteError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let text =
+            std::fs::read_to_string(spec_path).map_err(|e| file_err(spec_path, e.to_string()))?;
+        let spec = JobSpec::from_json(&text).map_err(|e| file_err(spec_path, e.to_string()))?;
+        let base = spec_path.parent().unwrap_or(Path::new("."));
+        let content = |source: &Source| -> Result<Content, RemoteError> {
+            match source {
+                Source::Cid(cid) => Ok(Content::Stored(*cid)),
+                Source::Path(p) => {
+                    let path = base.join(p);
+                    std::fs::read(&path)
+                        .map(Content::Bytes)
+                        .map_err(|e| file_err(&path, e.to_string()))
+                }
+            }
+        };
+        let module = content(&spec.module)?;
+        let inputs = spec
+            .inputs
+            .iter()
+            .map(|i| Ok((i.name.clone(), content(&i.source)?)))
+            .collect::<Result<Vec<_>, RemoteError>>()?;
+        Ok(JobBundle {
+            spec,
+            module,
+            inputs,
+        })
+    }
+}
+
+/// Knobs of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long offers are collected.
+    pub offer_window_ms: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            offer_window_ms: OFFER_WINDOW_MS_DEFAULT,
+        }
+    }
+}
+
+struct Staged {
+    name: String,
+    cid: ContentId,
+    key: ObjectKey,
+}
+
+impl Staged {
+    fn object(&self) -> ObjectRef {
+        ObjectRef {
+            name: self.name.clone(),
+            cid: self.cid,
+        }
+    }
+}
+
+/// The module and inputs, stored encrypted to the wallet (or found in
+/// storage and opened with it).
+fn stage<A: NodeApi>(
+    store: &ApiStore<A>,
+    wallet: &Keypair,
+    name: &str,
+    content: &Content,
+) -> Result<Staged, RemoteError> {
+    let (cid, key) = match content {
+        Content::Bytes(bytes) => {
+            let options = PutOptions {
+                name: Some(name.to_owned()),
+                ..PutOptions::default()
+            };
+            let receipt = put_object(store, bytes.as_slice(), &wallet.public(), &options)?;
+            (receipt.manifest_cid, receipt.key)
+        }
+        Content::Stored(cid) => {
+            let manifest = read_manifest(store, cid)?;
+            let key = manifest
+                .unwrap_key(&wallet.x25519_secret())
+                .map_err(|source| StoreError::Sealing { source })?;
+            (*cid, key)
+        }
+    };
+    Ok(Staged {
+        name: name.to_owned(),
+        cid,
+        key,
+    })
+}
+
+/// One job on its way through the phases, as the user's side holds it.
+struct Run<'a, A: NodeApi> {
+    node: &'a A,
+    store: ApiStore<&'a A>,
+    wallet: &'a Keypair,
+    spec: &'a JobSpec,
+    job: JobId,
+    laps: Laps,
+}
+
+/// Runs `bundle` on the grid through `node`, paying with `wallet`.
+pub fn run_job<A: NodeApi>(
+    node: &A,
+    wallet: &Keypair,
+    bundle: &JobBundle,
+    options: &RunOptions,
+) -> Result<JobReport, RemoteError> {
+    let spec = &bundle.spec;
+    let span = tracing::info_span!("job", name = %spec.name);
+    let _entered = span.enter();
+    let store = ApiStore::new(node);
+    // queued: module and inputs stored encrypted (3 replicas); escrow locked.
+    let module = stage(&store, wallet, "job.wasm", &bundle.module)?;
+    let inputs = bundle
+        .inputs
+        .iter()
+        .map(|(n, c)| stage(&store, wallet, n, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nonce = node.account(&wallet.account_id())?.next_nonce;
+    let mut run = Run {
+        node,
+        store,
+        wallet,
+        spec,
+        job: JobId::derive(&wallet.account_id(), nonce),
+        laps: Laps::new(),
+    };
+    tracing::info!(job = %run.job, "posting");
+    let deadline_ms = now_ms() + spec.deadline_secs * 1_000;
+    let post = TxKind::PostJob {
+        spec_digest: spec.digest(),
+        redundancy: spec.redundancy,
+        max_price_per_node: spec.max_price,
+        deadline_ms,
+    };
+    submit_signed(node, wallet, post, true)?;
+    run.laps.lap(Phase::Queued);
+
+    let nodes = run.award(options)?;
+    run.laps.lap(Phase::Matched);
+    let dispatched = run.dispatch(&nodes, &module, &inputs)?;
+    let view = run.settle(deadline_ms)?;
+    run.laps.lap(Phase::Verifying);
+    let report = run.collect(nodes, &dispatched, &view)?;
+    Ok(report)
+}
+
+impl<A: NodeApi> Run<'_, A> {
+    fn submit(&self, kind: TxKind) -> Result<(), ClientError> {
+        submit_signed(self.node, self.wallet, kind, true).map(|_| ())
+    }
+
+    /// matched: the node broadcasts the request; the auction runs here; the
+    /// award binds the chosen offers. Without enough offers the job is
+    /// cancelled and its escrow refunded.
+    fn award(&mut self, options: &RunOptions) -> Result<Vec<NodeId>, RemoteError> {
+        let (job, spec) = (self.job, self.spec);
+        let k = usize::from(spec.redundancy);
+        let gathered = self.node.offers(
+            &job,
+            &OffersRequest {
+                spec: spec.clone(),
+                window_ms: options.offer_window_ms,
+                enough: 0,
+            },
+        )?;
+        let candidates: Vec<Candidate> = gathered
+            .offers
+            .into_iter()
+            .filter(|view| view.offer.0.body.job == job)
+            .map(|view| Candidate {
+                offer: view.offer.0,
+                reputation: view.reputation,
+            })
+            .collect();
+        let chosen = match select(&candidates, k, spec.max_price, now_ms()) {
+            Ok(chosen) => chosen,
+            Err(e) => {
+                self.submit(TxKind::CancelJob { job })?;
+                return Err(RemoteError::NoMatch {
+                    name: spec.name.clone(),
+                    wanted: e.wanted,
+                    acceptable: e.acceptable,
+                    received: e.received,
+                    declines: declines_text(&gathered.declined),
+                });
+            }
+        };
+        let nodes: Vec<NodeId> = chosen.iter().map(|c| c.offer.body.node).collect();
+        let offers = chosen.into_iter().map(|c| c.offer).collect();
+        tracing::info!(%job, ?nodes, "awarding");
+        self.submit(TxKind::AwardJob { job, offers })?;
+        Ok(nodes)
+    }
+
+    /// staging + running: each node gets the keys sealed to it alone; the
+    /// providers time their own staging and running, and the rest of the
+    /// dispatch (storing outputs, submitting digests) counts as verifying.
+    fn dispatch(
+        &mut self,
+        nodes: &[NodeId],
+        module: &Staged,
+        inputs: &[Staged],
+    ) -> Result<DispatchResponse, RemoteError> {
+        let keys = nodes
+            .iter()
+            .map(|node| sealed_keys(node, module, inputs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = DispatchRequest {
+            spec: self.spec.clone(),
+            module: module.object(),
+            inputs: inputs.iter().map(Staged::object).collect(),
+            nodes: keys,
+        };
+        let started = Instant::now();
+        let response = self.node.dispatch(&self.job, &request)?;
+        let wall = started.elapsed();
+        let reports = || {
+            response
+                .results
+                .iter()
+                .filter_map(|r| r.outcome.as_ref().ok())
+        };
+        let staging = Duration::from_millis(reports().map(|r| r.staging_ms).max().unwrap_or(0));
+        let running = Duration::from_millis(reports().map(|r| r.running_ms).max().unwrap_or(0));
+        self.laps.phases.push((Phase::Staging, staging));
+        self.laps.phases.push((Phase::Running, running));
+        self.laps.clock = Instant::now()
+            .checked_sub(wall.saturating_sub(staging + running))
+            .unwrap_or_else(Instant::now);
+        Ok(response)
+    }
+
+    /// verifying: every digest on the ledger (or the deadline), then the
+    /// ledger decides: `SettleJob` when the results allow it, else
+    /// `ExpireJob` (the node's dry run refuses the one that does not apply,
+    /// fee-free).
+    fn settle(&mut self, deadline_ms: u64) -> Result<JobView, RemoteError> {
+        let job = self.job;
+        wait_for_results(
+            self.node,
+            &job,
+            usize::from(self.spec.redundancy),
+            deadline_ms,
+        )?;
+        match self.submit(TxKind::SettleJob { job }) {
+            Err(e) if e.api_code() == Some(ErrorCode::TxRefused) => {
+                self.submit(TxKind::ExpireJob { job })?;
+            }
+            other => other?,
+        }
+        Ok(self.node.job(&job, WaitQuery::NOW)?)
+    }
+
+    /// settled: the outputs of a node that reported the agreed digest,
+    /// downloaded, checked against what it reported and decrypted.
+    fn collect(
+        mut self,
+        nodes: Vec<NodeId>,
+        dispatched: &DispatchResponse,
+        view: &JobView,
+    ) -> Result<JobReport, RemoteError> {
+        let name = self.spec.name.clone();
+        let failures: Vec<String> = dispatched
+            .results
+            .iter()
+            .filter_map(|r| {
+                r.outcome
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {}", r.node, e.message))
+            })
+            .collect();
+        let Some(agreed) = view.agreed else {
+            return Err(RemoteError::NoResult {
+                name,
+                state: view.state,
+                why: if failures.is_empty() {
+                    "the providers' digests disagree".into()
+                } else {
+                    failures.join("; ")
+                },
+            });
+        };
+        let paid: Vec<(NodeId, Amount)> = view
+            .awards
+            .iter()
+            .filter(|a| a.digest == Some(agreed))
+            .map(|a| (a.node, a.price))
+            .collect();
+        let paid_total = paid
+            .iter()
+            .try_fold(Amount::ZERO, |sum, (_, price)| sum.checked_add(*price))
+            .ok_or_else(|| RemoteError::Answer("the payments overflow".into()))?;
+        let refunded = view
+            .escrow_locked
+            .checked_sub(paid_total)
+            .unwrap_or(Amount::ZERO);
+        let winner: &RunReport = dispatched
+            .results
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().ok())
+            .find(|r| r.digest == agreed)
+            .ok_or_else(|| RemoteError::NoResult {
+                name: name.clone(),
+                state: view.state,
+                why: "no reachable node reported the agreed outputs".into(),
+            })?;
+        let outputs = self.download(winner)?;
+        self.laps.lap(Phase::Settled);
+        Ok(JobReport {
+            job: self.job,
+            name,
+            phases: self.laps.phases,
+            nodes,
+            paid,
+            refunded,
+            digest: agreed,
+            fuel: winner.fuel,
+            outputs,
+        })
+    }
+
+    fn download(&self, winner: &RunReport) -> Result<Vec<(String, Vec<u8>)>, RemoteError> {
+        let secret = self.wallet.x25519_secret();
+        let mut outputs = Vec::with_capacity(winner.outputs.len());
+        for file in &winner.outputs {
+            let mut bytes = Vec::with_capacity(file.size.min(OUTPUT_BYTES_MAX) as usize);
+            get_object(&self.store, &file.cid, &secret, &mut bytes)?;
+            if Hash32::of(&bytes) != file.blake3 {
+                return Err(RemoteError::OutputMismatch {
+                    name: self.spec.name.clone(),
+                    file: file.path.clone(),
+                });
+            }
+            outputs.push((file.path.clone(), bytes));
+        }
+        Ok(outputs)
+    }
+}
+
+/// The object keys of a job sealed (X25519) to `node` alone.
+fn sealed_keys(node: &NodeId, module: &Staged, inputs: &[Staged]) -> Result<NodeKeys, RemoteError> {
+    let x25519 = node
+        .key()
+        .x25519()
+        .ok_or_else(|| RemoteError::Answer(format!("node {node} has no X25519 key")))?;
+    let seal = |s: &Staged| -> Result<HexBytes, RemoteError> {
+        seal_key_to(&s.key, &x25519)
+            .map(HexBytes)
+            .map_err(|source| RemoteError::Store(StoreError::Sealing { source }))
+    };
+    Ok(NodeKeys {
+        node: *node,
+        module_key: seal(module)?,
+        input_keys: inputs.iter().map(seal).collect::<Result<_, _>>()?,
+    })
+}
+
+fn declines_text(declined: &[Decline]) -> String {
+    if declined.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = declined
+        .iter()
+        .map(|d| {
+            let node = d.node.to_string();
+            format!("{}…: {}", node.get(..12).unwrap_or(&node), d.reason)
+        })
+        .collect();
+    format!("; declined: {}", lines.join("; "))
+}
+
+/// Time per phase.
+struct Laps {
+    phases: Vec<(Phase, Duration)>,
+    clock: Instant,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            phases: Vec::with_capacity(Phase::ALL.len()),
+            clock: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: Phase) {
+        self.phases.push((phase, self.clock.elapsed()));
+        self.clock = Instant::now();
+    }
+}
+
+/// Follows the job block by block (the node answers each long poll when a
+/// new block is committed) until all k results are in, or its deadline
+/// has passed.
+fn wait_for_results(
+    node: &impl NodeApi,
+    job: &JobId,
+    k: usize,
+    deadline_ms: u64,
+) -> Result<JobView, RemoteError> {
+    let mut view = node.job(job, WaitQuery::NOW)?;
+    loop {
+        let in_count = view.awards.iter().filter(|a| a.digest.is_some()).count();
+        // The ledger's clock is the validator's: allow it a moment past ours.
+        if in_count >= k || view.state.is_closed() || now_ms() > deadline_ms + DEADLINE_SLACK_MS {
+            return Ok(view);
+        }
+        let left_ms = (deadline_ms + DEADLINE_SLACK_MS).saturating_sub(now_ms());
+        view = node.job(job, WaitQuery::past(view.height, left_ms))?;
+    }
+}

@@ -1,0 +1,80 @@
+//! [`NodeApi`]: what the user-side flows need of a node, typed. The HTTP
+//! client ([`crate::NodeClient`]) implements it over a node's API; an
+//! in-process grid implements it by calling the node's service directly.
+//! The flows (`flow.rs`) and the chunk store ([`crate::ApiStore`]) are
+//! written once, over this trait.
+
+use peercloud_api::{
+    AccountView, DispatchRequest, DispatchResponse, JobView, LedgerView, OffersRequest,
+    OffersResponse, TxReceipt, WaitQuery,
+};
+use peercloud_ledger::Tx;
+use peercloud_store::VerifiedChunk;
+use peercloud_types::{AccountId, ContentId, JobId, Signed};
+
+use crate::ClientError;
+
+/// A node as a user's client sees it. Blocking: the flows are sequences of
+/// calls and the store pipeline they feed is thread-based.
+pub trait NodeApi: Send + Sync {
+    /// The chain as the node sees it.
+    fn ledger(&self) -> Result<LedgerView, ClientError>;
+
+    /// An account's balance, stake, next nonce and the fee to pay.
+    fn account(&self, account: &AccountId) -> Result<AccountView, ClientError>;
+
+    /// Submits a signed transaction; with `wait`, answers once it is in a block.
+    fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError>;
+
+    /// Stores a sealed chunk on the network (three nodes).
+    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError>;
+
+    /// Reads a chunk into `buf` (cleared first), checked against `cid`.
+    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError>;
+
+    /// The job as the ledger records it; with `wait.after`, once the node's
+    /// tip is past that height (or the wait bound passed): the push form a
+    /// flow follows a job with, block by block.
+    fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError>;
+
+    /// Broadcasts the job's capacity request and collects offers.
+    fn offers(&self, job: &JobId, request: &OffersRequest) -> Result<OffersResponse, ClientError>;
+
+    /// Hands an awarded job to its nodes; answers when each has reported.
+    fn dispatch(
+        &self,
+        job: &JobId,
+        request: &DispatchRequest,
+    ) -> Result<DispatchResponse, ClientError>;
+}
+
+impl<T: NodeApi + ?Sized> NodeApi for &T {
+    fn ledger(&self) -> Result<LedgerView, ClientError> {
+        (**self).ledger()
+    }
+    fn account(&self, account: &AccountId) -> Result<AccountView, ClientError> {
+        (**self).account(account)
+    }
+    fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
+        (**self).submit(tx, wait)
+    }
+    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
+        (**self).put_chunk(chunk)
+    }
+    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+        (**self).get_chunk_into(cid, buf)
+    }
+    fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
+        (**self).job(job, wait)
+    }
+    fn offers(&self, job: &JobId, request: &OffersRequest) -> Result<OffersResponse, ClientError> {
+        (**self).offers(job, request)
+    }
+    fn dispatch(
+        &self,
+        job: &JobId,
+        request: &DispatchRequest,
+    ) -> Result<DispatchResponse, ClientError> {
+        (**self).dispatch(job, request)
+    }
+}

@@ -1,0 +1,230 @@
+//! A devnet in this process: the validator and the providers are the real
+//! daemons ([`peercloud_node::daemon::Node`]) on one tokio runtime, speaking
+//! libp2p to each other over loopback, each with its own ledger, chunk
+//! store and sandbox in its own directory. A user's client reaches a node
+//! through [`InProcessNode`], which implements the client's [`NodeApi`] by
+//! calling the node's API service directly: the same user-side flow the CLI
+//! drives over HTTP runs here, against the same provider, requester, market
+//! and ledger code, without starting processes.
+//!
+//! ```text
+//!   test ── client::run_job(&InProcessNode) ──► api::Service (node 1)
+//!                                                  │ libp2p (loopback)
+//!                      validator (node 0) ◄────────┴──────► providers 2..n
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peercloud_api::{
+    AccountView, DispatchRequest, DispatchResponse, JobView, LedgerView, OffersRequest,
+    OffersResponse, TxReceipt, WaitQuery,
+};
+use peercloud_client::{ClientError, NodeApi};
+use peercloud_ledger::Tx;
+use peercloud_node::api::Service;
+use peercloud_node::config::{NodeConfig, Settings};
+use peercloud_node::daemon::{Node, StartError};
+use peercloud_store::VerifiedChunk;
+use peercloud_types::{AccountId, ContentId, JobId, Keypair, Signed};
+
+use crate::launch::{DevnetError, init, node_dir};
+
+/// How long a provider may take to see its registration on the ledger.
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Worker threads of the grid's runtime: the daemons' tasks are I/O-bound;
+/// their CPU work (sandbox runs, sealing, fsync) goes to blocking threads.
+const RUNTIME_WORKERS: usize = 2;
+
+/// The in-process grid could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    /// The devnet's files.
+    #[error(transparent)]
+    Devnet(#[from] DevnetError),
+    /// A node's settings.
+    #[error(transparent)]
+    Config(#[from] peercloud_node::config::ConfigError),
+    /// A node did not start.
+    #[error("node {index}: {source}")]
+    Start {
+        /// Its index (0 is the validator).
+        index: usize,
+        /// Why.
+        source: StartError,
+    },
+    /// A provider's registration did not reach the ledger in time.
+    #[error("node {index} was not registered on the ledger within {} s", REGISTRATION_TIMEOUT.as_secs())]
+    NotRegistered {
+        /// Its index.
+        index: usize,
+    },
+    /// The runtime did not start.
+    #[error("the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A validator and providers running in this process.
+#[derive(Debug)]
+pub struct Grid {
+    runtime: tokio::runtime::Runtime,
+    nodes: Vec<Node>,
+    dir: PathBuf,
+    user: Keypair,
+}
+
+impl Grid {
+    /// Starts a grid of `providers` providers in `dir` whose genesis funds a
+    /// fresh user wallet; returns once every provider is registered.
+    pub fn start(dir: &Path, providers: usize) -> Result<Grid, GridError> {
+        let user = Keypair::generate();
+        init(dir, providers, &user.account_id())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKERS)
+            .enable_all()
+            .build()
+            .map_err(GridError::Runtime)?;
+        let mut nodes = Vec::with_capacity(providers + 1);
+        let validator = runtime.block_on(start_node(dir, 0, Vec::new()))?;
+        let bootstrap: Vec<String> = validator
+            .inner
+            .net
+            .listen_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        nodes.push(validator);
+        for index in 1..=providers {
+            nodes.push(runtime.block_on(start_node(dir, index, bootstrap.clone()))?);
+        }
+        for (index, node) in nodes.iter().enumerate() {
+            if !runtime.block_on(node.wait_registered(REGISTRATION_TIMEOUT)) {
+                return Err(GridError::NotRegistered { index });
+            }
+        }
+        Ok(Grid {
+            runtime,
+            nodes,
+            dir: dir.to_owned(),
+            user,
+        })
+    }
+
+    /// The wallet the genesis funded.
+    pub fn user(&self) -> &Keypair {
+        &self.user
+    }
+
+    /// The runtime the nodes run on (for a [`peercloud_node::daemon::NetStore`]).
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
+    /// The grid's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many nodes run (the validator and the providers).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node runs (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `index` (0 is the validator) as a client reaches it.
+    pub fn node(&self, index: usize) -> Option<InProcessNode> {
+        let node = self.nodes.get(index)?;
+        Some(InProcessNode {
+            service: Service::new(node.inner.clone()),
+            runtime: self.runtime.handle().clone(),
+        })
+    }
+}
+
+impl Drop for Grid {
+    fn drop(&mut self) {
+        for node in self.nodes.iter().rev() {
+            self.runtime.block_on(node.shutdown());
+        }
+    }
+}
+
+async fn start_node(dir: &Path, index: usize, bootstrap: Vec<String>) -> Result<Node, GridError> {
+    let data_dir = node_dir(dir, index);
+    let given = Settings {
+        bootstrap: (!bootstrap.is_empty()).then_some(bootstrap),
+        ..Settings::default()
+    };
+    let config = NodeConfig::resolve(&data_dir, None, given)?;
+    Node::start(config)
+        .await
+        .map_err(|source| GridError::Start { index, source })
+}
+
+/// A node of a [`Grid`], reached through its API service in this process.
+/// Blocking, like the HTTP client: call it from outside the grid's runtime.
+#[derive(Debug, Clone)]
+pub struct InProcessNode {
+    service: Service,
+    runtime: tokio::runtime::Handle,
+}
+
+impl InProcessNode {
+    /// The node's service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+}
+
+impl NodeApi for InProcessNode {
+    fn ledger(&self) -> Result<LedgerView, ClientError> {
+        Ok(self.service.ledger()?)
+    }
+
+    fn account(&self, account: &AccountId) -> Result<AccountView, ClientError> {
+        Ok(self.service.account(account))
+    }
+
+    fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
+        Ok(self
+            .runtime
+            .block_on(self.service.submit(tx.clone(), wait))?)
+    }
+
+    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
+        let (cid, bytes) = (*chunk.cid(), chunk.bytes().to_vec());
+        Ok(self.runtime.block_on(self.service.put_chunk(cid, bytes))?)
+    }
+
+    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+        let bytes = self.runtime.block_on(self.service.get_chunk(*cid))?;
+        let actual = ContentId::of(&bytes);
+        if actual != *cid {
+            buf.clear();
+            return Err(ClientError::ChunkMismatch { cid: *cid, actual });
+        }
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
+        Ok(self.runtime.block_on(self.service.job(job, wait))?)
+    }
+
+    fn offers(&self, job: &JobId, request: &OffersRequest) -> Result<OffersResponse, ClientError> {
+        Ok(self.runtime.block_on(self.service.offers(job, request))?)
+    }
+
+    fn dispatch(
+        &self,
+        job: &JobId,
+        request: &DispatchRequest,
+    ) -> Result<DispatchResponse, ClientError> {
+        Ok(self.runtime.block_on(self.service.dispatch(job, request))?)
+    }
+}

@@ -1,0 +1,174 @@
+//! The user-side flow (`peercloud_client::run_job`, the one the CLI drives
+//! over HTTP) against the real daemons running in this process: escrow,
+//! payment, refund, replication and output verification.
+
+use peercloud_client::{
+    ApiStore, Content, JobBundle, NodeApi, Phase, RemoteError, RunOptions, run_job,
+};
+use peercloud_devnet::amounts::TX_FEE;
+use peercloud_devnet::{Grid, InProcessNode};
+use peercloud_store::{ChunkInventory, ChunkStore};
+use peercloud_types::{Amount, JobSpec};
+
+fn wordcount() -> JobBundle {
+    let spec = JobSpec::from_json(peercloud_workloads::WORDCOUNT_SPEC)
+        .expect("the embedded wordcount spec parses");
+    JobBundle {
+        spec,
+        module: Content::Bytes(peercloud_workloads::WORDCOUNT.to_vec()),
+        inputs: peercloud_workloads::corpus()
+            .iter()
+            .map(|(n, b)| ((*n).to_owned(), Content::Bytes(b.to_vec())))
+            .collect(),
+    }
+}
+
+fn entry(grid: &Grid) -> InProcessNode {
+    grid.node(1).expect("a provider")
+}
+
+/// Waits (bounded) until every node has applied the entry node's tip.
+fn same_root_everywhere(grid: &Grid) {
+    let want = entry(grid).ledger().expect("the entry node's ledger");
+    for _ in 0..200 {
+        let roots: Vec<_> = (0..grid.len())
+            .map(|i| grid.node(i).expect("a node").ledger().expect("its ledger"))
+            .collect();
+        if roots.iter().all(|l| l.height >= want.height) {
+            let at_tip: Vec<_> = roots.iter().filter(|l| l.height == want.height).collect();
+            assert!(at_tip.iter().all(|l| l.state_root == want.state_root));
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the nodes did not reach height {} in 4 s", want.height);
+}
+
+#[test]
+fn a_job_pays_the_agreeing_nodes_refunds_the_rest_and_conserves_supply() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 3).unwrap();
+    let node = entry(&grid);
+    let user = grid.user().account_id();
+    let before = node.account(&user).unwrap();
+    let bundle = wordcount();
+
+    let report = run_job(&node, grid.user(), &bundle, &RunOptions::default()).unwrap();
+
+    // Two distinct nodes ran it and both were paid their (equal-digest) price.
+    assert_eq!(report.nodes.len(), 2);
+    assert_ne!(report.nodes[0], report.nodes[1]);
+    assert_eq!(report.paid.len(), 2);
+    let paid = report
+        .paid
+        .iter()
+        .fold(Amount::ZERO, |a, (_, p)| a.checked_add(*p).unwrap());
+    let escrow = bundle.spec.max_price.checked_mul(2).unwrap();
+    assert_eq!(paid.checked_add(report.refunded).unwrap(), escrow);
+    // The user paid exactly the providers plus fees: post, award, settle.
+    let after = node.account(&user).unwrap();
+    let fees = TX_FEE.checked_mul(3).unwrap();
+    assert_eq!(
+        before.balance.checked_sub(after.balance).unwrap(),
+        paid.checked_add(fees).unwrap()
+    );
+    let ledger = node.ledger().unwrap();
+    assert_eq!(ledger.supply, ledger.accounted, "supply conserved");
+    same_root_everywhere(&grid);
+
+    // Phases in order, and the output the user got is the real count.
+    let names: Vec<Phase> = report.phases.iter().map(|(p, _)| *p).collect();
+    assert_eq!(names, Phase::ALL);
+    let (name, counts) = &report.outputs[0];
+    assert_eq!(name, "counts.json");
+    let counts: serde_json::Value = serde_json::from_slice(counts).unwrap();
+    let expected: usize = peercloud_workloads::corpus()
+        .iter()
+        .map(|(_, b)| {
+            String::from_utf8_lossy(b)
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(counts["total_words"].as_u64().unwrap() as usize, expected);
+}
+
+#[test]
+fn every_chunk_lands_on_three_distinct_owners_and_survives_a_lost_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 5).unwrap();
+    let store = ApiStore::new(entry(&grid));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let key = grid.user().clone();
+    let receipt = peercloud_store::put_object(
+        &store,
+        data.as_slice(),
+        &key.public(),
+        &peercloud_store::PutOptions::default(),
+    )
+    .unwrap();
+    let mut all = receipt.manifest.chunks.clone();
+    all.push(receipt.manifest_cid);
+    let nodes: Vec<InProcessNode> = (0..grid.len()).map(|i| grid.node(i).unwrap()).collect();
+    for cid in &all {
+        let holders: Vec<&InProcessNode> = nodes
+            .iter()
+            .filter(|n| n.service().inner().store.has(cid).unwrap())
+            .collect();
+        assert_eq!(holders.len(), 3, "{cid} on three nodes");
+        let mut owners: Vec<_> = holders
+            .iter()
+            .map(|h| h.service().inner().owner_key.account_id())
+            .collect();
+        owners.sort();
+        owners.dedup();
+        assert_eq!(owners.len(), 3, "distinct owners");
+    }
+    // Lose one replica of every chunk: the object still reads back intact.
+    for cid in &all {
+        let holder = nodes
+            .iter()
+            .find(|n| n.service().inner().store.has(cid).unwrap())
+            .unwrap();
+        holder.service().inner().store.delete(cid).unwrap();
+    }
+    let mut back = Vec::new();
+    peercloud_store::get_object(
+        &store,
+        &receipt.manifest_cid,
+        &key.x25519_secret(),
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn a_job_no_node_can_take_is_cancelled_with_the_auction_figures_and_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 3).unwrap();
+    let node = entry(&grid);
+    let user = grid.user().account_id();
+    let before = node.account(&user).unwrap();
+    let mut bundle = wordcount();
+    bundle.spec.resources.gpus = 8;
+    let err = run_job(&node, grid.user(), &bundle, &RunOptions::default()).unwrap_err();
+    let RemoteError::NoMatch {
+        wanted, acceptable, ..
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!((*wanted, *acceptable), (2, 0), "{err}");
+    assert!(
+        err.to_string().contains("gpu"),
+        "the declines say why: {err}"
+    );
+    // Only the fees of PostJob and CancelJob are gone; the escrow came back.
+    let after = node.account(&user).unwrap();
+    assert_eq!(
+        before.balance.checked_sub(after.balance).unwrap(),
+        TX_FEE.checked_mul(2).unwrap()
+    );
+}

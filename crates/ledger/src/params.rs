@@ -1,0 +1,128 @@
+//! The chain's fixed parameters: [`Params`] (who may mint the devnet supply,
+//! who proposes blocks, where fees and slashes go, the minimum fee, stake and
+//! slash), their validation and their digest, and the constants every chain
+//! shares: basis points, the reputation steps, the bound on a genesis.
+//!
+//! Params are fixed at genesis and hashed into every state root, so two nodes
+//! with different params can never agree on a root by accident.
+
+use peercloud_types::encoding::encode_body_into;
+use peercloud_types::{AccountId, Amount, Hash32, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// Basis points in one whole: `slash_bps` is a fraction of this.
+pub const BPS_DENOMINATOR: u32 = 10_000;
+
+/// Reputation a node starts with: the middle of the 0..=10000 scale, so a new
+/// node is neither trusted nor distrusted.
+pub const REPUTATION_START: u32 = peercloud_types::job::REPUTATION_MAX / 2;
+/// Reputation gained for a result that agreed with the majority. Small: trust
+/// is earned over many jobs (50 good jobs from the start to the top).
+pub const REPUTATION_REWARD: u32 = 100;
+/// Reputation lost for a result that disagreed with the majority: five good
+/// jobs' worth, since a wrong answer is the fault verification exists to catch.
+pub const REPUTATION_PENALTY_DISAGREE: u32 = 500;
+/// Reputation lost for an awarded node that never submitted: a missed job
+/// costs the user time but is not a wrong answer.
+pub const REPUTATION_PENALTY_MISSING: u32 = 300;
+/// Reputation lost by every node of a job whose k results had no majority:
+/// nobody can tell who was wrong, so the step is small.
+pub const REPUTATION_PENALTY_NO_MAJORITY: u32 = 100;
+
+/// Most allocations one genesis may carry: bounds the genesis transaction
+/// (about 60 bytes each, so at most ~6 MB).
+pub const GENESIS_ALLOCATIONS_MAX: usize = 100_000;
+
+/// Domain tag of the params digest hashed into every state root.
+const PARAMS_DIGEST_CONTEXT: &str = "peercloud ledger params v1";
+
+/// The chain's fixed parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// The only account allowed to sign the genesis transaction.
+    pub genesis_authority: AccountId,
+    /// The only key allowed to propose (sign) blocks.
+    pub validator: PublicKey,
+    /// Where fees and slashed stake go.
+    pub treasury: AccountId,
+    /// The smallest fee a transaction may carry (genesis excepted).
+    pub min_fee: Amount,
+    /// Stake a node's owner must hold for the node to be awarded a job.
+    pub stake_min_to_serve: Amount,
+    /// Fraction of an owner's stake slashed per node that disagreed with a
+    /// job's majority, in basis points (at most [`BPS_DENOMINATOR`]).
+    pub slash_bps: u32,
+}
+
+/// Params that cannot run a chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// A slash above 100% would take more stake than exists.
+    #[error("slash_bps is {slash_bps}, at most {max} (100%) is allowed")]
+    SlashTooLarge {
+        /// The value given.
+        slash_bps: u32,
+        /// The largest allowed.
+        max: u32,
+    },
+}
+
+impl Params {
+    /// Checks the params can run a chain.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        if self.slash_bps > BPS_DENOMINATOR {
+            return Err(ParamsError::SlashTooLarge {
+                slash_bps: self.slash_bps,
+                max: BPS_DENOMINATOR,
+            });
+        }
+        Ok(())
+    }
+
+    /// BLAKE3 of the params' canonical bytes, hashed into every state root.
+    pub fn digest(&self) -> Hash32 {
+        let mut bytes = Vec::with_capacity(160);
+        encode_body_into(self, &mut bytes);
+        let mut hasher = blake3::Hasher::new_derive_key(PARAMS_DIGEST_CONTEXT);
+        hasher.update(&bytes);
+        hasher.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::Keypair;
+
+    fn params() -> Params {
+        let key = Keypair::from_seed(&[1; 32]);
+        Params {
+            genesis_authority: key.account_id(),
+            validator: key.public(),
+            treasury: key.account_id(),
+            min_fee: Amount::from_base_units(1),
+            stake_min_to_serve: Amount::ZERO,
+            slash_bps: 1000,
+        }
+    }
+
+    #[test]
+    fn slash_above_whole_is_refused() {
+        let mut p = params();
+        p.validate().unwrap();
+        p.slash_bps = BPS_DENOMINATOR + 1;
+        assert!(matches!(
+            p.validate(),
+            Err(ParamsError::SlashTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn digest_changes_with_any_field() {
+        let p = params();
+        let mut q = p.clone();
+        q.min_fee = Amount::from_base_units(2);
+        assert_ne!(p.digest(), q.digest());
+        assert_eq!(p.digest(), params().digest());
+    }
+}

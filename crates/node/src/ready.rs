@@ -1,0 +1,62 @@
+//! The line a node prints on stdout once it serves: what a launcher (the
+//! devnet, a service manager, a test) waits for and reads the node's
+//! addresses from.
+
+/// The prefix of the line a node prints when it is ready.
+pub const READY_PREFIX: &str = "ready ";
+
+/// The fields of a node's ready line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// Node id.
+    pub node: String,
+    /// `validator` or `provider`.
+    pub role: String,
+    /// Its libp2p address (with `/p2p/`).
+    pub p2p: String,
+    /// Its API base URL.
+    pub api: String,
+}
+
+impl Ready {
+    /// The line a node prints.
+    pub fn line(&self) -> String {
+        format!(
+            "{READY_PREFIX}node={} role={} p2p={} api={}",
+            self.node, self.role, self.p2p, self.api
+        )
+    }
+
+    /// Parses a ready line.
+    pub fn parse(line: &str) -> Option<Ready> {
+        let rest = line.trim().strip_prefix(READY_PREFIX)?;
+        let field = |name: &str| {
+            rest.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        Some(Ready {
+            node: field("node")?,
+            role: field("role")?,
+            p2p: field("p2p")?,
+            api: field("api")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_line_round_trips() {
+        let ready = Ready {
+            node: "pcn1x".into(),
+            role: "provider".into(),
+            p2p: "/ip4/127.0.0.1/tcp/1/p2p/12D3".into(),
+            api: "http://127.0.0.1:2".into(),
+        };
+        assert_eq!(Ready::parse(&ready.line()), Some(ready));
+        assert_eq!(Ready::parse("starting"), None);
+    }
+}
