@@ -148,8 +148,8 @@ fn ensure_target_installed() {
         return;
     }
     let toolchain = rustup_toolchain(&sysroot);
-    println!(
-        "cargo:warning=the {TARGET} target is missing from {}; installing it with rustup",
+    eprintln!(
+        "the {TARGET} target is missing from {}; installing it with rustup",
         sysroot.display()
     );
     let mut rustup = Command::new("rustup");
@@ -160,7 +160,12 @@ fn ensure_target_installed() {
     let status = rustup.stdout(std::io::stderr()).status();
     let fix = format!("rustup target add {TARGET}");
     match status {
-        Ok(status) if status.success() && lib.is_dir() => {}
+        // Cargo shows this again on later builds that reuse this run's
+        // output, so it says what happened, not what is happening.
+        Ok(status) if status.success() && lib.is_dir() => println!(
+            "cargo:warning=the {TARGET} target was missing from {}; installed it with rustup",
+            sysroot.display()
+        ),
         Ok(status) => fail(&format!(
             "`{fix}` failed ({status}), so the example workloads cannot be built; run it by hand"
         )),
