@@ -53,7 +53,7 @@ fn main() {
     });
 
     rerun_if_changed(&examples);
-    check_target_installed();
+    ensure_target_installed();
 
     let target_dir = out_dir.join("wasm-target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -136,23 +136,67 @@ fn rerun_if_changed(examples: &Path) {
     }
 }
 
-/// Fails with the fix when the standard library for the target is missing,
-/// instead of the inner build's "can't find crate for `core`".
-fn check_target_installed() {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(rustc).args(["--print", "sysroot"]).output();
-    let Ok(output) = output else { return };
-    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if sysroot.is_empty() {
+/// Makes sure the standard library for the target is installed. A fresh
+/// rustup toolchain lacks it, and a `rust-toolchain.toml` does not add it to a
+/// toolchain that is already installed, so when it is missing and rustup is
+/// present the build installs it (saying so); without rustup it fails with the
+/// fix instead of the inner build's "can't find crate for `core`".
+fn ensure_target_installed() {
+    let Some(sysroot) = sysroot() else { return };
+    let lib = sysroot.join("lib/rustlib").join(TARGET);
+    if lib.is_dir() {
         return;
     }
-    let lib = Path::new(&sysroot).join("lib/rustlib").join(TARGET);
-    if !lib.is_dir() {
-        fail(&format!(
-            "the {TARGET} target is not installed (no {}); run: rustup target add {TARGET}",
-            lib.display()
-        ));
+    let toolchain = rustup_toolchain(&sysroot);
+    eprintln!(
+        "the {TARGET} target is missing from {}; installing it with rustup",
+        sysroot.display()
+    );
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Some(toolchain) = &toolchain {
+        rustup.args(["--toolchain", toolchain]);
     }
+    let status = rustup.stdout(std::io::stderr()).status();
+    let fix = format!("rustup target add {TARGET}");
+    match status {
+        // Cargo shows this again on later builds that reuse this run's
+        // output, so it says what happened, not what is happening.
+        Ok(status) if status.success() && lib.is_dir() => println!(
+            "cargo:warning=the {TARGET} target was missing from {}; installed it with rustup",
+            sysroot.display()
+        ),
+        Ok(status) => fail(&format!(
+            "`{fix}` failed ({status}), so the example workloads cannot be built; run it by hand"
+        )),
+        Err(e) => fail(&format!(
+            "the {TARGET} target is not installed (no {}) and rustup cannot be run ({e}); \
+             install the target's standard library for this toolchain (with rustup: {fix})",
+            lib.display()
+        )),
+    }
+}
+
+/// The sysroot of the compiler cargo builds with.
+fn sysroot() -> Option<PathBuf> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (!sysroot.is_empty()).then(|| PathBuf::from(sysroot))
+}
+
+/// The rustup toolchain that owns `sysroot` (`<RUSTUP_HOME>/toolchains/<name>`),
+/// else the one rustup chose for this build, so the target lands in the
+/// toolchain that is building rather than rustup's default.
+fn rustup_toolchain(sysroot: &Path) -> Option<String> {
+    let parent = sysroot.parent()?;
+    if parent.file_name().is_some_and(|n| n == "toolchains") {
+        return sysroot.file_name()?.to_str().map(str::to_owned);
+    }
+    std::env::var("RUSTUP_TOOLCHAIN").ok()
 }
 
 /// Writes `corpus.rs`: a sorted table of the corpus's `.txt` files, each
