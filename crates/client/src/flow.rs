@@ -230,7 +230,7 @@ pub fn run_job<A: NodeApi>(
     options: &RunOptions,
 ) -> Result<JobReport, RemoteError> {
     let spec = &bundle.spec;
-    let span = tracing::info_span!("job", name = %spec.name);
+    let span = tracing::info_span!("job", name = %spec.name, id = tracing::field::Empty);
     let _entered = span.enter();
     let store = ApiStore::new(node);
     // queued: module and inputs stored encrypted (3 replicas); escrow locked.
@@ -249,7 +249,8 @@ pub fn run_job<A: NodeApi>(
         job: JobId::derive(&wallet.account_id(), nonce),
         laps: Laps::new(),
     };
-    tracing::info!(job = %run.job, "posting");
+    span.record("id", tracing::field::display(&run.job));
+    tracing::info!("posting");
     let deadline_ms = now_ms() + spec.deadline_secs * 1_000;
     let post = TxKind::PostJob {
         spec_digest: spec.digest(),

@@ -19,6 +19,7 @@ use peercloud_api::*;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
 use peercloud_types::{AccountId, ContentId, JobId};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::service::Service;
 use crate::daemon::Inner;
@@ -118,7 +119,28 @@ pub fn router(service: Service) -> Router {
         })
         .layer(DefaultBodyLimit::max(CHUNK_MESSAGE_BYTES_MAX))
         .layer(middleware::from_fn_with_state(service.clone(), authorize))
+        .layer(middleware::from_fn(trace))
         .with_state(service)
+}
+
+/// One span per request, named by method and path (which carries the job id
+/// or CID), with its status and time logged when it ends.
+async fn trace(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "answered"
+        );
+    });
+    response
 }
 
 async fn authorize(

@@ -31,6 +31,7 @@ use peercloud_net::{GossipTopic, NetConfig, NetEvent, NetHandle, Protocol};
 use peercloud_store::{FsChunkStore, StoreError};
 use peercloud_types::{JobId, KeyFileError, Keypair, NodeId, PublicKey};
 use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
 
 pub use chunks::NetStore;
 pub use ledger::SubmitError;
@@ -425,7 +426,10 @@ async fn event_loop(
                     Message::Tx(tx) => ledger::on_gossip_tx(&inner, tx).await,
                     Message::Block(block) => ledger::on_block(&inner, block, source, &sync).await,
                     Message::CapacityRequest(request) => {
-                        tokio::spawn(provider::on_capacity_request(inner.clone(), request));
+                        let span = tracing::debug_span!("capacity_request", job = %request.job);
+                        tokio::spawn(
+                            provider::on_capacity_request(inner.clone(), request).instrument(span),
+                        );
                     }
                     other => tracing::warn!(?source, "unexpected gossip {:?}", kind_of(&other)),
                 }
@@ -437,15 +441,22 @@ async fn event_loop(
                 reply,
             } => {
                 let inner = inner.clone();
-                tokio::spawn(async move {
-                    let answer = match Message::from_bytes(&data) {
-                        Ok(message) => answer(&inner, peer, protocol, message).await,
-                        Err(e) => {
-                            Message::error(ErrorCode::BadRequest, format!("undecodable: {e}"))
+                let span = tracing::debug_span!("request", %peer, protocol = protocol.name());
+                tokio::spawn(
+                    async move {
+                        let answer = match Message::from_bytes(&data) {
+                            Ok(message) => answer(&inner, peer, protocol, message).await,
+                            Err(e) => {
+                                Message::error(ErrorCode::BadRequest, format!("undecodable: {e}"))
+                            }
+                        };
+                        if let Message::Error { code, message } = &answer {
+                            tracing::debug!(%code, %message, "refused");
                         }
-                    };
-                    reply.send(answer.to_bytes());
-                });
+                        reply.send(answer.to_bytes());
+                    }
+                    .instrument(span),
+                );
             }
             NetEvent::PeerConnected(peer) => {
                 tracing::debug!(%peer, "peer connected");
