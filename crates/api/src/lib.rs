@@ -83,6 +83,8 @@ pub struct LedgerView {
     pub accounted: Amount,
     /// The fee every transaction must at least pay (the ledger's params).
     pub min_fee: Amount,
+    /// The chain's id (its params' digest), which every transaction names.
+    pub chain: Hash32,
     /// Accounts with a record.
     pub accounts: usize,
     /// Registered nodes.
@@ -119,6 +121,8 @@ pub struct AccountView {
     pub next_nonce: u64,
     /// The fee its next transaction must at least pay.
     pub min_fee: Amount,
+    /// The chain its next transaction must name.
+    pub chain: Hash32,
 }
 
 /// `POST /v1/tx`: a transaction signed by a wallet.

@@ -19,7 +19,7 @@ use peercloud_store::{ChunkStore, MemChunkStore, StoreError};
 use peercloud_types::{ContentId, Resources, Signed};
 
 use peercloud_api::{AccountView, ApiError, ErrorCode, Role, StatusView, SubmitTx, TxReceipt};
-use peercloud_types::{AccountId, Amount, Keypair};
+use peercloud_types::{AccountId, Amount, Hash32, Keypair};
 
 /// The token the server expects.
 pub const TOKEN: &str = "test-token";
@@ -27,6 +27,8 @@ pub const TOKEN: &str = "test-token";
 pub const NEXT_NONCE: u64 = 7;
 /// The height a waited-for transaction lands at here.
 pub const TX_HEIGHT: u64 = 3;
+/// The chain this ledger is.
+pub const CHAIN: Hash32 = Hash32::ZERO;
 /// The fee this ledger asks.
 pub const FEE: Amount = Amount::from_base_units(100_000);
 /// How long a chunk put takes here, so concurrent puts overlap.
@@ -158,6 +160,7 @@ async fn account(Path(id): Path<String>) -> Response {
         stake: Amount::ZERO,
         next_nonce: NEXT_NONCE,
         min_fee: FEE,
+        chain: CHAIN,
     })
     .into_response()
 }

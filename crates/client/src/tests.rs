@@ -124,6 +124,7 @@ fn submit_signed_uses_the_next_nonce_and_a_stale_nonce_is_refused() {
     assert_eq!(receipt.height, Some(TX_HEIGHT));
     let expected = Signed::new(
         Tx {
+            chain: test_server::CHAIN,
             nonce: NEXT_NONCE,
             fee: test_server::FEE,
             kind: kind.clone(),
@@ -134,6 +135,7 @@ fn submit_signed_uses_the_next_nonce_and_a_stale_nonce_is_refused() {
 
     let stale = Signed::new(
         Tx {
+            chain: test_server::CHAIN,
             nonce: NEXT_NONCE - 1,
             fee: Amount::ZERO,
             kind,

@@ -23,6 +23,7 @@ pub fn submit_signed(
     let account = node.account(&key.account_id())?;
     let tx = Signed::new(
         Tx {
+            chain: account.chain,
             nonce: account.next_nonce,
             fee: account.min_fee,
             kind,

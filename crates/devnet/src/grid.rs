@@ -77,7 +77,11 @@ impl Grid {
     /// Starts a grid of `providers` providers in `dir` whose genesis funds a
     /// fresh user wallet; returns once every provider is registered.
     pub fn start(dir: &Path, providers: usize) -> Result<Grid, GridError> {
-        let user = Keypair::generate();
+        Grid::start_for(dir, providers, Keypair::generate())
+    }
+
+    /// [`Grid::start`] with the genesis funding `user`'s wallet.
+    pub fn start_for(dir: &Path, providers: usize, user: Keypair) -> Result<Grid, GridError> {
         init(dir, providers, &user.account_id())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKERS)

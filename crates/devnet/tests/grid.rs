@@ -172,3 +172,46 @@ fn a_job_no_node_can_take_is_cancelled_with_the_auction_figures_and_refunded() {
         TX_FEE.checked_mul(2).unwrap()
     );
 }
+
+#[test]
+fn a_transaction_signed_for_one_network_is_refused_on_another() {
+    let user = peercloud_types::Keypair::generate();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Grid::start_for(dir_a.path(), 1, user.clone()).unwrap();
+    let b = Grid::start_for(dir_b.path(), 1, user.clone()).unwrap();
+    let (node_a, node_b) = (entry(&a), entry(&b));
+    let to = peercloud_types::Keypair::generate().account_id();
+    let account = node_a.account(&user.account_id()).unwrap();
+    assert_ne!(
+        account.chain,
+        node_b.account(&user.account_id()).unwrap().chain
+    );
+    let tx = peercloud_types::Signed::new(
+        peercloud_ledger::Tx {
+            chain: account.chain,
+            nonce: account.next_nonce,
+            fee: account.min_fee,
+            kind: peercloud_ledger::TxKind::Transfer {
+                to,
+                amount: Amount::from_tokens(1),
+            },
+        },
+        &user,
+    );
+    let before_b = node_b.account(&user.account_id()).unwrap();
+    let err = node_b.submit(&tx, true).unwrap_err();
+    assert_eq!(
+        err.api_code(),
+        Some(peercloud_api::ErrorCode::TxRefused),
+        "{err}"
+    );
+    assert!(err.to_string().contains("for chain"), "{err}");
+    assert_eq!(
+        node_b.account(&user.account_id()).unwrap().balance,
+        before_b.balance,
+        "nothing moved on the other network"
+    );
+    // On its own network it applies.
+    node_a.submit(&tx, true).unwrap();
+    assert_eq!(node_a.account(&to).unwrap().balance, Amount::from_tokens(1));
+}

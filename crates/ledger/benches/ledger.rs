@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
         stake_min_to_serve: Amount::from_tokens(10),
         slash_bps: 1_000,
     };
+    let chain = params.digest();
     let config = GenesisConfig {
         params,
         allocations: accounts
@@ -70,6 +71,7 @@ fn fixture() -> Fixture {
                 .map(|i| {
                     let to = accounts[(i + 1) % ACCOUNTS].account_id();
                     let tx = Tx {
+                        chain,
                         nonce: (b / 2 + 1) as u64,
                         fee: Amount::from_base_units(1_000),
                         kind: TxKind::Transfer {

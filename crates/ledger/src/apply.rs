@@ -91,6 +91,13 @@ fn execute(
 ) -> Result<(), TxError> {
     let signer = AccountId(tx.signer);
     let body = &tx.body;
+    let chain = state.params().digest();
+    if body.chain != chain {
+        return Err(TxError::WrongChain {
+            expected: chain,
+            got: body.chain,
+        });
+    }
     bump_nonce(state, &signer, body.nonce)?;
     if let TxKind::Genesis { allocations } = &body.kind {
         return genesis(state, &signer, body.fee, allocations, ctx, events);

@@ -2,7 +2,7 @@
 //! untouched (the journal rolls it back), so every variant is safe to report
 //! to the sender and retry after fixing what it names.
 
-use peercloud_types::{AccountId, Amount, JobId, NodeId, PublicKey};
+use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, PublicKey};
 
 use crate::records::JobState;
 
@@ -14,6 +14,14 @@ pub enum TxError {
     BadSignature {
         /// The claimed signer.
         signer: PublicKey,
+    },
+    /// The transaction was signed for another chain (another network's params).
+    #[error("the transaction is for chain {got}, this chain is {expected}")]
+    WrongChain {
+        /// This chain's id.
+        expected: Hash32,
+        /// The one the transaction names.
+        got: Hash32,
     },
     /// The nonce is not the signer's last nonce plus one (a replay or a gap).
     #[error("bad nonce: expected {expected}, got {got}")]

@@ -33,6 +33,7 @@ impl GenesisConfig {
     /// The genesis transaction, signed by the genesis authority's key.
     pub fn genesis_tx(&self, authority: &Keypair) -> Signed<Tx> {
         let tx = Tx {
+            chain: self.params.digest(),
             nonce: 1,
             fee: Amount::ZERO,
             kind: TxKind::Genesis {

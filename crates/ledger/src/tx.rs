@@ -3,7 +3,7 @@
 //! A transaction is always carried in a [`Signed`] envelope; the envelope's
 //! signer is the actor. The body holds the signer's next nonce (replays and
 //! gaps are refused), the fee, and the action. The canonical encoding of
-//! [`Tx`] is `Kind::Tx`, version 1.
+//! [`Tx`] is `Kind::Tx`, version 2 (the chain id came in 2).
 
 use peercloud_types::{
     AccountId, Amount, Hash32, JobId, Keypair, Kind, NodeId, Offer, PriceSheet, Resources, Signed,
@@ -17,6 +17,10 @@ const REGISTRATION_DOMAIN: &[u8] = b"peercloud-node-registration-v1";
 /// A ledger transaction body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tx {
+    /// The chain it is for: the digest of the chain's params (its validator,
+    /// treasury and fees), so a transaction signed for one network is refused
+    /// on every other, even one where the same keys hold accounts.
+    pub chain: Hash32,
     /// The signer's previous nonce plus one (the first transaction has nonce 1).
     pub nonce: u64,
     /// Paid to the treasury; at least `params.min_fee` (genesis: zero).
@@ -27,7 +31,8 @@ pub struct Tx {
 
 impl Versioned for Tx {
     const KIND: u8 = Kind::Tx as u8;
-    const VERSION: u8 = 1;
+    /// 2: the chain id (1 had none, so it could be replayed across networks).
+    const VERSION: u8 = 2;
 }
 
 /// The actions a transaction can carry.
@@ -225,6 +230,7 @@ mod tests {
         let owner = Keypair::from_seed(&[1; 32]);
         let node = Keypair::from_seed(&[2; 32]);
         let tx = Tx {
+            chain: Hash32::of(b"a chain"),
             nonce: 3,
             fee: Amount::from_base_units(10),
             kind: TxKind::RegisterNode {

@@ -39,6 +39,7 @@ fn genesis_is_refused_after_height_zero_by_others_twice_or_with_a_fee() {
     );
     let tx = Signed::new(
         Tx {
+            chain: params().digest(),
             fee: Amount::ZERO,
             ..tx.body
         },
@@ -61,6 +62,7 @@ fn genesis_is_refused_after_height_zero_by_others_twice_or_with_a_fee() {
     ));
     let with_fee = Signed::new(
         Tx {
+            chain: params().digest(),
             fee: MIN_FEE,
             ..config.genesis_tx(&world.authority).body
         },
@@ -126,6 +128,7 @@ fn replayed_and_skipped_nonces_are_refused() {
     );
     let skipped = Signed::new(
         Tx {
+            chain: params().digest(),
             nonce: 5,
             ..tx.body.clone()
         },
@@ -152,6 +155,7 @@ fn fee_below_minimum_is_refused_and_fees_reach_the_treasury() {
     );
     let cheap = Signed::new(
         Tx {
+            chain: params().digest(),
             fee: Amount::from_base_units(MIN_FEE.base_units() - 1),
             ..tx.body.clone()
         },
@@ -506,4 +510,39 @@ fn genesis_refuses_too_many_allocations_and_a_supply_that_overflows() {
     );
     assert!(fresh.accounts().next().is_none());
     assert!(!fresh.genesis_done());
+}
+
+#[test]
+fn a_transaction_for_another_chain_is_refused_and_changes_nothing() {
+    let mut world = World::new();
+    let tx = world.tx(
+        &world.alice,
+        TxKind::Transfer {
+            to: world.bob.account_id(),
+            amount: MIN_FEE,
+        },
+    );
+    let mut other = params();
+    other.min_fee = Amount::from_base_units(MIN_FEE.base_units() + 1);
+    let foreign = Signed::new(
+        Tx {
+            chain: other.digest(),
+            ..tx.body.clone()
+        },
+        &world.alice,
+    );
+    let before = snapshot(&world.state);
+    assert_eq!(
+        world.refused_tx(&foreign),
+        TxError::WrongChain {
+            expected: params().digest(),
+            got: other.digest(),
+        }
+    );
+    assert_eq!(
+        snapshot(&world.state),
+        before,
+        "a refused transaction changes nothing"
+    );
+    world.apply_signed(&tx).unwrap();
 }

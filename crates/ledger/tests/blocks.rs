@@ -47,6 +47,7 @@ impl Chain {
         let to = self.users[(from + 1) % self.users.len()].account_id();
         Signed::new(
             Tx {
+                chain: params().digest(),
                 nonce,
                 fee: MIN_FEE,
                 kind: TxKind::Transfer { to, amount },
@@ -304,6 +305,7 @@ fn node_registration_can_ride_in_the_genesis_block() {
     };
     let register = Signed::new(
         Tx {
+            chain: params().digest(),
             nonce: 1,
             fee: MIN_FEE,
             kind: TxKind::RegisterNode {

@@ -50,6 +50,7 @@ fn make_chain(path: &Path, blocks: u64) -> State {
                 };
                 Signed::new(
                     Tx {
+                        chain: params().digest(),
                         nonce: height,
                         fee: MIN_FEE,
                         kind,
@@ -121,6 +122,7 @@ fn the_reopened_ledger_keeps_building() {
     let user = &users()[0];
     let tx = Signed::new(
         Tx {
+            chain: params().digest(),
             nonce: 3,
             fee: MIN_FEE,
             kind: TxKind::Stake {
@@ -234,6 +236,7 @@ fn a_refused_block_is_not_committed_and_the_stored_state_is_unchanged() {
         .block;
     let replayed = Signed::new(
         Tx {
+            chain: params().digest(),
             nonce: 1,
             fee: MIN_FEE,
             kind: TxKind::Stake {

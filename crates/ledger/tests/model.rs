@@ -116,6 +116,7 @@ impl Model {
         let nonce = shadow.next_nonce(&signer.public());
         Signed::new(
             Tx {
+                chain: shadow.params().digest(),
                 nonce,
                 fee: MIN_FEE,
                 kind,
@@ -317,6 +318,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         };
         extra.push(Signed::new(
             Tx {
+                chain: params().digest(),
                 nonce: 1,
                 fee: MIN_FEE,
                 kind: register,
@@ -328,6 +330,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         };
         extra.push(Signed::new(
             Tx {
+                chain: params().digest(),
                 nonce: 2,
                 fee: MIN_FEE,
                 kind: stake,

@@ -150,6 +150,7 @@ impl World {
         let nonce = self.state.next_nonce(&signer.public());
         Signed::new(
             Tx {
+                chain: self.state.params().digest(),
                 nonce,
                 fee: MIN_FEE,
                 kind,

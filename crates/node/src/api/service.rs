@@ -90,6 +90,7 @@ impl Service {
             supply: state.minted_supply(),
             accounted,
             min_fee: state.params().min_fee,
+            chain: state.params().digest(),
             accounts: state.accounts().count(),
             nodes: state
                 .nodes()
@@ -115,6 +116,7 @@ impl Service {
             stake: state.stake(account),
             next_nonce: state.next_nonce(account.key()),
             min_fee: state.params().min_fee,
+            chain: state.params().digest(),
         }
     }
 

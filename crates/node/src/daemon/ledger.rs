@@ -118,7 +118,11 @@ impl Inner {
     ) -> Result<Option<Arc<Committed>>, SubmitError> {
         let signer = key.public();
         // The node pays the ledger's minimum fee, read from its params.
-        let fee = self.chain().state().params().min_fee;
+        let (chain, fee) = {
+            let chain = self.chain();
+            let params = chain.state().params();
+            (params.digest(), params.min_fee)
+        };
         let nonce = {
             let chain_next = self.chain().state().next_nonce(&signer);
             #[allow(clippy::expect_used)]
@@ -129,7 +133,15 @@ impl Inner {
             *next += 1;
             nonce
         };
-        let tx = Signed::new(peercloud_ledger::Tx { nonce, fee, kind }, key);
+        let tx = Signed::new(
+            peercloud_ledger::Tx {
+                chain,
+                nonce,
+                fee,
+                kind,
+            },
+            key,
+        );
         let outcome = self.submit(tx, wait).await;
         if outcome.is_err() {
             // Forget the local count: the next transaction re-reads the chain.
