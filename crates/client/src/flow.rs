@@ -22,7 +22,7 @@ use peercloud_store::{
     ObjectKey, PutOptions, StoreError, get_object, put_object, read_manifest, seal_key_to,
 };
 use peercloud_types::clock::now_ms;
-use peercloud_types::job::Source;
+use peercloud_types::job::{MODULE_BYTES_MAX, Source};
 use peercloud_types::{Amount, ContentId, Hash32, JobId, JobSpec, Keypair, NodeId};
 
 use crate::report::{JobReport, Phase};
@@ -125,22 +125,21 @@ impl JobBundle {
             std::fs::read_to_string(spec_path).map_err(|e| file_err(spec_path, e.to_string()))?;
         let spec = JobSpec::from_json(&text).map_err(|e| file_err(spec_path, e.to_string()))?;
         let base = spec_path.parent().unwrap_or(Path::new("."));
-        let content = |source: &Source| -> Result<Content, RemoteError> {
+        let content = |field: &str, source: &Source, cap: u64| -> Result<Content, RemoteError> {
             match source {
                 Source::Cid(cid) => Ok(Content::Stored(*cid)),
-                Source::Path(p) => {
-                    let path = base.join(p);
-                    std::fs::read(&path)
-                        .map(Content::Bytes)
-                        .map_err(|e| file_err(&path, e.to_string()))
-                }
+                Source::Path(p) => read_capped(&base.join(p), field, cap).map(Content::Bytes),
             }
         };
-        let module = content(&spec.module)?;
+        let module = content("module", &spec.module, MODULE_BYTES_MAX as u64)?;
         let inputs = spec
             .inputs
             .iter()
-            .map(|i| Ok((i.name.clone(), content(&i.source)?)))
+            .enumerate()
+            .map(|(n, i)| {
+                let field = format!("inputs[{n}].source");
+                Ok((i.name.clone(), content(&field, &i.source, INPUT_BYTES_MAX)?))
+            })
             .collect::<Result<Vec<_>, RemoteError>>()?;
         Ok(JobBundle {
             spec,
@@ -148,6 +147,45 @@ impl JobBundle {
             inputs,
         })
     }
+}
+
+/// Largest input a spec may name as a local file: the bundle holds it in
+/// memory while it is sealed and sent. Larger data goes into storage first
+/// (`peercloud store put`) and the spec names its CID.
+pub const INPUT_BYTES_MAX: u64 = 1 << 30;
+
+/// Reads the file `field` of a spec names, refusing a directory and anything
+/// over `cap` bytes before holding more than `cap + 1` of it (a device such as
+/// `/dev/zero` never ends).
+fn read_capped(path: &Path, field: &str, cap: u64) -> Result<Vec<u8>, RemoteError> {
+    use std::io::Read;
+    let refuse = |reason: String| RemoteError::File {
+        path: path.to_owned(),
+        reason: format!("`{field}`: {reason}"),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(refuse(
+            "is a directory; a spec names one file here (or the CID of a stored object)".into(),
+        ));
+    }
+    if meta.is_file() && meta.len() > cap {
+        return Err(refuse(format!(
+            "is {} bytes, at most {cap} allowed",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(e.to_string()))?;
+    if bytes.len() as u64 > cap {
+        return Err(refuse(format!(
+            "holds more than {cap} bytes, the most allowed"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Knobs of one run.
@@ -534,5 +572,51 @@ fn wait_for_results(
         }
         let left_ms = (deadline_ms + DEADLINE_SLACK_MS).saturating_sub(now_ms());
         view = node.job(job, WaitQuery::past(view.height, left_ms))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_naming(dir: &Path, module: &str, input: &str) -> PathBuf {
+        let spec = serde_json::json!({
+            "version": 1,
+            "name": "bounded reads",
+            "module": module,
+            "inputs": [{"name": "data", "source": input}],
+            "max_price": "0.01",
+        });
+        let path = dir.join("spec.json");
+        std::fs::write(&path, spec.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_never_ending_module_is_refused_at_the_cap_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data"), b"hello").unwrap();
+        let spec = spec_naming(dir.path(), "/dev/zero", "data");
+        let err = JobBundle::load(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("`module`") && err.contains("more than"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_as_input_is_refused_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("job.wasm"), b"\0asm").unwrap();
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        let spec = spec_naming(dir.path(), "job.wasm", "folder");
+        let err = JobBundle::load(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("`inputs[0].source`") && err.contains("is a directory"),
+            "{err}"
+        );
+        let ok = spec_naming(dir.path(), "job.wasm", "job.wasm");
+        let bundle = JobBundle::load(&ok).unwrap();
+        assert!(matches!(&bundle.inputs[0].1, Content::Bytes(b) if b == b"\0asm"));
     }
 }

@@ -40,9 +40,8 @@ pub const MODULE_CACHE_ENTRIES: usize = 64;
 /// Runs at once by default. The machines this targets have two cores, and
 /// each run slot reserves address space (not memory) for a 4 GiB heap.
 pub const CONCURRENT_RUNS_MAX: usize = 4;
-/// Largest module accepted, in bytes: compiling 1.2 MiB takes about a
-/// second, so this bounds compile time at about a minute.
-pub const MODULE_BYTES_MAX: usize = 64 << 20;
+/// Largest module accepted, in bytes (the job spec's bound).
+pub const MODULE_BYTES_MAX: usize = peercloud_types::job::MODULE_BYTES_MAX;
 /// Native stack a module may use, in bytes (wasmtime's default, stated so
 /// it is a decision): deep recursion past it is a stack-overflow trap. The
 /// depth at which that happens depends on the compiled frame sizes, so it

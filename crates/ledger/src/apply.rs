@@ -258,6 +258,9 @@ fn transfer(
     if amount.is_zero() {
         return Err(TxError::ZeroAmount { what: "transfer" });
     }
+    if !to.key().is_usable() {
+        return Err(TxError::UnusableAccount { account: *to });
+    }
     debit(state, from, amount)?;
     credit(state, to, amount)?;
     events.push(Event::Transferred {

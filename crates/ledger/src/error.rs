@@ -71,6 +71,15 @@ pub enum TxError {
         /// Which amount.
         what: &'static str,
     },
+    /// Tokens sent to a key no one can sign for would be burned.
+    #[error(
+        "{account} is not a usable account key (off the curve or of small order): \
+         tokens sent to it could never be spent"
+    )]
+    UnusableAccount {
+        /// The receiver named.
+        account: AccountId,
+    },
     /// Arithmetic overflowed (amounts beyond the minted supply).
     #[error("arithmetic overflow computing {what}")]
     Overflow {

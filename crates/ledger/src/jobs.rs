@@ -47,6 +47,13 @@ pub(crate) fn post(
             max: REDUNDANCY_MAX,
         });
     }
+    if post.max_price_per_node.is_zero() {
+        // Nothing would be locked, nobody could be paid, and the record
+        // would outlive every settlement rule.
+        return Err(TxError::ZeroAmount {
+            what: "job's price per node",
+        });
+    }
     if post.deadline_ms <= ctx.time_ms {
         return Err(TxError::DeadlineNotInFuture {
             deadline_ms: post.deadline_ms,

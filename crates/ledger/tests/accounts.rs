@@ -546,3 +546,35 @@ fn a_transaction_for_another_chain_is_refused_and_changes_nothing() {
     );
     world.apply_signed(&tx).unwrap();
 }
+
+#[test]
+fn transfers_to_keys_no_one_can_sign_for_and_zero_priced_jobs_are_refused() {
+    let mut world = World::new();
+    let before = snapshot(&world.state);
+    for bytes in [[0u8; 32], {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        identity
+    }] {
+        let to = peercloud_types::AccountId(peercloud_types::PublicKey(bytes));
+        let err = world.refused(
+            &world.alice.clone(),
+            TxKind::Transfer {
+                to,
+                amount: MIN_FEE,
+            },
+        );
+        assert_eq!(err, TxError::UnusableAccount { account: to });
+    }
+    assert_eq!(snapshot(&world.state), before, "no tokens burned");
+    let err = world.refused(
+        &world.alice.clone(),
+        TxKind::PostJob {
+            spec_digest: peercloud_types::Hash32::of(b"spec"),
+            redundancy: 1,
+            max_price_per_node: Amount::ZERO,
+            deadline_ms: world.ctx().time_ms + 60_000,
+        },
+    );
+    assert!(matches!(err, TxError::ZeroAmount { .. }), "{err}");
+}

@@ -22,6 +22,9 @@ pub const SPEC_VERSION: u32 = 1;
 pub const ARGS_MAX: usize = 256;
 /// Longest single argument or environment value, in bytes.
 pub const ARG_BYTES_MAX: usize = 4096;
+/// Largest module a node accepts, in bytes: compiling 1.2 MiB takes about a
+/// second, so this bounds a module's compile time at about a minute.
+pub const MODULE_BYTES_MAX: usize = 64 << 20;
 /// Most environment variables.
 pub const ENV_MAX: usize = 128;
 /// Most input files (each is staged and verified separately).

@@ -20,7 +20,9 @@ pub const ACCOUNT_HRP: &str = "pc";
 /// Text prefix of node ids.
 pub const NODE_HRP: &str = "pcn";
 /// First line of a key file; names the format and its version.
-const KEY_FILE_HEADER: &str = "peercloud-secret-key v1";
+const KEY_FILE_HEADER: &str = "peercloud-secret-key v2";
+/// The first line of a key file written before the account line was added.
+const KEY_FILE_HEADER_V1: &str = "peercloud-secret-key v1";
 
 /// Raw ed25519 public key bytes. Accounts and nodes are both public keys;
 /// [`AccountId`] and [`NodeId`] give them distinct types and text forms.
@@ -41,6 +43,13 @@ impl PublicKey {
     /// The dalek verifying key, if these bytes are a valid curve point.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
         VerifyingKey::from_bytes(&self.0).ok()
+    }
+
+    /// Whether a key could ever sign: a valid curve point of full order. The
+    /// all-zero bytes, the identity and other small-order points decode but
+    /// no one holds a secret for them; bytes off the curve do not decode.
+    pub fn is_usable(&self) -> bool {
+        self.verifying_key().is_some_and(|key| !key.is_weak())
     }
 
     /// The X25519 public key that objects and job keys are sealed to.
@@ -286,9 +295,12 @@ impl Keypair {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
+        // The account line (bech32m, with its own checksum) lets a load
+        // catch an edited seed instead of silently becoming another account.
         let text = format!(
-            "{KEY_FILE_HEADER}\n{}\n",
-            hex::encode(self.signing.to_bytes())
+            "{KEY_FILE_HEADER}\n{}\naccount {}\n",
+            hex::encode(self.signing.to_bytes()),
+            self.account_id()
         );
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
@@ -316,13 +328,28 @@ impl Keypair {
             reason: reason.to_owned(),
         };
         let mut lines = text.lines();
-        if lines.next() != Some(KEY_FILE_HEADER) {
-            return Err(malformed("first line is not `peercloud-secret-key v1`"));
-        }
+        let version = match lines.next() {
+            Some(KEY_FILE_HEADER) => 2,
+            Some(KEY_FILE_HEADER_V1) => 1,
+            _ => return Err(malformed("first line is not `peercloud-secret-key v2`")),
+        };
         let mut seed = [0u8; 32];
         hex::decode_to_slice(lines.next().unwrap_or("").trim(), &mut seed)
             .map_err(|_| malformed("second line is not 64 hex digits"))?;
-        Ok(Self::from_seed(&seed))
+        let key = Self::from_seed(&seed);
+        if version == 2 {
+            let named = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("account "))
+                .ok_or_else(|| malformed("third line is not `account pc1…`"))?;
+            if named.trim() != key.account_id().to_string() {
+                return Err(malformed(
+                    "the secret does not belong to the account the file names: \
+                     the file was edited or damaged",
+                ));
+            }
+        }
+        Ok(key)
     }
 }
 
@@ -436,5 +463,44 @@ mod tests {
             Keypair::load(&dir.path().join("bad.key")),
             Err(KeyFileError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn an_edited_key_file_is_refused_not_read_as_another_account() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.key");
+        let key = Keypair::from_seed(&[3; 32]);
+        key.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(&format!("account {}", key.account_id())));
+        // One hex digit of the secret changed: a valid seed of another account.
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let flipped = if lines[1].starts_with('0') { "1" } else { "0" };
+        lines[1].replace_range(0..1, flipped);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = Keypair::load(&path).unwrap_err();
+        assert!(err.to_string().contains("edited or damaged"), "{err}");
+        // A file written before the account line still loads.
+        let old = dir.path().join("old.key");
+        let seed = hex::encode([3u8; 32]);
+        std::fs::write(&old, format!("peercloud-secret-key v1\n{seed}\n")).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(Keypair::load(&old).unwrap().public(), key.public());
+    }
+
+    #[test]
+    fn only_full_order_curve_points_are_usable_keys() {
+        assert!(Keypair::generate().public().is_usable());
+        assert!(!PublicKey([0; 32]).is_usable(), "all-zero bytes");
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(!PublicKey(identity).is_usable(), "the identity point");
+        // y = 2 is not the y of any curve point.
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert!(PublicKey(off_curve).verifying_key().is_none());
+        assert!(!PublicKey(off_curve).is_usable());
     }
 }

@@ -79,6 +79,14 @@ pub enum StartError {
     /// The network could not start.
     #[error("network: {0}")]
     Net(#[from] peercloud_net::NetError),
+    /// The API token file is unsafe to use.
+    #[error("API token file {}: {reason}", path.display())]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file in the data directory.
     #[error("{}: {source}", path.display())]
     Io {
@@ -374,10 +382,38 @@ impl Node {
     }
 }
 
+/// Fewest characters an API token may have: the node writes 64 hex digits;
+/// anything much shorter can be guessed by a process on this machine.
+const TOKEN_CHARS_MIN: usize = 32;
+
+/// Reads the API token, refusing one that others may read or that is too
+/// short to keep other local users out; writes a fresh one (0600) when the
+/// file is missing or empty.
 fn load_or_create_token(path: &Path) -> Result<String, StartError> {
+    use std::os::unix::fs::PermissionsExt;
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_owned();
         if !token.is_empty() {
+            let mode = std::fs::metadata(path)
+                .map_err(io_error(path))?
+                .permissions()
+                .mode()
+                & 0o777;
+            let refuse = |reason: String| StartError::Token {
+                path: path.to_owned(),
+                reason,
+            };
+            if mode & 0o077 != 0 {
+                return Err(refuse(format!(
+                    "mode {mode:o} lets other users read it (chmod 600 it, or delete it for a new one)"
+                )));
+            }
+            if token.chars().count() < TOKEN_CHARS_MIN {
+                return Err(refuse(format!(
+                    "{} characters, at least {TOKEN_CHARS_MIN} wanted (delete it for a new one)",
+                    token.chars().count()
+                )));
+            }
             return Ok(token);
         }
     }
@@ -578,5 +614,29 @@ mod tests {
         assert_eq!(load.now(1_000), RECENT_LOAD_MAX_BPS);
         assert_eq!(load.now(1_500), RECENT_LOAD_MAX_BPS - 500);
         assert_eq!(load.now(60_000), 0);
+    }
+
+    #[test]
+    fn the_api_token_is_created_private_and_a_weak_or_open_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.token");
+        let token = load_or_create_token(&path).unwrap();
+        assert_eq!(token.len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_or_create_token(&path).unwrap(), token, "kept");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = load_or_create_token(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 666") && err.contains("chmod 600"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = load_or_create_token(&path).unwrap_err().to_string();
+        assert!(err.contains("1 characters, at least 32"), "{err}");
     }
 }
