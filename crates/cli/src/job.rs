@@ -48,6 +48,12 @@ pub enum JobCommand {
         /// The job id (64 hex digits).
         job: JobId,
     },
+    /// Close a job a stopped `job run` left open: settled when its results
+    /// agree, expired (escrow refunded) after its deadline otherwise.
+    Close {
+        /// The job id (64 hex digits), as `job run` printed it.
+        job: JobId,
+    },
 }
 
 /// Runs a job command. `data_dir_flag` only locates the default node.
@@ -70,6 +76,21 @@ pub fn run(
                     explain(err)
                 }
             })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_job(&view);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Close { job } => {
+            let client = node.connect(data_dir_flag)?;
+            let wallet = load_wallet(data_dir_flag)?;
+            let view =
+                peercloud_client::close_job(&client, &wallet, &job).map_err(|e| match e {
+                    peercloud_client::RemoteError::Client(c) => explain(c),
+                    other => anyhow::Error::new(other),
+                })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -111,6 +132,17 @@ pub fn run(
     }
 }
 
+fn load_wallet(data_dir_flag: Option<&Path>) -> anyhow::Result<peercloud_types::Keypair> {
+    let data_dir = crate::paths::data_dir(data_dir_flag)?;
+    let wallet_path = crate::paths::wallet_key(&data_dir);
+    peercloud_types::Keypair::load(&wallet_path).with_context(|| {
+        format!(
+            "loading your wallet {} (create one with `peercloud wallet new`)",
+            wallet_path.display()
+        )
+    })
+}
+
 fn default_out(spec: &Path) -> PathBuf {
     let stem = spec
         .file_stem()
@@ -129,16 +161,17 @@ fn run_on_grid(
 ) -> anyhow::Result<ExitCode> {
     use peercloud_client::{JobBundle, RunOptions, run_job};
     let bundle = JobBundle::load(&spec_path)?;
-    let data_dir = crate::paths::data_dir(data_dir_flag)?;
-    let wallet_path = crate::paths::wallet_key(&data_dir);
-    let wallet = peercloud_types::Keypair::load(&wallet_path).with_context(|| {
-        format!(
-            "loading your wallet {} (create one with `peercloud wallet new`)",
-            wallet_path.display()
-        )
-    })?;
+    let wallet = load_wallet(data_dir_flag)?;
     let client = node.connect(data_dir_flag)?;
-    let options = RunOptions { offer_window_ms };
+    let options = RunOptions {
+        offer_window_ms,
+        on_posted: Some(|job| {
+            eprintln!(
+                "job {job} posted; if this command stops before it ends, \
+                 `peercloud job close {job}` closes it"
+            );
+        }),
+    };
     let report = run_job(&client, &wallet, &bundle, &options).map_err(|e| match e {
         peercloud_client::RemoteError::Client(c) => explain(c),
         other => anyhow::Error::new(other),

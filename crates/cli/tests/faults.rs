@@ -81,6 +81,7 @@ fn a_lying_provider_is_outvoted_unpaid_and_slashed() {
             let bundle = JobBundle::load(&spec).expect("the spec and its files load");
             let options = RunOptions {
                 offer_window_ms: OFFER_WINDOW_MS,
+                ..RunOptions::default()
             };
             let report = run_job(&net.client(1), &net.user, &bundle, &options)
                 .expect("two honest nodes of three make a majority");
@@ -353,6 +354,7 @@ impl RunningJob {
         let runner = std::thread::spawn(move || {
             let options = RunOptions {
                 offer_window_ms: OFFER_WINDOW_MS,
+                ..RunOptions::default()
             };
             run_job(&client, &wallet, &bundle, &options)
         });
@@ -478,6 +480,7 @@ fn a_job_bigger_than_any_node_fails_after_the_offer_window_with_escrow_refunded(
             let job = next_job(&client, &net.user);
             let options = RunOptions {
                 offer_window_ms: OFFER_WINDOW_MS,
+                ..RunOptions::default()
             };
             let message = match run_job(&client, &net.user, &bundle, &options) {
                 Err(e @ RemoteError::NoMatch { .. }) => e.to_string(),

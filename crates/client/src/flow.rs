@@ -88,6 +88,19 @@ pub enum RemoteError {
         /// The file.
         file: String,
     },
+    /// Neither settling nor expiring applies yet.
+    #[error(
+        "job {job} is {state}: it has no majority result to settle on and its deadline \
+         ({deadline_ms} ms since the epoch) has not passed; close it after the deadline"
+    )]
+    NotClosable {
+        /// The job.
+        job: JobId,
+        /// Its state.
+        state: JobState,
+        /// Its deadline.
+        deadline_ms: u64,
+    },
     /// The node said something this client cannot read.
     #[error("bad answer from the node: {0}")]
     Answer(String),
@@ -193,14 +206,54 @@ fn read_capped(path: &Path, field: &str, cap: u64) -> Result<Vec<u8>, RemoteErro
 pub struct RunOptions {
     /// How long offers are collected.
     pub offer_window_ms: u64,
+    /// Called once the job is on the ledger, before anything else can go
+    /// wrong: a CLI prints the id, so a user whose command stops can close it.
+    pub on_posted: Option<fn(&JobId)>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             offer_window_ms: OFFER_WINDOW_MS_DEFAULT,
+            on_posted: None,
         }
     }
+}
+
+/// Closes `job` as the ledger allows: settled when its results make a
+/// majority, expired after its deadline otherwise. Anyone may close a job,
+/// so a poster whose command stopped (or a node) can end it; a job someone
+/// else closed first is returned as it is.
+pub fn close_job(
+    node: &impl NodeApi,
+    wallet: &Keypair,
+    job: &JobId,
+) -> Result<JobView, RemoteError> {
+    let view = node.job(job, WaitQuery::NOW)?;
+    if view.state.is_closed() {
+        return Ok(view);
+    }
+    for kind in [
+        TxKind::SettleJob { job: *job },
+        TxKind::ExpireJob { job: *job },
+    ] {
+        match submit_signed(node, wallet, kind, true) {
+            Ok(_) => break,
+            // The ledger decides which applies; the node's dry run refuses
+            // the other one fee-free.
+            Err(e) if e.api_code() == Some(ErrorCode::TxRefused) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let view = node.job(job, WaitQuery::NOW)?;
+    if !view.state.is_closed() {
+        return Err(RemoteError::NotClosable {
+            job: *job,
+            state: view.state,
+            deadline_ms: view.deadline_ms,
+        });
+    }
+    Ok(view)
 }
 
 struct Staged {
@@ -289,6 +342,7 @@ pub fn run_job<A: NodeApi>(
     };
     span.record("id", tracing::field::display(&run.job));
     tracing::info!("posting");
+    let announce = options.on_posted;
     let deadline_ms = now_ms() + spec.deadline_secs * 1_000;
     let post = TxKind::PostJob {
         spec_digest: spec.digest(),
@@ -297,6 +351,9 @@ pub fn run_job<A: NodeApi>(
         deadline_ms,
     };
     submit_signed(node, wallet, post, true)?;
+    if let Some(announce) = announce {
+        announce(&run.job);
+    }
     run.laps.lap(Phase::Queued);
 
     let nodes = run.award(options)?;
@@ -406,13 +463,7 @@ impl<A: NodeApi> Run<'_, A> {
             usize::from(self.spec.redundancy),
             deadline_ms,
         )?;
-        match self.submit(TxKind::SettleJob { job }) {
-            Err(e) if e.api_code() == Some(ErrorCode::TxRefused) => {
-                self.submit(TxKind::ExpireJob { job })?;
-            }
-            other => other?,
-        }
-        Ok(self.node.job(&job, WaitQuery::NOW)?)
+        close_job(self.node, self.wallet, &job)
     }
 
     /// settled: the outputs of a node that reported the agreed digest,

@@ -48,7 +48,7 @@ use peercloud_api::{
 };
 
 pub use error::ClientError;
-pub use flow::{Content, JobBundle, RemoteError, RunOptions, run_job};
+pub use flow::{Content, JobBundle, RemoteError, RunOptions, close_job, run_job};
 pub use node_api::NodeApi;
 pub use report::{JobReport, Phase};
 pub use store::{ApiStore, PUT_CONCURRENCY_MAX};

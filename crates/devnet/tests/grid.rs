@@ -215,3 +215,108 @@ fn a_transaction_signed_for_one_network_is_refused_on_another() {
     node_a.submit(&tx, true).unwrap();
     assert_eq!(node_a.account(&to).unwrap().balance, Amount::from_tokens(1));
 }
+
+/// Polls (bounded) until `job` is closed on `node`'s ledger.
+fn closed_within(
+    node: &InProcessNode,
+    job: &peercloud_types::JobId,
+    bound: std::time::Duration,
+) -> peercloud_api::JobView {
+    let started = std::time::Instant::now();
+    loop {
+        let view = node
+            .job(job, peercloud_api::WaitQuery::past(0, 200))
+            .expect("the job view");
+        if view.state.is_closed() || started.elapsed() > bound {
+            return view;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn jobs_their_poster_abandons_are_closed_by_the_nodes_and_refunded() {
+    use peercloud_client::submit_signed;
+    use peercloud_ledger::{JobState, TxKind};
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 3).unwrap();
+    let node = entry(&grid);
+    let user = grid.user().clone();
+    let mut spec = wordcount().spec;
+    spec.deadline_secs = 2;
+    let post = |spec: &JobSpec| {
+        let nonce = node.account(&user.account_id()).unwrap().next_nonce;
+        let deadline_ms = peercloud_types::clock::now_ms() + spec.deadline_secs * 1_000;
+        submit_signed(
+            &node,
+            &user,
+            TxKind::PostJob {
+                spec_digest: spec.digest(),
+                redundancy: spec.redundancy,
+                max_price_per_node: spec.max_price,
+                deadline_ms,
+            },
+            true,
+        )
+        .unwrap();
+        peercloud_types::JobId::derive(&user.account_id(), nonce)
+    };
+    let before = node.account(&user.account_id()).unwrap().balance;
+
+    // Posted, then the poster vanished: never awarded.
+    let unawarded = post(&spec);
+    // Posted and awarded, then the poster vanished: never dispatched.
+    let awarded = post(&spec);
+    let offers = node
+        .offers(
+            &awarded,
+            &peercloud_api::OffersRequest {
+                spec: spec.clone(),
+                window_ms: 2_000,
+                enough: 0,
+            },
+        )
+        .unwrap();
+    let candidates: Vec<_> = offers
+        .offers
+        .into_iter()
+        .map(|o| peercloud_market::Candidate {
+            offer: o.offer.0,
+            reputation: o.reputation,
+        })
+        .collect();
+    let chosen = peercloud_market::select(
+        &candidates,
+        2,
+        spec.max_price,
+        peercloud_types::clock::now_ms(),
+    )
+    .unwrap();
+    let offers = chosen.into_iter().map(|c| c.offer).collect();
+    submit_signed(
+        &node,
+        &user,
+        TxKind::AwardJob {
+            job: awarded,
+            offers,
+        },
+        true,
+    )
+    .unwrap();
+
+    let bound = std::time::Duration::from_secs(20);
+    for job in [unawarded, awarded] {
+        let view = closed_within(&node, &job, bound);
+        assert_eq!(view.state, JobState::Expired, "{job}: {view:?}");
+        assert_eq!(view.escrow_released, view.escrow_locked);
+    }
+    // The user paid only the fees of its own transactions: two posts, one award.
+    let after = node.account(&user.account_id()).unwrap().balance;
+    assert_eq!(
+        before.checked_sub(after).unwrap(),
+        TX_FEE.checked_mul(3).unwrap()
+    );
+    // Closing again is harmless: it is already closed.
+    let view = peercloud_client::close_job(&node, &user, &awarded).unwrap();
+    assert_eq!(view.state, JobState::Expired);
+}

@@ -16,6 +16,7 @@
 //! runs in its own task so a slow job never stalls block following.
 
 mod chunks;
+mod closer;
 mod ledger;
 mod provider;
 mod requester;
@@ -342,6 +343,9 @@ impl Node {
         }
         let (sync_tx, sync_rx) = mpsc::channel(ledger::SYNC_TRIGGERS);
         tokio::spawn(ledger::sync_loop(inner.clone(), sync_rx));
+        if !validator {
+            tokio::spawn(closer::closer_loop(inner.clone()));
+        }
         tokio::spawn(event_loop(inner.clone(), events, sync_tx));
         let listener = tokio::net::TcpListener::bind(inner.config.api)
             .await
