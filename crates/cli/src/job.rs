@@ -76,27 +76,13 @@ pub fn run(
                     explain(err)
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                print_job(&view);
-            }
-            Ok(ExitCode::SUCCESS)
+            show_job(&view, json)
         }
         JobCommand::Close { job } => {
             let client = node.connect(data_dir_flag)?;
             let wallet = load_wallet(data_dir_flag)?;
-            let view =
-                peercloud_client::close_job(&client, &wallet, &job).map_err(|e| match e {
-                    peercloud_client::RemoteError::Client(c) => explain(c),
-                    other => anyhow::Error::new(other),
-                })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                print_job(&view);
-            }
-            Ok(ExitCode::SUCCESS)
+            let view = peercloud_client::close_job(&client, &wallet, &job).map_err(remote_error)?;
+            show_job(&view, json)
         }
         JobCommand::Schema => {
             println!("{}", serde_json::to_string_pretty(&JobSpec::json_schema())?);
@@ -130,6 +116,24 @@ pub fn run(
             }
         }
     }
+}
+
+/// A user-side flow's error, with what to do about it when the node refused.
+fn remote_error(e: peercloud_client::RemoteError) -> anyhow::Error {
+    match e {
+        peercloud_client::RemoteError::Client(c) => explain(c),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Prints a job view as text or JSON.
+fn show_job(view: &JobView, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        print_job(view);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_wallet(data_dir_flag: Option<&Path>) -> anyhow::Result<peercloud_types::Keypair> {
@@ -172,10 +176,7 @@ fn run_on_grid(
             );
         }),
     };
-    let report = run_job(&client, &wallet, &bundle, &options).map_err(|e| match e {
-        peercloud_client::RemoteError::Client(c) => explain(c),
-        other => anyhow::Error::new(other),
-    })?;
+    let report = run_job(&client, &wallet, &bundle, &options).map_err(remote_error)?;
     let out = out.unwrap_or_else(|| default_out(&spec_path));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for (name, bytes) in &report.outputs {
