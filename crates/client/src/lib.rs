@@ -332,6 +332,9 @@ impl NodeApi for NodeClient {
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         NodeClient::get_chunk_into(self, cid, buf)
     }
+    fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
+        NodeClient::has_chunk(self, cid)
+    }
     fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
         NodeClient::job(self, job, wait)
     }

@@ -32,6 +32,17 @@ pub trait NodeApi: Send + Sync {
     /// Reads a chunk into `buf` (cleared first), checked against `cid`.
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError>;
 
+    /// Whether the network holds the chunk. By default a get; a client that
+    /// can ask without moving the bytes (HTTP `HEAD`) does so.
+    fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
+        let mut buf = Vec::new();
+        match self.get_chunk_into(cid, &mut buf) {
+            Ok(()) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The job as the ledger records it; with `wait.after`, once the node's
     /// tip is past that height (or the wait bound passed): the push form a
     /// flow follows a job with, block by block.
@@ -63,6 +74,9 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     }
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         (**self).get_chunk_into(cid, buf)
+    }
+    fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
+        (**self).has_chunk(cid)
     }
     fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {
         (**self).job(job, wait)

@@ -111,12 +111,9 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
     }
 
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        let mut buf = Vec::new();
-        match self.client.get_chunk_into(cid, &mut buf) {
-            Ok(()) => Ok(true),
-            Err(err) if err.is_not_found() => Ok(false),
-            Err(err) => Err(Self::store_error(err, cid)),
-        }
+        self.client
+            .has_chunk(cid)
+            .map_err(|err| Self::store_error(err, cid))
     }
 
     fn read_parallelism(&self) -> usize {

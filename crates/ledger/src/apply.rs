@@ -91,7 +91,7 @@ fn execute(
 ) -> Result<(), TxError> {
     let signer = AccountId(tx.signer);
     let body = &tx.body;
-    let chain = state.params().digest();
+    let chain = state.chain_id();
     if body.chain != chain {
         return Err(TxError::WrongChain {
             expected: chain,

@@ -224,6 +224,12 @@ impl State {
         &self.params
     }
 
+    /// The chain's id, which every transaction names: its params' digest
+    /// (computed once, when the state was made).
+    pub fn chain_id(&self) -> Hash32 {
+        self.params_digest
+    }
+
     /// The last applied block, if any.
     pub fn tip(&self) -> Option<&Tip> {
         self.tip.as_ref()

@@ -90,7 +90,7 @@ impl Service {
             supply: state.minted_supply(),
             accounted,
             min_fee: state.params().min_fee,
-            chain: state.params().digest(),
+            chain: state.chain_id(),
             accounts: state.accounts().count(),
             nodes: state
                 .nodes()
@@ -116,7 +116,7 @@ impl Service {
             stake: state.stake(account),
             next_nonce: state.next_nonce(account.key()),
             min_fee: state.params().min_fee,
-            chain: state.params().digest(),
+            chain: state.chain_id(),
         }
     }
 

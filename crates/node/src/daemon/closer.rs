@@ -10,17 +10,18 @@
 //!   node ranked first for it (BLAKE3 of job and node), so the network
 //!   sends one transaction, not one per node.
 //!
-//! Each candidate is dry-run against this node's tip first, so a job the
-//! poster closed meanwhile costs nothing; the fee is paid by the node's owner.
+//! Each candidate goes through the node's submit, which dry-runs it against
+//! the tip first, so a job the poster closed meanwhile costs nothing; the fee
+//! is paid by the node's owner.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peercloud_ledger::{JobRecord, JobState, Tx, TxKind};
-use peercloud_types::{Hash32, JobId, NodeId, Signed};
+use peercloud_ledger::{JobRecord, JobState, TxKind};
+use peercloud_types::{Hash32, JobId, NodeId};
 
-use super::{Inner, now_ms};
+use super::{Inner, SubmitError, now_ms};
 
 /// How often the node looks for jobs to close: the deadlines are in seconds.
 const CLOSE_INTERVAL: Duration = Duration::from_secs(2);
@@ -108,32 +109,22 @@ fn first_for(job: &JobId, nodes: &[NodeId]) -> Option<NodeId> {
     })
 }
 
-/// Submits the first of `kinds` the ledger would take, signed by the owner.
+/// Submits the first of `kinds` the ledger takes, signed by the owner. The
+/// node's submit dry-runs each against its tip first, so one the ledger would
+/// refuse (a job the poster closed meanwhile) costs no fee and no gossip.
 async fn close(inner: &Inner, job: JobId, kinds: Vec<TxKind>) {
-    let owner = &inner.owner_key;
     for kind in kinds {
-        let probe = {
-            let mut chain = inner.chain();
-            let params = chain.state().params().clone();
-            let tx = Signed::new(
-                Tx {
-                    chain: params.digest(),
-                    nonce: chain.state().next_nonce(&owner.public()),
-                    fee: params.min_fee,
-                    kind: kind.clone(),
-                },
-                owner,
-            );
-            chain.check(&tx, now_ms())
-        };
-        if probe.is_err() {
-            continue;
-        }
         let name = kind.name();
-        match inner.sign_and_submit(owner, kind, true).await {
-            Ok(_) => tracing::info!(%job, tx = name, "closed a job its poster left open"),
-            Err(e) => tracing::debug!(%job, tx = name, %e, "could not close the job"),
+        match inner.sign_and_submit(&inner.owner_key, kind, true).await {
+            Ok(_) => {
+                tracing::info!(%job, tx = name, "closed a job its poster left open");
+                return;
+            }
+            Err(SubmitError::Refused(_)) => {}
+            Err(e) => {
+                tracing::debug!(%job, tx = name, %e, "could not close the job");
+                return;
+            }
         }
-        return;
     }
 }

@@ -120,8 +120,8 @@ impl Inner {
         // The node pays the ledger's minimum fee, read from its params.
         let (chain, fee) = {
             let chain = self.chain();
-            let params = chain.state().params();
-            (params.digest(), params.min_fee)
+            let state = chain.state();
+            (state.chain_id(), state.params().min_fee)
         };
         let nonce = {
             let chain_next = self.chain().state().next_nonce(&signer);
