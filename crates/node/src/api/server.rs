@@ -3,8 +3,15 @@
 //! call, JSON out. Every refusal, axum's own included (bad JSON, a body too
 //! large, a wrong method or route), leaves as `{code, message}` with the
 //! status [`ErrorCode::http_status`] gives it, decided in [`Failure`] alone.
+//!
+//! The connections themselves are bounded ([`serve_with`], [`Limits`]): a
+//! connection that has not sent a complete request header within
+//! [`HEADER_READ_TIMEOUT`] is closed, and at most [`MAX_CONNECTIONS`] are
+//! served at once, so clients that open connections and send nothing (or
+//! half a header) cannot exhaust the process's file descriptors.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,11 +21,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use peercloud_api::*;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
 use peercloud_types::{AccountId, ContentId, JobId};
 use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, TryAcquireError};
 use tracing::Instrument;
 
 use super::service::Service;
@@ -85,17 +95,116 @@ impl<S: Send + Sync> FromRequest<S> for Raw {
 type Shared = Service;
 type Answer<T> = Result<axum::Json<T>, Failure>;
 
-/// Serves the API until the process ends.
+/// How long a connection may take to send a complete request header,
+/// counted from when it is accepted or from when its previous response was
+/// written (so an idle keep-alive connection is closed after this long too).
+/// Clients are on this machine or its LAN and send a header in one write,
+/// well within a millisecond; 10 s leaves ample slack for a loaded host
+/// while bounding how long a silent or half-sent connection holds a slot,
+/// and it is well under the client's `REQUEST_TIMEOUT` (30 s), so a request
+/// waiting for a slot behind such connections is still answered in time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once. A user's client keeps a handful open (its
+/// pool, at most eight parallel chunk uploads), a devnet a few per node, so
+/// 256 is far above legitimate use; it is also far below the common soft
+/// limit of 1024 open files, so even there the node keeps descriptors for
+/// its chunk files, its databases and its libp2p sockets.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// At most one warning per this long while the connection cap holds: an
+/// attack of thousands of connections leaves one line per interval (with
+/// how many connections had to wait), not one per connection.
+pub const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The bounds one API server keeps on its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`MAX_CONNECTIONS`]; at least one is always served.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// The node's bounds: [`HEADER_READ_TIMEOUT`] and [`MAX_CONNECTIONS`].
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves the API until the process ends, with the node's [`Limits`].
 pub async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
-    let app = router(Service::new(inner));
+    serve_with(listener, router(Service::new(inner)), Limits::default()).await;
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, `TCP_NODELAY`) within `limits`,
+/// until the process ends.
+///
+/// Past the cap a connection is not accepted until a slot frees: it waits,
+/// complete, in the kernel's listen backlog, costing this process nothing.
+/// Closing it at once instead would refuse every legitimate client for as
+/// long as an attacker keeps the slots full; waiting serves it as soon as a
+/// slot frees, and a slot held without sending a header frees within
+/// [`Limits::header_read_timeout`]. Only when the backlog itself is full
+/// does the kernel drop new connection attempts (the client retries them).
+/// Reaching the cap is logged at warn, at most once per
+/// [`CAP_WARNING_INTERVAL`].
+pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
     // Request/response traffic: never wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
+    let mut listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(%e, "cannot set TCP_NODELAY");
         }
     });
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(%e, "API server stopped");
+    let cap = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    let mut waited: u64 = 0;
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::NoPermits) => {
+                waited += 1;
+                if last_warning.is_none_or(|at| at.elapsed() >= CAP_WARNING_INTERVAL) {
+                    tracing::warn!(
+                        cap,
+                        waited,
+                        "API connection cap reached: new connections wait in the listen backlog until one closes"
+                    );
+                    last_warning = Some(tokio::time::Instant::now());
+                    waited = 0;
+                }
+                match slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        tracing::error!(%e, "API server stopped");
+                        return;
+                    }
+                }
+            }
+            Err(e @ TryAcquireError::Closed) => {
+                tracing::error!(%e, "API server stopped");
+                return;
+            }
+        };
+        // Accept errors (a reset connection, too many open files) are
+        // handled, and logged, by axum's listener, as under `axum::serve`.
+        let (tcp, peer) = listener.accept().await;
+        let connection =
+            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, %e, "API connection closed");
+            }
+            drop(slot);
+        });
     }
 }
 
@@ -244,4 +353,181 @@ async fn dispatch(
 ) -> Answer<DispatchResponse> {
     let job: JobId = parse(&id, "a job id")?;
     Ok(axum::Json(service.dispatch(&job, &body).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection bounds, on a tiny router and with shortened limits;
+    //! every wait is bounded by [`BOUND`], so a broken limit fails, never hangs.
+
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use axum::Router;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::{Limits, serve_with};
+
+    /// The shortened header-read timeout of these tests.
+    const TIMEOUT: Duration = Duration::from_millis(400);
+    /// The longest any step may take before the test fails.
+    const BOUND: Duration = Duration::from_secs(5);
+    /// A request line and a header, without the blank line that ends them.
+    const PARTIAL: &[u8] = b"GET / HTTP/1.1\r\nHost: node\r\n";
+
+    async fn start(max_connections: usize) -> SocketAddr {
+        let app = Router::new().route("/", get(|| async { "ok" })).route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(TIMEOUT * 3).await;
+                "slow"
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            header_read_timeout: TIMEOUT,
+            max_connections,
+        };
+        tokio::spawn(serve_with(listener, app, limits));
+        addr
+    }
+
+    /// One request on a fresh connection, answered in full.
+    async fn request(addr: SocketAddr, path: &str) -> String {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n");
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(BOUND, tcp.read_to_end(&mut answer))
+            .await
+            .expect("the answer came within the bound")
+            .unwrap();
+        String::from_utf8(answer).unwrap()
+    }
+
+    /// Reads until the server closes the connection (an end of stream or a
+    /// reset); panics if it is still open after [`BOUND`].
+    async fn until_closed(tcp: &mut TcpStream) {
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(BOUND, async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the connection is still open after {BOUND:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn partial_header_is_closed_after_the_timeout() {
+        let addr = start(8).await;
+        let started = Instant::now();
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(PARTIAL).await.unwrap();
+        until_closed(&mut tcp).await;
+        assert!(
+            started.elapsed() >= TIMEOUT,
+            "closed after {:?}, before the timeout",
+            started.elapsed()
+        );
+        // The server still answers.
+        assert!(request(addr, "/").await.ends_with("ok"));
+    }
+
+    #[tokio::test]
+    async fn header_sent_a_byte_at_a_time_is_closed_at_the_deadline() {
+        let addr = start(8).await;
+        let started = Instant::now();
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        // Never-ending header lines, one byte every 20 ms: each byte is
+        // progress, but the deadline covers the whole header.
+        let dribble = async {
+            for byte in PARTIAL
+                .iter()
+                .chain(b"X-Slow: ".iter())
+                .chain([b'a'; 4096].iter())
+            {
+                if tcp.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        assert!(
+            tokio::time::timeout(BOUND, dribble).await.is_ok(),
+            "the server still took header bytes after {BOUND:?}"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= TIMEOUT,
+            "closed after {elapsed:?}, before the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_keep_alive_connection_is_closed_after_the_timeout() {
+        let addr = start(8).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: node\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"ok") {
+            let n = tokio::time::timeout(BOUND, tcp.read(&mut buf))
+                .await
+                .expect("the answer came within the bound")
+                .unwrap();
+            assert!(n > 0, "closed before answering");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answered = Instant::now();
+        until_closed(&mut tcp).await;
+        assert!(answered.elapsed() >= TIMEOUT / 2);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_is_not_cut_by_the_header_timeout() {
+        let addr = start(8).await;
+        let answer = request(addr, "/slow").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("slow"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_a_request_waits_for_a_slot_and_is_answered() {
+        const CAP: usize = 4;
+        let addr = start(CAP).await;
+        // The cap's worth of connections that never finish their header; the
+        // listen backlog is first in, first out, so these take the slots.
+        let mut silent = Vec::new();
+        for _ in 0..CAP {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(PARTIAL).await.unwrap();
+            silent.push(tcp);
+        }
+        let asked = Instant::now();
+        let answer = request(addr, "/").await;
+        let waited = asked.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok"), "{answer}");
+        // Not served while the silent ones held every slot: answered only
+        // once their header timeout freed one.
+        assert!(
+            waited >= TIMEOUT / 2,
+            "answered after {waited:?}, past the cap"
+        );
+        for tcp in &mut silent {
+            until_closed(tcp).await;
+        }
+    }
 }
