@@ -512,3 +512,47 @@ fn a_job_bigger_than_any_node_fails_after_the_offer_window_with_escrow_refunded(
         },
     );
 }
+
+#[test]
+fn a_restarted_validator_is_found_again_and_takes_transactions() {
+    bounded(
+        "a_restarted_validator_is_found_again_and_takes_transactions",
+        FAULT_LIMIT,
+        || {
+            let mut net = Net::up(PROVIDERS, Vec::new());
+            let all: Vec<usize> = (0..=PROVIDERS).collect();
+            let before = net.converged(&all);
+            let p2p = net.devnet.validator().ready.p2p.clone();
+            net.devnet.nodes[0].kill();
+            let options = peercloud_devnet::UpOptions {
+                exe: std::path::PathBuf::from(env!("CARGO_BIN_EXE_peercloud")),
+                env: Vec::new(),
+                log: Some("info".into()),
+            };
+            net.devnet
+                .restart(0, &options)
+                .expect("the validator restarts");
+            assert_eq!(
+                net.devnet.validator().ready.p2p,
+                p2p,
+                "the validator came back on another address"
+            );
+            println!("checked: the restarted validator listens where it did: {p2p}");
+
+            // A transfer sent through a provider reaches the validator (the
+            // provider redials it) and its block reaches every node.
+            let someone = Keypair::generate().account_id();
+            let out = net.cli(1, &["wallet", "transfer", &someone.to_string(), "2"]);
+            assert!(out.status.success(), "{}", common::stderr(&out));
+            let after = net.converged(&all);
+            assert!(after.height > before.height);
+            for node in 0..=PROVIDERS {
+                assert_eq!(net.balance(node, &someone), common::pcl("2"));
+            }
+            println!(
+                "checked: after the restart a transfer through node-1 is in block {} on every node",
+                after.height
+            );
+        },
+    );
+}

@@ -66,5 +66,5 @@ pub use event::Event;
 pub use genesis::GenesisConfig;
 pub use params::{Params, ParamsError};
 pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
-pub use state::{EntryError, InvariantError, State, Tip};
+pub use state::{Checkpoint, EntryError, InvariantError, State, Tip};
 pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

@@ -190,6 +190,25 @@ pub enum InvariantError {
     },
 }
 
+/// Where a state stood before a block, so the block can be undone when it
+/// could not be made durable ([`State::checkpoint`]).
+#[must_use = "a checkpoint must be released or restored"]
+#[derive(Debug)]
+pub struct Checkpoint {
+    tip: Option<Tip>,
+    accumulators: Accumulators,
+    root_pending: RootPending,
+}
+
+/// Each table's changes not yet folded into the root, as they stood at a checkpoint.
+#[derive(Debug)]
+struct RootPending {
+    meta: BTreeMap<MetaKey, Option<Meta>>,
+    accounts: BTreeMap<AccountId, Option<Account>>,
+    nodes: BTreeMap<NodeId, Option<NodeRecord>>,
+    jobs: BTreeMap<JobId, Option<JobRecord>>,
+}
+
 /// The ledger's state. Changed only by [`crate::apply()`] and the block functions.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -324,6 +343,44 @@ impl State {
         self.accounts.rollback();
         self.nodes.rollback();
         self.jobs.rollback();
+    }
+
+    /// Marks this state so that what follows (typically one block) can be
+    /// undone exactly with [`State::restore`]; [`State::release`] keeps it.
+    /// A node takes one before each block and restores it when the block
+    /// cannot be written to disk, so memory never runs ahead of the disk.
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        self.begin();
+        Checkpoint {
+            tip: self.tip,
+            accumulators: self.accumulators.clone(),
+            root_pending: RootPending {
+                meta: self.meta.root_pending().clone(),
+                accounts: self.accounts.root_pending().clone(),
+                nodes: self.nodes.root_pending().clone(),
+                jobs: self.jobs.root_pending().clone(),
+            },
+        }
+    }
+
+    /// Keeps everything since `checkpoint`.
+    pub fn release(&mut self, checkpoint: Checkpoint) {
+        drop(checkpoint);
+        self.commit();
+    }
+
+    /// Puts the state back exactly where it was at `checkpoint`: rows, tip
+    /// and root. Entries it touched stay marked unpersisted, which only
+    /// rewrites the same values at the next database commit.
+    pub fn restore(&mut self, checkpoint: Checkpoint) {
+        self.rollback();
+        self.tip = checkpoint.tip;
+        self.accumulators = checkpoint.accumulators;
+        let pending = checkpoint.root_pending;
+        self.meta.set_root_pending(pending.meta);
+        self.accounts.set_root_pending(pending.accounts);
+        self.nodes.set_root_pending(pending.nodes);
+        self.jobs.set_root_pending(pending.jobs);
     }
 
     /// Keeps the changes since the innermost savepoint.

@@ -123,6 +123,11 @@ impl<K: TableKey, V: Clone> Table<K, V> {
         &self.root_pending
     }
 
+    /// Puts back a [`Table::root_pending`] taken earlier (undoing a block).
+    pub(crate) fn set_root_pending(&mut self, pending: BTreeMap<K, Option<V>>) {
+        self.root_pending = pending;
+    }
+
     /// Marks every change as folded into the root.
     pub(crate) fn clear_root_pending(&mut self) {
         self.root_pending.clear();

@@ -407,8 +407,20 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         prop_assert_eq!(sequencer.state_root(), shadow.state_root());
         prop_assert_eq!(sequencer.state_root(), sequencer.root_from_scratch());
         check_money(&sequencer, minted)?;
+        // A block the node could not make durable is undone exactly, and
+        // then applies as if it had never been tried.
+        let before = snapshot(&stored);
+        let tip_before = stored.tip().copied();
+        let mark = stored.checkpoint();
+        apply_block(&mut stored, &built.block).unwrap();
+        stored.restore(mark);
+        prop_assert_eq!(snapshot(&stored), before);
+        prop_assert_eq!(stored.tip().copied(), tip_before);
+        let mark = stored.checkpoint();
         apply_block(&mut stored, &built.block).unwrap();
         db.commit_block(&built.block, &mut stored).unwrap();
+        stored.release(mark);
+        prop_assert_eq!(stored.state_root(), sequencer.state_root());
         model.accepted.extend(expected);
         log.push(built.block);
     }

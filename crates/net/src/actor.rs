@@ -38,7 +38,7 @@ use crate::config::{
     KADEMLIA_PROTOCOL, LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS,
 };
 use crate::error::NetError;
-use crate::handle::{ListenAddrs, NetEvent, NetHandle};
+use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, Verdict};
 use crate::identity::keypair_of;
 use crate::metrics::{NetMetrics, bump, drop_one};
 use crate::protocol::{GossipTopic, Protocol};
@@ -68,6 +68,10 @@ pub(crate) enum Command {
         protocol: Protocol,
         data: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
+    Validate {
+        id: GossipId,
+        verdict: Verdict,
     },
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -326,6 +330,7 @@ impl Actor {
                 self.learn_address(peer, addr);
                 let _ = reply.send(Ok(()));
             }
+            Command::Validate { id, verdict } => self.report(id, verdict),
             Command::Publish { topic, data, reply } => {
                 let len = data.len();
                 let result = self
@@ -470,6 +475,8 @@ impl Actor {
 
     async fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
+            BehaviourEvent::Limits(never) => match never {},
+            BehaviourEvent::Memory(never) => match never {},
             BehaviourEvent::Identify(event) => self.on_identify(event),
             BehaviourEvent::Ping(_) => {}
             BehaviourEvent::Kademlia(event) => self.on_kademlia(event),
@@ -525,20 +532,32 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message { message, .. } = event else {
+        let gossipsub::Event::Message {
+            message,
+            message_id,
+            propagation_source,
+        } = event
+        else {
             return;
+        };
+        let id = GossipId {
+            message: message_id,
+            from: propagation_source,
         };
         let Some(topic) = GossipTopic::from_name(message.topic.as_str()) else {
             debug!(topic = %message.topic, "gossip on a topic we do not know");
+            self.report(id, Verdict::Reject);
             return;
         };
         let event = NetEvent::Gossip {
             topic,
             source: message.source,
             data: message.data,
+            id: id.clone(),
         };
         // Gossip is never waited for: peers re-send it, and stalling the swarm
-        // on a slow consumer would stall every other protocol.
+        // on a slow consumer would stall every other protocol. A message the
+        // node never sees is not forwarded either.
         match self.events.try_send(event) {
             Ok(()) => bump(&self.metrics.gossip_received),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -547,9 +566,27 @@ impl Actor {
                     topic = topic.name(),
                     "event queue full: gossip message dropped"
                 );
+                self.report(id, Verdict::Ignore);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    /// Hands the node's verdict on a message to gossipsub (which forwards an
+    /// accepted one and scores the sender of a rejected one).
+    fn report(&mut self, id: GossipId, verdict: Verdict) {
+        let acceptance = match verdict {
+            Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+            Verdict::Reject => {
+                bump(&self.metrics.gossip_rejected);
+                gossipsub::MessageAcceptance::Reject
+            }
+            Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id.message, &id.from, acceptance);
     }
 
     /// Hands an event to the node, waiting while its queue is full (backpressure

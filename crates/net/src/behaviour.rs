@@ -8,7 +8,9 @@
 //! - gossipsub (signed, strict validation, BLAKE3 message ids): the three
 //!   [`GossipTopic`]s;
 //! - one request-response behaviour per [`Protocol`], each with its own
-//!   [`BytesCodec`] limit and timeout.
+//!   [`BytesCodec`] limits and timeout;
+//! - connection limits: in all, per peer, handshakes in flight, and none new
+//!   while the process holds too much of the machine's memory.
 //!
 //! Nothing here knows what the bytes mean.
 
@@ -17,12 +19,15 @@ use std::num::NonZeroUsize;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, gossipsub, identify, kad, ping};
+use libp2p::{
+    StreamProtocol, connection_limits, gossipsub, identify, kad, memory_connection_limits, ping,
+};
 
 use crate::codec::BytesCodec;
 use crate::config::{
-    GOSSIP_HEARTBEAT, GOSSIP_TRANSMIT_BYTES_MAX, IDENTIFY_PROTOCOL_VERSION, KADEMLIA_PROTOCOL,
-    NetConfig, STREAMS_PER_CONNECTION_MAX,
+    CONNECTIONS_MEMORY_SHARE_MAX, CONNECTIONS_PENDING_INCOMING_MAX, GOSSIP_HEARTBEAT,
+    GOSSIP_TRANSMIT_BYTES_MAX, IDENTIFY_PROTOCOL_VERSION, KADEMLIA_PROTOCOL, NetConfig,
+    STREAMS_PER_CONNECTION_MAX,
 };
 use crate::protocol::{GossipTopic, Protocol};
 
@@ -40,6 +45,9 @@ const KADEMLIA_PARALLELISM: usize = 3;
 /// The composed behaviour the swarm actor drives.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so a refused connection never reaches the others.
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kademlia: kad::Behaviour<kad::store::MemoryStore>,
@@ -99,6 +107,10 @@ impl Behaviour {
         .map_err(|reason| BehaviourError::GossipConfig {
             reason: reason.to_owned(),
         })?;
+        let (params, thresholds) = peer_score();
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(|reason| BehaviourError::GossipConfig { reason })?;
         for topic in GossipTopic::ALL {
             gossipsub.subscribe(&ident_topic(topic)).map_err(|error| {
                 BehaviourError::Subscribe {
@@ -118,7 +130,16 @@ impl Behaviour {
             )
         };
 
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.connections_max))
+            .with_max_established_per_peer(Some(config.connections_per_peer_max))
+            .with_max_pending_incoming(Some(CONNECTIONS_PENDING_INCOMING_MAX));
+
         Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(
+                CONNECTIONS_MEMORY_SHARE_MAX,
+            ),
             identify,
             ping: ping::Behaviour::default(),
             kademlia,
@@ -152,16 +173,81 @@ pub(crate) fn ident_topic(topic: GossipTopic) -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(topic.name())
 }
 
-/// A gossip message's id: the BLAKE3 of its data, so the same payload
-/// published twice (or by two nodes) is delivered once.
+/// A gossip message's id: the BLAKE3 of its publisher, sequence number and
+/// data. Each publication is its own message, so a transaction re-published
+/// after an outage gets through instead of being taken for the first copy
+/// (signatures are deterministic, so a retry is byte-identical); repeats of
+/// one payload are the node's to recognise (nonces, heights, job ids).
 pub(crate) fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
-    gossipsub::MessageId::new(blake3::hash(&message.data).as_bytes())
+    let mut hasher = blake3::Hasher::new();
+    match &message.source {
+        Some(source) => {
+            hasher.update(&[1]);
+            hasher.update(&source.to_bytes());
+        }
+        None => {
+            hasher.update(&[0]);
+        }
+    }
+    hasher.update(&message.sequence_number.unwrap_or(0).to_le_bytes());
+    hasher.update(&message.data);
+    gossipsub::MessageId::new(hasher.finalize().as_bytes())
+}
+
+/// Peer score a peer loses per invalid message, squared over the messages
+/// (gossipsub's rule): one or two bad messages are a warning (an honest
+/// node on another version), three graylist it.
+const INVALID_MESSAGE_WEIGHT: f64 = -20.0;
+/// How the count of invalid messages decays each second: a graylisted peer
+/// is heard again after about 40 s without more of them.
+const INVALID_MESSAGE_DECAY: f64 = 0.99;
+/// Below this score our gossip to the peer stops.
+const GOSSIP_THRESHOLD: f64 = -20.0;
+/// Below this score our own messages are not published to the peer.
+const PUBLISH_THRESHOLD: f64 = -40.0;
+/// Below this score everything from the peer is ignored (graylisted):
+/// three invalid messages not yet decayed.
+const GRAYLIST_THRESHOLD: f64 = -80.0;
+
+/// Peer scoring: a peer loses score for invalid messages (and gossipsub's
+/// own protocol misbehaviour) and nothing else. Mesh-delivery and IP
+/// colocation penalties stay off: a quiet Peercloud network delivers few
+/// messages, and a devnet runs every node on one address.
+fn peer_score() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let mut params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    for topic in GossipTopic::ALL {
+        let topic_params = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.0,
+            first_message_deliveries_weight: 0.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+            invalid_message_deliveries_decay: INVALID_MESSAGE_DECAY,
+            ..Default::default()
+        };
+        params
+            .topics
+            .insert(ident_topic(topic).hash(), topic_params);
+    }
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: GOSSIP_THRESHOLD,
+        publish_threshold: PUBLISH_THRESHOLD,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        ..Default::default()
+    };
+    (params, thresholds)
 }
 
 fn gossip_config() -> Result<gossipsub::Config, BehaviourError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(GOSSIP_HEARTBEAT)
         .validation_mode(gossipsub::ValidationMode::Strict)
+        // Nothing is forwarded before the node has judged it.
+        .validate_messages()
         .max_transmit_size(GOSSIP_TRANSMIT_BYTES_MAX)
         .duplicate_cache_time(GOSSIP_DUPLICATE_CACHE)
         .message_id_fn(message_id)
@@ -174,17 +260,35 @@ fn gossip_config() -> Result<gossipsub::Config, BehaviourError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libp2p::PeerId;
 
     #[test]
-    fn message_ids_depend_on_data_only() {
-        let message = |data: &[u8], seq| gossipsub::Message {
-            source: None,
+    fn each_publication_has_its_own_message_id() {
+        let a = PeerId::random();
+        let b = PeerId::random();
+        let message = |source, data: &[u8], seq| gossipsub::Message {
+            source: Some(source),
             data: data.to_vec(),
             sequence_number: Some(seq),
             topic: ident_topic(GossipTopic::Blocks).hash(),
         };
-        assert_eq!(message_id(&message(b"a", 1)), message_id(&message(b"a", 2)));
-        assert_ne!(message_id(&message(b"a", 1)), message_id(&message(b"b", 1)));
+        // The same message relayed is the same id; a re-publication is not.
+        assert_eq!(
+            message_id(&message(a, b"x", 1)),
+            message_id(&message(a, b"x", 1))
+        );
+        assert_ne!(
+            message_id(&message(a, b"x", 1)),
+            message_id(&message(a, b"x", 2))
+        );
+        assert_ne!(
+            message_id(&message(a, b"x", 1)),
+            message_id(&message(b, b"x", 1))
+        );
+        assert_ne!(
+            message_id(&message(a, b"x", 1)),
+            message_id(&message(a, b"y", 1))
+        );
     }
 
     #[test]

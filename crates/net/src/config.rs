@@ -31,6 +31,22 @@ pub const DIALS_PENDING_MAX: usize = 256;
 /// hold thousands of buffers.
 pub const STREAMS_PER_CONNECTION_MAX: usize = 64;
 
+/// Established connections in all, both directions. A node talks to the
+/// validator, its gossip mesh (a dozen peers) and whoever it exchanges
+/// chunks or jobs with; 256 leaves room for a busy network while bounding
+/// what hostile peers can hold open (each connection may buffer up to its
+/// streams' message bounds).
+pub const CONNECTIONS_MAX_DEFAULT: u32 = 256;
+/// Established connections per peer: one each way when two nodes dial each
+/// other at once; a third only wastes sockets and buffers.
+pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 2;
+/// Incoming connections still in their handshake (noise, yamux).
+pub const CONNECTIONS_PENDING_INCOMING_MAX: u32 = 64;
+/// New connections are refused while the process uses more than this share
+/// of the machine's memory, so connections cannot starve the jobs and the
+/// farmer's own programs.
+pub const CONNECTIONS_MEMORY_SHARE_MAX: f64 = 0.75;
+
 /// Default request-response timeout: a 1 MiB chunk over a slow home uplink
 /// (~1 Mbit/s) takes ~9 s, so 30 s leaves room without hiding a dead peer long.
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
@@ -83,6 +99,10 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     /// Timeout of a [`Protocol::JobDispatch`] exchange.
     pub job_dispatch_request_timeout: Duration,
+    /// Established connections in all ([`CONNECTIONS_MAX_DEFAULT`]).
+    pub connections_max: u32,
+    /// Established connections per peer ([`CONNECTIONS_PER_PEER_MAX_DEFAULT`]).
+    pub connections_per_peer_max: u32,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -97,6 +117,8 @@ impl std::fmt::Debug for NetConfig {
                 "job_dispatch_request_timeout",
                 &self.job_dispatch_request_timeout,
             )
+            .field("connections_max", &self.connections_max)
+            .field("connections_per_peer_max", &self.connections_per_peer_max)
             .finish()
     }
 }
@@ -114,6 +136,8 @@ impl NetConfig {
             bootstrap: Vec::new(),
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             job_dispatch_request_timeout: JOB_DISPATCH_REQUEST_TIMEOUT_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
         }
     }
 

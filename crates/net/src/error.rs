@@ -82,7 +82,7 @@ pub enum NetError {
         protocol: Protocol,
         /// Message length in bytes.
         len: usize,
-        /// `protocol.message_bytes_max()`.
+        /// The bound that applied (the protocol's request or response bound).
         max: usize,
     },
     /// A request-response exchange failed.

@@ -22,9 +22,31 @@ use crate::protocol::{GossipTopic, Protocol};
 /// Addresses the swarm listens on, written by the actor, read by handles.
 pub(crate) type ListenAddrs = Arc<RwLock<Vec<Multiaddr>>>;
 
+/// Which gossip message a [`Verdict`] is about: its id and the peer that
+/// forwarded it to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipId {
+    pub(crate) message: libp2p::gossipsub::MessageId,
+    pub(crate) from: PeerId,
+}
+
+/// The node's judgement of a gossip message: nothing is forwarded before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it to the mesh.
+    Accept,
+    /// Invalid (undecodable, badly signed, from the wrong key): drop it and
+    /// count it against the peer that sent it.
+    Reject,
+    /// Not worth forwarding but no fault (stale, a duplicate, not ours to judge).
+    Ignore,
+}
+
 /// What the network tells the node.
 pub enum NetEvent {
     /// A gossip message from another node (never one this node published).
+    /// It is forwarded to other peers only after the node reports a
+    /// [`Verdict`] on `id` with [`NetHandle::validate`].
     Gossip {
         /// The topic it arrived on.
         topic: GossipTopic,
@@ -33,6 +55,8 @@ pub enum NetEvent {
         source: Option<PeerId>,
         /// The payload.
         data: Vec<u8>,
+        /// What to name in the verdict.
+        id: GossipId,
     },
     /// A peer's request; answer through `reply` (or drop it to refuse).
     Request {
@@ -40,7 +64,7 @@ pub enum NetEvent {
         peer: PeerId,
         /// The protocol it arrived on.
         protocol: Protocol,
-        /// The request payload, within `protocol.message_bytes_max()`.
+        /// The request payload, within `protocol.request_bytes_max()`.
         data: Vec<u8>,
         /// Where the answer goes.
         reply: Responder,
@@ -59,6 +83,7 @@ impl fmt::Debug for NetEvent {
                 topic,
                 source,
                 data,
+                id: _,
             } => f
                 .debug_struct("Gossip")
                 .field("topic", topic)
@@ -147,6 +172,13 @@ impl NetHandle {
             .await?
     }
 
+    /// Reports the node's verdict on a gossip message: an accepted one is
+    /// forwarded, a rejected one costs its sender peer score (a peer that
+    /// keeps sending invalid messages is ignored), an ignored one is dropped.
+    pub async fn validate(&self, id: GossipId, verdict: Verdict) {
+        let _ = self.commands.send(Command::Validate { id, verdict }).await;
+    }
+
     /// Publishes `data` on `topic` to every subscribed peer. Fails with
     /// [`NetError::NoPeers`] when no connected peer is subscribed yet.
     pub async fn publish(&self, topic: GossipTopic, data: Vec<u8>) -> Result<(), NetError> {
@@ -163,14 +195,14 @@ impl NetHandle {
 
     /// Sends `data` to `peer` on `protocol` and waits for the answer. The peer
     /// need not be connected nor its address known: Kademlia finds it. A
-    /// message over `protocol.message_bytes_max()` is refused before sending.
+    /// message over `protocol.request_bytes_max()` is refused before sending.
     pub async fn request(
         &self,
         peer: PeerId,
         protocol: Protocol,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, NetError> {
-        let max = protocol.message_bytes_max();
+        let max = protocol.request_bytes_max();
         if data.len() > max {
             return Err(NetError::TooLarge {
                 protocol,

@@ -5,7 +5,8 @@
 //!   identify, ping, Kademlia, gossipsub and one request-response behaviour per
 //!   [`Protocol`]) and returns a [`NetHandle`] plus the [`NetEvent`] stream;
 //! - gossip goes out on the three [`GossipTopic`]s; requests and responses are
-//!   length-prefixed bytes bounded by [`Protocol::message_bytes_max`];
+//!   length-prefixed bytes bounded by [`Protocol::request_bytes_max`] and
+//!   [`Protocol::response_bytes_max`];
 //! - a node's [`PeerId`] *is* its `NodeId` ([`peer_id_of`], [`node_id_of`]).
 //!
 //! This crate knows no ledger rules: it moves signed, encoded records between
@@ -29,8 +30,8 @@ pub mod protocol;
 pub use actor::spawn;
 pub use config::NetConfig;
 pub use error::{NetError, RequestFailure};
-pub use handle::{NetEvent, NetHandle, Responder};
+pub use handle::{GossipId, NetEvent, NetHandle, Responder, Verdict};
 pub use identity::{node_id_of, peer_id_of};
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use metrics::NetMetricsSnapshot;
 pub use protocol::{GossipTopic, Protocol};

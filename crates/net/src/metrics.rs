@@ -14,6 +14,7 @@ pub(crate) struct NetMetrics {
     pub(crate) gossip_published: AtomicU64,
     pub(crate) gossip_received: AtomicU64,
     pub(crate) gossip_dropped: AtomicU64,
+    pub(crate) gossip_rejected: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
     pub(crate) requests_failed: AtomicU64,
     pub(crate) requests_received: AtomicU64,
@@ -44,6 +45,9 @@ pub struct NetMetricsSnapshot {
     pub gossip_received: u64,
     /// Gossip messages dropped because the node's event queue was full.
     pub gossip_dropped: u64,
+    /// Gossip messages the node judged invalid (not forwarded; the sender
+    /// loses peer score).
+    pub gossip_rejected: u64,
     /// Outbound requests handed to libp2p.
     pub requests_sent: u64,
     /// Outbound requests that ended in an error (unreachable, timeout, ...).
@@ -65,6 +69,7 @@ impl NetMetrics {
             gossip_published: read(&self.gossip_published),
             gossip_received: read(&self.gossip_received),
             gossip_dropped: read(&self.gossip_dropped),
+            gossip_rejected: read(&self.gossip_rejected),
             requests_sent: read(&self.requests_sent),
             requests_failed: read(&self.requests_failed),
             requests_received: read(&self.requests_received),

@@ -36,10 +36,24 @@ impl Protocol {
         }
     }
 
-    /// Largest request or response accepted, in bytes. A chunk message carries
-    /// one sealed chunk (1 MiB + tag) plus framing; block sync carries a batch of
-    /// blocks; the rest are small signed records.
-    pub const fn message_bytes_max(self) -> usize {
+    /// Largest request accepted, in bytes: a chunk put carries one sealed
+    /// chunk; a block-sync request is a height and a count; the rest are
+    /// small signed records. A request is never allowed the size of a large
+    /// response it asks for.
+    pub const fn request_bytes_max(self) -> usize {
+        match self {
+            Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
+            Protocol::BlockSync => SYNC_REQUEST_BYTES_MAX,
+            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
+                SMALL_MESSAGE_BYTES_MAX
+            }
+        }
+    }
+
+    /// Largest response accepted, in bytes: a chunk get answers one sealed
+    /// chunk; block sync answers a batch of blocks; the rest answer an
+    /// acknowledgement or a short refusal. Never below the request bound.
+    pub const fn response_bytes_max(self) -> usize {
         match self {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
@@ -48,12 +62,24 @@ impl Protocol {
             }
         }
     }
+
+    /// The larger of the two bounds: no message on this protocol is bigger.
+    pub const fn message_bytes_max(self) -> usize {
+        let (request, response) = (self.request_bytes_max(), self.response_bytes_max());
+        if request > response {
+            request
+        } else {
+            response
+        }
+    }
 }
 
 /// One sealed chunk of the default 1 MiB size, its tag, CID and framing, with room to spare.
 pub const CHUNK_MESSAGE_BYTES_MAX: usize = 1_100 * 1024;
 /// A batch of blocks during sync: bounded so one answer cannot exhaust memory.
 pub const BLOCK_SYNC_MESSAGE_BYTES_MAX: usize = 8 << 20;
+/// A block-sync request: a start height and a count, a few dozen bytes encoded.
+pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
 /// Offers, dispatches and results are signed records of a few hundred bytes.
 pub const SMALL_MESSAGE_BYTES_MAX: usize = 64 * 1024;
 
@@ -107,11 +133,17 @@ mod tests {
                 "{}",
                 p.name()
             );
-            assert!(p.message_bytes_max() >= SMALL_MESSAGE_BYTES_MAX);
+            assert!(p.response_bytes_max() >= SMALL_MESSAGE_BYTES_MAX);
+            assert!(p.response_bytes_max() >= p.request_bytes_max());
+            assert_eq!(p.message_bytes_max(), p.response_bytes_max());
         }
         assert!(
-            Protocol::Chunk.message_bytes_max() > 1 << 20,
-            "a whole chunk must fit"
+            Protocol::Chunk.request_bytes_max() > 1 << 20,
+            "a whole chunk must fit a put"
+        );
+        assert!(
+            Protocol::BlockSync.request_bytes_max() <= 1024,
+            "a sync request is small however large its answer"
         );
         for t in GossipTopic::ALL {
             assert_eq!(GossipTopic::from_name(t.name()), Some(t));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use peercloud_net::{
     GossipTopic, Multiaddr, NetConfig, NetError, NetEvent, NetHandle, PeerId, Protocol,
-    RequestFailure, node_id_of, peer_id_of, spawn,
+    RequestFailure, Verdict, node_id_of, peer_id_of, spawn,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
@@ -43,9 +43,14 @@ fn expected_answer(protocol: Protocol, data: &[u8]) -> Vec<u8> {
 async fn start(seed: u8, bootstrap: Vec<Multiaddr>) -> TestNode {
     let mut config = NetConfig::new([seed; 32]);
     config.bootstrap = bootstrap;
+    start_with(config).await
+}
+
+async fn start_with(mut config: NetConfig) -> TestNode {
     config.request_timeout = REQUEST_TIMEOUT;
     let (handle, mut events) = spawn(config).await.unwrap();
     let (gossip_sender, gossip) = mpsc::channel(1024);
+    let validator = handle.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
@@ -53,7 +58,15 @@ async fn start(seed: u8, bootstrap: Vec<Multiaddr>) -> TestNode {
                     topic,
                     source,
                     data,
+                    id,
                 } => {
+                    // The test node's rule: payloads starting with "bad" are invalid.
+                    let verdict = if data.starts_with(b"bad") {
+                        Verdict::Reject
+                    } else {
+                        Verdict::Accept
+                    };
+                    validator.validate(id, verdict).await;
                     let _ = gossip_sender.send((topic, source, data)).await;
                 }
                 NetEvent::Request {
@@ -65,7 +78,7 @@ async fn start(seed: u8, bootstrap: Vec<Multiaddr>) -> TestNode {
                     if data == REFUSE {
                         drop(reply);
                     } else if data == ANSWER_TOO_LARGE {
-                        reply.send(vec![0; protocol.message_bytes_max() + 1]);
+                        reply.send(vec![0; protocol.response_bytes_max() + 1]);
                     } else {
                         reply.send(expected_answer(protocol, &data));
                     }
@@ -177,12 +190,16 @@ async fn gossip_on_every_topic_reaches_every_other_node_and_never_its_publisher(
                 "node {index} got extra gossip"
             );
         }
-        // The same payload again is a duplicate, not a second message.
-        let (_, topic, _, data) = sent[0].clone();
-        assert!(matches!(
-            nodes[0].handle.publish(topic, data).await,
-            Err(NetError::Duplicate { .. })
-        ));
+        // The same payload published again (a retry after an outage: signed
+        // records are byte-identical) is a new message and reaches the others.
+        let (_, topic, source, data) = sent[0].clone();
+        nodes[0].handle.publish(topic, data.clone()).await.unwrap();
+        for node in &mut nodes[1..] {
+            let gossip = timeout(FORMATION_TIMEOUT, node.gossip.recv())
+                .await
+                .unwrap();
+            assert_eq!(gossip, Some((topic, Some(source), data.clone())));
+        }
     })
     .await
     .unwrap();
@@ -222,7 +239,7 @@ async fn requests_round_trip_on_every_protocol_including_to_a_peer_found_by_kade
         }
 
         // A message of exactly the limit goes through.
-        let chunk = vec![7u8; Protocol::Chunk.message_bytes_max() - 64];
+        let chunk = vec![7u8; Protocol::Chunk.request_bytes_max() - 64];
         let answer = a
             .handle
             .request(c_id, Protocol::Chunk, chunk.clone())
@@ -287,7 +304,7 @@ async fn oversized_refused_and_self_requests_fail_without_reaching_the_peer() {
         wait_connected(&b.handle, &[a_id]).await;
 
         for protocol in Protocol::ALL {
-            let max = protocol.message_bytes_max();
+            let max = protocol.request_bytes_max();
             let error = b
                 .handle
                 .request(a_id, protocol, vec![0; max + 1])
@@ -382,6 +399,120 @@ async fn request_to_a_peer_that_shut_down_fails_in_bounded_time() {
             "{result:?}"
         );
         assert!(started.elapsed() < REQUEST_TIMEOUT * 2);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_is_forwarded_only_once_accepted_and_a_peer_sending_invalid_messages_is_ignored() {
+    timeout(TEST_TIMEOUT, async {
+        // X - A - C in a line: X and C may hold one connection each (to A),
+        // so whatever C hears from X, A forwarded.
+        let mut a = start(70, Vec::new()).await;
+        let a_addrs = a.handle.listen_addrs();
+        let leaf = |seed: u8| {
+            let mut config = NetConfig::new([seed; 32]);
+            config.bootstrap = a_addrs.clone();
+            config.connections_max = 1;
+            start_with(config)
+        };
+        let x = leaf(71).await;
+        let mut c = leaf(72).await;
+        let topic = GossipTopic::Transactions;
+        let (a_id, x_id, c_id) = (a.handle.peer_id(), x.handle.peer_id(), c.handle.peer_id());
+        wait_subscribed(&a.handle, topic, &[x_id, c_id]).await;
+        wait_subscribed(&x.handle, topic, &[a_id]).await;
+        wait_subscribed(&c.handle, topic, &[a_id]).await;
+        assert!(!c.handle.connected_peers().await.unwrap().contains(&x_id));
+
+        publish_when_meshed(&x.handle, topic, b"good 1".to_vec()).await;
+        assert_eq!(next(&mut a).await.2, b"good 1");
+        assert_eq!(next(&mut c).await, (topic, Some(x_id), b"good 1".to_vec()));
+
+        // A rejects: C never sees it.
+        x.handle.publish(topic, b"bad 1".to_vec()).await.unwrap();
+        assert_eq!(next(&mut a).await.2, b"bad 1");
+        sleep(Duration::from_millis(1_000)).await;
+        assert!(
+            c.gossip.try_recv().is_err(),
+            "a rejected message was forwarded"
+        );
+        assert_eq!(a.handle.metrics().gossip_rejected, 1);
+
+        // A few more and A stops listening to X altogether.
+        for i in 2..6 {
+            x.handle
+                .publish(topic, format!("bad {i}").into_bytes())
+                .await
+                .unwrap();
+            sleep(Duration::from_millis(100)).await;
+        }
+        sleep(Duration::from_millis(500)).await;
+        while a.gossip.try_recv().is_ok() {}
+        assert_eq!(
+            a.handle.metrics().gossip_rejected,
+            3,
+            "heard until graylisted"
+        );
+        x.handle.publish(topic, b"good 2".to_vec()).await.unwrap();
+        sleep(Duration::from_millis(1_500)).await;
+        let heard = a.gossip.try_recv();
+        assert!(
+            heard.is_err(),
+            "a graylisted peer was still heard: {heard:?}"
+        );
+        assert!(c.gossip.try_recv().is_err());
+        // C, which sent nothing wrong, is still heard.
+        c.handle.publish(topic, b"good 3".to_vec()).await.unwrap();
+        assert_eq!(next(&mut a).await.2, b"good 3");
+    })
+    .await
+    .unwrap();
+}
+
+/// The next gossip `node` hears, within the formation timeout.
+async fn next(node: &mut TestNode) -> Gossip {
+    timeout(FORMATION_TIMEOUT, node.gossip.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_refused() {
+    timeout(TEST_TIMEOUT, async {
+        let mut config = NetConfig::new([55; 32]);
+        config.connections_max = 2;
+        let a = start_with(config).await;
+        let a_addr = a.handle.listen_addrs()[0].clone();
+        let mut others = Vec::new();
+        let mut refused = 0;
+        for seed in 56..60 {
+            let other = start(seed, Vec::new()).await;
+            if other.handle.dial(a_addr.clone()).await.is_err() {
+                refused += 1;
+            }
+            others.push(other);
+        }
+        // Settle: a connection the limit refuses is closed right after the
+        // handshake, so a dial may report success and then lose it.
+        sleep(Duration::from_millis(500)).await;
+        let connected = a.handle.connected_peers().await.unwrap();
+        assert_eq!(connected.len(), 2, "{connected:?}");
+        let mut kept = 0;
+        for other in &others {
+            if other
+                .handle
+                .connected_peers()
+                .await
+                .unwrap()
+                .contains(&a.handle.peer_id())
+            {
+                kept += 1;
+            }
+        }
+        assert_eq!(kept, 2, "{refused} dials reported refused");
     })
     .await
     .unwrap();

@@ -149,7 +149,7 @@ impl Actor {
             bump(&self.metrics.requests_unanswered);
             return; // dropping the channel closes the stream
         };
-        let max = protocol.message_bytes_max();
+        let max = protocol.response_bytes_max();
         if data.len() > max {
             warn!(
                 %peer,

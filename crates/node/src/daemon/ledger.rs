@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peercloud_api::ErrorCode;
-use peercloud_ledger::{Block, TxError, TxKind, registration_proof};
+use peercloud_ledger::block::BLOCK_TXS_MAX;
+use peercloud_ledger::{Block, State, TxError, TxKind, registration_proof};
 use peercloud_net::{GossipTopic, PeerId, Protocol, peer_id_of};
 use peercloud_types::{Amount, Keypair, NodeId, Signed};
 use tokio::sync::{broadcast, mpsc};
 
+use super::held::Held;
 use super::{Inner, now_ms};
-use crate::chain::Committed;
+use crate::chain::{Committed, Refused};
 use crate::wire::{Message, SYNC_BLOCKS_MAX};
 
 /// Candidate transactions the validator queues; a full queue pushes back on
@@ -30,12 +32,16 @@ pub(crate) const MEMPOOL_TXS_MAX: usize = 8_192;
 pub(crate) const SYNC_TRIGGERS: usize = 64;
 /// How often a node asks for blocks it may have missed.
 const SYNC_INTERVAL: Duration = Duration::from_secs(2);
-/// Blocks that arrived ahead of the tip, kept until the gap is filled.
-const EARLY_BLOCKS_MAX: usize = 512;
-/// A transaction ahead of its signer's nonce waits this long for the gap to close.
-const FUTURE_TX_MS: u64 = 30_000;
+/// Blocks that arrived ahead of the tip (each signed by the validator, see
+/// the gossip check), kept until the gap is filled: 64 blocks of at most
+/// 8 MiB; past that the sync fetches them in order.
+const EARLY_BLOCKS_MAX: usize = 64;
 /// How long a submitter waits for its transaction to be in a block.
 pub const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a waiting submitter publishes its transaction again: blocks
+/// come within milliseconds when the validator is reachable, so a few
+/// seconds without one means the gossip was lost.
+const TX_RESEND_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Why a transaction was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -70,35 +76,67 @@ impl Inner {
         tx: Signed<peercloud_ledger::Tx>,
         wait: bool,
     ) -> Result<Option<Arc<Committed>>, SubmitError> {
-        match self.chain().check(&tx, now_ms()) {
-            Ok(_) => {}
-            // A nonce ahead of the tip: an earlier transaction of the same
-            // signer is still on its way. The validator holds it until then.
-            Err(TxError::BadNonce { expected, got }) if got > expected => {}
-            Err(e) => return Err(SubmitError::Refused(e)),
+        {
+            let mut chain = self.chain();
+            match chain.check(&tx, now_ms()) {
+                Ok(_) => {}
+                // A nonce ahead of the tip: an earlier transaction of the same
+                // signer is still on its way. The validator holds it until
+                // then, if the signer can pay its fee.
+                Err(TxError::BadNonce { expected, got }) if got > expected => {
+                    let account = peercloud_types::AccountId(tx.signer);
+                    let available = chain.state().balance(&account);
+                    if available < tx.body.fee {
+                        return Err(SubmitError::Refused(TxError::InsufficientFunds {
+                            account,
+                            needed: tx.body.fee,
+                            available,
+                        }));
+                    }
+                }
+                Err(e) => return Err(SubmitError::Refused(e)),
+            }
         }
         let hash = tx.hash();
         let mut blocks = self.committed.subscribe();
+        let gossip = Message::Tx(tx.clone());
         if let Some(mempool) = &self.mempool {
             mempool
                 .send(tx)
                 .await
                 .map_err(|_| SubmitError::Net("the validator loop stopped".into()))?;
         } else {
-            self.publish(GossipTopic::Transactions, &Message::Tx(tx))
+            self.publish(GossipTopic::Transactions, &gossip)
                 .await
                 .map_err(|e| SubmitError::Net(e.to_string()))?;
         }
         if !wait {
             return Ok(None);
         }
+        // Gossip is not a log: a transaction published while the validator
+        // was unreachable is gone. Publish it again until it is in a block
+        // (each publication is a new gossip message; the ledger's nonce
+        // makes a second copy harmless).
         let deadline = tokio::time::Instant::now() + INCLUSION_TIMEOUT;
+        let mut resend = tokio::time::Instant::now() + TX_RESEND_INTERVAL;
         loop {
-            match tokio::time::timeout_at(deadline, blocks.recv()).await {
+            let wake = if self.mempool.is_some() {
+                deadline
+            } else {
+                resend.min(deadline)
+            };
+            match tokio::time::timeout_at(wake, blocks.recv()).await {
                 Ok(Ok(committed)) if committed.tx_hashes.contains(&hash) => {
                     return Ok(Some(committed));
                 }
                 Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%hash, "transaction not in a block yet; publishing it again");
+                    if let Err(e) = self.publish(GossipTopic::Transactions, &gossip).await {
+                        tracing::debug!(%hash, %e, "republish failed");
+                    }
+                    resend = tokio::time::Instant::now() + TX_RESEND_INTERVAL;
+                }
                 Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
                     return Err(SubmitError::Timeout {
                         hash: hash.to_string(),
@@ -180,19 +218,20 @@ pub(crate) async fn on_gossip_tx(inner: &Inner, tx: Signed<peercloud_ledger::Tx>
     }
 }
 
-/// Makes blocks as soon as transactions wait, commits and gossips them.
+/// Makes blocks as soon as transactions wait, commits and gossips them. A
+/// batch in which nothing passes makes no block; transactions ahead of their
+/// signer's nonce wait in the [`Held`] queue until their turn.
 pub(crate) async fn validator_loop(
     inner: Arc<Inner>,
     mut mempool: mpsc::Receiver<Signed<peercloud_ledger::Tx>>,
 ) {
-    // Transactions ahead of their signer's nonce, with when they arrived.
-    let mut future: Vec<(u64, Signed<peercloud_ledger::Tx>)> = Vec::new();
+    let mut held = Held::default();
     loop {
         let Some(first) = mempool.recv().await else {
             return;
         };
         let mut batch = vec![first];
-        while batch.len() < peercloud_ledger::block::BLOCK_TXS_MAX {
+        while batch.len() < BLOCK_TXS_MAX {
             match mempool.try_recv() {
                 Ok(tx) => batch.push(tx),
                 Err(_) => break,
@@ -200,36 +239,31 @@ pub(crate) async fn validator_loop(
         }
         loop {
             let now = now_ms();
-            future.retain(|(since, _)| now.saturating_sub(*since) < FUTURE_TX_MS);
-            let room = peercloud_ledger::block::BLOCK_TXS_MAX - batch.len();
-            let retry: Vec<_> = future
-                .drain(..future.len().min(room))
-                .map(|(_, tx)| tx)
-                .collect();
-            batch.extend(retry);
-            let outcome = inner
-                .chain()
-                .propose(std::mem::take(&mut batch), now, &inner.node_key);
-            let (committed, rejected) = match outcome {
-                Ok(done) => done,
+            let outcome = {
+                let mut chain = inner.chain();
+                let room = BLOCK_TXS_MAX - batch.len();
+                batch.extend(held.take_ready(chain.state(), now, room));
+                let outcome = chain.propose(std::mem::take(&mut batch), now, &inner.node_key);
+                if let Ok((_, rejected)) = &outcome {
+                    hold_or_log(&mut held, chain.state(), rejected, now);
+                }
+                outcome
+            };
+            let committed = match outcome {
+                Ok((Some(committed), _)) => committed,
+                Ok((None, _)) => break,
                 Err(e) => {
                     tracing::error!(%e, "cannot make a block");
                     break;
                 }
             };
-            let included = committed.block.txs.len();
-            for (tx, why) in rejected {
-                match why {
-                    TxError::BadNonce { expected, got } if got > expected => {
-                        future.push((now, tx));
-                    }
-                    why => {
-                        tracing::info!(signer = %peercloud_types::AccountId(tx.signer), %why, "transaction refused")
-                    }
-                }
-            }
             let block = committed.block.clone();
-            tracing::debug!(height = block.height(), txs = included, "block committed");
+            tracing::debug!(
+                height = block.height(),
+                txs = block.txs.len(),
+                held = held.len(),
+                "block committed"
+            );
             inner.announce(committed);
             if let Err(e) = inner
                 .publish(GossipTopic::Blocks, &Message::Block(block))
@@ -238,9 +272,25 @@ pub(crate) async fn validator_loop(
                 tracing::warn!(%e, "block not gossiped (followers will sync)");
             }
             // Held transactions whose turn has come go into the next block.
-            if included == 0 || future.is_empty() {
+            if held.is_empty() {
                 break;
             }
+        }
+    }
+}
+
+/// Holds the refused transactions whose only fault is a nonce ahead of the
+/// signer's; logs the others.
+fn hold_or_log(held: &mut Held, state: &State, refused: &Refused, now: u64) {
+    for (tx, why) in refused {
+        let signer = peercloud_types::AccountId(tx.signer);
+        match why {
+            TxError::BadNonce { expected, got } if got > expected => {
+                if let Err(e) = held.hold(state, tx.clone(), now) {
+                    tracing::info!(%signer, nonce = got, %e, "transaction not held");
+                }
+            }
+            why => tracing::info!(%signer, %why, "transaction refused"),
         }
     }
 }
@@ -277,7 +327,8 @@ fn early_blocks(inner: &Arc<Inner>, block: Option<Block>) {
     if let Some(block) = block
         && early.len() < EARLY_BLOCKS_MAX
     {
-        early.insert(block.height(), block);
+        // The first block kept at a height stays: both are the validator's.
+        early.entry(block.height()).or_insert(block);
     }
     let next = inner.chain().next_height();
     early.retain(|h, _| *h >= next);
@@ -321,7 +372,7 @@ fn apply_in_order(inner: &Inner, blocks: Vec<Block>) -> usize {
 pub(crate) fn on_sync_request(inner: &Inner, from: u64, max: u32) -> Message {
     let max = max.min(SYNC_BLOCKS_MAX);
     // Leave room for the message's own framing.
-    let budget = Protocol::BlockSync.message_bytes_max() - 1024;
+    let budget = Protocol::BlockSync.response_bytes_max() - 1024;
     match inner.chain().blocks_from(from, max, budget) {
         Ok(blocks) => Message::Blocks(blocks),
         Err(e) => Message::error(ErrorCode::Internal, e.to_string()),

@@ -17,6 +17,7 @@
 
 mod chunks;
 mod closer;
+mod held;
 mod ledger;
 mod provider;
 mod requester;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use peercloud_api::ErrorCode;
 use peercloud_compute::{ComputeError, Executor, ExecutorConfig};
-use peercloud_net::{GossipTopic, NetConfig, NetEvent, NetHandle, Protocol};
+use peercloud_net::{GossipTopic, NetConfig, NetEvent, NetHandle, Protocol, Verdict};
 use peercloud_store::{FsChunkStore, StoreError};
 use peercloud_types::{JobId, KeyFileError, Keypair, NodeId, PublicKey};
 use tokio::sync::{broadcast, mpsc};
@@ -310,9 +311,8 @@ impl Node {
         let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
         let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
         let mut net_config = NetConfig::new(node_key.seed());
-        net_config.listen = config.listen.clone();
         net_config.bootstrap = config.bootstrap.clone();
-        let (net, events) = peercloud_net::spawn(net_config).await?;
+        let (net, events) = listen_where_last(&dir, &config.listen, net_config).await?;
         let (committed, _) = broadcast::channel(COMMITTED_CHANNEL);
         let (mempool, mempool_rx) = if validator {
             let (tx, rx) = mpsc::channel(ledger::MEMPOOL_TXS_MAX);
@@ -386,6 +386,89 @@ impl Node {
     }
 }
 
+/// Where a node writes the network addresses it listened on, so a restart
+/// takes the same ports and peers that knew the node find it again.
+pub const LISTEN_FILE: &str = "p2p.listen";
+
+/// Starts the network on `configured`, with each port 0 replaced by the port
+/// this node had last time (from [`LISTEN_FILE`]); if that port is taken
+/// now, on a fresh one. Records where it listens for the next start.
+async fn listen_where_last(
+    dir: &Path,
+    configured: &[peercloud_net::Multiaddr],
+    mut net_config: NetConfig,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), StartError> {
+    let file = dir.join(LISTEN_FILE);
+    let last: Vec<peercloud_net::Multiaddr> = std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    let wanted = keep_ports(configured, &last);
+    net_config.listen = wanted.clone();
+    let started = match peercloud_net::spawn(net_config.clone()).await {
+        Err(e) if wanted != configured => {
+            tracing::warn!(%e, "last listen port unavailable; listening on a new one");
+            net_config.listen = configured.to_vec();
+            peercloud_net::spawn(net_config).await
+        }
+        other => other,
+    };
+    let (net, events) = started?;
+    let text: String = net
+        .listen_addrs()
+        .iter()
+        .map(|addr| format!("{addr}\n"))
+        .collect();
+    std::fs::write(&file, text).map_err(io_error(&file))?;
+    Ok((net, events))
+}
+
+/// `configured` with every TCP port 0 replaced by the port of the address in
+/// `last` on the same IP, if there is one.
+fn keep_ports(
+    configured: &[peercloud_net::Multiaddr],
+    last: &[peercloud_net::Multiaddr],
+) -> Vec<peercloud_net::Multiaddr> {
+    use peercloud_net::multiaddr::Protocol as P;
+    fn split(addr: &peercloud_net::Multiaddr) -> (Option<std::net::IpAddr>, Option<u16>) {
+        let mut ip = None;
+        let mut port = None;
+        for part in addr.iter() {
+            match part {
+                P::Ip4(v4) => ip = Some(v4.into()),
+                P::Ip6(v6) => ip = Some(v6.into()),
+                P::Tcp(p) => port = Some(p),
+                _ => {}
+            }
+        }
+        (ip, port)
+    }
+    configured
+        .iter()
+        .map(|addr| {
+            let (ip, port) = split(addr);
+            if port != Some(0) || ip.is_none() {
+                return addr.clone();
+            }
+            let earlier = last.iter().find_map(|old| match split(old) {
+                (old_ip, Some(p)) if old_ip == ip && p != 0 => Some(p),
+                _ => None,
+            });
+            match earlier {
+                Some(p) => addr
+                    .iter()
+                    .map(|part| match part {
+                        P::Tcp(0) => P::Tcp(p),
+                        other => other,
+                    })
+                    .collect(),
+                None => addr.clone(),
+            }
+        })
+        .collect()
+}
+
 /// Fewest characters an API token may have: the node writes 64 hex digits;
 /// anything much shorter can be guessed by a process on this machine.
 const TOKEN_CHARS_MIN: usize = 32;
@@ -454,14 +537,24 @@ async fn event_loop(
                 topic,
                 source,
                 data,
+                id,
             } => {
+                // Judged before anything is forwarded: a message this node
+                // finds invalid goes no further and costs its sender.
                 let message = match Message::from_bytes(&data) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(?source, topic = topic.name(), %e, "undecodable gossip");
+                        inner.net.validate(id, Verdict::Reject).await;
                         continue;
                     }
                 };
+                let verdict = judge_gossip(&inner, topic, &message);
+                inner.net.validate(id, verdict).await;
+                if verdict != Verdict::Accept {
+                    tracing::debug!(?source, topic = topic.name(), ?verdict, "gossip not taken");
+                    continue;
+                }
                 match message {
                     Message::Tx(tx) => ledger::on_gossip_tx(&inner, tx).await,
                     Message::Block(block) => ledger::on_block(&inner, block, source, &sync).await,
@@ -507,6 +600,57 @@ async fn event_loop(
         }
     }
     tracing::info!("network events ended");
+}
+
+/// This node's verdict on a gossip message, from what it can check without
+/// waiting: the topic is the message's, signatures hold, a transaction is
+/// for this chain, a block is the validator's and not already applied, a
+/// capacity request's spec is valid and its offer window open.
+fn judge_gossip(inner: &Inner, topic: GossipTopic, message: &Message) -> Verdict {
+    match (topic, message) {
+        (GossipTopic::Transactions, Message::Tx(tx)) => {
+            if tx.verify().is_err() {
+                return Verdict::Reject;
+            }
+            match inner.chain().check(tx, now_ms()) {
+                Ok(_) => Verdict::Accept,
+                // An earlier transaction of the signer is still on its way.
+                Err(peercloud_ledger::TxError::BadNonce { expected, got }) if got > expected => {
+                    Verdict::Accept
+                }
+                Err(peercloud_ledger::TxError::WrongChain { .. }) => Verdict::Reject,
+                // Stale or unaffordable here: not worth relaying, no fault
+                // (this node's tip may differ from the sender's).
+                Err(_) => Verdict::Ignore,
+            }
+        }
+        (GossipTopic::Blocks, Message::Block(block)) => {
+            let (validator, next) = {
+                let chain = inner.chain();
+                (chain.state().params().validator, chain.next_height())
+            };
+            if block.header.signer != validator
+                || block.header.body.proposer != validator
+                || block.header.verify().is_err()
+            {
+                Verdict::Reject
+            } else if block.height() < next {
+                Verdict::Ignore
+            } else {
+                Verdict::Accept
+            }
+        }
+        (GossipTopic::CapacityRequests, Message::CapacityRequest(request)) => {
+            if request.spec.validate().is_err() {
+                Verdict::Reject
+            } else if request.offers_until_ms < now_ms() {
+                Verdict::Ignore
+            } else {
+                Verdict::Accept
+            }
+        }
+        _ => Verdict::Reject,
+    }
 }
 
 fn kind_of(message: &Message) -> &'static str {
@@ -618,6 +762,27 @@ mod tests {
         assert_eq!(load.now(1_000), RECENT_LOAD_MAX_BPS);
         assert_eq!(load.now(1_500), RECENT_LOAD_MAX_BPS - 500);
         assert_eq!(load.now(60_000), 0);
+    }
+
+    #[test]
+    fn a_restart_keeps_the_ports_it_had_where_the_config_says_any() {
+        let addr = |s: &str| s.parse::<peercloud_net::Multiaddr>().unwrap();
+        let configured = [
+            addr("/ip4/127.0.0.1/tcp/0"),
+            addr("/ip4/0.0.0.0/tcp/0"),
+            addr("/ip4/127.0.0.1/tcp/4001"),
+        ];
+        let last = [
+            addr(
+                "/ip4/127.0.0.1/tcp/39111/p2p/12D3KooWRBhwfeP2Y9CDkFRBAZ1pmxUadH36TKuk3KtKm5XXP8mA",
+            ),
+            addr("/ip4/10.0.0.5/tcp/39112"),
+        ];
+        let kept = keep_ports(&configured, &last);
+        assert_eq!(kept[0], addr("/ip4/127.0.0.1/tcp/39111"));
+        assert_eq!(kept[1], configured[1], "no earlier port on that IP");
+        assert_eq!(kept[2], configured[2], "a fixed port stays");
+        assert_eq!(keep_ports(&configured, &[]), configured.to_vec());
     }
 
     #[test]

@@ -29,9 +29,20 @@ const AWARD_WAIT: Duration = Duration::from_secs(10);
 /// Bytes of stderr a result carries.
 const STDERR_BYTES_MAX: usize = 4 << 10;
 
-/// Judges a capacity request and sends an offer (or a decline) to its requester.
+/// How long a provider waits for a requested job's PostJob block to reach
+/// it (the request and the block race through gossip).
+const POSTED_JOB_WAIT: Duration = Duration::from_secs(5);
+
+/// Judges a capacity request and sends an offer (or a decline) to its
+/// requester, for a job posted on the ledger with this very spec only: a
+/// request for a job that does not exist costs a provider no work and sends
+/// nothing to the node it names.
 pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequest) {
     if inner.is_validator() || !inner.registered() || now_ms() > request.offers_until_ms {
+        return;
+    }
+    if let Err(why) = posted_with_spec(&inner, &request).await {
+        tracing::info!(job = %request.job, %why, "capacity request ignored");
         return;
     }
     let answer = match offer_for(&inner, &request) {
@@ -50,6 +61,33 @@ pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequ
         .await
     {
         tracing::debug!(job = %request.job, %e, "offer not delivered");
+    }
+}
+
+/// Waits (up to [`POSTED_JOB_WAIT`]) until the request's job is on this
+/// node's ledger, then checks it is still open and posted with this spec.
+async fn posted_with_spec(inner: &Inner, request: &CapacityRequest) -> Result<(), String> {
+    let mut blocks = inner.committed.subscribe();
+    let deadline = tokio::time::Instant::now() + POSTED_JOB_WAIT;
+    loop {
+        if let Some(job) = inner.chain().state().job(&request.job) {
+            if job.spec_digest != request.spec.digest() {
+                return Err("its spec is not the one posted".into());
+            }
+            if job.state != JobState::Posted {
+                return Err(format!("the job is {:?}, not open", job.state));
+            }
+            return Ok(());
+        }
+        match tokio::time::timeout_at(deadline, blocks.recv()).await {
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
+                return Err(format!(
+                    "no such job on the ledger after {} s",
+                    POSTED_JOB_WAIT.as_secs()
+                ));
+            }
+        }
     }
 }
 
