@@ -122,14 +122,26 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 async fn wait_for_stop(stop_with_parent: bool) {
-    use tokio::io::AsyncReadExt;
+    // Stdin is watched on a plain thread, not tokio's blocking pool: the
+    // runtime waits for its blocking tasks when it shuts down, and a read
+    // of an open stdin never ends, so a SIGTERM would leave the process
+    // hanging. A plain thread dies with the process.
+    let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+    if stop_with_parent {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = closed.send(());
+        });
+    } else {
+        drop(closed);
+    }
     let stdin_closed = async {
-        if !stop_with_parent {
-            return std::future::pending::<()>().await;
+        if stdin_closed.await.is_err() {
+            std::future::pending::<()>().await;
         }
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
     };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -556,3 +556,21 @@ fn a_restarted_validator_is_found_again_and_takes_transactions() {
         },
     );
 }
+
+#[test]
+fn a_node_stops_on_sigterm_while_its_stdin_stays_open() {
+    bounded(
+        "a_node_stops_on_sigterm_while_its_stdin_stays_open",
+        FAULT_LIMIT,
+        || {
+            let mut net = Net::up(1, Vec::new());
+            for i in [1, 0] {
+                assert!(
+                    net.devnet.nodes[i].terminate(Duration::from_secs(10)),
+                    "node-{i} ignored SIGTERM"
+                );
+            }
+            println!("checked: both nodes exit on SIGTERM with their stdin open");
+        },
+    );
+}

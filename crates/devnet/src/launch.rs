@@ -168,6 +168,24 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends it SIGTERM (stdin left open) and waits up to `grace`; whether
+    /// it exited.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = std::time::Instant::now() + grace;
+        while sent && std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Asks it to stop and waits up to `grace`, then kills it.
     pub fn stop(&mut self, grace: Duration) {
         drop(self.stdin.take());
