@@ -2,6 +2,7 @@
 //! parses arguments, calls the library crates and prints; the logic lives in
 //! the crates below it (see ARCHITECTURE.md).
 
+mod color;
 mod demo;
 mod devnet;
 mod display;
@@ -17,7 +18,7 @@ mod wallet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// jemalloc, returning freed memory to the system within about a second
 /// (`background_thread`, dirty decay 1 s; set in `.cargo/config.toml`): a
@@ -69,13 +70,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let color = color::stderr_color();
+    let cli = parse(color);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERCLOUD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .init();
     let data_dir = paths::data_dir(cli.data_dir.as_deref());
     let result = match cli.command {
@@ -103,6 +106,19 @@ fn main() -> ExitCode {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The command line, parsed with clap colouring only when `color` says so;
+/// exits with clap's message (and status) on bad arguments, `--help`, `--version`.
+fn parse(color: bool) -> Cli {
+    let mut command = Cli::command().color(color::clap_choice(color));
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    match parsed {
+        Ok(cli) => cli,
+        Err(error) => error.format(&mut command).exit(),
     }
 }
 

@@ -70,15 +70,7 @@ fn a_bad_spec_is_named_field_by_field() {
 #[test]
 fn job_run_local_prints_status_fuel_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("wc.wasm"), peercloud_workloads::WORDCOUNT).unwrap();
-    std::fs::write(dir.path().join("t.txt"), "to be or not to be").unwrap();
-    let spec = dir.path().join("job.json");
-    std::fs::write(
-        &spec,
-        r#"{"version": 1, "module": "wc.wasm", "inputs": [{"name": "t.txt", "source": "t.txt"}],
-            "outputs": ["counts.json"], "max_price": "0.01"}"#,
-    )
-    .unwrap();
+    let spec = wordcount_spec(dir.path());
     let out_dir = dir.path().join("out");
     let out = peercloud(
         &[
@@ -99,6 +91,102 @@ fn job_run_local_prints_status_fuel_and_outputs() {
     let counts: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("counts.json")).unwrap()).unwrap();
     assert_eq!(counts["total_words"], 6);
+}
+
+/// Writes the wordcount job (one input, one named output) into `dir`.
+fn wordcount_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("wc.wasm"), peercloud_workloads::WORDCOUNT)
+        .expect("temp dir is writable");
+    std::fs::write(dir.join("t.txt"), "to be or not to be").expect("temp dir is writable");
+    let spec = dir.join("job.json");
+    std::fs::write(
+        &spec,
+        r#"{"version": 1, "module": "wc.wasm", "inputs": [{"name": "t.txt", "source": "t.txt"}],
+            "outputs": ["counts.json"], "max_price": "0.01"}"#,
+    )
+    .expect("temp dir is writable");
+    spec
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = wordcount_spec(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_peercloud"))
+        .args([
+            "job",
+            "run",
+            spec.to_str().unwrap(),
+            "--local",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .env("PEERCLOUD_DATA_DIR", dir.path())
+        .env("PEERCLOUD_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs = stderr(&out);
+    assert!(logs.contains("run completed"), "the sandbox logged: {logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "no escape codes in a pipe: {logs:?}"
+    );
+}
+
+#[test]
+fn a_failed_local_run_leaves_out_as_it_was_and_shows_the_modules_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    // Writes /output/partial.txt (fd 4: a local run mounts /input as fd 3),
+    // says why on stderr, then traps.
+    let module = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "partial.txt")
+      (data (i32.const 32) "partial")
+      (data (i32.const 64) "error: the input is empty")
+      (func (export "_start")
+        (if (call $path_open (i32.const 4) (i32.const 0) (i32.const 16) (i32.const 11)
+                (i32.const 1) (i64.const 0x3fffffff) (i64.const 0x3fffffff) (i32.const 0) (i32.const 8))
+          (then unreachable))
+        (i32.store (i32.const 0) (i32.const 32))
+        (i32.store (i32.const 4) (i32.const 7))
+        (drop (call $fd_write (i32.load (i32.const 8)) (i32.const 0) (i32.const 1) (i32.const 12)))
+        (i32.store (i32.const 0) (i32.const 64))
+        (i32.store (i32.const 4) (i32.const 25))
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 12)))
+        unreachable))"#;
+    std::fs::write(dir.path().join("dies.wat"), module).unwrap();
+    let spec = dir.path().join("dies.json");
+    std::fs::write(
+        &spec,
+        r#"{"version": 1, "module": "dies.wat", "max_price": "0.01"}"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = peercloud(
+        &[
+            "job",
+            "run",
+            spec.to_str().unwrap(),
+            "--local",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("trap: "), "{text}");
+    assert!(text.contains("error: the input is empty"), "{text}");
+    assert!(out_dir.is_dir(), "the user's directory stays");
+    let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+    assert!(left.is_empty(), "nothing of the failed run: {left:?}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub mod sandbox;
 mod ticker;
 
 pub use determinism::{CLOCK_START_SECS, CLOCK_STEP_NS};
-pub use error::ComputeError;
+pub use error::{ComputeError, ERROR_STDERR_BYTES_MAX, StderrTail};
 pub use executor::{
     CONCURRENT_RUNS_MAX, EPOCH_TICK_MS, Executor, ExecutorConfig, MODULE_BYTES_MAX,
     MODULE_CACHE_ENTRIES, WASM_STACK_BYTES_MAX,

@@ -6,6 +6,11 @@
 //! sandbox under the spec's limits and seed, and checks the outputs the spec
 //! names are there. The output digest it prints is the one a provider would
 //! submit, so a user can compare it with what the grid returns.
+//!
+//! The module writes into a hidden directory inside the output directory,
+//! whose contents move into place only once the run succeeded: after a
+//! failed run (a limit, a trap, a missing output) the output directory holds
+//! nothing of it, and the directories the run created are removed again.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +21,9 @@ use peercloud_types::{JobSpec, SpecError};
 /// Largest input file staged for a local run; the same bound a provider puts
 /// on one staged input (larger data belongs in storage, fetched by CID).
 pub const INPUT_BYTES_MAX: u64 = 4 << 30;
+/// Name prefix of the hidden directory inside the output directory that the
+/// module writes into; named so that one left by a killed run says what it is.
+pub const PARTIAL_DIR_PREFIX: &str = ".peercloud-partial-";
 
 /// A finished local run.
 #[derive(Debug)]
@@ -125,7 +133,8 @@ fn local_path(field: &str, source: &Source, base: &Path) -> Result<PathBuf, Loca
 }
 
 /// Runs the job at `spec_path` in `executor`, writing outputs to `output_dir`
-/// (created if missing; must be empty).
+/// (created if missing; must be empty). When the run fails, `output_dir` is
+/// left as it was: nothing the module wrote, and gone again if it was created.
 pub fn run_local(
     executor: &Executor,
     spec_path: &Path,
@@ -153,7 +162,7 @@ pub fn run_local(
         source,
     })?;
 
-    prepare_output_dir(output_dir)?;
+    let output = Output::prepare(output_dir)?;
     let staging = tempfile::Builder::new()
         .prefix("peercloud-input-")
         .tempdir()
@@ -186,7 +195,7 @@ pub fn run_local(
         &spec,
         module,
         Some(staging.path().to_owned()),
-        output_dir.to_owned(),
+        output.partial().to_owned(),
     );
     let outcome = executor.run(&request)?;
     for name in &spec.outputs {
@@ -197,6 +206,7 @@ pub fn run_local(
             });
         }
     }
+    output.commit()?;
     Ok(LocalRun {
         spec,
         module_path,
@@ -205,17 +215,131 @@ pub fn run_local(
     })
 }
 
-fn prepare_output_dir(dir: &Path) -> Result<(), LocalRunError> {
-    let err = |reason: String| LocalRunError::OutputDir {
-        path: dir.to_owned(),
-        reason,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    let mut entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
-    if entries.next().is_some() {
-        return Err(err(
-            "is not empty; outputs go to an empty directory so nothing is overwritten".into(),
-        ));
+/// The output directory of a local run until the run succeeded. Dropped
+/// without [`Output::commit`] (the run failed, or panicked), it removes the
+/// hidden directory the module wrote into and the directories
+/// [`Output::prepare`] created; nothing that was there before is touched.
+struct Output {
+    /// The directory the user named.
+    dir: PathBuf,
+    /// Directories `prepare` created (removed when dropped, if empty).
+    created: Created,
+    /// Where the module writes (removed when dropped).
+    partial: tempfile::TempDir,
+    /// Whether the outputs were moved into place.
+    committed: bool,
+}
+
+impl Output {
+    /// Creates `dir` (and missing parents) or checks it is empty, and the
+    /// hidden directory the module writes into.
+    fn prepare(dir: &Path) -> Result<Output, LocalRunError> {
+        let err = |reason: String| LocalRunError::OutputDir {
+            path: dir.to_owned(),
+            reason,
+        };
+        let mut created = Vec::new();
+        let mut missing = Some(dir);
+        while let Some(at) = missing.filter(|p| !p.as_os_str().is_empty()) {
+            if at.symlink_metadata().is_ok() {
+                break;
+            }
+            created.push(at.to_owned());
+            missing = at.parent();
+        }
+        // Removes what it created if a step below fails.
+        let created = Created(created);
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let mut entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
+        if entries.next().is_some() {
+            return Err(err(
+                "is not empty; outputs go to an empty directory so nothing is overwritten".into(),
+            ));
+        }
+        let partial = tempfile::Builder::new()
+            .prefix(PARTIAL_DIR_PREFIX)
+            .tempdir_in(dir)
+            .map_err(|e| err(format!("cannot create a directory in it: {e}")))?;
+        Ok(Output {
+            dir: dir.to_owned(),
+            created,
+            partial,
+            committed: false,
+        })
     }
-    Ok(())
+
+    /// Where the module writes.
+    fn partial(&self) -> &Path {
+        self.partial.path()
+    }
+
+    /// Moves the outputs into place and keeps them. If a move fails, what
+    /// was moved is removed again and the run fails.
+    fn commit(mut self) -> Result<(), LocalRunError> {
+        let err = |reason: String| LocalRunError::OutputDir {
+            path: self.dir.clone(),
+            reason,
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.partial.path()).map_err(|e| err(e.to_string()))? {
+            names.push(entry.map_err(|e| err(e.to_string()))?.file_name());
+        }
+        let mut moved: Vec<PathBuf> = Vec::new();
+        for name in names {
+            let to = self.dir.join(&name);
+            // Something that appeared during the run is not replaced.
+            let result = if to.symlink_metadata().is_ok() {
+                Err(format!(
+                    "{} appeared during the run; it is not overwritten",
+                    to.display()
+                ))
+            } else {
+                std::fs::rename(self.partial.path().join(&name), &to)
+                    .map_err(|e| format!("cannot move the output {}: {e}", to.display()))
+            };
+            if let Err(reason) = result {
+                for path in &moved {
+                    remove_output(path);
+                }
+                return Err(err(reason));
+            }
+            moved.push(to);
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if self.committed {
+            // The directories now hold the outputs; the (empty) hidden one
+            // goes with `partial`.
+            self.created.0.clear();
+        } else {
+            // Now, so that `created` (dropped next) finds its directories empty.
+            let _ = std::fs::remove_dir_all(self.partial.path());
+        }
+    }
+}
+
+/// Directories a run created, deepest first; each removed when dropped if
+/// it is empty.
+struct Created(Vec<PathBuf>);
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            // `remove_dir` removes only an empty directory: never the user's files.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Removes an output this run moved into place (a file or a directory tree).
+fn remove_output(path: &Path) {
+    let _ = match path.symlink_metadata() {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        _ => std::fs::remove_file(path),
+    };
 }

@@ -31,13 +31,14 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::determinism::{self, HasJobClock, JobClock};
-use crate::error::ComputeError;
+use crate::error::{ComputeError, StderrTail};
 use crate::outputs;
 use crate::request::{PROGRAM_NAME, RunOutcome, RunRequest};
 
 /// Most bytes of stdout kept. Past it, writes fail with a WASI error (a Rust
-/// program's `println!` then panics). Part of the protocol: the captured
-/// bytes are in the digest, so every node must cut at the same place.
+/// program's `println!` then panics, and a run that then traps ends as
+/// [`ComputeError::StreamFull`]). Part of the protocol: the captured bytes
+/// are in the digest, so every node must cut at the same place.
 pub const STDOUT_BYTES_MAX: usize = 1 << 20;
 /// Most bytes of stderr kept; as [`STDOUT_BYTES_MAX`].
 pub const STDERR_BYTES_MAX: usize = 1 << 20;
@@ -248,7 +249,11 @@ fn execute_inner(
         Err(error) => match error.downcast_ref::<I32Exit>() {
             Some(exit) => exit.0,
             None => {
-                let failure = classify(&error, &mut state, limits);
+                let streams = Streams {
+                    stdout: stdout.contents().len(),
+                    stderr: &stderr.contents(),
+                };
+                let failure = classify(&error, &mut state, limits, &streams);
                 if matches!(failure, ComputeError::OutputTooLarge { .. }) {
                     outputs::empty(&request.output_dir)?;
                 }
@@ -331,8 +336,21 @@ fn preopen(
         })
 }
 
+/// What the module wrote to its output streams, as [`classify`] needs it.
+struct Streams<'a> {
+    /// Bytes of stdout kept.
+    stdout: usize,
+    /// The stderr kept.
+    stderr: &'a [u8],
+}
+
 /// Why a run that did not exit ended.
-fn classify(error: &wasmtime::Error, state: &mut RunState, limits: &Limits) -> ComputeError {
+fn classify(
+    error: &wasmtime::Error,
+    state: &mut RunState,
+    limits: &Limits,
+    streams: &Streams<'_>,
+) -> ComputeError {
     if let Some(stop) = state.watch.stop.take() {
         return stop;
     }
@@ -345,10 +363,29 @@ fn classify(error: &wasmtime::Error, state: &mut RunState, limits: &Limits) -> C
             limit_bytes: limits.memory_bytes,
         };
     }
+    let stderr = StderrTail::of(streams.stderr);
+    // A full stream refuses every further write, and a program whose write
+    // failed usually dies of it: that is the reason to report, not the trap.
+    let full = if streams.stdout >= STDOUT_BYTES_MAX {
+        Some(("stdout", STDOUT_BYTES_MAX))
+    } else if streams.stderr.len() >= STDERR_BYTES_MAX {
+        Some(("stderr", STDERR_BYTES_MAX))
+    } else {
+        None
+    };
+    if let Some((stream, limit_bytes)) = full {
+        return ComputeError::StreamFull {
+            stream,
+            limit_bytes,
+            trap: describe(error),
+            stderr,
+        };
+    }
     // A trap, or instantiation refusing the module (a table too large), or a
     // host call failing in a way WASI treats as fatal.
     ComputeError::Trap {
         message: describe(error),
+        stderr,
     }
 }
 

@@ -7,7 +7,10 @@
 mod common;
 
 use common::{Dirs, command, executor, small_limits};
-use peercloud_compute::{ComputeError, Executor, ExecutorConfig, Limits, RunRequest};
+use peercloud_compute::{
+    ComputeError, ERROR_STDERR_BYTES_MAX, Executor, ExecutorConfig, Limits, RunRequest,
+    STDERR_BYTES_MAX, STDOUT_BYTES_MAX,
+};
 
 /// `_start` spins forever.
 const SPIN: &str = "(loop $spin (br $spin))";
@@ -221,7 +224,7 @@ fn a_trap_is_a_trap() {
         .run(&request(&dirs, command("unreachable", ""), small_limits()))
         .unwrap_err();
     match error {
-        ComputeError::Trap { message } => assert!(message.contains("unreachable"), "{message}"),
+        ComputeError::Trap { message, .. } => assert!(message.contains("unreachable"), "{message}"),
         other => panic!("expected a trap, got {other}"),
     }
     let dirs = Dirs::new();
@@ -230,9 +233,148 @@ fn a_trap_is_a_trap() {
         .run(&request(&dirs, command(oob, ""), small_limits()))
         .unwrap_err();
     assert!(
-        matches!(&error, ComputeError::Trap { message } if message.contains("out of bounds")),
+        matches!(&error, ComputeError::Trap { message, .. } if message.contains("out of bounds")),
         "{error}"
     );
+}
+
+/// What the flooding module writes to stderr once a write is refused, as a
+/// Rust program's `println!` panic would.
+const FLOOD_PANIC: &str = "failed printing to stdout: Input/output error";
+
+/// Writes 64 KiB to `fd` until a write fails, then says so on stderr and traps.
+fn flood(fd: u32) -> Vec<u8> {
+    let body = format!(
+        r#"
+        (block $refused
+          (loop $flood
+            (i32.store (i32.const 0) (i32.const 0))
+            (i32.store (i32.const 4) (i32.const 65536))
+            (br_if $refused
+              (call $fd_write (i32.const {fd}) (i32.const 0) (i32.const 1) (i32.const 12)))
+            (br $flood)))
+        (i32.store (i32.const 0) (i32.const 1024))
+        (i32.store (i32.const 4) (i32.const {len}))
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 12)))
+        unreachable"#,
+        len = FLOOD_PANIC.len()
+    );
+    command(
+        &body,
+        &format!(r#"(data (i32.const 1024) "{FLOOD_PANIC}")"#),
+    )
+}
+
+#[test]
+fn flooding_stdout_names_the_stdout_cap_and_keeps_stderr() {
+    let dirs = Dirs::new();
+    let error = executor()
+        .run(&request(&dirs, flood(1), small_limits()))
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with(&format!("stdout hit its {STDOUT_BYTES_MAX}-byte cap")),
+        "{shown}"
+    );
+    assert!(shown.contains("unreachable"), "the trap is named: {shown}");
+    assert!(shown.contains(FLOOD_PANIC), "stderr is kept: {shown}");
+    match error {
+        ComputeError::StreamFull {
+            stream,
+            limit_bytes,
+            stderr,
+            ..
+        } => {
+            assert_eq!((stream, limit_bytes), ("stdout", STDOUT_BYTES_MAX));
+            assert_eq!(stderr.text, FLOOD_PANIC);
+        }
+        other => panic!("expected a full stdout, got {other}"),
+    }
+}
+
+#[test]
+fn flooding_stderr_names_the_stderr_cap() {
+    let dirs = Dirs::new();
+    let error = executor()
+        .run(&request(&dirs, flood(2), small_limits()))
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with(&format!("stderr hit its {STDERR_BYTES_MAX}-byte cap")),
+        "{shown}"
+    );
+    match error {
+        ComputeError::StreamFull { stream, stderr, .. } => {
+            assert_eq!(stream, "stderr");
+            assert!(stderr.cut, "the tail only");
+            assert!(stderr.text.len() <= ERROR_STDERR_BYTES_MAX);
+        }
+        other => panic!("expected a full stderr, got {other}"),
+    }
+}
+
+#[test]
+fn a_trap_keeps_the_end_of_the_modules_stderr() {
+    // 10 KiB of 'x' on stderr, then the reason (in red), then a trap.
+    let reason = "\x1b[31mpanicked at src/main.rs: bad input\x1b[0m";
+    let body = format!(
+        r#"
+        (local $left i32)
+        (local.set $left (i32.const 10))
+        (block $done
+          (loop $fill
+            (br_if $done (i32.eqz (local.get $left)))
+            (local.set $left (i32.sub (local.get $left) (i32.const 1)))
+            (i32.store (i32.const 0) (i32.const 4096))
+            (i32.store (i32.const 4) (i32.const 1024))
+            (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 12)))
+            (br $fill)))
+        (i32.store (i32.const 0) (i32.const 1024))
+        (i32.store (i32.const 4) (i32.const {len}))
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 12)))
+        unreachable"#,
+        len = reason.len()
+    );
+    let data = format!(
+        r#"(data (i32.const 1024) "{}") (data (i32.const 4096) "{}")"#,
+        reason.replace('\x1b', "\\1b"),
+        "x".repeat(1024)
+    );
+    let dirs = Dirs::new();
+    let error = executor()
+        .run(&request(&dirs, command(&body, &data), small_limits()))
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with("trap: "), "{shown}");
+    assert!(
+        shown.contains("panicked at src/main.rs: bad input"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('\x1b'),
+        "control characters are escaped: {shown}"
+    );
+    assert!(shown.contains(r"\u{1b}[31m"), "{shown}");
+    match error {
+        ComputeError::Trap { stderr, .. } => {
+            assert!(stderr.cut, "10 KiB of stderr is cut");
+            assert!(stderr.text.len() <= ERROR_STDERR_BYTES_MAX);
+            assert!(
+                stderr.text.ends_with(r"bad input\u{1b}[0m"),
+                "{}",
+                stderr.text
+            );
+            assert!(stderr.text.starts_with("xxx"), "the start is the filler");
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+
+    // Nothing on stderr: no empty stderr section.
+    let dirs = Dirs::new();
+    let error = executor()
+        .run(&request(&dirs, command("unreachable", ""), small_limits()))
+        .unwrap_err();
+    assert!(!error.to_string().contains("stderr"), "{error}");
 }
 
 #[test]

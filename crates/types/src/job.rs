@@ -37,6 +37,12 @@ pub const REDUNDANCY_MAX: u8 = 15;
 pub const MEMORY_BYTES_MAX: u64 = 4 << 30;
 /// A run-once job longer than a day belongs in a reservation.
 pub const WALL_TIME_MS_MAX: u64 = 24 * 3600 * 1000;
+/// Most bytes a job may write under `/output` (`limits.output_bytes`). The
+/// user's client holds a job's outputs in memory when it downloads them, so
+/// they get the bound the client puts on a local input it holds in memory
+/// (`peercloud_client::flow::INPUT_BYTES_MAX`, 1 GiB); a job with more to
+/// return is split into several.
+pub const OUTPUT_BYTES_MAX: u64 = 1 << 30;
 /// Longest deadline a job may ask for, in seconds (a week).
 pub const DEADLINE_SECS_MAX: u64 = 7 * 24 * 3600;
 /// Longest file name in `/input` or `/output`.
@@ -115,12 +121,16 @@ pub struct Input {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// WebAssembly fuel (about one unit per instruction).
+    #[serde(deserialize_with = "whole_u64")]
     pub fuel: u64,
     /// Linear memory cap in bytes.
+    #[serde(deserialize_with = "whole_u64")]
     pub memory_bytes: u64,
     /// Wall-clock cap in milliseconds.
+    #[serde(deserialize_with = "whole_u64")]
     pub wall_time_ms: u64,
     /// Total bytes the module may write under `/output`.
+    #[serde(deserialize_with = "whole_u64")]
     pub output_bytes: u64,
 }
 
@@ -188,12 +198,72 @@ pub struct JobSpec {
     #[serde(default)]
     pub constraints: Constraints,
     /// Seconds the grid has, from posting, to deliver before the escrow is refunded.
-    #[serde(default = "default_deadline_secs")]
+    #[serde(default = "default_deadline_secs", deserialize_with = "whole_u64")]
     pub deadline_secs: u64,
     /// Seed of the module's clock and random source: the same seed gives the
     /// same run on every node.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_u64")]
     pub seed: u64,
+}
+
+/// Reads a `u64` field, naming what is allowed when the number is negative,
+/// fractional or beyond `u64::MAX`. JSON gives such numbers as floats, and
+/// serde's own message ("invalid type: floating point `1.8446744073709552e19`,
+/// expected u64") names neither the problem nor the range.
+fn whole_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    d.deserialize_u64(WholeU64)
+}
+
+/// The visitor of [`whole_u64`].
+struct WholeU64;
+
+impl WholeU64 {
+    fn refuse<E: serde::de::Error>(reason: fmt::Arguments<'_>) -> E {
+        E::custom(format_args!(
+            "{reason}; must be a whole number from 0 to {} (u64::MAX)",
+            u64::MAX
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for WholeU64 {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a whole number from 0 to {} (u64::MAX)", u64::MAX)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| Self::refuse(format_args!("is {v}, negative")))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| Self::refuse(format_args!("is {v}, more than u64::MAX")))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| Self::refuse(format_args!("is {v}, out of range")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+        // 2^64, the first whole number past u64::MAX (exact as an f64).
+        const PAST_U64: f64 = 18_446_744_073_709_551_616.0;
+        Err(if v.is_nan() || v.fract() != 0.0 {
+            Self::refuse(format_args!("is {v}, not a whole number"))
+        } else if v < 0.0 {
+            Self::refuse(format_args!("is {v}, negative"))
+        } else if v >= PAST_U64 {
+            Self::refuse(format_args!("is more than u64::MAX (about {v:e})"))
+        } else {
+            Self::refuse(format_args!(
+                "is written as {v:e}; write it without a decimal point or exponent"
+            ))
+        })
+    }
 }
 
 fn default_redundancy() -> u8 {
@@ -248,11 +318,18 @@ impl JobSpec {
         let spec: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
+            let (line, column) = (inner.line(), inner.column());
+            // serde_json's text ends with the position, which the error shows already.
+            let message = inner.to_string();
+            let message = message
+                .strip_suffix(&format!(" at line {line} column {column}"))
+                .unwrap_or(&message)
+                .to_owned();
             SpecError::Json {
                 path,
-                line: inner.line(),
-                column: inner.column(),
-                message: inner.to_string(),
+                line,
+                column,
+                message,
             }
         })?;
         spec.validate()?;
@@ -382,6 +459,7 @@ impl JobSpec {
 
     /// Checks `limits` against their bounds, and the memory limit against
     /// `resources.memory_bytes` (the node must have what the module may use).
+    /// Fuel has no bound but `u64::MAX`: the wall-time limit ends a run anyway.
     fn check_limits(&self) -> Result<(), SpecError> {
         let l = &self.limits;
         if l.fuel == 0 {
@@ -400,6 +478,20 @@ impl JobSpec {
             return Err(invalid(
                 "limits.wall_time_ms",
                 format!("is {}, allowed 1 to {WALL_TIME_MS_MAX}", l.wall_time_ms),
+            ));
+        }
+        if l.output_bytes == 0 {
+            return Err(invalid(
+                "limits.output_bytes",
+                format!(
+                    "is 0; the module could not write its outputs (allowed 1 to {OUTPUT_BYTES_MAX})"
+                ),
+            ));
+        }
+        if l.output_bytes > OUTPUT_BYTES_MAX {
+            return Err(invalid(
+                "limits.output_bytes",
+                format!("is {}, allowed 1 to {OUTPUT_BYTES_MAX}", l.output_bytes),
             ));
         }
         if self.resources.memory_bytes != 0 && l.memory_bytes > self.resources.memory_bytes {
@@ -570,6 +662,21 @@ mod tests {
                 "limits.wall_time_ms",
             ),
             (
+                EXAMPLE.replace("\"output_bytes\": 1048576", "\"output_bytes\": 0"),
+                "limits.output_bytes",
+            ),
+            (
+                EXAMPLE.replace(
+                    "\"output_bytes\": 1048576",
+                    "\"output_bytes\": 18446744073709551615",
+                ),
+                "limits.output_bytes",
+            ),
+            (
+                EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 18446744073709551616"),
+                "limits.fuel",
+            ),
+            (
                 EXAMPLE.replace("\"memory_bytes\": 67108864", "\"memory_bytes\": 536870912"),
                 "limits.memory_bytes",
             ),
@@ -605,6 +712,80 @@ mod tests {
             matches!(broken, SpecError::Json { line: 1, .. }),
             "{broken}"
         );
+    }
+
+    #[test]
+    fn a_number_beyond_u64_names_the_field_and_the_range() {
+        let cases = [
+            ("\"fuel\": 18446744073709551616", "limits.fuel", "more than"),
+            ("\"fuel\": 1e30", "limits.fuel", "more than"),
+            ("\"fuel\": -1", "limits.fuel", "negative"),
+            ("\"fuel\": 1.5", "limits.fuel", "not a whole number"),
+            (
+                "\"fuel\": 1e9",
+                "limits.fuel",
+                "without a decimal point or exponent",
+            ),
+            ("\"fuel\": \"lots\"", "limits.fuel", "whole number"),
+        ];
+        for (fuel, field, why) in cases {
+            let text = EXAMPLE.replace("\"fuel\": 1000000000", fuel);
+            let err = JobSpec::from_json(&text).expect_err(fuel);
+            let shown = err.to_string();
+            assert!(shown.contains(&format!("`{field}`")), "{shown}");
+            assert!(shown.contains(why), "{shown} should say {why:?}");
+            assert!(
+                shown.contains("a whole number from 0 to 18446744073709551615"),
+                "{shown}"
+            );
+            assert!(!shown.contains("floating point"), "{shown}");
+            assert_eq!(field_of(err), field);
+        }
+        let seed = EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 2, \"seed\": -7");
+        assert_eq!(field_of(JobSpec::from_json(&seed).unwrap_err()), "seed");
+        let top = EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 18446744073709551615");
+        assert_eq!(JobSpec::from_json(&top).unwrap().limits.fuel, u64::MAX);
+    }
+
+    #[test]
+    fn output_bytes_must_be_positive_and_bounded() {
+        let with = |n: u64| {
+            EXAMPLE.replace(
+                "\"output_bytes\": 1048576",
+                &format!("\"output_bytes\": {n}"),
+            )
+        };
+        let zero = JobSpec::from_json(&with(0)).unwrap_err().to_string();
+        assert!(zero.contains("`limits.output_bytes` is 0"), "{zero}");
+        assert!(zero.contains("write its outputs"), "{zero}");
+        let at_max = JobSpec::from_json(&with(OUTPUT_BYTES_MAX)).unwrap();
+        assert_eq!(at_max.limits.output_bytes, OUTPUT_BYTES_MAX);
+        for over in [OUTPUT_BYTES_MAX + 1, u64::MAX] {
+            let shown = JobSpec::from_json(&with(over)).unwrap_err().to_string();
+            assert!(
+                shown.contains(&format!(
+                    "`limits.output_bytes` is {over}, allowed 1 to {OUTPUT_BYTES_MAX}"
+                )),
+                "{shown}"
+            );
+        }
+        // The default fits the bounds it is checked against.
+        let defaults = Limits::default();
+        assert!((1..=OUTPUT_BYTES_MAX).contains(&defaults.output_bytes));
+        assert!(defaults.memory_bytes <= MEMORY_BYTES_MAX);
+        assert!(defaults.wall_time_ms <= WALL_TIME_MS_MAX);
+    }
+
+    #[test]
+    fn a_json_message_does_not_repeat_the_position() {
+        let err =
+            JobSpec::from_json(&EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""))
+                .unwrap_err();
+        let SpecError::Json { message, .. } = &err else {
+            panic!("expected a JSON error, got {err}");
+        };
+        assert!(!message.contains(" at line "), "{message}");
+        assert!(message.contains("expected u8"), "{message}");
     }
 
     #[test]
