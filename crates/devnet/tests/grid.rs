@@ -320,3 +320,37 @@ fn jobs_their_poster_abandons_are_closed_by_the_nodes_and_refunded() {
     let view = peercloud_client::close_job(&node, &user, &awarded).unwrap();
     assert_eq!(view.state, JobState::Expired);
 }
+
+#[test]
+fn a_dispatch_for_a_job_the_ledger_does_not_know_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 2).unwrap();
+    let node = entry(&grid);
+    let provider = grid.node(2).unwrap().ledger().unwrap().nodes[0].node;
+    let object = peercloud_api::ObjectRef {
+        name: "job.wasm".into(),
+        cid: peercloud_types::ContentId::of(b"no such object"),
+    };
+    let request = peercloud_api::DispatchRequest {
+        spec: wordcount().spec,
+        module: object,
+        inputs: Vec::new(),
+        nodes: vec![peercloud_api::NodeKeys {
+            node: provider,
+            module_key: peercloud_api::HexBytes(vec![0; 80]),
+            input_keys: Vec::new(),
+        }],
+    };
+    let job = peercloud_types::JobId::derive(&grid.user().account_id(), 9_999);
+    let started = std::time::Instant::now();
+    let answer = node.dispatch(&job, &request).unwrap();
+    let result = &answer.results[0];
+    let text = format!("{result:?}");
+    assert!(text.contains("no job") && text.contains("ledger"), "{text}");
+    // Not the 10 s an award may take to arrive: a job never posted gets no wait.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused after {:?}",
+        started.elapsed()
+    );
+}

@@ -147,6 +147,8 @@ pub struct Inner {
     nonces: Mutex<HashMap<PublicKey, u64>>,
     /// Load from awards won lately.
     pub(crate) recent_load: Mutex<RecentLoad>,
+    /// Jobs this node is running now (one run per job).
+    running: Mutex<std::collections::HashSet<JobId>>,
     /// CPU reserved by running jobs, millicores.
     reserved_cpu: AtomicU64,
     /// Memory reserved by running jobs, bytes.
@@ -334,6 +336,7 @@ impl Node {
             collectors: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashMap::new()),
             recent_load: Mutex::new(RecentLoad::default()),
+            running: Mutex::new(std::collections::HashSet::new()),
             reserved_cpu: AtomicU64::new(0),
             reserved_memory: AtomicU64::new(0),
             token,

@@ -174,6 +174,37 @@ pub(crate) async fn on_dispatch(inner: Arc<Inner>, peer: PeerId, dispatch: Dispa
 
 type Refusal = (ErrorCode, String);
 
+/// A job this node is running; released when the run ends, whatever its outcome.
+struct Running<'a> {
+    inner: &'a Inner,
+    job: JobId,
+}
+
+impl<'a> Running<'a> {
+    fn claim(inner: &'a Inner, job: JobId) -> Result<Running<'a>, Refusal> {
+        #[allow(clippy::expect_used)]
+        let mut running = inner.running.lock().expect("running-jobs lock poisoned");
+        if !running.insert(job) {
+            return Err((
+                ErrorCode::NotAwarded,
+                format!("job {job} is already running on this node"),
+            ));
+        }
+        Ok(Running { inner, job })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        #[allow(clippy::expect_used)]
+        self.inner
+            .running
+            .lock()
+            .expect("running-jobs lock poisoned")
+            .remove(&self.job);
+    }
+}
+
 /// A job's working directory on this node: `input/` and `output/`.
 struct WorkDir {
     root: std::path::PathBuf,
@@ -216,6 +247,9 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     spec.validate()
         .map_err(|e| (ErrorCode::BadRequest, format!("bad spec: {e}")))?;
     let (poster, deadline_ms) = wait_for_award(inner, &job, &spec).await?;
+    // One run per job on this node: a second dispatch (a retry, or anyone
+    // replaying the first) neither runs it again nor shares its directory.
+    let _running = Running::claim(inner, job)?;
     let _reservation = Reservation::take(inner, &spec);
     let work = WorkDir::create(inner, &job)?;
     let store = NetStore::new(inner.clone(), tokio::runtime::Handle::current());
@@ -393,8 +427,15 @@ async fn wait_for_award(
                 ));
             }
             if record.state == JobState::Awarded {
-                if record.awards.iter().any(|a| a.node == inner.node_id()) {
-                    return Ok((record.poster, record.deadline_ms));
+                match record.awards.iter().find(|a| a.node == inner.node_id()) {
+                    Some(award) if award.result.is_some() => {
+                        return Err((
+                            ErrorCode::NotAwarded,
+                            format!("this node already reported its result for job {job}"),
+                        ));
+                    }
+                    Some(_) => return Ok((record.poster, record.deadline_ms)),
+                    None => {}
                 }
                 return Err((
                     ErrorCode::NotAwarded,
@@ -407,6 +448,14 @@ async fn wait_for_award(
                     format!("job {job} is {}", record.state),
                 ));
             }
+        } else {
+            // The job is posted long before its award (the offer window lies
+            // between): a dispatch for a job the ledger does not know is
+            // refused at once rather than waited on.
+            return Err((
+                ErrorCode::NotFound,
+                format!("no job {job} on this node's ledger"),
+            ));
         }
         match tokio::time::timeout_at(deadline, blocks.recv()).await {
             Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
