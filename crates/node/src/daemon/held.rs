@@ -41,6 +41,21 @@ struct Entry {
     tx: Signed<Tx>,
 }
 
+/// Whether `tx`'s signer can pay its fee on `state` now: the one condition a
+/// transaction ahead of its nonce must meet to be held (or relayed).
+pub(crate) fn can_pay_fee(state: &State, tx: &Signed<Tx>) -> Result<(), TxError> {
+    let account = AccountId(tx.signer);
+    let available = state.balance(&account);
+    if available < tx.body.fee {
+        return Err(TxError::InsufficientFunds {
+            account,
+            needed: tx.body.fee,
+            available,
+        });
+    }
+    Ok(())
+}
+
 /// Transactions ahead of their signer's nonce, by (signer, nonce).
 #[derive(Debug, Default)]
 pub(crate) struct Held {
@@ -69,15 +84,7 @@ impl Held {
         now_ms: u64,
     ) -> Result<(), HoldError> {
         let signer = tx.signer;
-        let account = AccountId(signer);
-        let available = state.balance(&account);
-        if available < tx.body.fee {
-            return Err(HoldError::Unfunded(TxError::InsufficientFunds {
-                account,
-                needed: tx.body.fee,
-                available,
-            }));
-        }
+        can_pay_fee(state, &tx).map_err(HoldError::Unfunded)?;
         let key = (signer, tx.body.nonce);
         let hash = tx.hash();
         if let Some(entry) = self.entries.get_mut(&key) {
@@ -89,7 +96,9 @@ impl Held {
         }
         let count = self.per_signer.get(&signer).copied().unwrap_or(0);
         if count >= HELD_PER_SIGNER_MAX {
-            return Err(HoldError::SignerFull { signer: account });
+            return Err(HoldError::SignerFull {
+                signer: AccountId(signer),
+            });
         }
         if self.entries.len() >= HELD_MAX {
             return Err(HoldError::Full);

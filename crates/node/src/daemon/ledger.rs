@@ -84,15 +84,7 @@ impl Inner {
                 // signer is still on its way. The validator holds it until
                 // then, if the signer can pay its fee.
                 Err(TxError::BadNonce { expected, got }) if got > expected => {
-                    let account = peercloud_types::AccountId(tx.signer);
-                    let available = chain.state().balance(&account);
-                    if available < tx.body.fee {
-                        return Err(SubmitError::Refused(TxError::InsufficientFunds {
-                            account,
-                            needed: tx.body.fee,
-                            available,
-                        }));
-                    }
+                    super::held::can_pay_fee(chain.state(), &tx)?;
                 }
                 Err(e) => return Err(SubmitError::Refused(e)),
             }
