@@ -34,8 +34,9 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, ident_topic};
 use crate::config::{
-    COMMAND_QUEUE_CAPACITY, DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT,
-    KADEMLIA_PROTOCOL, LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS,
+    COMMAND_QUEUE_CAPACITY, DEPARTED_AFTER_DIAL_FAILURES, DIAL_FAILURES_TRACKED_MAX,
+    DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT, KADEMLIA_PROTOCOL,
+    LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS, YAMUX_STREAMS_MAX,
 };
 use crate::error::NetError;
 use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, Verdict};
@@ -76,6 +77,9 @@ pub(crate) enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    RoutingPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     SubscribedPeers {
         topic: GossipTopic,
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -99,7 +103,11 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            || {
+                let mut config = yamux::Config::default();
+                config.set_max_num_streams(YAMUX_STREAMS_MAX);
+                config
+            },
         )
         .map_err(|error| NetError::Build {
             reason: error.to_string(),
@@ -129,6 +137,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         parked: 0,
         inbound: FuturesUnordered::new(),
         dials: HashMap::new(),
+        dial_failures: HashMap::new(),
     };
     actor.listen(&config.listen).await?;
     actor.bootstrap(&config.bootstrap)?;
@@ -175,6 +184,9 @@ struct Actor {
     inbound: FuturesUnordered<BoxFuture<'static, Answer>>,
     /// Explicit dials, by the connection id they will have.
     dials: HashMap<ConnectionId, PendingDial>,
+    /// Failed dials in a row, by peer, since it was last connected (at most
+    /// [`DIAL_FAILURES_TRACKED_MAX`] peers).
+    dial_failures: HashMap<PeerId, u32>,
 }
 
 /// Whether the loop goes on.
@@ -351,6 +363,21 @@ impl Actor {
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::RoutingPeers { reply } => {
+                let peers = self
+                    .swarm
+                    .behaviour_mut()
+                    .kademlia
+                    .kbuckets()
+                    .flat_map(|bucket| {
+                        bucket
+                            .iter()
+                            .map(|entry| *entry.node.key.preimage())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
             Command::SubscribedPeers { topic, reply } => {
                 let hash = ident_topic(topic).hash();
                 let peers = self
@@ -405,6 +432,48 @@ impl Actor {
         }
     }
 
+    /// Counts a failed dial of `peer`; after [`DEPARTED_AFTER_DIAL_FAILURES`]
+    /// in a row (and no connection since) the peer is taken out of the
+    /// Kademlia routing table, so lookups and other nodes' queries stop
+    /// being sent to a node that has left. Kademlia itself keeps such a
+    /// peer until a newcomer needs its bucket slot. Bootstrap peers stay:
+    /// they are how this node finds the network again when they return.
+    fn dial_failed(&mut self, peer: PeerId) {
+        if self.swarm.is_connected(&peer) {
+            return;
+        }
+        if self.dial_failures.len() >= DIAL_FAILURES_TRACKED_MAX
+            && !self.dial_failures.contains_key(&peer)
+        {
+            // Bounded: forget the counts (a departed peer is counted again).
+            self.dial_failures.clear();
+        }
+        let failures = self.dial_failures.entry(peer).or_insert(0);
+        *failures += 1;
+        if *failures < DEPARTED_AFTER_DIAL_FAILURES {
+            return;
+        }
+        self.dial_failures.remove(&peer);
+        if self
+            .config
+            .bootstrap
+            .iter()
+            .any(|addr| peer_of(addr) == Some(peer))
+        {
+            return;
+        }
+        if self
+            .swarm
+            .behaviour_mut()
+            .kademlia
+            .remove_peer(&peer)
+            .is_some()
+        {
+            bump(&self.metrics.peers_forgotten);
+            info!(%peer, failures = DEPARTED_AFTER_DIAL_FAILURES, "peer unreachable: removed from the routing table");
+        }
+    }
+
     /// Records where `peer` listens: in Kademlia (for lookups and dials) and
     /// in the swarm (for request-response dials).
     fn learn_address(&mut self, peer: PeerId, addr: Multiaddr) {
@@ -443,6 +512,7 @@ impl Actor {
                 if let Some(dial) = self.dials.remove(&connection_id) {
                     let _ = dial.reply.send(Ok(()));
                 }
+                self.dial_failures.remove(&peer_id);
                 if num_established.get() == 1 {
                     bump(&self.metrics.peers_connected);
                     self.emit(NetEvent::PeerConnected(peer_id)).await;
@@ -462,6 +532,14 @@ impl Actor {
                 error,
             } => {
                 debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id
+                    && matches!(
+                        error,
+                        DialError::Transport(_) | DialError::WrongPeerId { .. }
+                    )
+                {
+                    self.dial_failed(peer);
+                }
                 if let Some(dial) = self.dials.remove(&connection_id) {
                     let _ = dial.reply.send(Err(NetError::Dial {
                         addr: dial.addr,

@@ -26,6 +26,32 @@ pub const OUTBOUND_REQUESTS_MAX: usize = 4096;
 pub const INBOUND_REQUESTS_MAX: usize = 4096;
 /// Explicit dials awaiting their outcome.
 pub const DIALS_PENDING_MAX: usize = 256;
+/// Yamux streams per connection. Chosen for the receive windows it implies,
+/// not for the count: yamux 0.14 gives each stream a 256 KiB window and lets
+/// windows grow only into what the connection's 1 GiB receive budget (its
+/// fixed default, not configurable through libp2p) leaves over the streams'
+/// minimum. At 4093 streams that surplus is 768 KiB, so no stream is ever
+/// granted more than 1 MiB of window — the largest frame body rust-yamux
+/// accepts. A foreign implementation that sends frames as large as the
+/// window it is granted (js-libp2p does) therefore never sends a frame this
+/// node refuses by closing the connection. Streams per protocol are bounded
+/// much lower by [`STREAMS_PER_CONNECTION_MAX`].
+pub const YAMUX_STREAMS_MAX: usize = 4093;
+/// rust-yamux's per-stream initial window and its largest accepted frame body.
+const YAMUX_DEFAULT_WINDOW: usize = 256 << 10;
+const YAMUX_FRAME_BODY_MAX: usize = 1 << 20;
+const YAMUX_CONNECTION_WINDOW: usize = 1 << 30;
+const _: () = assert!(
+    YAMUX_CONNECTION_WINDOW - YAMUX_STREAMS_MAX * YAMUX_DEFAULT_WINDOW + YAMUX_DEFAULT_WINDOW
+        <= YAMUX_FRAME_BODY_MAX,
+    "a stream's window could grow past the largest frame yamux accepts"
+);
+
+/// Failed dials in a row after which a peer (not a bootstrap peer) is taken
+/// out of the Kademlia routing table as departed.
+pub const DEPARTED_AFTER_DIAL_FAILURES: u32 = 3;
+/// Peers whose failed dials are counted at once; past it the counts restart.
+pub const DIAL_FAILURES_TRACKED_MAX: usize = 1024;
 /// Concurrent streams per connection per request-response protocol: enough
 /// for a pipeline of chunk transfers, small enough that one peer cannot make us
 /// hold thousands of buffers.

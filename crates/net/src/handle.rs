@@ -231,6 +231,12 @@ impl NetHandle {
         self.call(|reply| Command::ConnectedPeers { reply }).await
     }
 
+    /// The peers in this node's Kademlia routing table (connected or not):
+    /// those lookups ask and other nodes' queries are told about.
+    pub async fn routing_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::RoutingPeers { reply }).await
+    }
+
     /// The connected peers subscribed to `topic`: those a publish reaches
     /// directly.
     pub async fn subscribed_peers(&self, topic: GossipTopic) -> Result<Vec<PeerId>, NetError> {

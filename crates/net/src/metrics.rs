@@ -20,6 +20,7 @@ pub(crate) struct NetMetrics {
     pub(crate) requests_received: AtomicU64,
     pub(crate) requests_unanswered: AtomicU64,
     pub(crate) lookups: AtomicU64,
+    pub(crate) peers_forgotten: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -59,6 +60,8 @@ pub struct NetMetricsSnapshot {
     pub requests_unanswered: u64,
     /// Kademlia lookups started to find a peer before requesting it.
     pub lookups: u64,
+    /// Peers taken out of the routing table after failed dials in a row.
+    pub peers_forgotten: u64,
 }
 
 impl NetMetrics {
@@ -75,6 +78,7 @@ impl NetMetrics {
             requests_received: read(&self.requests_received),
             requests_unanswered: read(&self.requests_unanswered),
             lookups: read(&self.lookups),
+            peers_forgotten: read(&self.peers_forgotten),
         }
     }
 }

@@ -613,3 +613,46 @@ async fn bootstrap_lists_are_checked_and_may_name_the_node_itself() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departed_peer_leaves_the_routing_table_and_a_bootstrap_peer_stays() {
+    timeout(TEST_TIMEOUT, async {
+        let a = start(80, Vec::new()).await;
+        let (a_id, a_addrs) = (a.handle.peer_id(), a.handle.listen_addrs());
+        let b = start(81, a_addrs).await;
+        let c = start(82, Vec::new()).await;
+        let c_id = c.handle.peer_id();
+        b.handle
+            .add_address(c_id, c.handle.listen_addrs()[0].clone())
+            .await
+            .unwrap();
+        let answer = b.handle.request(c_id, Protocol::Chunk, b"x".to_vec()).await;
+        assert_eq!(answer.unwrap(), expected_answer(Protocol::Chunk, b"x"));
+        let routing = b.handle.routing_peers().await.unwrap();
+        assert!(
+            routing.contains(&c_id) && routing.contains(&a_id),
+            "{routing:?}"
+        );
+
+        // C leaves for good; A (B's bootstrap peer) goes down too.
+        c.handle.shutdown().await;
+        a.handle.shutdown().await;
+        let mut attempts = 0;
+        while b.handle.routing_peers().await.unwrap().contains(&c_id) {
+            attempts += 1;
+            assert!(
+                attempts <= 10,
+                "C is still routed after {attempts} failed requests"
+            );
+            let result = b.handle.request(c_id, Protocol::Chunk, b"y".to_vec()).await;
+            assert!(result.is_err(), "C is gone: {result:?}");
+            // A stays, however often it fails: it is how B finds the network again.
+            let _ = b.handle.request(a_id, Protocol::Chunk, b"y".to_vec()).await;
+        }
+        println!("C left the routing table after {attempts} failed requests");
+        assert!(b.handle.routing_peers().await.unwrap().contains(&a_id));
+        assert_eq!(b.handle.metrics().peers_forgotten, 1);
+    })
+    .await
+    .unwrap();
+}
