@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The modules the examples workspace produces, by binary name.
-const MODULES: [&str; 3] = ["wordcount", "render", "kernel"];
+const MODULES: [&str; 4] = ["wordcount", "render", "kernel", "wasi-check"];
 /// The WebAssembly target the examples are built for.
 const TARGET: &str = "wasm32-wasip1";
 /// Environment variables the outer build sets that must not reach the inner one.

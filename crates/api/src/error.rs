@@ -45,11 +45,22 @@ pub enum ErrorCode {
     Unavailable,
     /// The node failed in a way that is not the caller's fault.
     Internal,
+    /// The node's storage quota (or its disk) has no room for the chunk.
+    StorageFull,
+    /// Only nodes registered on the ledger may ask this (store a chunk).
+    NotRegistered,
+    /// This node is not among the chunk's placement candidates (not staked,
+    /// or ranked too far from the chunk).
+    NotPlaced,
+    /// Every copy of the chunk found was corrupt; no good copy answered.
+    ChunkCorrupt,
+    /// Only a node that put the chunk may delete it.
+    NotPutter,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadRequest,
         ErrorCode::BadSignature,
         ErrorCode::BadKey,
@@ -68,6 +79,11 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::StorageFull,
+        ErrorCode::NotRegistered,
+        ErrorCode::NotPlaced,
+        ErrorCode::ChunkCorrupt,
+        ErrorCode::NotPutter,
     ];
 
     /// The HTTP status the API answers this code with.
@@ -75,6 +91,9 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::BadSignature | ErrorCode::BadKey => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::NotRegistered | ErrorCode::NotPutter => 403,
+            ErrorCode::NotPlaced => 421,
+            ErrorCode::StorageFull => 507,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::NotAwarded => 409,
@@ -86,7 +105,8 @@ impl ErrorCode {
             | ErrorCode::RunFailed
             | ErrorCode::StoreFailed
             | ErrorCode::SubmitFailed
-            | ErrorCode::DispatchFailed => 502,
+            | ErrorCode::DispatchFailed
+            | ErrorCode::ChunkCorrupt => 502,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,
         }
@@ -103,6 +123,8 @@ impl ErrorCode {
             409 => ErrorCode::NotAwarded,
             413 => ErrorCode::TooLarge,
             415 => ErrorCode::UnsupportedMediaType,
+            421 => ErrorCode::NotPlaced,
+            507 => ErrorCode::StorageFull,
             408 | 504 => ErrorCode::Timeout,
             502 | 503 => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
@@ -130,6 +152,11 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::StorageFull => "storage_full",
+            ErrorCode::NotRegistered => "not_registered",
+            ErrorCode::NotPlaced => "not_placed",
+            ErrorCode::ChunkCorrupt => "chunk_corrupt",
+            ErrorCode::NotPutter => "not_putter",
         }
     }
 }

@@ -175,6 +175,26 @@ pub struct JobView {
     pub agreed: Option<Hash32>,
 }
 
+impl JobView {
+    /// Awards that may still answer: no result, not withdrawn.
+    pub fn pending(&self) -> usize {
+        self.awards.iter().filter(|a| a.pending()).count()
+    }
+
+    /// Whether a strict majority can still form, by the ledger's rule
+    /// ([`peercloud_ledger::records::majority_possible`]): when it cannot,
+    /// the job can be closed before its deadline.
+    pub fn majority_possible(&self) -> bool {
+        let claims = self.awards.iter().filter_map(|a| {
+            Some(peercloud_ledger::ResultClaim {
+                output_digest: a.digest?,
+                fuel_used: a.fuel?,
+            })
+        });
+        peercloud_ledger::records::majority_possible(self.redundancy, claims, self.pending())
+    }
+}
+
 /// `?after=H&wait_ms=W` on `GET /v1/jobs/{id}`: answer once the tip is past
 /// height `H`, or after `W` ms (at most the node's own bound), whichever
 /// comes first. Without `after` the node answers at once.
@@ -213,6 +233,20 @@ pub struct AwardView {
     pub price: Amount,
     /// The output digest it submitted, if any.
     pub digest: Option<Hash32>,
+    /// The fuel it claimed with that digest (two claims agree when both
+    /// match).
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Whether it withdrew: it will not deliver.
+    #[serde(default)]
+    pub withdrawn: bool,
+}
+
+impl AwardView {
+    /// Whether the node may still answer: no result, not withdrawn.
+    pub fn pending(&self) -> bool {
+        self.digest.is_none() && !self.withdrawn
+    }
 }
 
 /// `POST /v1/jobs/{id}/offers`: broadcast the job's capacity request and
@@ -258,7 +292,8 @@ pub struct Decline {
 /// An object in the network store, by the CID of its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
-    /// File name inside the job's `/input` (or `job.wasm` for the module).
+    /// Path under the job's `/input` (`name`, or `name/sub/file` for a file
+    /// of a directory input), or `job.wasm` for the module.
     pub name: String,
     /// Manifest CID.
     pub cid: ContentId,
@@ -304,12 +339,15 @@ pub struct NodeResult {
     pub outcome: Result<RunReport, ApiError>,
 }
 
-/// A provider's report of one run.
+/// A provider's report of one run: its outcome, or (`failure`) how the
+/// module failed when it failed the same way every node's would, a paid
+/// result with no outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// Exit code of the module.
+    /// Exit code of the module (0 when `failure` is set).
     pub exit_code: i32,
-    /// Output digest, as submitted to the ledger.
+    /// Output digest, as submitted to the ledger (the failed run's digest
+    /// when `failure` is set).
     pub digest: Hash32,
     /// Fuel burned.
     pub fuel: u64,
@@ -323,6 +361,10 @@ pub struct RunReport {
     pub running_ms: u64,
     /// Time storing outputs and submitting the result, ms.
     pub storing_ms: u64,
+    /// How the module failed (the error, with the end of its stderr), when
+    /// it failed in a way every node reproduces.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// One output file of a run.

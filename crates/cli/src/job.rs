@@ -118,12 +118,33 @@ pub fn run(
     }
 }
 
-/// A user-side flow's error, with what to do about it when the node refused.
+/// A user-side flow's error, with what to do about it when the node
+/// refused, and, once a job was posted, the commands that show (and, if it
+/// may still be open, close) it.
 fn remote_error(e: peercloud_client::RemoteError) -> anyhow::Error {
-    match e {
-        peercloud_client::RemoteError::Client(c) => explain(c),
-        other => anyhow::Error::new(other),
-    }
+    use peercloud_client::RemoteError;
+    let Some(job) = e.job() else {
+        return match e {
+            RemoteError::Client(c) => explain(c),
+            other => anyhow::Error::new(other),
+        };
+    };
+    let hint = match e {
+        RemoteError::InJob { .. } | RemoteError::NotClosable { .. } => format!(
+            "`peercloud job status {job}` shows the job; `peercloud job close {job}` closes it \
+             (settled if its results agree, else expired and refunded once it can be)"
+        ),
+        _ => format!("`peercloud job status {job}` shows the job"),
+    };
+    anyhow::Error::new(WithHint { error: e, hint })
+}
+
+/// A flow error followed by what the user can do next, on a line of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}\n{hint}")]
+struct WithHint {
+    error: peercloud_client::RemoteError,
+    hint: String,
 }
 
 /// Prints a job view as text or JSON.
@@ -165,6 +186,9 @@ fn run_on_grid(
 ) -> anyhow::Result<ExitCode> {
     use peercloud_client::{JobBundle, RunOptions, run_job};
     let bundle = JobBundle::load(&spec_path)?;
+    // Before anything is posted: no money is spent on a run whose outputs
+    // cannot be written.
+    let out = OutDir::prepare(out.unwrap_or_else(|| default_out(&spec_path)))?;
     let wallet = load_wallet(data_dir_flag)?;
     let client = node.connect(data_dir_flag)?;
     let options = RunOptions {
@@ -175,14 +199,26 @@ fn run_on_grid(
                  `peercloud job close {job}` closes it"
             );
         }),
+        on_waiting: Some(|job, why| {
+            eprintln!(
+                "job {job}: {why}; waiting on the ledger for the other nodes' results (the job \
+                 ends as soon as no majority can form, at its deadline at the latest)"
+            );
+        }),
     };
     let report = run_job(&client, &wallet, &bundle, &options).map_err(remote_error)?;
-    let out = out.unwrap_or_else(|| default_out(&spec_path));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for (name, bytes) in &report.outputs {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
+    let written = out.write(&report.outputs).with_context(|| {
+        format!(
+            "job {} settled, but its outputs could not be written; `peercloud job status {}` \
+             shows it",
+            report.job, report.job
+        )
+    })?;
+    let code = if report.exit_code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit_byte(report.exit_code))
+    };
     if json {
         let value = serde_json::json!({
             "job": report.job.to_string(),
@@ -193,10 +229,12 @@ fn run_on_grid(
             "refunded": report.refunded.to_string(),
             "digest": report.digest.to_string(),
             "fuel": report.fuel,
-            "outputs": report.outputs.iter().map(|(n, b)| serde_json::json!({"path": out.join(n).display().to_string(), "bytes": b.len()})).collect::<Vec<_>>(),
+            "exit_code": report.exit_code,
+            "stderr": report.stderr,
+            "outputs": report.outputs.iter().zip(&written).map(|((_, b), path)| serde_json::json!({"path": path.display().to_string(), "bytes": b.len()})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     println!("job      {}", report.job);
     println!("name     {}", report.name);
@@ -211,14 +249,107 @@ fn run_on_grid(
         report.nodes.len()
     );
     println!("fuel     {}", report.fuel);
-    for (name, bytes) in &report.outputs {
+    if report.exit_code != 0 {
         println!(
-            "output   {} ({} bytes)",
-            out.join(name).display(),
-            bytes.len()
+            "exit     {} (the module's exit code: a result the nodes agreed on, and were paid for)",
+            report.exit_code
         );
+        if !report.stderr.is_empty() {
+            eprintln!("--- the module's stderr ---");
+            eprintln!("{}", report.stderr.trim_end_matches('\n'));
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    for ((_, bytes), path) in report.outputs.iter().zip(&written) {
+        println!("output   {} ({} bytes)", path.display(), bytes.len());
+    }
+    Ok(code)
+}
+
+/// The directory a grid run's outputs go to: checked (or created) before
+/// the job is posted; what was created is removed again if the run left it
+/// empty.
+struct OutDir {
+    path: PathBuf,
+    /// The directories `prepare` created, deepest first.
+    created: Vec<PathBuf>,
+}
+
+impl OutDir {
+    /// An empty, writable directory at `path`, created if missing.
+    fn prepare(path: PathBuf) -> anyhow::Result<OutDir> {
+        let refuse = |why: String| anyhow::anyhow!("--out {}: {why}", path.display());
+        // Dropped on a refusal: removes what it created.
+        let mut dir = OutDir {
+            path: path.clone(),
+            created: Vec::new(),
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if !meta.is_dir() => return Err(refuse("is not a directory".into())),
+            Ok(_) => {
+                let mut entries = std::fs::read_dir(&path).map_err(|e| refuse(e.to_string()))?;
+                if entries.next().is_some() {
+                    return Err(refuse(
+                        "is not empty; outputs go to an empty directory so nothing is \
+                         overwritten (nothing was posted)"
+                            .into(),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                dir.created = path
+                    .ancestors()
+                    .take_while(|at| !at.as_os_str().is_empty() && at.symlink_metadata().is_err())
+                    .map(Path::to_path_buf)
+                    .collect();
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| refuse(format!("cannot create it: {e}")))?;
+            }
+            Err(e) => return Err(refuse(e.to_string())),
+        }
+        tempfile::tempfile_in(&dir.path)
+            .map_err(|e| refuse(format!("cannot write in it: {e} (nothing was posted)")))?;
+        Ok(dir)
+    }
+
+    /// Writes each output under the directory; returns where each went.
+    fn write(&self, outputs: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<PathBuf>> {
+        let mut written = Vec::with_capacity(outputs.len());
+        for (name, bytes) in outputs {
+            let path = output_path(&self.path, name)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        for dir in &self.created {
+            // Removes only an empty directory: never an output.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Where the output `name` (a path under `/output`, as the node reported it)
+/// goes under `out`: only a plain relative path, so no report leads a write
+/// outside the directory.
+fn output_path(out: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let relative = Path::new(name);
+    let plain = !name.is_empty()
+        && relative
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)));
+    if !plain {
+        anyhow::bail!("the output path {name:?} is not a plain relative path; it was not written");
+    }
+    Ok(out.join(relative))
 }
 
 fn run_local(spec: PathBuf, out: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
@@ -295,12 +426,13 @@ fn print_job(view: &JobView) {
         for award in &view.awards {
             println!("  {}  {}", award.node, display::pcl(&award.price));
             println!("    owner  {}", award.owner);
-            println!(
-                "    digest {}",
-                award
-                    .digest
-                    .map_or_else(|| "not submitted".to_owned(), |d| d.to_string())
-            );
+            let digest = match (award.digest, award.fuel) {
+                (Some(digest), Some(fuel)) => format!("{digest} (fuel {fuel})"),
+                (Some(digest), None) => digest.to_string(),
+                (None, _) if award.withdrawn => "withdrawn (the node will not deliver)".to_owned(),
+                (None, _) => "not submitted".to_owned(),
+            };
+            println!("    digest {digest}");
         }
     }
 }

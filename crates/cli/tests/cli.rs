@@ -205,3 +205,57 @@ fn the_schema_command_prints_the_published_schema() {
     .unwrap();
     assert_eq!(printed, published);
 }
+
+#[test]
+fn a_grid_run_checks_out_before_anything_is_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = wordcount_spec(dir.path());
+    // No wallet and no node here: a refusal that names `--out` came first.
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("counts.json"), "{}").unwrap();
+    let out = peercloud(
+        &[
+            "job",
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            full.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("--out")
+            && text.contains("is not empty")
+            && text.contains("nothing was posted"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wallet"),
+        "refused before the wallet: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(full.join("counts.json")).unwrap(),
+        "{}"
+    );
+    // A directory the run created is removed again when the run fails.
+    let fresh = dir.path().join("fresh/out");
+    let out = peercloud(
+        &[
+            "job",
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            fresh.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("wallet"), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("fresh").exists(),
+        "the directories made for --out are removed"
+    );
+}

@@ -9,7 +9,7 @@
 //! award) → staging + running (on the k nodes) → verifying (digests on the
 //! ledger, settlement) → settled (outputs downloaded, checked, decrypted).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peercloud_api::{
@@ -22,11 +22,16 @@ use peercloud_store::{
     ObjectKey, PutOptions, StoreError, get_object, put_object, read_manifest, seal_key_to,
 };
 use peercloud_types::clock::now_ms;
-use peercloud_types::job::{MODULE_BYTES_MAX, Source};
 use peercloud_types::{Amount, ContentId, Hash32, JobId, JobSpec, Keypair, NodeId};
 
-use crate::report::{JobReport, Phase};
+use crate::report::{FailedJob, JobReport, Phase};
 use crate::{ApiStore, ClientError, NodeApi, submit_signed};
+
+mod bundle;
+
+pub use bundle::{
+    Content, DISPATCH_INPUT_FILES_MAX, DISPATCH_INPUT_PATH_BYTES_MAX, INPUT_BYTES_MAX, JobBundle,
+};
 
 /// How long offers are collected by default.
 pub const OFFER_WINDOW_MS_DEFAULT: u64 = 2_000;
@@ -55,10 +60,12 @@ pub enum RemoteError {
     },
     /// Not enough acceptable offers came; the job was cancelled and its escrow refunded.
     #[error(
-        "job {name:?}: {acceptable} acceptable offers of {received} received, {wanted} wanted; \
-         the job was cancelled and its escrow refunded{declines}"
+        "job {job} ({name:?}): {acceptable} acceptable offers of {received} received, {wanted} \
+         wanted; the job was cancelled and its escrow refunded{declines}"
     )]
     NoMatch {
+        /// The job.
+        job: JobId,
         /// The job's name.
         name: String,
         /// k.
@@ -70,9 +77,15 @@ pub enum RemoteError {
         /// Why nodes declined, as text.
         declines: String,
     },
-    /// The job ended without a majority: escrow refunded.
-    #[error("job {name:?} ended {state} without a majority result ({why}); escrow refunded")]
+    /// The job ended without a majority: escrow refunded. It ends as soon
+    /// as no majority can form (every node failed or withdrew), not only at
+    /// its deadline.
+    #[error(
+        "job {job} ({name:?}) ended {state} without a majority result ({why}); escrow refunded"
+    )]
     NoResult {
+        /// The job.
+        job: JobId,
         /// The job's name.
         name: String,
         /// Its final state on the ledger.
@@ -80,9 +93,15 @@ pub enum RemoteError {
         /// What went wrong with the runs.
         why: String,
     },
+    /// The majority of the nodes agreed the module failed, the same way: a
+    /// result, settled and paid like any other, with no outputs.
+    #[error(transparent)]
+    Failed(Box<FailedJob>),
     /// A downloaded output did not match the agreed digest.
-    #[error("job {name:?}: output {file} does not match what the providers agreed on")]
+    #[error("job {job} ({name:?}): output {file} does not match what the providers agreed on")]
     OutputMismatch {
+        /// The job.
+        job: JobId,
         /// The job's name.
         name: String,
         /// The file.
@@ -90,115 +109,62 @@ pub enum RemoteError {
     },
     /// Neither settling nor expiring applies yet.
     #[error(
-        "job {job} is {state}: it has no majority result to settle on and its deadline \
-         ({deadline_ms} ms since the epoch) has not passed; close it after the deadline"
+        "job {job} is {state}: it has no majority result to settle on, {pending} awarded nodes \
+         may still answer, and its deadline ({deadline_ms} ms since the epoch) has not passed; \
+         close it after the deadline"
     )]
     NotClosable {
         /// The job.
         job: JobId,
         /// Its state.
         state: JobState,
+        /// Awards that have neither a result nor a withdrawal.
+        pending: usize,
         /// Its deadline.
         deadline_ms: u64,
     },
     /// The node said something this client cannot read.
     #[error("bad answer from the node: {0}")]
     Answer(String),
+    /// Something else failed once the job was on the ledger (or while it
+    /// was being posted): the job may still be open.
+    #[error("job {job}: {source}")]
+    InJob {
+        /// The job.
+        job: JobId,
+        /// What failed.
+        #[source]
+        source: Box<RemoteError>,
+    },
 }
 
-/// A job ready to send: the spec, the module and the inputs' bytes (or
-/// objects already in storage).
-#[derive(Debug, Clone)]
-pub struct JobBundle {
-    /// The spec.
-    pub spec: JobSpec,
-    /// The module.
-    pub module: Content,
-    /// The inputs, by file name.
-    pub inputs: Vec<(String, Content)>,
-}
-
-/// Where a module or input comes from.
-#[derive(Debug, Clone)]
-pub enum Content {
-    /// Bytes to upload.
-    Bytes(Vec<u8>),
-    /// An object already stored (owned by the wallet).
-    Stored(ContentId),
-}
-
-impl JobBundle {
-    /// Reads a spec file and the local files it names (paths relative to it).
-    pub fn load(spec_path: &Path) -> Result<JobBundle, RemoteError> {
-        let file_err = |path: &Path, reason: String| RemoteError::File {
-            path: path.to_owned(),
-            reason,
-        };
-        let text =
-            std::fs::read_to_string(spec_path).map_err(|e| file_err(spec_path, e.to_string()))?;
-        let spec = JobSpec::from_json(&text).map_err(|e| file_err(spec_path, e.to_string()))?;
-        let base = spec_path.parent().unwrap_or(Path::new("."));
-        let content = |field: &str, source: &Source, cap: u64| -> Result<Content, RemoteError> {
-            match source {
-                Source::Cid(cid) => Ok(Content::Stored(*cid)),
-                Source::Path(p) => read_capped(&base.join(p), field, cap).map(Content::Bytes),
-            }
-        };
-        let module = content("module", &spec.module, MODULE_BYTES_MAX as u64)?;
-        let inputs = spec
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(n, i)| {
-                let field = format!("inputs[{n}].source");
-                Ok((i.name.clone(), content(&field, &i.source, INPUT_BYTES_MAX)?))
-            })
-            .collect::<Result<Vec<_>, RemoteError>>()?;
-        Ok(JobBundle {
-            spec,
-            module,
-            inputs,
-        })
+impl RemoteError {
+    /// The job the error is about, once one was posted.
+    pub fn job(&self) -> Option<JobId> {
+        match self {
+            RemoteError::NoMatch { job, .. }
+            | RemoteError::NoResult { job, .. }
+            | RemoteError::OutputMismatch { job, .. }
+            | RemoteError::NotClosable { job, .. }
+            | RemoteError::InJob { job, .. } => Some(*job),
+            RemoteError::Failed(failed) => Some(failed.job),
+            RemoteError::Client(_)
+            | RemoteError::Store(_)
+            | RemoteError::File { .. }
+            | RemoteError::Answer(_) => None,
+        }
     }
-}
 
-/// Largest input a spec may name as a local file: the bundle holds it in
-/// memory while it is sealed and sent. Larger data goes into storage first
-/// (`peercloud store put`) and the spec names its CID.
-pub const INPUT_BYTES_MAX: u64 = 1 << 30;
-
-/// Reads the file `field` of a spec names, refusing a directory and anything
-/// over `cap` bytes before holding more than `cap + 1` of it (a device such as
-/// `/dev/zero` never ends).
-fn read_capped(path: &Path, field: &str, cap: u64) -> Result<Vec<u8>, RemoteError> {
-    use std::io::Read;
-    let refuse = |reason: String| RemoteError::File {
-        path: path.to_owned(),
-        reason: format!("`{field}`: {reason}"),
-    };
-    let meta = std::fs::metadata(path).map_err(|e| refuse(e.to_string()))?;
-    if meta.is_dir() {
-        return Err(refuse(
-            "is a directory; a spec names one file here (or the CID of a stored object)".into(),
-        ));
+    /// The error, naming `job` if it does not already name a job.
+    fn in_job(self, job: JobId) -> RemoteError {
+        if self.job().is_some() {
+            return self;
+        }
+        RemoteError::InJob {
+            job,
+            source: Box::new(self),
+        }
     }
-    if meta.is_file() && meta.len() > cap {
-        return Err(refuse(format!(
-            "is {} bytes, at most {cap} allowed",
-            meta.len()
-        )));
-    }
-    let file = std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| refuse(e.to_string()))?;
-    if bytes.len() as u64 > cap {
-        return Err(refuse(format!(
-            "holds more than {cap} bytes, the most allowed"
-        )));
-    }
-    Ok(bytes)
 }
 
 /// Knobs of one run.
@@ -209,6 +175,11 @@ pub struct RunOptions {
     /// Called once the job is on the ledger, before anything else can go
     /// wrong: a CLI prints the id, so a user whose command stops can close it.
     pub on_posted: Option<fn(&JobId)>,
+    /// Called when some nodes' runs failed but the job must still wait on
+    /// the ledger (for the other results, for withdrawals, or for its
+    /// deadline), with the nodes' errors: a CLI says why it waits instead of
+    /// waiting silently.
+    pub on_waiting: Option<fn(&JobId, &str)>,
 }
 
 impl Default for RunOptions {
@@ -216,12 +187,15 @@ impl Default for RunOptions {
         RunOptions {
             offer_window_ms: OFFER_WINDOW_MS_DEFAULT,
             on_posted: None,
+            on_waiting: None,
         }
     }
 }
 
 /// Closes `job` as the ledger allows: settled when its results make a
-/// majority, expired after its deadline otherwise. Anyone may close a job,
+/// majority, expired otherwise once no majority can form (every award
+/// answered, or enough failed or withdrew) or after its deadline. Anyone
+/// may close a job,
 /// so a poster whose command stopped (or a node) can end it; a job someone
 /// else closed first is returned as it is.
 pub fn close_job(
@@ -250,6 +224,7 @@ pub fn close_job(
         return Err(RemoteError::NotClosable {
             job: *job,
             state: view.state,
+            pending: view.pending(),
             deadline_ms: view.deadline_ms,
         });
     }
@@ -350,24 +325,37 @@ pub fn run_job<A: NodeApi>(
         max_price_per_node: spec.max_price,
         deadline_ms,
     };
-    submit_signed(node, wallet, post, true)?;
+    let job = run.job;
+    submit_signed(node, wallet, post, true).map_err(|e| RemoteError::from(e).in_job(job))?;
     if let Some(announce) = announce {
-        announce(&run.job);
+        announce(&job);
     }
     run.laps.lap(Phase::Queued);
-
-    let nodes = run.award(options)?;
-    run.laps.lap(Phase::Matched);
-    let dispatched = run.dispatch(&nodes, &module, &inputs)?;
-    let view = run.settle(deadline_ms)?;
-    run.laps.lap(Phase::Verifying);
-    let report = run.collect(nodes, &dispatched, &view)?;
-    Ok(report)
+    // From here on every error names the job.
+    run.posted(options, &module, &inputs, deadline_ms)
+        .map_err(|e| e.in_job(job))
 }
 
 impl<A: NodeApi> Run<'_, A> {
     fn submit(&self, kind: TxKind) -> Result<(), ClientError> {
         submit_signed(self.node, self.wallet, kind, true).map(|_| ())
+    }
+
+    /// The posted job through its phases to its report.
+    fn posted(
+        mut self,
+        options: &RunOptions,
+        module: &Staged,
+        inputs: &[Staged],
+        deadline_ms: u64,
+    ) -> Result<JobReport, RemoteError> {
+        let nodes = self.award(options)?;
+        self.laps.lap(Phase::Matched);
+        let dispatched = self.dispatch(&nodes, module, inputs)?;
+        let failures = dispatch_failures(&dispatched);
+        let view = self.settle(deadline_ms, &failures, options.on_waiting)?;
+        self.laps.lap(Phase::Verifying);
+        self.collect(nodes, &dispatched, &failures, &view)
     }
 
     /// matched: the node broadcasts the request; the auction runs here; the
@@ -398,6 +386,7 @@ impl<A: NodeApi> Run<'_, A> {
             Err(e) => {
                 self.submit(TxKind::CancelJob { job })?;
                 return Err(RemoteError::NoMatch {
+                    job,
                     name: spec.name.clone(),
                     wanted: e.wanted,
                     acceptable: e.acceptable,
@@ -451,55 +440,63 @@ impl<A: NodeApi> Run<'_, A> {
         Ok(response)
     }
 
-    /// verifying: every digest on the ledger (or the deadline), then the
-    /// ledger decides: `SettleJob` when the results allow it, else
+    /// verifying: every award answered on the ledger (a result or a
+    /// withdrawal), or no majority possible any more, or the deadline; then
+    /// the ledger decides: `SettleJob` when the results allow it, else
     /// `ExpireJob` (the node's dry run refuses the one that does not apply,
-    /// fee-free).
-    fn settle(&mut self, deadline_ms: u64) -> Result<JobView, RemoteError> {
+    /// fee-free). Nodes whose runs failed are named to `on_waiting` when the
+    /// job has to wait on.
+    fn settle(
+        &mut self,
+        deadline_ms: u64,
+        failures: &[String],
+        on_waiting: Option<fn(&JobId, &str)>,
+    ) -> Result<JobView, RemoteError> {
         let job = self.job;
-        wait_for_results(
-            self.node,
-            &job,
-            usize::from(self.spec.redundancy),
-            deadline_ms,
-        )?;
+        let view = self.node.job(&job, WaitQuery::NOW)?;
+        if let Some(on_waiting) = on_waiting
+            && !failures.is_empty()
+            && !closable(&view, deadline_ms)
+        {
+            on_waiting(&job, &failures.join("; "));
+        }
+        wait_for_results(self.node, &job, view, deadline_ms)?;
         close_job(self.node, self.wallet, &job)
     }
 
     /// settled: the outputs of a node that reported the agreed digest,
-    /// downloaded, checked against what it reported and decrypted.
+    /// downloaded, checked against what it reported and decrypted; or the
+    /// failure the nodes agreed on.
     fn collect(
         mut self,
         nodes: Vec<NodeId>,
         dispatched: &DispatchResponse,
+        failures: &[String],
         view: &JobView,
     ) -> Result<JobReport, RemoteError> {
-        let name = self.spec.name.clone();
-        let failures: Vec<String> = dispatched
-            .results
-            .iter()
-            .filter_map(|r| {
-                r.outcome
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("{}: {}", r.node, e.message))
-            })
-            .collect();
-        let Some(agreed) = view.agreed else {
+        let (job, name) = (self.job, self.spec.name.clone());
+        let Some((agreed, fuel)) = agreed_claim(view) else {
+            let disagree = view.awards.iter().filter(|a| a.digest.is_some()).count() > 1;
+            let mut why = failures.to_vec();
+            // A node's failed run is a result, but a lone one decides nothing.
+            why.extend(dispatched.results.iter().filter_map(|r| {
+                let failure = r.outcome.as_ref().ok()?.failure.as_ref()?;
+                Some(format!("{}: the module failed: {failure}", r.node))
+            }));
+            if disagree || why.is_empty() {
+                why.push("the providers' results disagree".into());
+            }
             return Err(RemoteError::NoResult {
+                job,
                 name,
                 state: view.state,
-                why: if failures.is_empty() {
-                    "the providers' digests disagree".into()
-                } else {
-                    failures.join("; ")
-                },
+                why: why.join("; "),
             });
         };
         let paid: Vec<(NodeId, Amount)> = view
             .awards
             .iter()
-            .filter(|a| a.digest == Some(agreed))
+            .filter(|a| a.digest == Some(agreed) && a.fuel == Some(fuel))
             .map(|a| (a.node, a.price))
             .collect();
         let paid_total = paid
@@ -514,16 +511,28 @@ impl<A: NodeApi> Run<'_, A> {
             .results
             .iter()
             .filter_map(|r| r.outcome.as_ref().ok())
-            .find(|r| r.digest == agreed)
+            .find(|r| r.digest == agreed && r.fuel == fuel)
             .ok_or_else(|| RemoteError::NoResult {
+                job,
                 name: name.clone(),
                 state: view.state,
                 why: "no reachable node reported the agreed outputs".into(),
             })?;
+        if let Some(failure) = &winner.failure {
+            return Err(RemoteError::Failed(Box::new(FailedJob {
+                job,
+                name,
+                agreeing: paid.len(),
+                redundancy: view.redundancy,
+                paid,
+                refunded,
+                failure: failure.clone(),
+            })));
+        }
         let outputs = self.download(winner)?;
         self.laps.lap(Phase::Settled);
         Ok(JobReport {
-            job: self.job,
+            job,
             name,
             phases: self.laps.phases,
             nodes,
@@ -531,6 +540,8 @@ impl<A: NodeApi> Run<'_, A> {
             refunded,
             digest: agreed,
             fuel: winner.fuel,
+            exit_code: winner.exit_code,
+            stderr: winner.stderr.clone(),
             outputs,
         })
     }
@@ -543,6 +554,7 @@ impl<A: NodeApi> Run<'_, A> {
             get_object(&self.store, &file.cid, &secret, &mut bytes)?;
             if Hash32::of(&bytes) != file.blake3 {
                 return Err(RemoteError::OutputMismatch {
+                    job: self.job,
                     name: self.spec.name.clone(),
                     file: file.path.clone(),
                 });
@@ -605,69 +617,64 @@ impl Laps {
     }
 }
 
-/// Follows the job block by block (the node answers each long poll when a
-/// new block is committed) until all k results are in, or its deadline
-/// has passed.
+/// Each failed dispatch as `node: error`.
+fn dispatch_failures(dispatched: &DispatchResponse) -> Vec<String> {
+    dispatched
+        .results
+        .iter()
+        .filter_map(|r| {
+            r.outcome
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {}", r.node, e.message))
+        })
+        .collect()
+}
+
+/// The (digest, fuel) claim the settlement paid: of the awards that
+/// submitted the agreed digest, the claim most of them made.
+fn agreed_claim(view: &JobView) -> Option<(Hash32, u64)> {
+    let agreed = view.agreed?;
+    let mut counts: Vec<(u64, usize)> = Vec::new();
+    for fuel in view
+        .awards
+        .iter()
+        .filter(|a| a.digest == Some(agreed))
+        .filter_map(|a| a.fuel)
+    {
+        match counts.iter_mut().find(|(f, _)| *f == fuel) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((fuel, 1)),
+        }
+    }
+    let (fuel, _) = counts.into_iter().max_by_key(|(_, count)| *count)?;
+    Some((agreed, fuel))
+}
+
+/// Whether waiting on `view` can change nothing: the job is closed, every
+/// award answered (a result or a withdrawal), no majority can form any
+/// more, or its deadline has passed (by this machine's clock, with slack:
+/// the validator's decides).
+fn closable(view: &JobView, deadline_ms: u64) -> bool {
+    view.state.is_closed()
+        || view.pending() == 0
+        || !view.majority_possible()
+        || now_ms() > deadline_ms + DEADLINE_SLACK_MS
+}
+
+/// Follows the job block by block from `view` (the node answers each long
+/// poll when a new block is committed) until it is [`closable`].
 fn wait_for_results(
     node: &impl NodeApi,
     job: &JobId,
-    k: usize,
+    mut view: JobView,
     deadline_ms: u64,
 ) -> Result<JobView, RemoteError> {
-    let mut view = node.job(job, WaitQuery::NOW)?;
     loop {
-        let in_count = view.awards.iter().filter(|a| a.digest.is_some()).count();
-        // The ledger's clock is the validator's: allow it a moment past ours.
-        if in_count >= k || view.state.is_closed() || now_ms() > deadline_ms + DEADLINE_SLACK_MS {
+        if closable(&view, deadline_ms) {
             return Ok(view);
         }
         let left_ms = (deadline_ms + DEADLINE_SLACK_MS).saturating_sub(now_ms());
         view = node.job(job, WaitQuery::past(view.height, left_ms))?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec_naming(dir: &Path, module: &str, input: &str) -> PathBuf {
-        let spec = serde_json::json!({
-            "version": 1,
-            "name": "bounded reads",
-            "module": module,
-            "inputs": [{"name": "data", "source": input}],
-            "max_price": "0.01",
-        });
-        let path = dir.join("spec.json");
-        std::fs::write(&path, spec.to_string()).unwrap();
-        path
-    }
-
-    #[test]
-    fn a_never_ending_module_is_refused_at_the_cap_naming_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("data"), b"hello").unwrap();
-        let spec = spec_naming(dir.path(), "/dev/zero", "data");
-        let err = JobBundle::load(&spec).unwrap_err().to_string();
-        assert!(
-            err.contains("`module`") && err.contains("more than"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_directory_as_input_is_refused_naming_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("job.wasm"), b"\0asm").unwrap();
-        std::fs::create_dir(dir.path().join("folder")).unwrap();
-        let spec = spec_naming(dir.path(), "job.wasm", "folder");
-        let err = JobBundle::load(&spec).unwrap_err().to_string();
-        assert!(
-            err.contains("`inputs[0].source`") && err.contains("is a directory"),
-            "{err}"
-        );
-        let ok = spec_naming(dir.path(), "job.wasm", "job.wasm");
-        let bundle = JobBundle::load(&ok).unwrap();
-        assert!(matches!(&bundle.inputs[0].1, Content::Bytes(b) if b == b"\0asm"));
     }
 }

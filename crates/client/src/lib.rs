@@ -50,7 +50,7 @@ use peercloud_api::{
 pub use error::ClientError;
 pub use flow::{Content, JobBundle, RemoteError, RunOptions, close_job, run_job};
 pub use node_api::NodeApi;
-pub use report::{JobReport, Phase};
+pub use report::{FailedJob, JobReport, Phase};
 pub use store::{ApiStore, PUT_CONCURRENCY_MAX};
 pub use tx::submit_signed;
 
@@ -172,6 +172,13 @@ impl NodeClient {
             // (~0.1 ms per MiB) against a network round trip.
             .body(chunk.bytes().to_vec());
         self.send(request, &url, CHUNK_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/chunks/{cid}`: releases the chunk this node put.
+    pub fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
+        let url = self.url(&format!("/chunks/{cid}"));
+        self.send(self.http.delete(&url), &url, CHUNK_TIMEOUT)?;
         Ok(())
     }
 
@@ -331,6 +338,9 @@ impl NodeApi for NodeClient {
     }
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         NodeClient::get_chunk_into(self, cid, buf)
+    }
+    fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
+        NodeClient::delete_chunk(self, cid)
     }
     fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
         NodeClient::has_chunk(self, cid)

@@ -32,6 +32,10 @@ pub trait NodeApi: Send + Sync {
     /// Reads a chunk into `buf` (cleared first), checked against `cid`.
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError>;
 
+    /// Asks the network to release a chunk this node put (one of a put that
+    /// failed part way); a chunk another node put too stays.
+    fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError>;
+
     /// Whether the network holds the chunk. By default a get; a client that
     /// can ask without moving the bytes (HTTP `HEAD`) does so.
     fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
@@ -74,6 +78,9 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     }
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         (**self).get_chunk_into(cid, buf)
+    }
+    fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
+        (**self).delete_chunk(cid)
     }
     fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
         (**self).has_chunk(cid)

@@ -1,5 +1,5 @@
 //! What a job went through, as the user's side saw it: the phases in order
-//! and the report a finished job leaves.
+//! and the report a finished job leaves, or the failure its nodes agreed on.
 
 use std::time::Duration;
 
@@ -71,6 +71,46 @@ pub struct JobReport {
     pub digest: Hash32,
     /// Fuel the module burned.
     pub fuel: u64,
+    /// The module's exit code: a nonzero one is a result too (the nodes
+    /// agreed on it and were paid).
+    pub exit_code: i32,
+    /// The start of the module's stderr, as the node that reported the
+    /// agreed result sent it (lossy UTF-8).
+    pub stderr: String,
     /// The outputs, downloaded, verified and decrypted by the user.
     pub outputs: Vec<(String, Vec<u8>)>,
+}
+
+/// A job whose nodes agreed its module failed, the same way (out of fuel, a
+/// trap, ...): a result, settled and paid like any other, with no outputs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "job {job} ({name:?}) failed the same way on {agreeing} of {redundancy} nodes, which were \
+     paid {} PCL ({refunded} PCL of the escrow refunded): {failure}",
+    self.paid_total()
+)]
+pub struct FailedJob {
+    /// The job's id on the ledger.
+    pub job: JobId,
+    /// The spec's name.
+    pub name: String,
+    /// Nodes whose result was the agreed failure.
+    pub agreeing: usize,
+    /// k.
+    pub redundancy: u8,
+    /// Payments made by the settlement.
+    pub paid: Vec<(NodeId, Amount)>,
+    /// Escrow returned to the user.
+    pub refunded: Amount,
+    /// How the module failed: the error, with the end of its stderr.
+    pub failure: String,
+}
+
+impl FailedJob {
+    /// What the settlement paid in all (saturating: an amount to show).
+    pub fn paid_total(&self) -> Amount {
+        self.paid.iter().fold(Amount::ZERO, |sum, (_, amount)| {
+            sum.checked_add(*amount).unwrap_or(sum)
+        })
+    }
 }

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use peercloud_api::ErrorCode;
 use peercloud_store::{ChunkStore, StoreError, VerifiedChunk};
 use peercloud_types::ContentId;
 
@@ -41,14 +42,27 @@ impl<A: NodeApi> ApiStore<A> {
         &self.client
     }
 
-    /// Maps a client error met on `cid` to the store's error.
+    /// Maps a client error met on `cid` to the store's error: a node that
+    /// found only bad copies (`chunk_corrupt`), like bytes that reach the
+    /// client and fail its own check, is [`StoreError::Corrupt`].
     fn store_error(err: ClientError, cid: &ContentId) -> StoreError {
         match err {
             err if err.is_not_found() => StoreError::NotFound { cid: *cid },
             ClientError::ChunkMismatch { cid, actual } => StoreError::Corrupt {
                 cid,
-                actual,
+                actual: Some(actual),
                 path: None,
+                reported: None,
+            },
+            ClientError::Api {
+                code: ErrorCode::ChunkCorrupt,
+                message,
+                ..
+            } => StoreError::Corrupt {
+                cid: *cid,
+                actual: None,
+                path: None,
+                reported: Some(message),
             },
             other => StoreError::Remote {
                 reason: other.to_string(),
@@ -64,6 +78,15 @@ impl<A: NodeApi> ApiStore<A> {
 }
 
 impl<A: NodeApi> ChunkStore for ApiStore<A> {
+    /// Asks the node to release each chunk of a put that failed part way.
+    fn abandon(&self, cids: &[ContentId]) {
+        for cid in cids {
+            if let Err(e) = self.client.delete_chunk(cid) {
+                tracing::warn!(chunk = %cid, %e, "could not release a chunk of a failed put");
+            }
+        }
+    }
+
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
         let workers = chunks.len().min(PUT_CONCURRENCY_MAX);
         if workers <= 1 {
@@ -118,5 +141,36 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
 
     fn read_parallelism(&self) -> usize {
         peercloud_store::READ_PARALLELISM_REMOTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_reporting_only_bad_copies_is_corrupt_not_missing() {
+        let cid = ContentId::of(b"chunk");
+        let err = ApiStore::<NodeClient>::store_error(
+            ClientError::Api {
+                status: 502,
+                code: ErrorCode::ChunkCorrupt,
+                message: "chunk is corrupt on every holder that has it".into(),
+            },
+            &cid,
+        );
+        assert!(
+            matches!(&err, StoreError::Corrupt { cid: c, reported: Some(r), .. } if *c == cid && r.contains("every holder")),
+            "{err:?}"
+        );
+        let err = ApiStore::<NodeClient>::store_error(
+            ClientError::Api {
+                status: 404,
+                code: ErrorCode::NotFound,
+                message: "no holder has it".into(),
+            },
+            &cid,
+        );
+        assert!(matches!(err, StoreError::NotFound { cid: c } if c == cid));
     }
 }

@@ -19,8 +19,20 @@
 //!
 //! What still comes from the host, and so must not be written into a job's
 //! output if it is to be verified: file timestamps and inode numbers
-//! (`fd_filestat_get`), and the order of directory listings (`fd_readdir`;
-//! sort them, as the examples do).
+//! (`fd_filestat_get`). Directory listings (`fd_readdir`) are sorted by name,
+//! with name-derived inode numbers (`sandbox/readdir.rs`).
+//!
+//! **The digest of a failed run.** A run that fails in a way every node
+//! reproduces ([`crate::Failure`]) is a result too, and the nodes compare
+//! [`failure_digest`]: BLAKE3 (`derive_key`, [`FAILURE_DIGEST_CONTEXT`]) over
+//! the failure's code byte ([`crate::Failure::code`]), the fuel used up to
+//! the failure (u64 little-endian), then stdout and stderr as captured (each
+//! its length as u64 little-endian, then its bytes; each at most
+//! [`crate::STDOUT_BYTES_MAX`] / [`crate::STDERR_BYTES_MAX`]). Its context
+//! differs from [`crate::output_digest`]'s, so a failed run never has the
+//! digest of a run that exited. It leaves out the error's text (a trap's
+//! message carries a backtrace whose form is wasmtime's, not the job's) and
+//! anything under `/output`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +52,27 @@ pub const CLOCK_START_SECS: u64 = 1_704_067_200;
 pub const CLOCK_STEP_NS: u64 = 1_000;
 /// BLAKE3 `derive_key` context of the job's random streams.
 const RANDOM_CONTEXT: &str = "peercloud job random v1";
+/// BLAKE3 `derive_key` context of [`failure_digest`].
+pub const FAILURE_DIGEST_CONTEXT: &str = "peercloud failure digest v1";
+
+/// The digest of a run that failed reproducibly (see the module header):
+/// equal on every node that ran the same module on the same inputs and seed.
+pub fn failure_digest(
+    failure: crate::Failure,
+    fuel_consumed: u64,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> peercloud_types::Hash32 {
+    let mut hasher = blake3::Hasher::new_derive_key(FAILURE_DIGEST_CONTEXT);
+    hasher.update(&[failure.code()]);
+    hasher.update(&fuel_consumed.to_le_bytes());
+    for stream in [stdout, stderr] {
+        hasher.update(&(stream.len() as u64).to_le_bytes());
+        hasher.update(stream);
+    }
+    hasher.finalize().into()
+}
+
 /// Most subscriptions one `poll_oneoff` may pass; more is refused with
 /// `EINVAL` so one call cannot make the host walk megabytes of guest memory.
 pub const POLL_SUBSCRIPTIONS_MAX: u32 = 4096;
@@ -273,6 +306,27 @@ mod tests {
         clock.advance_to(10 * CLOCK_STEP_NS);
         clock.advance_to(5);
         assert_eq!(monotonic.now(), 11 * CLOCK_STEP_NS);
+    }
+
+    #[test]
+    fn the_failure_digest_moves_with_every_field_and_is_no_output_digest() {
+        use crate::Failure;
+        let base = failure_digest(Failure::OutOfFuel, 10, b"out", b"err");
+        assert_eq!(base, failure_digest(Failure::OutOfFuel, 10, b"out", b"err"));
+        for other in [
+            failure_digest(Failure::Trap, 10, b"out", b"err"),
+            failure_digest(Failure::OutOfFuel, 11, b"out", b"err"),
+            failure_digest(Failure::OutOfFuel, 10, b"ou", b"err"),
+            failure_digest(Failure::OutOfFuel, 10, b"out", b"er"),
+            // The length prefixes keep the streams apart.
+            failure_digest(Failure::OutOfFuel, 10, b"outerr", b""),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_ne!(
+            failure_digest(Failure::OutOfFuel, 0, b"", b""),
+            crate::output_digest(0, b"", b"", &[])
+        );
     }
 
     #[test]

@@ -155,6 +155,36 @@ pub enum ComputeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The module wrote more in its scratch (working) directory than its
+    /// limit; the directory is removed with the run, as always.
+    #[error(
+        "scratch too large: the module wrote at least {written_bytes} bytes in its scratch \
+         (working) directory, the limit is {limit_bytes}; raise limits.scratch_bytes"
+    )]
+    ScratchTooLarge {
+        /// Bytes found in the scratch directory when the run was stopped.
+        written_bytes: u64,
+        /// `limits.scratch_bytes`.
+        limit_bytes: u64,
+    },
+    /// The module created more entries in its scratch directory than any
+    /// job may.
+    #[error(
+        "too many scratch files: the module created more than {files_max} entries \
+         in its scratch (working) directory"
+    )]
+    ScratchTooManyFiles {
+        /// [`crate::outputs::SCRATCH_FILES_MAX`].
+        files_max: usize,
+    },
+    /// The input the spec's `stdin` names cannot be the module's stdin.
+    #[error("stdin: the input {name:?} {reason}; `stdin` names a file among the inputs")]
+    StdinInput {
+        /// The input's name (a file in `/input`).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The module trapped (`unreachable`, out-of-bounds access, stack
     /// overflow, a Rust panic under `panic = "abort"`, ...).
     #[error("trap: {message}{stderr}")]
@@ -191,7 +221,7 @@ pub enum ComputeError {
     /// A host directory the run needs is missing or unusable.
     #[error("{role} directory {path}: {reason}")]
     Directory {
-        /// `"input"` or `"output"`.
+        /// `"input"`, `"output"` or `"scratch"`.
         role: &'static str,
         /// The host path.
         path: PathBuf,
@@ -214,6 +244,117 @@ pub enum ComputeError {
         /// What failed.
         reason: String,
     },
+}
+
+/// The ways a run can fail that are a result of the job rather than of the
+/// node: every honest node that runs the same module on the same inputs and
+/// seed fails the same way, after the same fuel, having captured the same
+/// streams, so the k nodes agree on the failed run's digest
+/// ([`crate::failure_digest`]) and are paid for the work. Failures of the
+/// host or of timing (wall time, a busy executor, directories, setup, host
+/// I/O) are none of these: they are the node's, not the job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The bytes are not a WASI command this sandbox runs.
+    InvalidModule,
+    /// The fuel ran out (fuel metering counts the same work on every node).
+    OutOfFuel,
+    /// The module asked for more memory than its limit.
+    MemoryLimit,
+    /// The module trapped.
+    Trap,
+    /// A captured stream filled up and the module then trapped.
+    StreamFull,
+    /// The module left more under `/output` than its limit.
+    OutputTooLarge,
+    /// The module left too many entries under `/output`.
+    OutputTooManyFiles,
+    /// The module left something under `/output` that is no regular file.
+    OutputInvalid,
+    /// The module left more in its scratch directory than its limit.
+    ScratchTooLarge,
+    /// The module left too many entries in its scratch directory.
+    ScratchTooManyFiles,
+}
+
+impl Failure {
+    /// The byte [`crate::failure_digest`] commits to. Part of the protocol:
+    /// a code is never renumbered or reused.
+    pub const fn code(self) -> u8 {
+        match self {
+            Failure::InvalidModule => 1,
+            Failure::OutOfFuel => 2,
+            Failure::MemoryLimit => 3,
+            Failure::Trap => 4,
+            Failure::StreamFull => 5,
+            Failure::OutputTooLarge => 6,
+            Failure::OutputTooManyFiles => 7,
+            Failure::OutputInvalid => 8,
+            Failure::ScratchTooLarge => 9,
+            Failure::ScratchTooManyFiles => 10,
+        }
+    }
+
+    /// A short name, for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Failure::InvalidModule => "invalid module",
+            Failure::OutOfFuel => "out of fuel",
+            Failure::MemoryLimit => "memory limit",
+            Failure::Trap => "trap",
+            Failure::StreamFull => "stream full",
+            Failure::OutputTooLarge => "output too large",
+            Failure::OutputTooManyFiles => "too many outputs",
+            Failure::OutputInvalid => "invalid output",
+            Failure::ScratchTooLarge => "scratch too large",
+            Failure::ScratchTooManyFiles => "too many scratch files",
+        }
+    }
+}
+
+impl ComputeError {
+    /// The kind of failed-run result an error of this kind is, when the run
+    /// failed where the module put it; `None` for the node's own failures
+    /// (wall time, busy, directories, setup, host I/O, a module that does
+    /// not match its CID, a `stdin` input that is missing).
+    ///
+    /// The kind alone does not make a result: [`crate::Executor::run_to_end`]
+    /// also leaves out a limit the epoch watch found mid-run (its moment,
+    /// and so the fuel and streams, is the host clock's), a trap that is a
+    /// stack overflow (the depth at which the native stack runs out depends
+    /// on the CPU: [`crate::WASM_STACK_BYTES_MAX`]) or a host call failing,
+    /// and a memory limit hit because the host could not map memory within
+    /// the limit.
+    pub fn failure(&self) -> Option<Failure> {
+        Some(match self {
+            ComputeError::InvalidModule { .. } => Failure::InvalidModule,
+            ComputeError::OutOfFuel { .. } => Failure::OutOfFuel,
+            ComputeError::MemoryLimit { .. } => Failure::MemoryLimit,
+            ComputeError::Trap { .. } => Failure::Trap,
+            ComputeError::StreamFull { .. } => Failure::StreamFull,
+            ComputeError::OutputTooLarge { .. } => Failure::OutputTooLarge,
+            ComputeError::OutputTooManyFiles { .. } => Failure::OutputTooManyFiles,
+            ComputeError::OutputInvalid { .. } => Failure::OutputInvalid,
+            ComputeError::ScratchTooLarge { .. } => Failure::ScratchTooLarge,
+            ComputeError::ScratchTooManyFiles { .. } => Failure::ScratchTooManyFiles,
+            ComputeError::ModuleCidMismatch { .. }
+            | ComputeError::WallTimeExceeded { .. }
+            | ComputeError::StdinInput { .. }
+            | ComputeError::Busy { .. }
+            | ComputeError::Directory { .. }
+            | ComputeError::Host { .. }
+            | ComputeError::Setup { .. } => return None,
+        })
+    }
+
+    /// Whether the error's own text ends with the module's stderr (a trap's
+    /// does; a limit's does not).
+    pub(crate) fn shows_stderr(&self) -> bool {
+        matches!(
+            self,
+            ComputeError::Trap { .. } | ComputeError::StreamFull { .. }
+        )
+    }
 }
 
 #[cfg(test)]

@@ -20,13 +20,14 @@ use std::time::Duration;
 use peercloud_types::ContentId;
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
-    PoolingAllocationConfig, WasmBacktraceDetails,
+    PoolingAllocationConfig, Trap, WasmBacktraceDetails,
 };
 
 use crate::cache::ModuleCache;
+use crate::determinism::failure_digest;
 use crate::error::ComputeError;
 use crate::metrics::{ComputeMetrics, Counter, Counters};
-use crate::request::{RunOutcome, RunRequest};
+use crate::request::{Ended, FailedRun, RunEnd, RunOutcome, RunRequest};
 use crate::sandbox::{self, MEMORIES_MAX, RunState, TABLE_ELEMENTS_MAX, TABLES_MAX};
 use crate::ticker::Ticker;
 
@@ -149,6 +150,21 @@ impl Executor {
     /// An outcome is returned whatever the module's exit code; an error means
     /// the run was refused or stopped (a limit, a trap, a bad module).
     pub fn run(&self, request: &RunRequest) -> Result<RunOutcome, ComputeError> {
+        match self.run_to_end(request)? {
+            RunEnd::Exited(outcome) => Ok(outcome),
+            RunEnd::Failed(failed) => Err(failed.error),
+        }
+    }
+
+    /// Runs `request`'s module as [`Executor::run`] does, but answers a
+    /// failure every honest node reproduces as a result ([`RunEnd::Failed`],
+    /// with its digest) rather than an error: a module that runs out of
+    /// fuel, hits its memory limit, traps, or leaves outputs over their
+    /// limits after it exited, and bytes that are no module. An error is
+    /// left for what is the node's or the clock's: wall time, a limit the
+    /// epoch watch found mid-run, a stack overflow, busy, directories,
+    /// setup, host I/O (see [`ComputeError::failure`]).
+    pub fn run_to_end(&self, request: &RunRequest) -> Result<RunEnd, ComputeError> {
         let module_cid = ContentId::of(&request.module);
         let span = tracing::info_span!(
             "compute.run",
@@ -159,7 +175,7 @@ impl Executor {
         let _entered = span.enter();
         let result = self.run_inner(request, module_cid);
         match &result {
-            Ok(outcome) => {
+            Ok(RunEnd::Exited(outcome)) => {
                 self.counters.bump(Counter::RunsCompleted);
                 tracing::info!(
                     exit_code = outcome.exit_code,
@@ -168,6 +184,15 @@ impl Executor {
                     outputs = outcome.outputs.len(),
                     digest = %outcome.output_digest,
                     "run completed"
+                );
+            }
+            Ok(RunEnd::Failed(failed)) => {
+                self.counters.bump(Counter::RunsFailed);
+                tracing::info!(
+                    error = %failed.error,
+                    fuel = failed.fuel_consumed,
+                    digest = %failed.output_digest,
+                    "run failed reproducibly"
                 );
             }
             Err(error) => {
@@ -182,7 +207,7 @@ impl Executor {
         &self,
         request: &RunRequest,
         module_cid: ContentId,
-    ) -> Result<RunOutcome, ComputeError> {
+    ) -> Result<RunEnd, ComputeError> {
         if let Some(expected) = request.module_cid
             && expected != module_cid
         {
@@ -193,10 +218,29 @@ impl Executor {
         }
         check_directories(request)?;
         let _slot = self.take_slot()?;
-        let pre = self.prepared(module_cid, &request.module)?;
+        let pre = match self.prepared(module_cid, &request.module) {
+            Ok(pre) => pre,
+            // The same bytes are refused the same way everywhere, before
+            // they ran: no fuel, no streams.
+            Err(error @ ComputeError::InvalidModule { .. }) => {
+                let ended = Ended {
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    trap: None,
+                    wall_time_ms: 0,
+                };
+                return failed_run(error, Some(ended), 0, module_cid).map(RunEnd::Failed);
+            }
+            Err(error) => return Err(error),
+        };
         let (result, spent) = sandbox::execute(&pre, request, module_cid);
         self.counters.add_fuel(spent.fuel_consumed);
-        result
+        match result {
+            Ok(outcome) => Ok(RunEnd::Exited(outcome)),
+            Err(error) => {
+                failed_run(error, spent.ended, spent.fuel_consumed, module_cid).map(RunEnd::Failed)
+            }
+        }
     }
 
     fn take_slot(&self) -> Result<Slot<'_>, ComputeError> {
@@ -253,6 +297,45 @@ impl Executor {
         }
         Ok(pre)
     }
+}
+
+/// The failed-run result of `error`, when it is one (see
+/// [`Executor::run_to_end`]); `error` itself otherwise. `ended` is what the
+/// sandbox saw when the module, not the epoch watch, ended the run.
+fn failed_run(
+    error: ComputeError,
+    ended: Option<Ended>,
+    fuel_consumed: u64,
+    module_cid: ContentId,
+) -> Result<FailedRun, ComputeError> {
+    let (Some(failure), Some(ended)) = (error.failure(), ended) else {
+        return Err(error);
+    };
+    let a_wasm_trap = ended.trap.is_some_and(|trap| trap != Trap::StackOverflow);
+    let reproducible = match &error {
+        ComputeError::Trap { .. } | ComputeError::StreamFull { .. } => a_wasm_trap,
+        // The limiter refuses a grow past the limit; a grow within it that
+        // the host could not map is recorded at the limit itself.
+        ComputeError::MemoryLimit {
+            requested_bytes,
+            limit_bytes,
+        } => requested_bytes > limit_bytes,
+        _ => true,
+    };
+    if !reproducible {
+        return Err(error);
+    }
+    let output_digest = failure_digest(failure, fuel_consumed, &ended.stdout, &ended.stderr);
+    Ok(FailedRun {
+        failure,
+        error,
+        fuel_consumed,
+        stdout: ended.stdout,
+        stderr: ended.stderr,
+        output_digest,
+        module_cid,
+        wall_time_ms: ended.wall_time_ms,
+    })
 }
 
 /// The deterministic engine configuration (see the module documentation).

@@ -2,7 +2,8 @@
 //!
 //! It does what a provider does with an awarded job, minus the network:
 //! resolves the module and inputs (local paths, relative to the spec file),
-//! stages the inputs into a private `/input` directory, runs the module in the
+//! stages the inputs (files, and directory trees: [`inputs`]) into a private
+//! `/input` directory, runs the module in the
 //! sandbox under the spec's limits and seed, and checks the outputs the spec
 //! names are there. The output digest it prints is the one a provider would
 //! submit, so a user can compare it with what the grid returns.
@@ -18,8 +19,13 @@ use crate::{ComputeError, Executor, RunOutcome, RunRequest};
 use peercloud_types::job::Source;
 use peercloud_types::{JobSpec, SpecError};
 
-/// Largest input file staged for a local run; the same bound a provider puts
-/// on one staged input (larger data belongs in storage, fetched by CID).
+pub mod inputs;
+
+pub use inputs::INPUT_DIR_FILES_MAX;
+
+/// Largest input staged for a local run, a file or a directory's files in
+/// all; the same bound a provider puts on one staged input (larger data
+/// belongs in storage, fetched by CID).
 pub const INPUT_BYTES_MAX: u64 = 4 << 30;
 /// Name prefix of the hidden directory inside the output directory that the
 /// module writes into; named so that one left by a killed run says what it is.
@@ -78,6 +84,16 @@ pub enum LocalRunError {
         source: std::io::Error,
         /// A hint for the usual cause, or empty.
         hint: &'static str,
+    },
+    /// An input (or a file of a directory input) cannot be staged.
+    #[error("`{field}`: {}: {reason}", path.display())]
+    Input {
+        /// The spec field, `inputs[N].source`.
+        field: String,
+        /// The file or directory on this machine.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// An input is larger than [`INPUT_BYTES_MAX`].
     #[error("`{field}`: {} is {size} bytes, a staged input may be at most {INPUT_BYTES_MAX}", path.display())]
@@ -173,22 +189,25 @@ pub fn run_local(
     for (i, input) in spec.inputs.iter().enumerate() {
         let field = format!("inputs[{i}].source");
         let from = local_path(&field, &input.source, base)?;
-        let read_err = |source| LocalRunError::ReadFile {
-            field: field.clone(),
-            path: from.clone(),
-            source,
-            hint: "",
-        };
-        let size = std::fs::metadata(&from).map_err(read_err)?.len();
-        if size > INPUT_BYTES_MAX {
-            return Err(LocalRunError::InputTooLarge {
-                field,
-                path: from,
-                size,
+        if spec.stdin.as_deref() == Some(input.name.as_str()) && from.is_dir() {
+            return Err(LocalRunError::Spec {
+                path: spec_path.to_owned(),
+                source: SpecError::Invalid {
+                    field: "stdin".into(),
+                    reason: format!(
+                        "names the input {:?}, whose source {} is a directory; stdin reads a file",
+                        input.name,
+                        from.display()
+                    ),
+                },
             });
         }
-        let to = staging.path().join(&input.name);
-        std::fs::copy(&from, &to).map_err(|source| LocalRunError::Staging { path: to, source })?;
+        inputs::stage_input(
+            &field,
+            &input.name,
+            &from,
+            &staging.path().join(&input.name),
+        )?;
     }
 
     let request = RunRequest::for_job(

@@ -1,6 +1,8 @@
 //! The `/output` tree on the host side: measuring it while the module runs,
 //! listing and hashing it afterwards, emptying it when the module broke its
-//! limits, and the run's deterministic output digest.
+//! limits, and the run's deterministic output digest. Also the measure of
+//! the run's scratch directory ([`check_scratch`]), which is bounded the
+//! same way but never listed, hashed or returned.
 //!
 //! The tree is walked without following symbolic links. Only regular files
 //! are outputs; directories only give them their paths, so an empty
@@ -20,6 +22,11 @@ use crate::error::ComputeError;
 /// Bounds the work of measuring the tree every epoch tick and of hashing it.
 /// Part of the protocol: every node must refuse the same runs.
 pub const OUTPUT_FILES_MAX: usize = 4096;
+/// Most entries (files and directories) a job may keep in its scratch
+/// directory at once. Bounds the work of measuring it every epoch tick, as
+/// [`OUTPUT_FILES_MAX`] does for `/output`. Part of the protocol: every
+/// node must refuse the same runs.
+pub const SCRATCH_FILES_MAX: usize = 4096;
 /// BLAKE3 `derive_key` context of [`output_digest`].
 pub const OUTPUT_DIGEST_CONTEXT: &str = "peercloud output digest v1";
 
@@ -152,6 +159,46 @@ pub(crate) fn usage(root: &Path) -> Result<Usage, ComputeError> {
     })
     .map_err(WalkError::into_compute_error)?;
     Ok(Usage { bytes, entries })
+}
+
+/// Refuses the scratch directory at `root` when it holds more than
+/// `limit_bytes` (the sizes of everything but directories) or more than
+/// [`SCRATCH_FILES_MAX`] entries. Links are counted, never followed, and
+/// names need not be UTF-8: nothing in it is read.
+pub(crate) fn check_scratch(root: &Path, limit_bytes: u64) -> Result<(), ComputeError> {
+    let io = |path: &Path, e: std::io::Error| ComputeError::Host {
+        action: "measure the scratch directory at",
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut bytes = 0u64;
+    let mut entries = 0usize;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            entries += 1;
+            if entries > SCRATCH_FILES_MAX {
+                return Err(ComputeError::ScratchTooManyFiles {
+                    files_max: SCRATCH_FILES_MAX,
+                });
+            }
+            // `DirEntry::metadata` does not follow symbolic links.
+            let metadata = entry.metadata().map_err(|e| io(&entry.path(), e))?;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                bytes = bytes.saturating_add(metadata.len());
+            }
+        }
+    }
+    if bytes > limit_bytes {
+        return Err(ComputeError::ScratchTooLarge {
+            written_bytes: bytes,
+            limit_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// Lists and hashes the outputs under `root` after a run, sorted by path,
@@ -357,6 +404,29 @@ mod tests {
         );
         assert_eq!(fs::read(&secret).unwrap(), b"keep me");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_scratch_is_measured_whole_and_refused_over_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs::write(dir.path().join("a/b/deep"), [0u8; 600]).unwrap();
+        fs::write(dir.path().join("top"), [0u8; 400]).unwrap();
+        assert!(check_scratch(dir.path(), 1000).is_ok());
+        assert!(matches!(
+            check_scratch(dir.path(), 999),
+            Err(ComputeError::ScratchTooLarge {
+                written_bytes: 1000,
+                limit_bytes: 999
+            })
+        ));
+        for i in 0..SCRATCH_FILES_MAX {
+            fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        assert!(matches!(
+            check_scratch(dir.path(), u64::MAX),
+            Err(ComputeError::ScratchTooManyFiles { .. })
+        ));
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //!
 //! ```text
 //!  Executor::run ──► execute(pre, request)
-//!                      ├─ WasiCtxBuilder: args, env, stdin, capped stdout/stderr,
-//!                      │   /input (read-only), /output (read-write),
-//!                      │   virtual clocks + seeded ChaCha20 (determinism.rs)
+//!                      ├─ WasiCtxBuilder: args, env, stdin (bytes, or a file
+//!                      │   of /input), capped stdout/stderr, /input (read-only),
+//!                      │   /output (read-write), a fresh scratch dir at "/"
+//!                      │   (read-write, where relative paths lead),
+//!                      │   virtual clocks + seeded ChaCha20 (determinism.rs),
+//!                      │   fd_readdir sorted by name (readdir.rs)
 //!                      ├─ Store: fuel = limits.fuel, limiter = JobLimiter,
 //!                      │   epoch deadline 1 tick ─► Watch::check every tick
 //!                      ├─ _start()  ─► Ok | I32Exit(code) | trap
@@ -20,12 +23,26 @@
 //! the overshoot on disk is bounded by one tick of writing plus one write
 //! call (at most the module's memory, `limits.memory_bytes`). Over the limit,
 //! the output directory is emptied.
+//!
+//! **The scratch directory.** wasi-libc (and so Rust's std) starts a
+//! program in the working directory `/` and resolves a relative path by
+//! the longest preopen name that prefixes it, a preopen named `/` matching
+//! every path. Each run therefore gets a fresh, empty, writable directory
+//! preopened as `/` (after `/input` and `/output`, which keep descriptors 3
+//! and 4): `File::create("tmp.txt")` and `std::env::current_dir()` work, and
+//! `/input/...` and `/output/...` still reach their own directories. It is
+//! created beside the output directory (on the disk the job's files are on),
+//! measured with the output on every tick and once more after the module
+//! exits (`limits.scratch_bytes`, [`crate::outputs::SCRATCH_FILES_MAX`]),
+//! never part of the outputs or the digest, and removed when the run ends,
+//! however it ends.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use peercloud_types::{ContentId, Limits};
 use wasmtime::{InstancePre, Linker, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::cli::InputFile;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -33,7 +50,9 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use crate::determinism::{self, HasJobClock, JobClock};
 use crate::error::{ComputeError, StderrTail};
 use crate::outputs;
-use crate::request::{PROGRAM_NAME, RunOutcome, RunRequest};
+use crate::request::{Ended, PROGRAM_NAME, RunOutcome, RunRequest};
+
+mod readdir;
 
 /// Most bytes of stdout kept. Past it, writes fail with a WASI error (a Rust
 /// program's `println!` then panics, and a run that then traps ends as
@@ -42,6 +61,10 @@ use crate::request::{PROGRAM_NAME, RunOutcome, RunRequest};
 pub const STDOUT_BYTES_MAX: usize = 1 << 20;
 /// Most bytes of stderr kept; as [`STDOUT_BYTES_MAX`].
 pub const STDERR_BYTES_MAX: usize = 1 << 20;
+/// Name prefix of a run's scratch directory (created beside the output
+/// directory, removed when the run ends); named so that one left behind by
+/// a killed process says what it is.
+pub const SCRATCH_DIR_PREFIX: &str = ".peercloud-scratch-";
 /// Instances per store: a job is one module.
 const INSTANCES_MAX: usize = 1;
 /// Linear memories per instance. The memory limit applies to each memory,
@@ -68,7 +91,8 @@ impl HasJobClock for RunState {
     }
 }
 
-/// Adds WASI preview 1 to `linker`, with `poll_oneoff` on the job's virtual clock.
+/// Adds WASI preview 1 to `linker`, with `poll_oneoff` on the job's virtual
+/// clock and `fd_readdir` in name order.
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_sync(linker, |state: &mut RunState| &mut state.wasi)?;
     linker.allow_shadowing(true);
@@ -77,6 +101,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         "poll_oneoff",
         determinism::poll_oneoff::<RunState>,
     )?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_readdir", readdir::fd_readdir)?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -142,6 +167,8 @@ struct Watch {
     wall_time_ms: u64,
     output_dir: PathBuf,
     output_bytes_max: u64,
+    scratch_dir: PathBuf,
+    scratch_bytes_max: u64,
     /// Why the run was stopped, once it was.
     stop: Option<ComputeError>,
 }
@@ -155,15 +182,16 @@ impl Watch {
             });
             return false;
         }
-        match outputs::usage(&self.output_dir) {
-            Ok(usage) if usage.bytes > self.output_bytes_max => {
-                self.stop = Some(ComputeError::OutputTooLarge {
-                    written_bytes: usage.bytes,
-                    limit_bytes: self.output_bytes_max,
-                });
-                false
-            }
-            Ok(_) => true,
+        let checked = match outputs::usage(&self.output_dir) {
+            Ok(usage) if usage.bytes > self.output_bytes_max => Err(ComputeError::OutputTooLarge {
+                written_bytes: usage.bytes,
+                limit_bytes: self.output_bytes_max,
+            }),
+            Ok(_) => outputs::check_scratch(&self.scratch_dir, self.scratch_bytes_max),
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok(()) => true,
             Err(error) => {
                 self.stop = Some(error);
                 false
@@ -176,6 +204,10 @@ impl Watch {
 pub(crate) struct Spent {
     /// Fuel the module used (whether or not the run succeeded).
     pub fuel_consumed: u64,
+    /// For a run that failed where the module put it (not a stop by the
+    /// epoch watch, whose moment is the host's clock's): what it left, from
+    /// which the executor makes a failed-run result.
+    pub ended: Option<Ended>,
 }
 
 /// Runs `_start` of the prepared module for `request`.
@@ -184,7 +216,10 @@ pub(crate) fn execute(
     request: &RunRequest,
     module_cid: ContentId,
 ) -> (Result<RunOutcome, ComputeError>, Spent) {
-    let mut spent = Spent { fuel_consumed: 0 };
+    let mut spent = Spent {
+        fuel_consumed: 0,
+        ended: None,
+    };
     let result = execute_inner(pre, request, module_cid, &mut spent);
     (result, spent)
 }
@@ -199,7 +234,9 @@ fn execute_inner(
     let stdout = MemoryOutputPipe::new(STDOUT_BYTES_MAX);
     let stderr = MemoryOutputPipe::new(STDERR_BYTES_MAX);
     let clock = JobClock::default();
-    let wasi = wasi_context(request, &clock, &stdout, &stderr)?;
+    // Removed when this function returns, whatever the outcome.
+    let scratch = scratch_dir(&request.output_dir)?;
+    let wasi = wasi_context(request, scratch.path(), &clock, &stdout, &stderr)?;
     let state = RunState {
         wasi,
         limiter: JobLimiter {
@@ -212,6 +249,8 @@ fn execute_inner(
             wall_time_ms: limits.wall_time_ms,
             output_dir: request.output_dir.clone(),
             output_bytes_max: limits.output_bytes,
+            scratch_dir: scratch.path().to_owned(),
+            scratch_bytes_max: limits.scratch_bytes,
             stop: None,
         },
         clock,
@@ -249,6 +288,7 @@ fn execute_inner(
         Err(error) => match error.downcast_ref::<I32Exit>() {
             Some(exit) => exit.0,
             None => {
+                let stopped_by_watch = state.watch.stop.is_some();
                 let streams = Streams {
                     stdout: stdout.contents().len(),
                     stderr: &stderr.contents(),
@@ -257,6 +297,14 @@ fn execute_inner(
                 if matches!(failure, ComputeError::OutputTooLarge { .. }) {
                     outputs::empty(&request.output_dir)?;
                 }
+                if !stopped_by_watch {
+                    spent.ended = Some(Ended {
+                        stdout: stdout.contents().to_vec(),
+                        stderr: stderr.contents().to_vec(),
+                        trap: error.downcast_ref::<Trap>().copied(),
+                        wall_time_ms,
+                    });
+                }
                 return Err(failure);
             }
         },
@@ -264,7 +312,21 @@ fn execute_inner(
     drop(state);
     let stdout = stdout.contents().to_vec();
     let stderr = stderr.contents().to_vec();
-    let outputs = outputs::collect(&request.output_dir, limits.output_bytes)?;
+    let checked = outputs::check_scratch(scratch.path(), limits.scratch_bytes)
+        .and_then(|()| outputs::collect(&request.output_dir, limits.output_bytes));
+    let outputs = match checked {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            // Found once the module had exited: what it left is its own.
+            spent.ended = Some(Ended {
+                stdout,
+                stderr,
+                trap: None,
+                wall_time_ms,
+            });
+            return Err(error);
+        }
+    };
     let output_digest = outputs::output_digest(exit_code, &stdout, &stderr, &outputs);
     Ok(RunOutcome {
         exit_code,
@@ -278,9 +340,56 @@ fn execute_inner(
     })
 }
 
-/// The WASI context of a run: nothing of the host but the two directories.
+/// A fresh, empty scratch directory beside `output_dir`, removed when dropped.
+fn scratch_dir(output_dir: &Path) -> Result<tempfile::TempDir, ComputeError> {
+    let parent = output_dir
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(SCRATCH_DIR_PREFIX)
+        .tempdir_in(parent)
+        .map_err(|e| ComputeError::Directory {
+            role: "scratch",
+            path: parent.to_path_buf(),
+            reason: format!("cannot create the run's scratch directory in it: {e}"),
+        })
+}
+
+/// The file of `/input` the request names as stdin, opened.
+fn stdin_file(request: &RunRequest, name: &str) -> Result<InputFile, ComputeError> {
+    let refuse = |reason: String| ComputeError::StdinInput {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(refuse("is not a file name".into()));
+    }
+    let Some(input_dir) = &request.input_dir else {
+        return Err(refuse("is not there: the run has no /input".into()));
+    };
+    let path = input_dir.join(name);
+    let metadata = match std::fs::symlink_metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse("is not in /input".into()));
+        }
+        Err(e) => return Err(refuse(format!("cannot be read: {e}"))),
+    };
+    if metadata.is_dir() {
+        return Err(refuse("is a directory".into()));
+    }
+    if !metadata.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    let file = std::fs::File::open(&path).map_err(|e| refuse(format!("cannot be opened: {e}")))?;
+    Ok(InputFile::new(file))
+}
+
+/// The WASI context of a run: nothing of the host but the three directories.
 fn wasi_context(
     request: &RunRequest,
+    scratch: &Path,
     clock: &JobClock,
     stdout: &MemoryOutputPipe,
     stderr: &MemoryOutputPipe,
@@ -292,7 +401,6 @@ fn wasi_context(
     builder
         .arg(PROGRAM_NAME)
         .args(&request.args)
-        .stdin(MemoryInputPipe::new(request.stdin.clone()))
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .wall_clock(clock.wall())
@@ -303,6 +411,10 @@ fn wasi_context(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    match &request.stdin_input {
+        Some(name) => builder.stdin(stdin_file(request, name)?),
+        None => builder.stdin(MemoryInputPipe::new(request.stdin.clone())),
+    };
     for (key, value) in &request.env {
         builder.env(key, value);
     }
@@ -316,6 +428,8 @@ fn wasi_context(
         "/output",
         FsPerms::ReadWrite,
     )?;
+    // Last, so /input and /output keep descriptors 3 and 4.
+    preopen(&mut builder, "scratch", scratch, "/", FsPerms::ReadWrite)?;
     Ok(builder.build_p1())
 }
 

@@ -51,13 +51,26 @@ pub enum GridError {
         /// Its index (0 is the validator).
         index: usize,
         /// Why.
-        source: StartError,
+        source: Box<StartError>,
     },
     /// A provider's registration did not reach the ledger in time.
     #[error("node {index} was not registered on the ledger within {} s", REGISTRATION_TIMEOUT.as_secs())]
     NotRegistered {
         /// Its index.
         index: usize,
+    },
+    /// A node's ledger did not show every provider registered and staked in time.
+    #[error(
+        "node {index} saw {staked} of {providers} providers registered and staked within {} s",
+        REGISTRATION_TIMEOUT.as_secs()
+    )]
+    NotAllStaked {
+        /// Its index.
+        index: usize,
+        /// Providers it saw staked.
+        staked: usize,
+        /// Providers started.
+        providers: usize,
     },
     /// The runtime did not start.
     #[error("the async runtime: {0}")]
@@ -82,6 +95,20 @@ impl Grid {
 
     /// [`Grid::start`] with the genesis funding `user`'s wallet.
     pub fn start_for(dir: &Path, providers: usize, user: Keypair) -> Result<Grid, GridError> {
+        Grid::start_with(dir, providers, user, |_, _| {})
+    }
+
+    /// [`Grid::start_for`] with each node's settings changed by
+    /// `adjust(index, settings)` before it starts (they beat its config
+    /// file, as flags do): a small storage quota, say. Returns once every
+    /// node knows every provider as registered and staked, so chunk
+    /// placement is the same from every node.
+    pub fn start_with(
+        dir: &Path,
+        providers: usize,
+        user: Keypair,
+        adjust: impl Fn(usize, &mut Settings),
+    ) -> Result<Grid, GridError> {
         init(dir, providers, &user.account_id())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKERS)
@@ -89,7 +116,15 @@ impl Grid {
             .build()
             .map_err(GridError::Runtime)?;
         let mut nodes = Vec::with_capacity(providers + 1);
-        let validator = runtime.block_on(start_node(dir, 0, Vec::new()))?;
+        let settings = |index: usize, bootstrap: Vec<String>| {
+            let mut given = Settings {
+                bootstrap: (!bootstrap.is_empty()).then_some(bootstrap),
+                ..Settings::default()
+            };
+            adjust(index, &mut given);
+            given
+        };
+        let validator = runtime.block_on(start_node(dir, 0, settings(0, Vec::new())))?;
         let bootstrap: Vec<String> = validator
             .inner
             .net
@@ -99,13 +134,15 @@ impl Grid {
             .collect();
         nodes.push(validator);
         for index in 1..=providers {
-            nodes.push(runtime.block_on(start_node(dir, index, bootstrap.clone()))?);
+            let given = settings(index, bootstrap.clone());
+            nodes.push(runtime.block_on(start_node(dir, index, given))?);
         }
         for (index, node) in nodes.iter().enumerate() {
             if !runtime.block_on(node.wait_registered(REGISTRATION_TIMEOUT)) {
                 return Err(GridError::NotRegistered { index });
             }
         }
+        wait_all_staked(&nodes, providers)?;
         Ok(Grid {
             runtime,
             nodes,
@@ -157,16 +194,48 @@ impl Drop for Grid {
     }
 }
 
-async fn start_node(dir: &Path, index: usize, bootstrap: Vec<String>) -> Result<Node, GridError> {
+/// Waits (up to [`REGISTRATION_TIMEOUT`]) until every node's ledger has
+/// `providers` nodes registered with their owners staked to serve: each
+/// node sees only its own registration when it is ready, and chunk holders
+/// judge a put by their own view of the ledger.
+fn wait_all_staked(nodes: &[Node], providers: usize) -> Result<(), GridError> {
+    let deadline = std::time::Instant::now() + REGISTRATION_TIMEOUT;
+    for (index, node) in nodes.iter().enumerate() {
+        loop {
+            let staked = {
+                let chain = node.inner.chain();
+                let state = chain.state();
+                let stake_min = state.params().stake_min_to_serve;
+                state
+                    .nodes()
+                    .filter(|(_, record)| state.stake(&record.owner) >= stake_min)
+                    .count()
+            };
+            if staked >= providers {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(GridError::NotAllStaked {
+                    index,
+                    staked,
+                    providers,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+async fn start_node(dir: &Path, index: usize, given: Settings) -> Result<Node, GridError> {
     let data_dir = node_dir(dir, index);
-    let given = Settings {
-        bootstrap: (!bootstrap.is_empty()).then_some(bootstrap),
-        ..Settings::default()
-    };
     let config = NodeConfig::resolve(&data_dir, None, given)?;
     Node::start(config)
         .await
-        .map_err(|source| GridError::Start { index, source })
+        .map_err(|source| GridError::Start {
+            index,
+            source: Box::new(source),
+        })
 }
 
 /// A node of a [`Grid`], reached through its API service in this process.
@@ -202,6 +271,10 @@ impl NodeApi for InProcessNode {
     fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
         let (cid, bytes) = (*chunk.cid(), chunk.bytes().to_vec());
         Ok(self.runtime.block_on(self.service.put_chunk(cid, bytes))?)
+    }
+
+    fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
+        Ok(self.runtime.block_on(self.service.delete_chunk(*cid))?)
     }
 
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {

@@ -354,3 +354,151 @@ fn a_dispatch_for_a_job_the_ledger_does_not_know_is_refused_at_once() {
         started.elapsed()
     );
 }
+
+/// Each node's reputation on `node`'s ledger.
+fn reputations(node: &InProcessNode) -> std::collections::BTreeMap<peercloud_types::NodeId, u32> {
+    node.ledger()
+        .expect("the ledger view")
+        .nodes
+        .iter()
+        .map(|n| (n.node, n.reputation))
+        .collect()
+}
+
+#[test]
+fn a_module_that_runs_out_of_fuel_on_every_node_is_a_paid_result() {
+    use peercloud_ledger::JobState;
+    use peercloud_ledger::genesis::REPUTATION_REWARD;
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 3).unwrap();
+    let node = entry(&grid);
+    let user = grid.user().account_id();
+    let before = node.account(&user).unwrap();
+    let reputation_before = reputations(&node);
+    let mut bundle = wordcount();
+    bundle.spec.limits.fuel = 1_000;
+
+    let err = run_job(&node, grid.user(), &bundle, &RunOptions::default()).unwrap_err();
+
+    let text = err.to_string();
+    let RemoteError::Failed(failed) = err else {
+        panic!("expected the agreed failure, got {text}");
+    };
+    let peercloud_client::FailedJob {
+        job,
+        agreeing,
+        redundancy,
+        paid,
+        refunded,
+        failure,
+        ..
+    } = *failed;
+    assert_eq!((agreeing, redundancy), (2, 2), "{text}");
+    assert!(failure.starts_with("out of fuel"), "{failure}");
+    assert!(text.contains(&job.to_string()), "the job is named: {text}");
+    // Settled: both nodes paid their price, the rest refunded.
+    let view = node.job(&job, peercloud_api::WaitQuery::NOW).unwrap();
+    assert_eq!(view.state, JobState::Settled);
+    assert!(view.agreed.is_some());
+    assert_eq!(paid.len(), 2);
+    let paid_total = paid
+        .iter()
+        .fold(Amount::ZERO, |a, (_, p)| a.checked_add(*p).unwrap());
+    for (award, (paid_node, price)) in view.awards.iter().zip(&paid) {
+        assert_eq!((award.node, award.price), (*paid_node, *price));
+    }
+    let escrow = bundle.spec.max_price.checked_mul(2).unwrap();
+    assert_eq!(paid_total.checked_add(refunded).unwrap(), escrow);
+    // The user paid the providers plus its fees: post, award, settle.
+    let after = node.account(&user).unwrap();
+    assert_eq!(
+        before.balance.checked_sub(after.balance).unwrap(),
+        paid_total
+            .checked_add(TX_FEE.checked_mul(3).unwrap())
+            .unwrap()
+    );
+    // Agreeing on the failure is agreeing: no reputation is lost.
+    let reputation_after = reputations(&node);
+    for award in &view.awards {
+        assert_eq!(
+            reputation_after[&award.node],
+            reputation_before[&award.node] + REPUTATION_REWARD,
+            "{}",
+            award.node
+        );
+    }
+    let ledger = node.ledger().unwrap();
+    assert_eq!(ledger.supply, ledger.accounted, "supply conserved");
+}
+
+/// A WASI command that spins forever: with fuel to spare, every node stops
+/// it at its wall-time limit, which is the node's clock, not a result.
+const SPIN_FOREVER: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $spin (br $spin))))"#;
+
+#[test]
+fn a_job_every_node_withdraws_from_expires_long_before_its_deadline_and_is_refunded() {
+    use peercloud_ledger::JobState;
+    use peercloud_ledger::genesis::REPUTATION_PENALTY_WITHDRAWN;
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid::start(dir.path(), 3).unwrap();
+    let node = entry(&grid);
+    let user = grid.user().account_id();
+    let before = node.account(&user).unwrap();
+    let reputation_before = reputations(&node);
+    let mut bundle = wordcount();
+    bundle.module = Content::Bytes(SPIN_FOREVER.as_bytes().to_vec());
+    // Fuel no node burns in 100 ms (the price grows with it).
+    bundle.spec.limits.fuel = 100_000_000_000;
+    bundle.spec.max_price = Amount::from_tokens(1);
+    bundle.spec.limits.wall_time_ms = 100;
+    assert_eq!(bundle.spec.deadline_secs, 600, "the default deadline");
+
+    let err = run_job(&node, grid.user(), &bundle, &RunOptions::default()).unwrap_err();
+
+    let text = err.to_string();
+    let RemoteError::NoResult {
+        job, state, why, ..
+    } = err
+    else {
+        panic!("expected no result, got {text}");
+    };
+    let view = node.job(&job, peercloud_api::WaitQuery::NOW).unwrap();
+    // Closed with ten minutes of its deadline still to go: the ledger lets
+    // a job expire early only once no majority can form.
+    assert!(
+        peercloud_types::clock::now_ms() < view.deadline_ms,
+        "the job ended before its deadline"
+    );
+    assert_eq!((state, view.state), (JobState::Expired, JobState::Expired));
+    assert!(text.contains(&job.to_string()), "the job is named: {text}");
+    assert!(
+        why.contains("wall time"),
+        "each node's error is named: {why}"
+    );
+    assert_eq!(view.escrow_released, view.escrow_locked);
+    assert!(
+        view.awards
+            .iter()
+            .all(|a| a.withdrawn && a.digest.is_none())
+    );
+    // Only the fees of PostJob, AwardJob and ExpireJob are gone.
+    let after = node.account(&user).unwrap();
+    assert_eq!(
+        before.balance.checked_sub(after.balance).unwrap(),
+        TX_FEE.checked_mul(3).unwrap()
+    );
+    // A withdrawal costs the node less than a missing result would.
+    let reputation_after = reputations(&node);
+    for award in &view.awards {
+        assert_eq!(
+            reputation_after[&award.node],
+            reputation_before[&award.node] - REPUTATION_PENALTY_WITHDRAWN,
+            "{}",
+            award.node
+        );
+    }
+    let ledger = node.ledger().unwrap();
+    assert_eq!(ledger.supply, ledger.accounted, "supply conserved");
+}

@@ -168,13 +168,16 @@ fn execute(
         TxKind::SettleJob { job } => jobs::settle(state, job, ctx, events),
         TxKind::ExpireJob { job } => jobs::expire(state, job, ctx, events),
         TxKind::CancelJob { job } => jobs::cancel(state, &signer, job, events),
+        TxKind::WithdrawResult { job } => {
+            jobs::withdraw(state, &NodeId(tx.signer), job, ctx, events)
+        }
     }
 }
 
-/// Who pays the fee: the signer, except for a result, which a node's key
-/// signs and its owner pays (node keys hold no tokens).
+/// Who pays the fee: the signer, except for a result or a withdrawal, which
+/// a node's key signs and its owner pays (node keys hold no tokens).
 fn fee_payer(state: &State, signer: &AccountId, kind: &TxKind) -> Result<AccountId, TxError> {
-    if let TxKind::SubmitResult { .. } = kind {
+    if let TxKind::SubmitResult { .. } | TxKind::WithdrawResult { .. } = kind {
         let node = NodeId(*signer.key());
         return state
             .node(&node)

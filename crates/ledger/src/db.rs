@@ -34,8 +34,11 @@ const META_TIP_HEIGHT: &str = "tip_height";
 const META_TIP_HASH: &str = "tip_hash";
 const META_PARAMS_DIGEST: &str = "params_digest";
 const META_FORMAT: &str = "format";
-/// On-disk layout version; bump with a migration when the tables change.
-const FORMAT_VERSION: u8 = 1;
+/// On-disk layout version; bump with a migration when the tables or the
+/// records in them change. 2: job records are version 2 (awards record
+/// withdrawals), and the state root hashes them, so a version-1 chain cannot
+/// be continued: it is refused with [`DbError::UnsupportedFormat`].
+const FORMAT_VERSION: u8 = 2;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

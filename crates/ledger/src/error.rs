@@ -323,7 +323,7 @@ pub enum TxError {
         /// What is missing.
         reason: &'static str,
     },
-    /// Expiry needs the deadline past.
+    /// Expiry of a job never awarded needs the deadline past.
     #[error(
         "job {job} cannot expire before its deadline {deadline_ms} ms (block time {time_ms} ms)"
     )]
@@ -340,5 +340,30 @@ pub enum TxError {
     JobSettleable {
         /// The job.
         job: JobId,
+    },
+    /// The node has withdrawn from the job already: it can neither submit
+    /// nor withdraw again.
+    #[error("node {node} already withdrew from job {job}")]
+    AlreadyWithdrawn {
+        /// The job.
+        job: JobId,
+        /// The node.
+        node: NodeId,
+    },
+    /// Expiry before the deadline of a job whose results may still reach a
+    /// majority.
+    #[error(
+        "job {job} cannot expire before its deadline {deadline_ms} ms (block time {time_ms} ms): \
+         {pending} awarded nodes have not answered and a majority is still possible"
+    )]
+    MajorityStillPossible {
+        /// The job.
+        job: JobId,
+        /// Awards with neither a result nor a withdrawal.
+        pending: usize,
+        /// Its deadline.
+        deadline_ms: u64,
+        /// The block's time.
+        time_ms: u64,
     },
 }

@@ -150,4 +150,11 @@ pub enum Event {
         /// The digest of the spec the results are for.
         spec_digest: Hash32,
     },
+    /// An awarded node said it will not deliver a result.
+    ResultWithdrawn {
+        /// The job.
+        job: JobId,
+        /// The node.
+        node: NodeId,
+    },
 }

@@ -13,8 +13,8 @@ use crate::tx::{Tx, TxKind};
 // the `genesis::` paths keep working.
 pub use crate::params::{
     BPS_DENOMINATOR, GENESIS_ALLOCATIONS_MAX, Params, ParamsError, REPUTATION_PENALTY_DISAGREE,
-    REPUTATION_PENALTY_MISSING, REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_REWARD,
-    REPUTATION_START,
+    REPUTATION_PENALTY_MISSING, REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_PENALTY_WITHDRAWN,
+    REPUTATION_REWARD, REPUTATION_START,
 };
 
 /// Everything needed to start a chain: its params, the minted supply and the

@@ -1,11 +1,13 @@
 //! The job life cycle on the ledger: post (escrow locks), award (k signed
-//! offers bind), submit (each node's result), then exactly one of settle
-//! (majority paid, the rest refunded, dissenters slashed) or expire (all
-//! refunded). A job past its deadline can always be closed by one of the two,
-//! and a closed job never pays again: escrow released never exceeds escrow
-//! locked.
+//! offers bind), submit (each node's result) or withdraw (a node says it will
+//! not deliver), then exactly one of settle (majority paid, the rest
+//! refunded, dissenters slashed) or expire (all refunded). A job past its
+//! deadline can always be closed by one of the two; so can a job whose
+//! awards have all answered with a majority (settle) or that can no longer
+//! reach a majority (expire), without waiting for the deadline. A closed job
+//! never pays again: escrow released never exceeds escrow locked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use peercloud_types::job::{DEADLINE_SECS_MAX, REDUNDANCY_MAX, REPUTATION_MAX};
 use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, Offer, Signed};
@@ -16,7 +18,7 @@ use crate::event::Event;
 use crate::funds::{account_or_default, credit, debit};
 use crate::params::{
     BPS_DENOMINATOR, REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING,
-    REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_REWARD,
+    REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_PENALTY_WITHDRAWN, REPUTATION_REWARD,
 };
 use crate::records::{Award, JobRecord, JobState, ResultClaim};
 use crate::state::State;
@@ -213,6 +215,7 @@ pub(crate) fn award(
             owner: node.owner,
             price: offer.price,
             result: None,
+            withdrawn: false,
         });
     }
     for award in &awards {
@@ -239,7 +242,35 @@ pub(crate) fn submit(
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
     let mut record = job_record(state, job)?;
-    expect_state(&record, job, JobState::Awarded)?;
+    let award = open_award(&mut record, job, node, ctx)?;
+    award.result = Some(claim);
+    let all_in = record.results_in() == usize::from(record.redundancy);
+    let spec_digest = record.spec_digest;
+    state.jobs.put(*job, record);
+    events.push(Event::ResultSubmitted {
+        job: *job,
+        node: *node,
+        claim,
+    });
+    if all_in {
+        events.push(Event::AllResultsIn {
+            job: *job,
+            spec_digest,
+        });
+    }
+    Ok(())
+}
+
+/// `node`'s award in an awarded `record` that has neither a result nor a
+/// withdrawal yet, before the deadline: the one a result or a withdrawal may
+/// still be written into.
+fn open_award<'a>(
+    record: &'a mut JobRecord,
+    job: &JobId,
+    node: &NodeId,
+    ctx: &BlockContext,
+) -> Result<&'a mut Award, TxError> {
+    expect_state(record, job, JobState::Awarded)?;
     if ctx.time_ms > record.deadline_ms {
         return Err(TxError::DeadlinePassed {
             job: *job,
@@ -261,35 +292,34 @@ pub(crate) fn submit(
             node: *node,
         });
     }
-    award.result = Some(claim);
-    let all_in = record.results_in() == usize::from(record.redundancy);
-    let spec_digest = record.spec_digest;
-    state.jobs.put(*job, record);
-    events.push(Event::ResultSubmitted {
-        job: *job,
-        node: *node,
-        claim,
-    });
-    if all_in {
-        events.push(Event::AllResultsIn {
+    if award.withdrawn {
+        return Err(TxError::AlreadyWithdrawn {
             job: *job,
-            spec_digest,
+            node: *node,
         });
     }
-    Ok(())
+    Ok(award)
 }
 
-/// The claim more than half of the k awarded nodes made, if any.
-fn majority(record: &JobRecord) -> Option<ResultClaim> {
-    let mut counts: BTreeMap<ResultClaim, usize> = BTreeMap::new();
-    for claim in record.awards.iter().filter_map(|award| award.result) {
-        *counts.entry(claim).or_default() += 1;
-    }
-    let k = usize::from(record.redundancy);
-    counts
-        .into_iter()
-        .find(|(_, count)| count * 2 > k)
-        .map(|(claim, _)| claim)
+/// An awarded node says it will not deliver (its staging or run failed in a
+/// way that is no result): the job need not wait for it, and it loses less
+/// reputation than a node that stays silent.
+pub(crate) fn withdraw(
+    state: &mut State,
+    node: &NodeId,
+    job: &JobId,
+    ctx: &BlockContext,
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
+    let mut record = job_record(state, job)?;
+    let award = open_award(&mut record, job, node, ctx)?;
+    award.withdrawn = true;
+    state.jobs.put(*job, record);
+    events.push(Event::ResultWithdrawn {
+        job: *job,
+        node: *node,
+    });
+    Ok(())
 }
 
 pub(crate) fn settle(
@@ -301,14 +331,20 @@ pub(crate) fn settle(
     let mut record = job_record(state, job)?;
     expect_state(&record, job, JobState::Awarded)?;
     let results = record.results_in();
-    let agreed = majority(&record);
+    let agreed = record.majority();
+    let past_deadline = ctx.time_ms > record.deadline_ms;
     if results < usize::from(record.redundancy) {
-        let reason = if ctx.time_ms <= record.deadline_ms {
-            Some("its deadline has not passed")
-        } else if agreed.is_none() {
-            Some("they have no majority (expire it instead)")
-        } else {
-            None
+        // Without all k results: a majority, and nobody left who may still
+        // answer (every other award withdrew) or the deadline passed.
+        let reason = match agreed {
+            None if past_deadline || !record.majority_possible() => {
+                Some("they have no majority (expire it instead)")
+            }
+            None => Some("its deadline has not passed"),
+            Some(_) if record.pending() > 0 && !past_deadline => {
+                Some("awarded nodes may still answer before its deadline")
+            }
+            Some(_) => None,
         };
         if let Some(reason) = reason {
             return Err(TxError::NotSettleable {
@@ -323,6 +359,7 @@ pub(crate) fn settle(
         let rating = match (award.result, agreed) {
             (Some(claim), Some(majority)) if claim == majority => Rating::Agreed,
             (Some(_), Some(_)) => Rating::Disagreed,
+            (None, Some(_)) if award.withdrawn => Rating::Withdrawn,
             (None, Some(_)) => Rating::Missing,
             (_, None) => Rating::NoMajority,
         };
@@ -344,7 +381,7 @@ pub(crate) fn settle(
                 });
             }
             Rating::Disagreed => slash(state, job, &award.node, &award.owner, events)?,
-            Rating::Missing | Rating::NoMajority => {}
+            Rating::Missing | Rating::Withdrawn | Rating::NoMajority => {}
         }
         rate(state, &award.node, rating, events);
     }
@@ -370,21 +407,43 @@ pub(crate) fn expire(
             expected: "posted or awarded",
         });
     }
-    if ctx.time_ms <= record.deadline_ms {
-        return Err(TxError::DeadlineNotPassed {
-            job: *job,
-            deadline_ms: record.deadline_ms,
-            time_ms: ctx.time_ms,
-        });
-    }
-    if record.state == JobState::Awarded
-        && (record.results_in() == usize::from(record.redundancy) || majority(&record).is_some())
-    {
+    let awarded = record.state == JobState::Awarded;
+    let past_deadline = ctx.time_ms > record.deadline_ms;
+    let all_in = record.results_in() == usize::from(record.redundancy);
+    let decided = record.majority().is_some() && (past_deadline || record.pending() == 0);
+    if awarded && (all_in || decided) {
         return Err(TxError::JobSettleable { job: *job });
     }
+    if !past_deadline {
+        // Before the deadline only an awarded job that can no longer reach
+        // a majority ends: waiting would change nothing.
+        if !awarded {
+            return Err(TxError::DeadlineNotPassed {
+                job: *job,
+                deadline_ms: record.deadline_ms,
+                time_ms: ctx.time_ms,
+            });
+        }
+        if record.majority_possible() {
+            return Err(TxError::MajorityStillPossible {
+                job: *job,
+                pending: record.pending(),
+                deadline_ms: record.deadline_ms,
+                time_ms: ctx.time_ms,
+            });
+        }
+    }
     for award in &record.awards {
-        if award.result.is_none() {
-            rate(state, &award.node, Rating::Missing, events);
+        // A node still pending before the deadline was not late: the job
+        // ended under it because the others withdrew or disagreed.
+        let rating = match (award.result, award.withdrawn) {
+            (Some(_), _) => None,
+            (None, true) => Some(Rating::Withdrawn),
+            (None, false) if past_deadline => Some(Rating::Missing),
+            (None, false) => None,
+        };
+        if let Some(rating) = rating {
+            rate(state, &award.node, rating, events);
         }
     }
     close(state, job, &mut record, events)?;
@@ -479,6 +538,7 @@ enum Rating {
     Agreed,
     Disagreed,
     Missing,
+    Withdrawn,
     NoMajority,
 }
 
@@ -492,6 +552,7 @@ fn rate(state: &mut State, node: &NodeId, rating: Rating, events: &mut Vec<Event
         Rating::Agreed => before.saturating_add(REPUTATION_REWARD).min(REPUTATION_MAX),
         Rating::Disagreed => before.saturating_sub(REPUTATION_PENALTY_DISAGREE),
         Rating::Missing => before.saturating_sub(REPUTATION_PENALTY_MISSING),
+        Rating::Withdrawn => before.saturating_sub(REPUTATION_PENALTY_WITHDRAWN),
         Rating::NoMajority => before.saturating_sub(REPUTATION_PENALTY_NO_MAJORITY),
     };
     if rating == Rating::Agreed {

@@ -25,6 +25,11 @@ pub const REPUTATION_PENALTY_DISAGREE: u32 = 500;
 /// Reputation lost for an awarded node that never submitted: a missed job
 /// costs the user time but is not a wrong answer.
 pub const REPUTATION_PENALTY_MISSING: u32 = 300;
+/// Reputation lost for an awarded node that withdrew (`WithdrawResult`: its
+/// staging or run failed in a way that is no result): less than a missing
+/// result, since the job need not wait for its deadline, but not nothing,
+/// since the node took a job it could not do.
+pub const REPUTATION_PENALTY_WITHDRAWN: u32 = 150;
 /// Reputation lost by every node of a job whose k results had no majority:
 /// nobody can tell who was wrong, so the step is small.
 pub const REPUTATION_PENALTY_NO_MAJORITY: u32 = 100;

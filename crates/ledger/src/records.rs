@@ -1,8 +1,9 @@
 //! The records the ledger keeps: accounts, nodes, jobs, and the chain-wide
 //! meta record. These are the values of the state's tables; their canonical
-//! encoding (`Kind::StateEntry`, version 1) is what is hashed into the state
-//! root and written to disk.
+//! encoding (`Kind::StateEntry`; version 1, job records version 2) is what is
+//! hashed into the state root and written to disk.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use peercloud_types::{AccountId, Amount, Hash32, Kind, NodeId, PriceSheet, Resources, Versioned};
@@ -114,6 +115,16 @@ pub struct Award {
     pub price: Amount,
     /// Its result, once submitted.
     pub result: Option<ResultClaim>,
+    /// Whether the node said it will not deliver (`WithdrawResult`). A node
+    /// withdraws only before submitting: never both this and a result.
+    pub withdrawn: bool,
+}
+
+impl Award {
+    /// Whether the node may still answer: no result and not withdrawn.
+    pub fn pending(&self) -> bool {
+        self.result.is_none() && !self.withdrawn
+    }
 }
 
 /// A job and its escrow.
@@ -157,11 +168,62 @@ impl JobRecord {
             .filter(|award| award.result.is_some())
             .count()
     }
+
+    /// Awarded nodes that may still answer (no result, not withdrawn).
+    pub fn pending(&self) -> usize {
+        self.awards.iter().filter(|award| award.pending()).count()
+    }
+
+    /// The claim more than half of the k awarded nodes made, if any.
+    pub fn majority(&self) -> Option<ResultClaim> {
+        let mut counts: BTreeMap<ResultClaim, usize> = BTreeMap::new();
+        for claim in self.awards.iter().filter_map(|award| award.result) {
+            *counts.entry(claim).or_default() += 1;
+        }
+        let k = usize::from(self.redundancy);
+        counts
+            .into_iter()
+            .find(|(_, count)| count * 2 > k)
+            .map(|(claim, _)| claim)
+    }
+
+    /// Whether a strict majority can still form: see [`majority_possible`].
+    pub fn majority_possible(&self) -> bool {
+        majority_possible(
+            self.redundancy,
+            self.awards.iter().filter_map(|award| award.result),
+            self.pending(),
+        )
+    }
+}
+
+/// Whether `k` awarded nodes can still reach a strict majority on one claim,
+/// given the claims made so far and the awards still `pending` (no result,
+/// not withdrawn): some claim's count plus every pending award (or the
+/// pending awards alone agreeing on a new claim) exceeds k/2. When false, no
+/// later transaction can make the job settle with a majority: it can only
+/// end (a job with every award answered settles without one, any other
+/// expires).
+pub fn majority_possible(
+    k: u8,
+    claims: impl IntoIterator<Item = ResultClaim>,
+    pending: usize,
+) -> bool {
+    let mut counts: BTreeMap<ResultClaim, usize> = BTreeMap::new();
+    for claim in claims {
+        *counts.entry(claim).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    (most + pending) * 2 > usize::from(k)
 }
 
 impl Versioned for JobRecord {
     const KIND: u8 = Kind::StateEntry as u8;
-    const VERSION: u8 = 1;
+    /// 2: each award records a withdrawal (`Award::withdrawn`). Version-1
+    /// records are not read: the roots of the blocks that wrote them hash
+    /// the version-1 bytes, so such a chain cannot continue under this
+    /// layout.
+    const VERSION: u8 = 2;
 }
 
 /// Chain-wide facts: whether genesis ran and what it minted.

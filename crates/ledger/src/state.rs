@@ -170,6 +170,14 @@ pub enum InvariantError {
         /// Redundancy.
         redundancy: u8,
     },
+    /// An award both withdrew and submitted a result.
+    #[error("job {job}: node {node} both withdrew and submitted a result")]
+    WithdrawnWithResult {
+        /// The job.
+        job: JobId,
+        /// The node.
+        node: NodeId,
+    },
     /// An account's count of open awards disagrees with the jobs.
     #[error("{account} records {recorded} open awards, the jobs hold {counted}")]
     BoundAwards {
@@ -550,6 +558,12 @@ impl State {
                     });
                 }
                 for award in &record.awards {
+                    if award.withdrawn && award.result.is_some() {
+                        return Err(InvariantError::WithdrawnWithResult {
+                            job: *job,
+                            node: award.node,
+                        });
+                    }
                     let count = bound.entry(award.owner).or_default();
                     *count = count.checked_add(1).ok_or(overflow("open awards"))?;
                 }

@@ -119,7 +119,8 @@ pub enum TxKind {
         /// The job.
         job: JobId,
     },
-    /// Refunds a job past its deadline that cannot be settled. Anyone may send it.
+    /// Refunds a job that cannot be settled: past its deadline, or (awarded)
+    /// before it once no strict majority can form any more. Anyone may send it.
     ExpireJob {
         /// The job.
         job: JobId,
@@ -127,6 +128,15 @@ pub enum TxKind {
     /// Withdraws a posted job that no node was awarded (no offers came, or the
     /// poster changed their mind): the whole escrow goes back. Poster only.
     CancelJob {
+        /// The job.
+        job: JobId,
+    },
+    /// An awarded node says it will not deliver a result (its staging or
+    /// run failed in a way that is no result), so the job need not wait for
+    /// its deadline. Signed by the node's key before it submits anything;
+    /// the fee is paid by the node's owner. (Appended last: the variants
+    /// before it keep their encoding.)
+    WithdrawResult {
         /// The job.
         job: JobId,
     },
@@ -148,6 +158,7 @@ impl TxKind {
             TxKind::SettleJob { .. } => "settle-job",
             TxKind::ExpireJob { .. } => "expire-job",
             TxKind::CancelJob { .. } => "cancel-job",
+            TxKind::WithdrawResult { .. } => "withdraw-result",
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Handler tests for the job life cycle: post, award, submit, settle, expire,
-//! each success and each refusal (which must leave the state untouched).
+//! Handler tests for the job life cycle: post, award, submit, settle,
+//! expire, cancel, each success and each refusal (which must leave the state
+//! untouched). Withdrawals and the jobs they end early: `withdraw.rs`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

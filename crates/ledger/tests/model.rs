@@ -1,6 +1,7 @@
 //! Property tests over random sequences of transactions among a few accounts
 //! and nodes: transfers, stakes, posts, awards, results (right and wrong),
-//! settles, expires, replays and forgeries, at random times.
+//! withdrawals, settles, expires (early ones included), replays and
+//! forgeries, at random times.
 //!
 //! Each transaction is first applied alone to a shadow state, where a refusal
 //! must leave the state and its root untouched; the sequencer then builds the
@@ -59,6 +60,10 @@ enum Op {
         digest: u8,
         fuel: u64,
     },
+    Withdraw {
+        job: usize,
+        node: usize,
+    },
     Settle {
         job: usize,
         by: usize,
@@ -91,6 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(job, start, price_percent, by_poster)| Op::Award { job, start, price_percent, by_poster }),
         6 => (any::<usize>(), 0..=NODES, prop::sample::select(vec![0u8, 0, 0, 0, 1, 2]), prop::sample::select(vec![0u64, 0, 0, 1]))
             .prop_map(|(job, node, digest, fuel)| Op::Submit { job, node, digest, fuel }),
+        2 => (any::<usize>(), 0..=NODES).prop_map(|(job, node)| Op::Withdraw { job, node }),
         2 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Settle { job, by }),
         2 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Expire { job, by }),
         1 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Cancel { job, by }),
@@ -144,6 +150,16 @@ impl Model {
             &fitting
         };
         (!pool.is_empty()).then(|| pool[(pick / 8) % pool.len()])
+    }
+
+    /// Mostly one of `job`'s awarded nodes; `node == NODES` picks node 0
+    /// whether awarded or not.
+    fn awarded_key(&self, shadow: &State, job: &JobId, node: usize) -> Option<&Keypair> {
+        let awarded: Vec<_> = shadow.job(job)?.awards.iter().map(|a| a.node).collect();
+        match awarded.get(node % awarded.len().max(1)) {
+            Some(id) if node < NODES => self.nodes.iter().find(|n| n.node_id() == *id),
+            _ => Some(&self.nodes[0]),
+        }
     }
 
     /// The transaction for `op` against the shadow state, if the op applies.
@@ -222,19 +238,18 @@ impl Model {
                 fuel,
             } => {
                 let job = self.job(shadow, *job, &[JobState::Awarded])?;
-                // Mostly one of the job's awarded nodes; `node == NODES`
-                // picks node 0 whether awarded or not.
-                let awarded: Vec<_> = shadow.job(&job)?.awards.iter().map(|a| a.node).collect();
-                let key = match awarded.get(node % awarded.len().max(1)) {
-                    Some(id) if *node < NODES => self.nodes.iter().find(|n| n.node_id() == *id)?,
-                    _ => &self.nodes[0],
-                };
+                let key = self.awarded_key(shadow, &job, *node)?;
                 let kind = TxKind::SubmitResult {
                     job,
                     output_digest: Hash32::of(&[*digest]),
                     fuel_used: 100 + fuel,
                 };
                 self.sign(shadow, key, kind)
+            }
+            Op::Withdraw { job, node } => {
+                let job = self.job(shadow, *job, &[JobState::Awarded])?;
+                let key = self.awarded_key(shadow, &job, *node)?;
+                self.sign(shadow, key, TxKind::WithdrawResult { job })
             }
             Op::Settle { job, by } => self.sign(
                 shadow,

@@ -107,6 +107,7 @@ mod tests {
             memory_bytes: 1 << 30,
             wall_time_ms: 10_000,
             output_bytes: 0,
+            scratch_bytes: 0,
         };
         // base 10_000 + cpu 2 cores * 10 s * 1_000 + memory 1 GiB * 10 s * 100 + fuel 2 * 50_000
         let expected = 10_000 + 20_000 + 1_000 + 100_000;

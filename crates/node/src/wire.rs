@@ -9,7 +9,7 @@
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{Block, Tx};
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
-use peercloud_types::{ContentId, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
+use peercloud_types::{ContentId, Decline, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
 use serde::{Deserialize, Serialize};
 
 /// Most blocks one sync answer carries; the message size bound caps it too.
@@ -37,7 +37,9 @@ impl Versioned for CapacityRequest {
 /// An object a job reads, with its key sealed to the node receiving the dispatch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedObject {
-    /// File name under `/input` (`job.wasm` for the module).
+    /// Path under `/input`: an input's name, or `name/sub/file` for a file
+    /// of a directory input (`job.wasm` for the module). Checked with
+    /// `peercloud_types::job::check_staged_paths` before anything is written.
     pub name: String,
     /// Manifest CID.
     pub cid: ContentId,
@@ -71,14 +73,18 @@ pub struct StoredOutput {
     pub cid: ContentId,
 }
 
-/// A provider's answer to a dispatch: what it ran and where the outputs are.
+/// A provider's answer to a dispatch: what it ran and where the outputs are,
+/// or how the module failed when it failed in a way every node reproduces
+/// (`failure`: then the digest is the failed run's, there are no outputs
+/// and the exit code is 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunResult {
     /// The job.
     pub job: JobId,
-    /// Exit code of the module.
+    /// Exit code of the module (0 when `failure` is set).
     pub exit_code: i32,
-    /// The digest submitted to the ledger.
+    /// The digest submitted to the ledger (a failed run's digest when
+    /// `failure` is set).
     pub digest: Hash32,
     /// Fuel burned.
     pub fuel: u64,
@@ -92,6 +98,10 @@ pub struct RunResult {
     pub running_ms: u64,
     /// Time storing outputs and submitting the result, ms.
     pub storing_ms: u64,
+    /// How the module failed (the error, with the end of its stderr), when
+    /// the run failed in a way every node reproduces: a paid result, not an
+    /// outcome. `stderr` then holds the end of the module's stderr.
+    pub failure: Option<String>,
 }
 
 /// Every message between nodes.
@@ -105,15 +115,9 @@ pub enum Message {
     CapacityRequest(CapacityRequest),
     /// Offer protocol: a provider's signed offer.
     Offer(Signed<Offer>),
-    /// Offer protocol: a provider that will not take the job, and why.
-    Decline {
-        /// The job.
-        job: JobId,
-        /// The provider.
-        node: NodeId,
-        /// Why, for the user.
-        reason: String,
-    },
+    /// Offer protocol: a provider that will not take the job, and why,
+    /// signed by the provider's node key.
+    Decline(Signed<Decline>),
     /// Chunk protocol: store this sealed chunk.
     ChunkPut {
         /// Its CID (checked against the bytes).
@@ -152,13 +156,21 @@ pub enum Message {
         /// What was wrong.
         message: String,
     },
+    /// Chunk protocol: the sender no longer needs a chunk it put here (the
+    /// put it belonged to failed): the holder forgets the sender as one of
+    /// the chunk's putters and deletes the chunk once no putter is left.
+    /// Answered `Ack`, or refused `not_found` / `not_putter`.
+    ChunkDelete {
+        /// The chunk.
+        cid: ContentId,
+    },
 }
 
 impl Versioned for Message {
     const KIND: u8 = Kind::Message as u8;
     /// 2: specs travel in their canonical encoding (1 carried JSON), error
-    /// codes are the API's `ErrorCode`.
-    const VERSION: u8 = 2;
+    /// codes are the API's `ErrorCode`. 3: declines are signed.
+    const VERSION: u8 = 3;
 }
 
 impl Message {

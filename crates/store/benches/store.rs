@@ -11,6 +11,10 @@
 //!   alone (`put_many` of already-sealed chunks), to split a put's time
 //!   between CPU and disk.
 //!
+//! - `erasure/*`: Reed-Solomon RS(4+2) parity of a group of four 1 MiB
+//!   sealed chunks, and recovery of the group with two of its six shards
+//!   lost (both data: the worst case); throughput counts the group's data.
+//!
 //! Run: `cargo bench -p peercloud-store -- --warm-up-time 1 --measurement-time 10`
 
 // A bench has no caller to report an error to: a failure should abort it loudly.
@@ -235,5 +239,29 @@ fn fs_object(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ceilings, seal_only, fs_object);
+fn erasure(c: &mut Criterion) {
+    const DATA: usize = 4;
+    const PARITY: usize = 2;
+    let chunks: Vec<Vec<u8>> = (0..DATA)
+        .map(|_| random_bytes(CHUNK_BYTES_DEFAULT as usize + TAG_BYTES))
+        .collect();
+    let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    let parity = peercloud_store::erasure::encode(&refs, PARITY).unwrap();
+    let mut shards: Vec<Option<Vec<u8>>> = chunks.iter().cloned().chain(parity).map(Some).collect();
+    shards[0] = None;
+    shards[2] = None;
+
+    let mut group = c.benchmark_group("erasure");
+    group.throughput(Throughput::Bytes((lens.iter().sum::<usize>()) as u64));
+    group.bench_function("encode_rs_4_2", |b| {
+        b.iter(|| peercloud_store::erasure::encode(&refs, PARITY).unwrap())
+    });
+    group.bench_function("recover_rs_4_2_two_data_lost", |b| {
+        b.iter(|| peercloud_store::erasure::recover(&lens, &shards).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ceilings, seal_only, fs_object, erasure);
 criterion_main!(benches);

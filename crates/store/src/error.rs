@@ -11,7 +11,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use peercloud_types::{ContentId, DecodeError, PublicKey};
+use peercloud_types::{ContentId, DecodeError, NodeId, PublicKey};
 
 use crate::manifest::ManifestError;
 use crate::seal::SealError;
@@ -26,18 +26,54 @@ pub enum StoreError {
         cid: ContentId,
     },
     /// The stored bytes do not hash to their CID: bit rot, a bad disk or
-    /// tampering. The bytes are never returned.
-    #[error(
-        "chunk {cid} is corrupt: its stored bytes hash to {actual}{}",
-        path_suffix(path)
-    )]
+    /// tampering. The bytes are never returned. A network store says this
+    /// when no holder had good bytes and at least one had bad ones.
+    #[error("chunk {cid} is corrupt{}", corrupt_detail(actual, path, reported))]
     Corrupt {
         /// The CID asked for.
         cid: ContentId,
-        /// What the stored bytes hash to.
-        actual: ContentId,
+        /// What the bytes hash to, when they were seen here (a holder that
+        /// found its own copy bad reports only that it is bad).
+        actual: Option<ContentId>,
         /// The file that holds the bytes, when the store is on disk.
         path: Option<PathBuf>,
+        /// What the holders said, when the store is the network.
+        reported: Option<String>,
+    },
+    /// A put for a node would take the store past the bytes it offers.
+    /// Nothing was written.
+    #[error(
+        "chunk {cid} ({chunk_bytes} bytes) does not fit: {used_bytes} of {quota_bytes} bytes are in use"
+    )]
+    QuotaExceeded {
+        /// The chunk refused.
+        cid: ContentId,
+        /// Its size.
+        chunk_bytes: u64,
+        /// Bytes stored already.
+        used_bytes: u64,
+        /// The most this store keeps.
+        quota_bytes: u64,
+    },
+    /// A node asked to delete a chunk it never put here: only a chunk's
+    /// putters may release it.
+    #[error("node {node} did not put chunk {cid} here, so it may not delete it")]
+    NotPutter {
+        /// The chunk.
+        cid: ContentId,
+        /// The node that asked.
+        node: NodeId,
+    },
+    /// A put kept losing its chunk to deletes of the same chunk running at
+    /// the same time (each attempt found it removed before it committed).
+    #[error(
+        "chunk {cid} was deleted while being put, {attempts} times in a row; nothing is recorded"
+    )]
+    Contended {
+        /// The chunk.
+        cid: ContentId,
+        /// Attempts made.
+        attempts: usize,
     },
     /// The store is remote (other nodes, a node's API) and the operation failed there.
     #[error("remote store: {reason}")]
@@ -207,11 +243,22 @@ pub enum StoreError {
     },
 }
 
-fn path_suffix(path: &Option<PathBuf>) -> String {
-    match path {
-        Some(path) => format!(" (file {})", path.display()),
-        None => String::new(),
+fn corrupt_detail(
+    actual: &Option<ContentId>,
+    path: &Option<PathBuf>,
+    reported: &Option<String>,
+) -> String {
+    let mut detail = String::new();
+    if let Some(actual) = actual {
+        detail.push_str(&format!(": its bytes hash to {actual}"));
     }
+    if let Some(path) = path {
+        detail.push_str(&format!(" (file {})", path.display()));
+    }
+    if let Some(reported) = reported {
+        detail.push_str(&format!(" ({reported})"));
+    }
+    detail
 }
 
 impl StoreError {

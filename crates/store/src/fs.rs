@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! root/
-//!   meta.redb               cid digest -> ChunkMeta (versioned); running totals
+//!   meta.redb               cid digest -> ChunkMeta (versioned); running totals;
+//!                           cid digest -> {node key} (the chunk's putters: raw
+//!                           32-byte ed25519 keys, a set in a multimap table)
 //!   chunks/ab/cd/abcd…ef    one file per chunk, named by the hex of its BLAKE3 digest,
 //!                           sharded by the first two bytes (65 536 leaf directories
 //!                           keep every directory small even at tens of millions of chunks)
@@ -26,10 +28,13 @@
 //! anywhere leaves at worst a temp file (swept by [`FsChunkStore::open`]) or a
 //! complete chunk file without metadata (an orphan; rewritten by the next put
 //! of that chunk). Deletes remove the metadata first, then the file, for the
-//! same reason. On any error the batch removes its temp files and any file it
+//! same reason. Something outside the store can still remove or cut a file
+//! (an operator, a failing disk): a put of a chunk whose metadata is present
+//! checks that its file exists at the chunk's length (one `stat`) and writes
+//! it again when not, so a re-upload repairs it. On any error the batch removes its temp files and any file it
 //! renamed but did not commit, so no partial chunk is left behind.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Bound;
@@ -38,12 +43,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
-use peercloud_types::{ContentId, decode, encode};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use peercloud_types::{ContentId, NodeId, PublicKey, decode, encode};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+};
 
 use crate::error::StoreError;
 use crate::store::{
-    ChunkInventory, ChunkMeta, ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read,
+    ChunkInventory, ChunkMeta, ChunkPutters, ChunkStore, LIST_PAGE_MAX, Released, StoreUsage,
+    VerifiedChunk, verify_read,
 };
 
 /// Directory of chunk files under the root.
@@ -57,10 +66,22 @@ const CHUNKS_TABLE: TableDefinition<'static, &'static [u8; 32], &'static [u8]> =
     TableDefinition::new("chunks");
 /// Running totals, updated in the same transaction as the chunks table.
 const TOTALS_TABLE: TableDefinition<'static, &'static str, u64> = TableDefinition::new("totals");
+/// cid digest -> the ed25519 keys of the nodes that put the chunk. Raw fixed-width
+/// keys need no encoding version; a change of layout takes a new table name.
+const PUTTERS_TABLE: MultimapTableDefinition<'static, &'static [u8; 32], &'static [u8; 32]> =
+    MultimapTableDefinition::new("putters");
+/// Attempts a put makes when a delete of the same chunk keeps removing it
+/// between the put's look and its commit: a few, since each needs a delete
+/// landing in a window of milliseconds.
+const PUT_ATTEMPTS_MAX: usize = 4;
 /// Key of the chunk count in [`TOTALS_TABLE`].
 const TOTAL_CHUNKS: &str = "chunks";
 /// Key of the byte count in [`TOTALS_TABLE`].
 const TOTAL_BYTES: &str = "bytes";
+
+mod durable;
+
+use durable::{Batch, Pending, Syncer};
 
 /// Makes temp file names unique among the threads of this process (the pid
 /// separates processes, though redb's lock already keeps a second one out).
@@ -108,6 +129,8 @@ impl FsChunkStore {
         txn.open_table(CHUNKS_TABLE)
             .map_err(|e| store.meta_error(e))?;
         txn.open_table(TOTALS_TABLE)
+            .map_err(|e| store.meta_error(e))?;
+        txn.open_multimap_table(PUTTERS_TABLE)
             .map_err(|e| store.meta_error(e))?;
         txn.commit().map_err(|e| store.meta_error(e))?;
         let swept = store.sweep_temp_files()?;
@@ -191,14 +214,14 @@ impl FsChunkStore {
     /// when every temp file is durable.
     fn write_temp_files(
         &self,
-        fresh: &[&VerifiedChunk<'_>],
+        needed: &[Needed<'_, '_>],
         batch: &mut Batch,
         dirs: &mut BTreeSet<PathBuf>,
     ) -> Result<(), StoreError> {
         let pid = std::process::id();
         thread::scope(|scope| {
             let mut syncer = Syncer::new(scope);
-            for chunk in fresh {
+            for &Needed { chunk, repair } in needed {
                 let (top, leaf) = self.shard_dirs(chunk.cid());
                 Self::ensure_dir(&top, &self.chunks_dir, dirs)?;
                 Self::ensure_dir(&leaf, &top, dirs)?;
@@ -219,6 +242,7 @@ impl FsChunkStore {
                     target: leaf.join(&hex),
                     digest: *chunk.cid().digest(),
                     size_bytes: chunk.bytes().len() as u64,
+                    repair,
                     renamed: false,
                     temp: temp.clone(),
                 });
@@ -233,29 +257,303 @@ impl FsChunkStore {
         })
     }
 
-    /// The chunks of `chunks` not yet stored, each once, in order.
-    fn fresh<'c, 'b>(
+    /// The chunks of `chunks` that need writing, each once, in order: those
+    /// not stored yet, and those recorded whose file is gone or of the
+    /// wrong length (a repair).
+    fn needed<'c, 'b>(
         &self,
         chunks: &'c [VerifiedChunk<'b>],
-    ) -> Result<Vec<&'c VerifiedChunk<'b>>, StoreError> {
+    ) -> Result<Vec<Needed<'c, 'b>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
         let table = txn
             .open_table(CHUNKS_TABLE)
             .map_err(|e| self.meta_error(e))?;
         let mut seen = BTreeSet::new();
-        let mut fresh = Vec::with_capacity(chunks.len());
+        let mut needed = Vec::with_capacity(chunks.len());
         for chunk in chunks {
-            if seen.insert(*chunk.cid())
-                && table
+            if !seen.insert(*chunk.cid()) {
+                continue;
+            }
+            let recorded = table
+                .get(chunk.cid().digest())
+                .map_err(|e| self.meta_error(e))?
+                .is_some();
+            if !recorded {
+                needed.push(Needed {
+                    chunk,
+                    repair: false,
+                });
+            } else if !self.file_intact(chunk)? {
+                tracing::warn!(chunk = %chunk.cid(), "chunk file missing or cut short; writing it again");
+                needed.push(Needed {
+                    chunk,
+                    repair: true,
+                });
+            }
+        }
+        Ok(needed)
+    }
+
+    /// Whether the chunk's file exists at the chunk's length: one `stat`,
+    /// cheap enough for every put of a chunk already recorded. (A flipped
+    /// bit keeps the length; reads catch that.)
+    fn file_intact(&self, chunk: &VerifiedChunk<'_>) -> Result<bool, StoreError> {
+        let path = self.chunk_path(chunk.cid());
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file() && meta.len() == chunk.bytes().len() as u64),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("checking chunk file", &path, e)),
+        }
+    }
+
+    /// Whether every chunk of `chunks` already records `putter`.
+    fn all_put_by(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        putter: &NodeId,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
+        let putters = txn
+            .open_multimap_table(PUTTERS_TABLE)
+            .map_err(|e| self.meta_error(e))?;
+        for chunk in chunks {
+            let mut found = false;
+            for entry in putters
+                .get(chunk.cid().digest())
+                .map_err(|e| self.meta_error(e))?
+            {
+                if entry.map_err(|e| self.meta_error(e))?.value() == &putter.key().0 {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// One attempt at a put (see the module documentation), for `claim`'s
+    /// putter when given. [`Attempt::Raced`] when a chunk the attempt found
+    /// stored was deleted before it committed (nothing is committed then).
+    fn put_attempt(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        claim: Option<Claim<'_>>,
+    ) -> Result<Attempt, StoreError> {
+        let needed = self.needed(chunks)?;
+        match claim {
+            None if needed.is_empty() => return Ok(Attempt::Done),
+            Some(claim) if needed.is_empty() && self.all_put_by(chunks, claim.putter)? => {
+                return Ok(Attempt::Done);
+            }
+            Some(claim) => self.check_quota(&needed, claim.quota_bytes)?,
+            None => {}
+        }
+        let mut batch = Batch {
+            pending: Vec::with_capacity(needed.len()),
+            committed: false,
+        };
+        let mut dirs = BTreeSet::new();
+        self.write_temp_files(&needed, &mut batch, &mut dirs)?;
+
+        let _guard = self.lock();
+        let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
+        {
+            let mut table = txn
+                .open_table(CHUNKS_TABLE)
+                .map_err(|e| self.meta_error(e))?;
+            let mut totals = txn
+                .open_table(TOTALS_TABLE)
+                .map_err(|e| self.meta_error(e))?;
+            let used_bytes = totals
+                .get(TOTAL_BYTES)
+                .map_err(|e| self.meta_error(e))?
+                .map_or(0, |v| v.value());
+            let (mut added_chunks, mut added_bytes) = (0u64, 0u64);
+            for p in &mut batch.pending {
+                let recorded = table
+                    .get(&p.digest)
+                    .map_err(|e| self.meta_error(e))?
+                    .is_some();
+                if recorded && !p.repair {
+                    continue; // another writer committed it since we looked
+                }
+                if !recorded && let Some(claim) = claim {
+                    let after = used_bytes + added_bytes + p.size_bytes;
+                    if after > claim.quota_bytes {
+                        return Err(StoreError::QuotaExceeded {
+                            cid: ContentId::from_digest(p.digest),
+                            chunk_bytes: p.size_bytes,
+                            used_bytes: used_bytes + added_bytes,
+                            quota_bytes: claim.quota_bytes,
+                        });
+                    }
+                }
+                // A repair renames over the lost or cut file: atomic, so a
+                // reader sees the old file or the whole new one.
+                fs::rename(&p.temp, &p.target)
+                    .map_err(|e| StoreError::io("renaming temp file into", &p.target, e))?;
+                p.renamed = true;
+                if recorded {
+                    continue; // repaired: already counted
+                }
+                let meta = encode(&ChunkMeta {
+                    size_bytes: p.size_bytes,
+                });
+                table
+                    .insert(&p.digest, meta.as_slice())
+                    .map_err(|e| self.meta_error(e))?;
+                added_chunks += 1;
+                added_bytes += p.size_bytes;
+            }
+            // A chunk found stored may have been deleted since: this attempt
+            // wrote no file for it, so it must not claim it is stored.
+            for chunk in chunks {
+                if table
                     .get(chunk.cid().digest())
                     .map_err(|e| self.meta_error(e))?
                     .is_none()
-            {
-                fresh.push(chunk);
+                {
+                    return Ok(Attempt::Raced);
+                }
+            }
+            if let Some(claim) = claim {
+                let mut putters = txn
+                    .open_multimap_table(PUTTERS_TABLE)
+                    .map_err(|e| self.meta_error(e))?;
+                for chunk in chunks {
+                    putters
+                        .insert(chunk.cid().digest(), &claim.putter.key().0)
+                        .map_err(|e| self.meta_error(e))?;
+                }
+            }
+            add_total(&mut totals, TOTAL_CHUNKS, added_chunks, false)
+                .map_err(|e| self.meta_error(e))?;
+            add_total(&mut totals, TOTAL_BYTES, added_bytes, false)
+                .map_err(|e| self.meta_error(e))?;
+        }
+        thread::scope(|scope| {
+            let mut syncer = Syncer::new(scope);
+            for dir in &dirs {
+                let handle =
+                    File::open(dir).map_err(|e| StoreError::io("opening directory", dir, e))?;
+                syncer.start(dir.clone(), "syncing directory", handle, false)?;
+            }
+            syncer.finish()
+        })?;
+        txn.commit().map_err(|e| self.meta_error(e))?;
+        batch.committed();
+        Ok(Attempt::Done)
+    }
+
+    /// Refuses, before anything is written, new chunks that do not fit in
+    /// `quota_bytes` with what is stored now (the commit checks again).
+    fn check_quota(&self, needed: &[Needed<'_, '_>], quota_bytes: u64) -> Result<(), StoreError> {
+        let used_bytes = self.usage()?.bytes;
+        let mut adding = 0u64;
+        for Needed { chunk, repair } in needed {
+            if *repair {
+                continue;
+            }
+            let chunk_bytes = chunk.bytes().len() as u64;
+            if used_bytes + adding + chunk_bytes > quota_bytes {
+                return Err(StoreError::QuotaExceeded {
+                    cid: *chunk.cid(),
+                    chunk_bytes,
+                    used_bytes: used_bytes + adding,
+                    quota_bytes,
+                });
+            }
+            adding += chunk_bytes;
+        }
+        Ok(())
+    }
+
+    /// Puts `chunks` (for `claim`'s putter when given), again while deletes
+    /// of the same chunks keep racing it, up to [`PUT_ATTEMPTS_MAX`] times.
+    fn put_claimed(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        claim: Option<Claim<'_>>,
+    ) -> Result<(), StoreError> {
+        for _ in 0..PUT_ATTEMPTS_MAX {
+            if let Attempt::Done = self.put_attempt(chunks, claim)? {
+                return Ok(());
             }
         }
-        Ok(fresh)
+        Err(StoreError::Contended {
+            cid: chunks.first().map_or(ContentId::of(b""), |c| *c.cid()),
+            attempts: PUT_ATTEMPTS_MAX,
+        })
     }
+
+    /// Removes the chunk's metadata, putters and count in `txn`; returns its
+    /// record when it was there. The caller commits, then removes the file.
+    fn remove_record(
+        &self,
+        txn: &redb::WriteTransaction,
+        cid: &ContentId,
+    ) -> Result<Option<ChunkMeta>, StoreError> {
+        let mut table = txn
+            .open_table(CHUNKS_TABLE)
+            .map_err(|e| self.meta_error(e))?;
+        let removed = table.remove(cid.digest()).map_err(|e| self.meta_error(e))?;
+        let Some(record) = removed else {
+            return Ok(None);
+        };
+        let meta: ChunkMeta = decode(record.value())
+            .map_err(|source| StoreError::MetadataCorrupt { cid: *cid, source })?;
+        drop(record);
+        let mut totals = txn
+            .open_table(TOTALS_TABLE)
+            .map_err(|e| self.meta_error(e))?;
+        add_total(&mut totals, TOTAL_CHUNKS, 1, true).map_err(|e| self.meta_error(e))?;
+        add_total(&mut totals, TOTAL_BYTES, meta.size_bytes, true)
+            .map_err(|e| self.meta_error(e))?;
+        let mut putters = txn
+            .open_multimap_table(PUTTERS_TABLE)
+            .map_err(|e| self.meta_error(e))?;
+        putters
+            .remove_all(cid.digest())
+            .map_err(|e| self.meta_error(e))?;
+        Ok(Some(meta))
+    }
+
+    /// Removes a chunk's file once its record is committed away.
+    fn remove_file(&self, cid: &ContentId) -> Result<(), StoreError> {
+        let path = self.chunk_path(cid);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing chunk", &path, e)),
+        }
+    }
+}
+
+/// A chunk a put must write; `repair` when it is recorded but its file is
+/// missing or of the wrong length.
+#[derive(Debug, Clone, Copy)]
+struct Needed<'c, 'b> {
+    chunk: &'c VerifiedChunk<'b>,
+    repair: bool,
+}
+
+/// The node a put is for, and the bytes the store may hold in all.
+#[derive(Debug, Clone, Copy)]
+struct Claim<'a> {
+    putter: &'a NodeId,
+    quota_bytes: u64,
+}
+
+/// How one attempt at a put ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Every chunk is stored (and claimed).
+    Done,
+    /// A chunk found stored was deleted before the commit; nothing committed.
+    Raced,
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
@@ -275,183 +573,9 @@ fn is_temp_file(path: &Path) -> bool {
         .is_some_and(|name| name.starts_with('.') && name.ends_with(TEMP_SUFFIX))
 }
 
-/// fsyncs in flight at once: enough for the device to see a queue and for
-/// ext4 to merge the journal commits of concurrent fsyncs (one fsync at a time
-/// measured 2-5x slower for 1 MiB files here); bounded so a large batch does
-/// not start a thread per chunk at once.
-const FSYNCS_IN_FLIGHT_MAX: usize = 16;
-
-/// Runs fsyncs on scoped helper threads, at most [`FSYNCS_IN_FLIGHT_MAX`] at a time.
-struct Syncer<'scope, 'env> {
-    scope: &'scope thread::Scope<'scope, 'env>,
-    in_flight: VecDeque<InFlight<'scope>>,
-}
-
-/// One fsync under way: the path and action name its error.
-struct InFlight<'scope> {
-    path: PathBuf,
-    action: &'static str,
-    handle: thread::ScopedJoinHandle<'scope, io::Result<()>>,
-}
-
-impl<'scope, 'env> Syncer<'scope, 'env> {
-    fn new(scope: &'scope thread::Scope<'scope, 'env>) -> Self {
-        Syncer {
-            scope,
-            in_flight: VecDeque::with_capacity(FSYNCS_IN_FLIGHT_MAX),
-        }
-    }
-
-    /// Starts syncing `file` (its data only, or data and metadata).
-    fn start(
-        &mut self,
-        path: PathBuf,
-        action: &'static str,
-        file: File,
-        data_only: bool,
-    ) -> Result<(), StoreError> {
-        if self.in_flight.len() >= FSYNCS_IN_FLIGHT_MAX {
-            self.wait_oldest()?;
-        }
-        let handle = self.scope.spawn(move || {
-            if data_only {
-                file.sync_data()
-            } else {
-                file.sync_all()
-            }
-        });
-        self.in_flight.push_back(InFlight {
-            path,
-            action,
-            handle,
-        });
-        Ok(())
-    }
-
-    fn wait_oldest(&mut self) -> Result<(), StoreError> {
-        if let Some(InFlight {
-            path,
-            action,
-            handle,
-        }) = self.in_flight.pop_front()
-        {
-            handle
-                .join()
-                .map_err(|_| StoreError::ThreadPanicked { thread: "fsync" })?
-                .map_err(|e| StoreError::io(action, path, e))?;
-        }
-        Ok(())
-    }
-
-    /// Waits for every fsync started; the first failure is the error.
-    fn finish(mut self) -> Result<(), StoreError> {
-        while !self.in_flight.is_empty() {
-            self.wait_oldest()?;
-        }
-        Ok(())
-    }
-}
-
-/// One chunk of a batch on its way to disk.
-#[derive(Debug)]
-struct Pending {
-    temp: PathBuf,
-    target: PathBuf,
-    digest: [u8; 32],
-    size_bytes: u64,
-    renamed: bool,
-}
-
-/// The files of one batch. Dropped before [`Batch::committed`], it removes
-/// every temp file and every file it renamed into place, so a failed batch
-/// leaves nothing behind; after, it removes only the temp files it did not
-/// need (chunks another writer committed meanwhile).
-#[derive(Debug, Default)]
-struct Batch {
-    pending: Vec<Pending>,
-    committed: bool,
-}
-
-impl Batch {
-    fn committed(mut self) {
-        self.committed = true;
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        for p in &self.pending {
-            // Best effort: the operation has already failed (or the file is
-            // redundant) and its error is what the caller sees.
-            if !p.renamed {
-                let _ = fs::remove_file(&p.temp);
-            } else if !self.committed {
-                let _ = fs::remove_file(&p.target);
-            }
-        }
-    }
-}
-
 impl ChunkStore for FsChunkStore {
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        let fresh = self.fresh(chunks)?;
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let mut batch = Batch {
-            pending: Vec::with_capacity(fresh.len()),
-            committed: false,
-        };
-        let mut dirs = BTreeSet::new();
-        self.write_temp_files(&fresh, &mut batch, &mut dirs)?;
-
-        let _guard = self.lock();
-        let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
-        {
-            let mut table = txn
-                .open_table(CHUNKS_TABLE)
-                .map_err(|e| self.meta_error(e))?;
-            let mut totals = txn
-                .open_table(TOTALS_TABLE)
-                .map_err(|e| self.meta_error(e))?;
-            let (mut added_chunks, mut added_bytes) = (0u64, 0u64);
-            for p in &mut batch.pending {
-                if table
-                    .get(&p.digest)
-                    .map_err(|e| self.meta_error(e))?
-                    .is_some()
-                {
-                    continue; // another writer committed it since we looked
-                }
-                fs::rename(&p.temp, &p.target)
-                    .map_err(|e| StoreError::io("renaming temp file into", &p.target, e))?;
-                p.renamed = true;
-                let meta = encode(&ChunkMeta {
-                    size_bytes: p.size_bytes,
-                });
-                table
-                    .insert(&p.digest, meta.as_slice())
-                    .map_err(|e| self.meta_error(e))?;
-                added_chunks += 1;
-                added_bytes += p.size_bytes;
-            }
-            add_total(&mut totals, TOTAL_CHUNKS, added_chunks, false)
-                .map_err(|e| self.meta_error(e))?;
-            add_total(&mut totals, TOTAL_BYTES, added_bytes, false)
-                .map_err(|e| self.meta_error(e))?;
-        }
-        thread::scope(|scope| {
-            let mut syncer = Syncer::new(scope);
-            for dir in &dirs {
-                let handle =
-                    File::open(dir).map_err(|e| StoreError::io("opening directory", dir, e))?;
-                syncer.start(dir.clone(), "syncing directory", handle, false)?;
-            }
-            syncer.finish()
-        })?;
-        txn.commit().map_err(|e| self.meta_error(e))?;
-        batch.committed();
-        Ok(())
+        self.put_claimed(chunks, None)
     }
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
@@ -497,31 +621,12 @@ impl ChunkInventory for FsChunkStore {
     fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
         let _guard = self.lock();
         let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
-        {
-            let mut table = txn
-                .open_table(CHUNKS_TABLE)
-                .map_err(|e| self.meta_error(e))?;
-            let removed = table.remove(cid.digest()).map_err(|e| self.meta_error(e))?;
-            let Some(record) = removed else {
-                return Ok(false);
-            };
-            let meta: ChunkMeta = decode(record.value())
-                .map_err(|source| StoreError::MetadataCorrupt { cid: *cid, source })?;
-            drop(record);
-            let mut totals = txn
-                .open_table(TOTALS_TABLE)
-                .map_err(|e| self.meta_error(e))?;
-            add_total(&mut totals, TOTAL_CHUNKS, 1, true).map_err(|e| self.meta_error(e))?;
-            add_total(&mut totals, TOTAL_BYTES, meta.size_bytes, true)
-                .map_err(|e| self.meta_error(e))?;
+        if self.remove_record(&txn, cid)?.is_none() {
+            return Ok(false);
         }
         txn.commit().map_err(|e| self.meta_error(e))?;
-        let path = self.chunk_path(cid);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(StoreError::io("removing chunk", &path, e)),
-        }
+        self.remove_file(cid)?;
+        Ok(true)
     }
     fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
@@ -554,6 +659,74 @@ impl ChunkInventory for FsChunkStore {
             chunks: read(TOTAL_CHUNKS)?,
             bytes: read(TOTAL_BYTES)?,
         })
+    }
+}
+
+impl ChunkPutters for FsChunkStore {
+    fn put_for(
+        &self,
+        putter: &NodeId,
+        chunk: VerifiedChunk<'_>,
+        quota_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let claim = Claim {
+            putter,
+            quota_bytes,
+        };
+        self.put_claimed(&[chunk], Some(claim))
+    }
+
+    fn delete_for(&self, putter: &NodeId, cid: &ContentId) -> Result<Released, StoreError> {
+        let _guard = self.lock();
+        let txn = self.db.begin_write().map_err(|e| self.meta_error(e))?;
+        let putters_left = {
+            let recorded = txn
+                .open_table(CHUNKS_TABLE)
+                .map_err(|e| self.meta_error(e))?
+                .get(cid.digest())
+                .map_err(|e| self.meta_error(e))?
+                .is_some();
+            if !recorded {
+                return Err(StoreError::NotFound { cid: *cid });
+            }
+            let mut putters = txn
+                .open_multimap_table(PUTTERS_TABLE)
+                .map_err(|e| self.meta_error(e))?;
+            if !putters
+                .remove(cid.digest(), &putter.key().0)
+                .map_err(|e| self.meta_error(e))?
+            {
+                return Err(StoreError::NotPutter {
+                    cid: *cid,
+                    node: *putter,
+                });
+            }
+            putters
+                .get(cid.digest())
+                .map_err(|e| self.meta_error(e))?
+                .len()
+        };
+        if putters_left > 0 {
+            txn.commit().map_err(|e| self.meta_error(e))?;
+            return Ok(Released::Kept { putters_left });
+        }
+        self.remove_record(&txn, cid)?;
+        txn.commit().map_err(|e| self.meta_error(e))?;
+        self.remove_file(cid)?;
+        Ok(Released::Deleted)
+    }
+
+    fn putters(&self, cid: &ContentId) -> Result<Vec<NodeId>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.meta_error(e))?;
+        let putters = txn
+            .open_multimap_table(PUTTERS_TABLE)
+            .map_err(|e| self.meta_error(e))?;
+        let mut nodes = Vec::new();
+        for entry in putters.get(cid.digest()).map_err(|e| self.meta_error(e))? {
+            let key = entry.map_err(|e| self.meta_error(e))?;
+            nodes.push(NodeId(PublicKey(*key.value())));
+        }
+        Ok(nodes)
     }
 }
 

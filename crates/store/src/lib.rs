@@ -17,10 +17,12 @@
 //! - [`store`]: the [`ChunkStore`] trait and its two rules (verified in, verified out).
 //! - [`fs`] / [`mem`]: the file-system store (files + redb) and the in-memory one.
 //! - [`object`]: the streaming put/get pipelines.
+//! - [`erasure`]: Reed-Solomon parity for groups of chunks (any `data` of a group's chunks recover it).
 //! - [`placement`]: which nodes hold a chunk (rendezvous hashing, distinct owners).
 //! - [`error`]: [`StoreError`], the one error callers map to statuses.
 //! - `testing` (tests, or the `testing` feature): the contract suite every store passes.
 
+pub mod erasure;
 pub mod error;
 pub mod fs;
 pub mod manifest;
@@ -43,9 +45,11 @@ pub use object::{
     GetReceipt, PutOptions, PutReceipt, READ_PARALLELISM_REMOTE, delete_object, get_object,
     get_object_with_key, put_object, read_manifest,
 };
-pub use placement::{PlacementNode, place, rank};
+pub use placement::{PLACEMENT_WINDOW_FACTOR, PlacementNode, candidates, may_hold, place, rank};
 pub use seal::{
     ChunkCipher, ObjectKey, SealError, TAG_BYTES, open_chunk, open_sealed_key, seal_chunk,
     seal_key_to,
 };
-pub use store::{ChunkInventory, ChunkMeta, ChunkStore, StoreUsage, VerifiedChunk};
+pub use store::{
+    ChunkInventory, ChunkMeta, ChunkPutters, ChunkStore, Released, StoreUsage, VerifiedChunk,
+};

@@ -1,16 +1,19 @@
 //! [`MemChunkStore`]: chunks in a `BTreeMap` behind a lock. For tests, caches
 //! and nodes that store nothing durable. It follows the same contract as the
-//! disk store, reads included: every `get` re-hashes the bytes.
+//! disk store, reads included: every `get` re-hashes the bytes, and a put of a
+//! chunk whose stored bytes differ from the chunk's (damaged in place) stores
+//! them again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use peercloud_types::ContentId;
+use peercloud_types::{ContentId, NodeId};
 
 use crate::error::StoreError;
 use crate::store::{
-    ChunkInventory, ChunkStore, LIST_PAGE_MAX, StoreUsage, VerifiedChunk, verify_read,
+    ChunkInventory, ChunkPutters, ChunkStore, LIST_PAGE_MAX, Released, StoreUsage, VerifiedChunk,
+    verify_read,
 };
 
 /// An in-memory chunk store.
@@ -22,7 +25,42 @@ pub struct MemChunkStore {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub(crate) chunks: BTreeMap<ContentId, Vec<u8>>,
+    /// The nodes that put each chunk (only chunks put with `put_for`).
+    putters: BTreeMap<ContentId, BTreeSet<NodeId>>,
     bytes: u64,
+}
+
+impl Inner {
+    /// Stores the chunk unless the very bytes are there already; returns
+    /// the bytes it added to the total.
+    fn store(&mut self, chunk: &VerifiedChunk<'_>) -> u64 {
+        let bytes = chunk.bytes();
+        match self.chunks.get_mut(chunk.cid()) {
+            Some(stored) if stored.as_slice() == bytes => 0,
+            Some(stored) => {
+                // Damaged in place: the size counted is the chunk's, already in.
+                stored.clear();
+                stored.extend_from_slice(bytes);
+                0
+            }
+            None => {
+                self.chunks.insert(*chunk.cid(), bytes.to_vec());
+                self.bytes += bytes.len() as u64;
+                bytes.len() as u64
+            }
+        }
+    }
+
+    fn remove(&mut self, cid: &ContentId) -> bool {
+        self.putters.remove(cid);
+        match self.chunks.remove(cid) {
+            Some(bytes) => {
+                self.bytes -= bytes.len() as u64;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl MemChunkStore {
@@ -51,10 +89,7 @@ impl ChunkStore for MemChunkStore {
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
         let mut inner = self.write();
         for chunk in chunks {
-            if !inner.chunks.contains_key(chunk.cid()) {
-                inner.chunks.insert(*chunk.cid(), chunk.bytes().to_vec());
-                inner.bytes += chunk.bytes().len() as u64;
-            }
+            inner.store(chunk);
         }
         Ok(())
     }
@@ -90,14 +125,7 @@ impl ChunkStore for MemChunkStore {
 
 impl ChunkInventory for MemChunkStore {
     fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        let mut inner = self.write();
-        match inner.chunks.remove(cid) {
-            Some(bytes) => {
-                inner.bytes -= bytes.len() as u64;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.write().remove(cid))
     }
     fn list(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>, StoreError> {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
@@ -115,5 +143,67 @@ impl ChunkInventory for MemChunkStore {
             chunks: inner.chunks.len() as u64,
             bytes: inner.bytes,
         })
+    }
+}
+
+impl ChunkPutters for MemChunkStore {
+    fn put_for(
+        &self,
+        putter: &NodeId,
+        chunk: VerifiedChunk<'_>,
+        quota_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let chunk_bytes = chunk.bytes().len() as u64;
+        if !inner.chunks.contains_key(chunk.cid()) && inner.bytes + chunk_bytes > quota_bytes {
+            return Err(StoreError::QuotaExceeded {
+                cid: *chunk.cid(),
+                chunk_bytes,
+                used_bytes: inner.bytes,
+                quota_bytes,
+            });
+        }
+        inner.store(&chunk);
+        inner
+            .putters
+            .entry(*chunk.cid())
+            .or_default()
+            .insert(*putter);
+        Ok(())
+    }
+
+    fn delete_for(&self, putter: &NodeId, cid: &ContentId) -> Result<Released, StoreError> {
+        let mut inner = self.write();
+        if !inner.chunks.contains_key(cid) {
+            return Err(StoreError::NotFound { cid: *cid });
+        }
+        let released = inner
+            .putters
+            .get_mut(cid)
+            .filter(|putters| putters.contains(putter))
+            .map(|putters| {
+                putters.remove(putter);
+                putters.len() as u64
+            });
+        let Some(left) = released else {
+            return Err(StoreError::NotPutter {
+                cid: *cid,
+                node: *putter,
+            });
+        };
+        if left > 0 {
+            return Ok(Released::Kept { putters_left: left });
+        }
+        inner.remove(cid);
+        Ok(Released::Deleted)
+    }
+
+    fn putters(&self, cid: &ContentId) -> Result<Vec<NodeId>, StoreError> {
+        Ok(self
+            .read()
+            .putters
+            .get(cid)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default())
     }
 }

@@ -15,6 +15,13 @@
 //! rendezvous property: a node that is not chosen for a chunk has no effect on
 //! which nodes are.
 //!
+//! A put falls through the ranking past nodes that fail or refuse, but only
+//! so far: [`candidates`] are [`place`]'s picks and then the rest of the
+//! first `replicas × PLACEMENT_WINDOW_FACTOR` ranks, and a node accepts a
+//! chunk only when it is one of them ([`may_hold`]). A chunk therefore lives
+//! where a reader looks first, and no node can be made to hold chunks that
+//! rendezvous hashing did not give it.
+//!
 //! Deterministic: ties in score (which need a BLAKE3 collision) break by node id,
 //! and a node listed twice counts once.
 
@@ -75,6 +82,35 @@ pub fn place(cid: &ContentId, nodes: &[PlacementNode], replicas: usize) -> Vec<P
     }
     debug_assert!(chosen.len() == replicas.min(ranked.len()));
     chosen
+}
+
+/// How far past the replica count a put may fall through the ranking, as a
+/// multiple of it: 2 lets a chunk of 3 replicas skip up to 3 nodes that are
+/// down, full or refusing (a node each of several owners going away at
+/// once), while a holder still refuses a chunk ranked far from it, so a put
+/// cannot pick its holders and reads find a chunk in the first ranks.
+pub const PLACEMENT_WINDOW_FACTOR: usize = 2;
+
+/// The nodes a put of `cid` may use, in the order it tries them: [`place`]'s
+/// `replicas` picks (distinct owners first), then the other nodes among the
+/// first `replicas × PLACEMENT_WINDOW_FACTOR` of the ranking, best first.
+pub fn candidates(cid: &ContentId, nodes: &[PlacementNode], replicas: usize) -> Vec<PlacementNode> {
+    let mut chosen = place(cid, nodes, replicas);
+    let window = replicas.saturating_mul(PLACEMENT_WINDOW_FACTOR);
+    for node in rank(cid, nodes).into_iter().take(window) {
+        if !chosen.contains(&node) {
+            chosen.push(node);
+        }
+    }
+    chosen
+}
+
+/// Whether `node` is one of `cid`'s [`candidates`]: the rule a holder
+/// applies before it accepts a chunk.
+pub fn may_hold(cid: &ContentId, nodes: &[PlacementNode], replicas: usize, node: &NodeId) -> bool {
+    candidates(cid, nodes, replicas)
+        .iter()
+        .any(|c| c.node == *node)
 }
 
 #[cfg(test)]
@@ -187,6 +223,38 @@ mod tests {
             let gained: Vec<_> = b.difference(&a).collect();
             assert!(gained.is_empty() || gained == [&newcomer]);
         }
+    }
+
+    #[test]
+    fn candidates_are_the_picks_then_the_window_of_the_ranking() {
+        // One owner holds most nodes, so the distinct-owner picks reach
+        // past the window for some chunks: they stay candidates.
+        let mut set = nodes(30, 30);
+        for n in set.iter_mut().skip(3) {
+            n.owner = set_owner();
+        }
+        let window = 3 * PLACEMENT_WINDOW_FACTOR;
+        for cid in cids(300) {
+            let picks = place(&cid, &set, 3);
+            let ranked = rank(&cid, &set);
+            let got = candidates(&cid, &set, 3);
+            assert_eq!(&got[..3], &picks[..], "the picks come first");
+            for n in &ranked[..window] {
+                assert!(got.contains(n), "every node of the window is a candidate");
+            }
+            let expected: BTreeSet<_> = picks.iter().chain(&ranked[..window]).collect();
+            assert_eq!(got.len(), expected.len(), "nothing else, nothing twice");
+            for n in &ranked {
+                assert_eq!(may_hold(&cid, &set, 3, &n.node), expected.contains(n));
+            }
+        }
+        assert!(candidates(&ContentId::of(b"x"), &[], 3).is_empty());
+        let few = nodes(2, 2);
+        assert_eq!(candidates(&ContentId::of(b"x"), &few, 3).len(), 2);
+    }
+
+    fn set_owner() -> AccountId {
+        AccountId(key(9, 0))
     }
 
     #[test]

@@ -12,12 +12,16 @@
 //! - **Nothing leaves unverified.** Every read hashes the bytes it returns;
 //!   a mismatch is [`StoreError::Corrupt`] and the bytes are dropped.
 //!
+//! A store that holds chunks for other nodes is a [`ChunkPutters`]: it
+//! records which nodes put each chunk, keeps within a byte quota, and lets
+//! a chunk go only when the last node that put it releases it.
+//!
 //! Writes are batched ([`ChunkStore::put_many`]) because durability costs one
 //! fsync per file, one per directory and one per metadata commit; a batch
 //! shares the directory and commit costs. A put returns only once the chunk
 //! is durable.
 
-use peercloud_types::{ContentId, Kind, Versioned};
+use peercloud_types::{ContentId, Kind, NodeId, Versioned};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -102,8 +106,10 @@ pub struct StoreUsage {
 pub trait ChunkStore: Send + Sync {
     /// Stores every chunk durably; returns only when all of them are on
     /// stable storage (for a network store: on every replica). Chunks
-    /// already present are skipped (puts are idempotent). On error no
-    /// partial chunk is left behind.
+    /// already present are skipped (puts are idempotent) once a cheap check
+    /// finds their bytes still there at their length; a chunk whose bytes
+    /// were lost or cut short behind the store's back is written again. On
+    /// error no partial chunk is left behind.
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError>;
 
     /// Reads the chunk into `buf` (cleared first, its allocation reused) and
@@ -115,8 +121,9 @@ pub trait ChunkStore: Send + Sync {
 
     /// Told that chunks a failed put wrote are referenced by nothing (they
     /// were sealed under a key drawn for that put alone): a store with an
-    /// inventory removes them; a network store leaves them to its holders'
-    /// own collection, which is why this does nothing by default.
+    /// inventory removes them, the network store as a node reaches it asks
+    /// their holders to release them. Best effort (the put's own error is
+    /// what the caller sees), so it does nothing by default.
     fn abandon(&self, cids: &[ContentId]) {
         let _ = cids;
     }
@@ -162,6 +169,44 @@ pub trait ChunkInventory: ChunkStore {
     }
 }
 
+/// What [`ChunkPutters::delete_for`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The putter was the last one: the chunk is gone.
+    Deleted,
+    /// Other nodes put the chunk too: only this putter's record went.
+    Kept {
+        /// Putters still recorded.
+        putters_left: u64,
+    },
+}
+
+/// A store that holds chunks for other nodes: it records which nodes put
+/// each chunk (its putters), keeps within a byte quota, and removes a chunk
+/// only when the last of its putters releases it. A node's own disk is one.
+pub trait ChunkPutters: ChunkInventory {
+    /// Stores `chunk` for `putter` and records `putter` among its putters.
+    /// A chunk not stored yet is refused with [`StoreError::QuotaExceeded`]
+    /// (nothing written) when it would take the bytes stored past
+    /// `quota_bytes`; a chunk already stored costs nothing more.
+    fn put_for(
+        &self,
+        putter: &NodeId,
+        chunk: VerifiedChunk<'_>,
+        quota_bytes: u64,
+    ) -> Result<(), StoreError>;
+
+    /// `putter` no longer needs the chunk: its record goes, and the chunk
+    /// with it when no other putter is left. [`StoreError::NotFound`] when
+    /// the chunk is not here, [`StoreError::NotPutter`] when `putter` never
+    /// put it (nothing changes then).
+    fn delete_for(&self, putter: &NodeId, cid: &ContentId) -> Result<Released, StoreError>;
+
+    /// The nodes that put the chunk, ascending (empty when it is absent, or
+    /// was stored by a plain [`ChunkStore::put`]).
+    fn putters(&self, cid: &ContentId) -> Result<Vec<NodeId>, StoreError>;
+}
+
 /// Verifies bytes read back from a store.
 pub(crate) fn verify_read(
     cid: &ContentId,
@@ -172,8 +217,9 @@ pub(crate) fn verify_read(
     if actual != *cid {
         return Err(StoreError::Corrupt {
             cid: *cid,
-            actual,
+            actual: Some(actual),
             path: path.map(Into::into),
+            reported: None,
         });
     }
     Ok(())

@@ -5,17 +5,23 @@
 //! Test support: a failed check panics with a message saying which rule broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use peercloud_types::ContentId;
+use peercloud_types::{ContentId, Keypair, NodeId};
 
 use crate::error::StoreError;
 use crate::fs::FsChunkStore;
 use crate::mem::MemChunkStore;
-use crate::store::{ChunkInventory, ChunkStore, StoreUsage, VerifiedChunk};
+use crate::store::{ChunkInventory, ChunkPutters, ChunkStore, Released, StoreUsage, VerifiedChunk};
 
-/// A store whose stored bytes a test can damage, to check that reads catch it.
+/// A store whose stored bytes a test can damage behind its back, to check
+/// that reads catch it and puts repair it.
 pub trait Tamper {
     /// Flips one bit of the stored bytes of `cid`.
     fn tamper(&self, cid: &ContentId);
+    /// Loses the stored bytes of `cid` while its record stays (a file
+    /// deleted behind the store's back; in memory, the bytes emptied).
+    fn lose(&self, cid: &ContentId);
+    /// Cuts the last byte off the stored bytes of `cid`.
+    fn cut(&self, cid: &ContentId);
 }
 
 impl Tamper for MemChunkStore {
@@ -23,6 +29,22 @@ impl Tamper for MemChunkStore {
         let mut inner = self.write();
         let bytes = inner.chunks.get_mut(cid).expect("tampered chunk is stored");
         bytes[0] ^= 1;
+    }
+    fn lose(&self, cid: &ContentId) {
+        let mut inner = self.write();
+        inner
+            .chunks
+            .get_mut(cid)
+            .expect("lost chunk is stored")
+            .clear();
+    }
+    fn cut(&self, cid: &ContentId) {
+        let mut inner = self.write();
+        inner
+            .chunks
+            .get_mut(cid)
+            .expect("cut chunk is stored")
+            .pop();
     }
 }
 
@@ -32,6 +54,15 @@ impl Tamper for FsChunkStore {
         let mut bytes = std::fs::read(&path).expect("tampered chunk file exists");
         bytes[0] ^= 1;
         std::fs::write(&path, bytes).expect("tampered chunk file is writable");
+    }
+    fn lose(&self, cid: &ContentId) {
+        std::fs::remove_file(self.chunk_path(cid)).expect("lost chunk file exists");
+    }
+    fn cut(&self, cid: &ContentId) {
+        let path = self.chunk_path(cid);
+        let mut bytes = std::fs::read(&path).expect("cut chunk file exists");
+        bytes.pop();
+        std::fs::write(&path, bytes).expect("cut chunk file is writable");
     }
 }
 
@@ -50,7 +81,8 @@ pub fn contract_suite<S: ChunkStore>(make: impl Fn() -> S) {
 
 /// Runs the checks of a store that keeps an inventory, on fresh (empty)
 /// stores from `make`: the contract suite, then usage, delete, listing in
-/// pages, and tampered bytes reported as `Corrupt`, never returned.
+/// pages, tampered bytes reported as `Corrupt`, never returned, and lost or
+/// cut bytes written again by the next put.
 pub fn inventory_suite<S: ChunkInventory + Tamper>(make: impl Fn() -> S) {
     contract_suite(&make);
     counts_what_it_holds(&make());
@@ -58,7 +90,179 @@ pub fn inventory_suite<S: ChunkInventory + Tamper>(make: impl Fn() -> S) {
     counts_a_repeated_put_once(&make());
     refuses_without_counting(&make());
     detects_tampering(&make());
+    a_put_rewrites_lost_or_cut_bytes(&make());
     batches_and_lists(&make());
+}
+
+/// Runs the checks of a store that holds chunks for other nodes, on fresh
+/// (empty) stores from `make`: putters are recorded once each, only a
+/// putter may release a chunk and the last one deletes it, a plain delete
+/// forgets the putters, and the quota refuses new bytes (never ones stored).
+pub fn putters_suite<S: ChunkPutters>(make: impl Fn() -> S) {
+    records_and_releases_putters(&make());
+    only_a_putter_releases(&make());
+    a_plain_delete_forgets_the_putters(&make());
+    keeps_within_the_quota(&make());
+}
+
+fn node(tag: u8) -> NodeId {
+    Keypair::from_seed(&[tag; 32]).node_id()
+}
+
+fn a_put_rewrites_lost_or_cut_bytes<S: ChunkInventory + Tamper>(store: &S) {
+    let bytes = vec![7u8; 3000];
+    let cid = ContentId::of(&bytes);
+    let held = StoreUsage {
+        chunks: 1,
+        bytes: 3000,
+    };
+    store.put(&cid, &bytes).unwrap();
+    store.lose(&cid);
+    assert!(store.get(&cid).is_err(), "lost bytes are not read back");
+    store.put(&cid, &bytes).unwrap();
+    assert_eq!(
+        store.get(&cid).unwrap(),
+        bytes,
+        "a put of a chunk whose bytes were lost writes them again"
+    );
+    assert_eq!(store.usage().unwrap(), held, "a repair is not a new chunk");
+
+    store.cut(&cid);
+    assert!(store.get(&cid).is_err(), "cut bytes are not read back");
+    store.put_many(&[VerifiedChunk::new(&bytes)]).unwrap();
+    assert_eq!(
+        store.get(&cid).unwrap(),
+        bytes,
+        "cut bytes are written again"
+    );
+    assert_eq!(store.usage().unwrap(), held);
+    assert_eq!(store.list(None, 10).unwrap(), vec![cid]);
+}
+
+fn records_and_releases_putters<S: ChunkPutters>(store: &S) {
+    let (a, b) = (node(1), node(2));
+    let bytes = b"held for two nodes".to_vec();
+    let cid = ContentId::of(&bytes);
+    let chunk = VerifiedChunk::new(&bytes);
+    assert!(store.putters(&cid).unwrap().is_empty());
+    store.put_for(&a, chunk, u64::MAX).unwrap();
+    store.put_for(&a, chunk, u64::MAX).unwrap();
+    store.put_for(&b, chunk, u64::MAX).unwrap();
+    let mut both = vec![a, b];
+    both.sort();
+    assert_eq!(store.putters(&cid).unwrap(), both, "each putter once");
+    assert_eq!(
+        store.usage().unwrap().chunks,
+        1,
+        "one chunk, however many putters"
+    );
+
+    assert_eq!(
+        store.delete_for(&a, &cid).unwrap(),
+        Released::Kept { putters_left: 1 },
+        "another node still wants it"
+    );
+    assert_eq!(store.get(&cid).unwrap(), bytes, "kept for the other putter");
+    assert_eq!(store.putters(&cid).unwrap(), vec![b]);
+    assert_eq!(store.delete_for(&b, &cid).unwrap(), Released::Deleted);
+    assert!(
+        !store.has(&cid).unwrap(),
+        "the last putter's release deletes it"
+    );
+    assert_eq!(store.usage().unwrap(), StoreUsage::default());
+    assert!(store.putters(&cid).unwrap().is_empty());
+}
+
+fn only_a_putter_releases<S: ChunkPutters>(store: &S) {
+    let (putter, stranger) = (node(1), node(3));
+    let bytes = b"put by one node".to_vec();
+    let cid = ContentId::of(&bytes);
+    let err = store.delete_for(&putter, &cid).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { cid: c } if c == cid),
+        "{err}"
+    );
+    store
+        .put_for(&putter, VerifiedChunk::new(&bytes), u64::MAX)
+        .unwrap();
+    let err = store.delete_for(&stranger, &cid).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotPutter { cid: c, node } if c == cid && node == stranger),
+        "{err}"
+    );
+    assert_eq!(
+        store.get(&cid).unwrap(),
+        bytes,
+        "a refused delete changes nothing"
+    );
+    assert_eq!(store.putters(&cid).unwrap(), vec![putter]);
+    // A chunk stored by a plain put has no putters: no node may release it.
+    let plain = b"stored by the node itself".to_vec();
+    let plain_cid = ContentId::of(&plain);
+    store.put(&plain_cid, &plain).unwrap();
+    assert!(matches!(
+        store.delete_for(&putter, &plain_cid),
+        Err(StoreError::NotPutter { .. })
+    ));
+    assert!(store.has(&plain_cid).unwrap());
+}
+
+fn a_plain_delete_forgets_the_putters<S: ChunkPutters>(store: &S) {
+    let putter = node(1);
+    let bytes = b"deleted by the operator".to_vec();
+    let cid = ContentId::of(&bytes);
+    store
+        .put_for(&putter, VerifiedChunk::new(&bytes), u64::MAX)
+        .unwrap();
+    assert!(store.delete(&cid).unwrap());
+    assert!(store.putters(&cid).unwrap().is_empty());
+    store.put(&cid, &bytes).unwrap();
+    assert!(
+        store.putters(&cid).unwrap().is_empty(),
+        "a chunk put again starts with no putters"
+    );
+}
+
+fn keeps_within_the_quota<S: ChunkPutters>(store: &S) {
+    let (a, b) = (node(1), node(2));
+    let first = vec![1u8; 600];
+    let second = vec![2u8; 500];
+    store.put_for(&a, VerifiedChunk::new(&first), 1000).unwrap();
+    let err = store
+        .put_for(&a, VerifiedChunk::new(&second), 1000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::QuotaExceeded {
+                chunk_bytes: 500,
+                used_bytes: 600,
+                quota_bytes: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        !store.has(&ContentId::of(&second)).unwrap(),
+        "nothing written"
+    );
+    assert_eq!(
+        store.usage().unwrap(),
+        StoreUsage {
+            chunks: 1,
+            bytes: 600
+        }
+    );
+    // A chunk already here costs nothing: another putter is recorded even
+    // with no room left.
+    store.put_for(&b, VerifiedChunk::new(&first), 600).unwrap();
+    assert_eq!(store.putters(&ContentId::of(&first)).unwrap().len(), 2);
+    // Exactly full fits.
+    store
+        .put_for(&a, VerifiedChunk::new(&second[..400]), 1000)
+        .unwrap();
+    assert_eq!(store.used_bytes().unwrap(), 1000);
 }
 
 fn round_trip<S: ChunkStore>(store: &S) {
@@ -178,8 +382,9 @@ fn detects_tampering<S: ChunkInventory + Tamper>(store: &S) {
     );
     assert!(buf.is_empty(), "corrupt bytes are never handed out");
     assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
-    // A put skips a chunk that is already recorded, so the repair of a
-    // corrupt chunk is a delete followed by a put.
+    // A put skips a chunk that is recorded and whose bytes are there at
+    // their length, which a flipped bit keeps; so the repair of a corrupt
+    // chunk is a delete followed by a put.
     assert!(store.delete(&cid).unwrap());
     store.put(&cid, &bytes).unwrap();
     assert_eq!(store.get(&cid).unwrap(), bytes);
@@ -237,16 +442,39 @@ mod tests {
     #[test]
     fn memory_store_keeps_the_contract() {
         inventory_suite(MemChunkStore::new);
+        putters_suite(MemChunkStore::new);
     }
 
     #[test]
     fn file_store_keeps_the_contract() {
         let dirs = std::cell::RefCell::new(Vec::new());
-        inventory_suite(|| {
+        let make = || {
             let dir = tempfile::tempdir().unwrap();
             let store = FsChunkStore::open(dir.path()).unwrap();
             dirs.borrow_mut().push(dir);
             store
-        });
+        };
+        inventory_suite(make);
+        putters_suite(make);
+    }
+
+    #[test]
+    fn file_store_keeps_its_putters_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"survives a restart".to_vec();
+        let cid = ContentId::of(&bytes);
+        {
+            let store = FsChunkStore::open(dir.path()).unwrap();
+            store
+                .put_for(&node(1), VerifiedChunk::new(&bytes), u64::MAX)
+                .unwrap();
+        }
+        let store = FsChunkStore::open(dir.path()).unwrap();
+        assert_eq!(store.putters(&cid).unwrap(), vec![node(1)]);
+        assert_eq!(store.delete_for(&node(1), &cid).unwrap(), Released::Deleted);
+        assert!(
+            !store.chunk_path(&cid).exists(),
+            "the file went with the last putter"
+        );
     }
 }

@@ -37,6 +37,8 @@ pub enum Kind {
     JobSpec = 11,
     /// A chain's genesis: its params and its signed genesis block.
     Genesis = 12,
+    /// A provider's answer that it will not take a job.
+    Decline = 13,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

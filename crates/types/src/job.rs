@@ -1,6 +1,8 @@
 //! The job spec: what a user writes (JSON) to run a WebAssembly module once on
 //! the grid. Parsing names the offending field; [`JobSpec::validate`] checks
 //! every bound. The JSON Schema is published at `schemas/job-spec.schema.json`.
+//! [`paths`] holds the rules for paths inside `/input` (the files of a
+//! directory input), which the local runner, the client and providers share.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +17,13 @@ use crate::encoding::Versioned;
 use crate::hash::Hash32;
 use crate::keys::AccountId;
 use crate::resources::Resources;
+
+pub mod paths;
+
+pub use paths::{
+    INPUT_PATH_BYTES_MAX, INPUT_PATH_DEPTH_MAX, InputPathError, StagedPathError, check_input_path,
+    check_staged_paths, input_name_of,
+};
 
 /// The spec format this build reads and writes.
 pub const SPEC_VERSION: u32 = 1;
@@ -47,6 +56,15 @@ pub const OUTPUT_BYTES_MAX: u64 = 1 << 30;
 pub const DEADLINE_SECS_MAX: u64 = 7 * 24 * 3600;
 /// Longest file name in `/input` or `/output`.
 pub const FILE_NAME_BYTES_MAX: usize = 255;
+/// Bytes a job may keep in its scratch (working) directory by default
+/// (`limits.scratch_bytes`): room for the temporary files of ordinary
+/// programs, no more than the default output allowance.
+pub const SCRATCH_BYTES_DEFAULT: u64 = 64 << 20;
+/// Most bytes a job may keep in its scratch directory
+/// (`limits.scratch_bytes`). The scratch lives on the provider's disk beside
+/// the job's inputs, so it gets the bound a provider puts on one staged
+/// input (4 GiB); a job that needs more belongs in storage.
+pub const SCRATCH_BYTES_MAX: u64 = 4 << 30;
 
 /// Where a module or input comes from: a local path (for `job run --local`,
 /// resolved relative to the spec file) or a CID in the grid's storage.
@@ -106,13 +124,17 @@ impl JsonSchema for Source {
     }
 }
 
-/// One file placed read-only in the module's `/input` directory.
+/// One file, or one directory with its whole tree, placed read-only in the
+/// module's `/input` directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
-    /// File name inside `/input` (no slashes).
+    /// Name inside `/input` (no slashes): the file, or the directory whose
+    /// tree is placed under `/input/<name>/`.
     pub name: String,
-    /// Where the content comes from.
+    /// Where the content comes from: a CID, or a local path to a file or a
+    /// directory (its files and subdirectories; names starting with `.` are
+    /// refused, symbolic links are followed only to files inside it).
     pub source: Source,
 }
 
@@ -132,6 +154,10 @@ pub struct Limits {
     /// Total bytes the module may write under `/output`.
     #[serde(deserialize_with = "whole_u64")]
     pub output_bytes: u64,
+    /// Total bytes the module may keep in its scratch (working) directory,
+    /// where relative paths lead; removed after the run, never an output.
+    #[serde(deserialize_with = "whole_u64")]
+    pub scratch_bytes: u64,
 }
 
 impl Default for Limits {
@@ -141,6 +167,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             wall_time_ms: 60_000,
             output_bytes: 64 << 20,
+            scratch_bytes: SCRATCH_BYTES_DEFAULT,
         }
     }
 }
@@ -177,9 +204,13 @@ pub struct JobSpec {
     /// Environment variables; the module sees these and nothing of the host's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Files placed read-only in `/input`.
+    /// Files and directories placed read-only in `/input`.
     #[serde(default)]
     pub inputs: Vec<Input>,
+    /// The name of the input (a file) the module reads as its stdin; none
+    /// means an empty stdin.
+    #[serde(default)]
+    pub stdin: Option<String>,
     /// File names expected in `/output`; empty means "whatever the module writes".
     #[serde(default)]
     pub outputs: Vec<String>,
@@ -276,7 +307,10 @@ fn default_deadline_secs() -> u64 {
 
 impl Versioned for JobSpec {
     const KIND: u8 = crate::encoding::Kind::JobSpec as u8;
-    const VERSION: u8 = 1;
+    /// 2: `stdin` and `limits.scratch_bytes` (1 had neither). A spec is
+    /// never stored alone, only carried in messages and hashed into
+    /// `PostJob`, so no version-1 record needs reading.
+    const VERSION: u8 = 2;
 }
 
 /// A job spec was refused.
@@ -354,6 +388,7 @@ impl JobSpec {
         self.check_args()?;
         self.check_env()?;
         self.check_inputs()?;
+        self.check_stdin()?;
         self.check_outputs()?;
         self.check_limits()?;
         self.check_redundancy_and_price()?;
@@ -443,6 +478,32 @@ impl JobSpec {
         Ok(())
     }
 
+    /// Checks `stdin`: when given, the name of one of the inputs.
+    fn check_stdin(&self) -> Result<(), SpecError> {
+        let Some(name) = &self.stdin else {
+            return Ok(());
+        };
+        if self.inputs.iter().any(|input| input.name == *name) {
+            return Ok(());
+        }
+        let names: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|input| format!("{:?}", input.name))
+            .collect();
+        Err(invalid(
+            "stdin",
+            if names.is_empty() {
+                format!("names the input {name:?}, but the spec has no inputs")
+            } else {
+                format!(
+                    "names the input {name:?}, which is not one of the inputs ({})",
+                    names.join(", ")
+                )
+            },
+        ))
+    }
+
     /// Checks `outputs`: how many, and each a plain file name.
     fn check_outputs(&self) -> Result<(), SpecError> {
         if self.outputs.len() > OUTPUTS_MAX {
@@ -492,6 +553,12 @@ impl JobSpec {
             return Err(invalid(
                 "limits.output_bytes",
                 format!("is {}, allowed 1 to {OUTPUT_BYTES_MAX}", l.output_bytes),
+            ));
+        }
+        if l.scratch_bytes > SCRATCH_BYTES_MAX {
+            return Err(invalid(
+                "limits.scratch_bytes",
+                format!("is {}, allowed 0 to {SCRATCH_BYTES_MAX}", l.scratch_bytes),
             ));
         }
         if self.resources.memory_bytes != 0 && l.memory_bytes > self.resources.memory_bytes {
@@ -587,221 +654,4 @@ fn check_file_name(field: &str, name: &str) -> Result<(), SpecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = r#"{
-        "version": 1,
-        "name": "count words",
-        "module": "wordcount.wasm",
-        "args": ["--top", "10"],
-        "env": {"LANG": "C"},
-        "inputs": [{"name": "book.txt", "source": "book.txt"}],
-        "outputs": ["counts.json"],
-        "resources": {"cpu_millicores": 1000, "memory_bytes": 268435456},
-        "limits": {"fuel": 1000000000, "memory_bytes": 67108864, "wall_time_ms": 10000, "output_bytes": 1048576},
-        "redundancy": 2,
-        "max_price": "0.5",
-        "constraints": {"locations": ["DE", "FR"], "min_reputation": 5000}
-    }"#;
-
-    #[test]
-    fn example_parses() {
-        let spec = JobSpec::from_json(EXAMPLE).unwrap();
-        assert_eq!(spec.redundancy, 2);
-        assert_eq!(spec.max_price, "0.5".parse().unwrap());
-        assert_eq!(spec.module, Source::Path("wordcount.wasm".into()));
-        assert_eq!(spec.deadline_secs, 600);
-        let back = JobSpec::from_json(&serde_json::to_string(&spec).unwrap()).unwrap();
-        assert_eq!(back, spec);
-        assert_eq!(back.digest(), spec.digest());
-    }
-
-    #[test]
-    fn a_cid_module_is_a_cid() {
-        let cid = ContentId::of(b"module");
-        let text = EXAMPLE.replace("\"wordcount.wasm\"", &format!("\"{cid}\""));
-        assert_eq!(JobSpec::from_json(&text).unwrap().module, Source::Cid(cid));
-    }
-
-    fn field_of(err: SpecError) -> String {
-        match err {
-            SpecError::Json { path, .. } => path,
-            SpecError::Invalid { field, .. } => field,
-        }
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let cases = [
-            (
-                EXAMPLE.replace("\"version\": 1", "\"version\": 2"),
-                "version",
-            ),
-            (
-                EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 0"),
-                "redundancy",
-            ),
-            (
-                EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""),
-                "redundancy",
-            ),
-            (EXAMPLE.replace("\"0.5\"", "\"-3\""), "max_price"),
-            (EXAMPLE.replace("\"0.5\"", "\"0\""), "max_price"),
-            (
-                EXAMPLE.replace("\"book.txt\", \"source\"", "\"../etc/passwd\", \"source\""),
-                "inputs[0].name",
-            ),
-            (EXAMPLE.replace("\"counts.json\"", "\"a/b\""), "outputs[0]"),
-            (
-                EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 0"),
-                "limits.fuel",
-            ),
-            (
-                EXAMPLE.replace("\"wall_time_ms\": 10000", "\"wall_time_ms\": 0"),
-                "limits.wall_time_ms",
-            ),
-            (
-                EXAMPLE.replace("\"output_bytes\": 1048576", "\"output_bytes\": 0"),
-                "limits.output_bytes",
-            ),
-            (
-                EXAMPLE.replace(
-                    "\"output_bytes\": 1048576",
-                    "\"output_bytes\": 18446744073709551615",
-                ),
-                "limits.output_bytes",
-            ),
-            (
-                EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 18446744073709551616"),
-                "limits.fuel",
-            ),
-            (
-                EXAMPLE.replace("\"memory_bytes\": 67108864", "\"memory_bytes\": 536870912"),
-                "limits.memory_bytes",
-            ),
-            (
-                EXAMPLE.replace("\"DE\"", "\"Germany\""),
-                "constraints.locations[0]",
-            ),
-            (EXAMPLE.replace("\"LANG\"", "\"1LANG\""), "env.1LANG"),
-            (
-                EXAMPLE.replace("\"cpu_millicores\"", "\"cpus\""),
-                "resources.cpus",
-            ),
-            (
-                EXAMPLE.replace("\"name\": \"count words\",", "\"colour\": 1,"),
-                "colour",
-            ),
-        ];
-        for (text, field) in cases {
-            let err = JobSpec::from_json(&text).expect_err(field);
-            let shown = err.to_string();
-            assert!(shown.contains(field), "{shown} should name {field}");
-            assert_eq!(field_of(err), field);
-        }
-        let missing = EXAMPLE.replace("\"max_price\": \"0.5\",", "");
-        assert!(
-            JobSpec::from_json(&missing)
-                .unwrap_err()
-                .to_string()
-                .contains("max_price")
-        );
-        let broken = JobSpec::from_json("{\"version\": 1,").unwrap_err();
-        assert!(
-            matches!(broken, SpecError::Json { line: 1, .. }),
-            "{broken}"
-        );
-    }
-
-    #[test]
-    fn a_number_beyond_u64_names_the_field_and_the_range() {
-        let cases = [
-            ("\"fuel\": 18446744073709551616", "limits.fuel", "more than"),
-            ("\"fuel\": 1e30", "limits.fuel", "more than"),
-            ("\"fuel\": -1", "limits.fuel", "negative"),
-            ("\"fuel\": 1.5", "limits.fuel", "not a whole number"),
-            (
-                "\"fuel\": 1e9",
-                "limits.fuel",
-                "without a decimal point or exponent",
-            ),
-            ("\"fuel\": \"lots\"", "limits.fuel", "whole number"),
-        ];
-        for (fuel, field, why) in cases {
-            let text = EXAMPLE.replace("\"fuel\": 1000000000", fuel);
-            let err = JobSpec::from_json(&text).expect_err(fuel);
-            let shown = err.to_string();
-            assert!(shown.contains(&format!("`{field}`")), "{shown}");
-            assert!(shown.contains(why), "{shown} should say {why:?}");
-            assert!(
-                shown.contains("a whole number from 0 to 18446744073709551615"),
-                "{shown}"
-            );
-            assert!(!shown.contains("floating point"), "{shown}");
-            assert_eq!(field_of(err), field);
-        }
-        let seed = EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": 2, \"seed\": -7");
-        assert_eq!(field_of(JobSpec::from_json(&seed).unwrap_err()), "seed");
-        let top = EXAMPLE.replace("\"fuel\": 1000000000", "\"fuel\": 18446744073709551615");
-        assert_eq!(JobSpec::from_json(&top).unwrap().limits.fuel, u64::MAX);
-    }
-
-    #[test]
-    fn output_bytes_must_be_positive_and_bounded() {
-        let with = |n: u64| {
-            EXAMPLE.replace(
-                "\"output_bytes\": 1048576",
-                &format!("\"output_bytes\": {n}"),
-            )
-        };
-        let zero = JobSpec::from_json(&with(0)).unwrap_err().to_string();
-        assert!(zero.contains("`limits.output_bytes` is 0"), "{zero}");
-        assert!(zero.contains("write its outputs"), "{zero}");
-        let at_max = JobSpec::from_json(&with(OUTPUT_BYTES_MAX)).unwrap();
-        assert_eq!(at_max.limits.output_bytes, OUTPUT_BYTES_MAX);
-        for over in [OUTPUT_BYTES_MAX + 1, u64::MAX] {
-            let shown = JobSpec::from_json(&with(over)).unwrap_err().to_string();
-            assert!(
-                shown.contains(&format!(
-                    "`limits.output_bytes` is {over}, allowed 1 to {OUTPUT_BYTES_MAX}"
-                )),
-                "{shown}"
-            );
-        }
-        // The default fits the bounds it is checked against.
-        let defaults = Limits::default();
-        assert!((1..=OUTPUT_BYTES_MAX).contains(&defaults.output_bytes));
-        assert!(defaults.memory_bytes <= MEMORY_BYTES_MAX);
-        assert!(defaults.wall_time_ms <= WALL_TIME_MS_MAX);
-    }
-
-    #[test]
-    fn a_json_message_does_not_repeat_the_position() {
-        let err =
-            JobSpec::from_json(&EXAMPLE.replace("\"redundancy\": 2", "\"redundancy\": \"two\""))
-                .unwrap_err();
-        let SpecError::Json { message, .. } = &err else {
-            panic!("expected a JSON error, got {err}");
-        };
-        assert!(!message.contains(" at line "), "{message}");
-        assert!(message.contains("expected u8"), "{message}");
-    }
-
-    #[test]
-    fn published_schema_is_current() {
-        let schema = serde_json::to_string_pretty(&JobSpec::json_schema()).unwrap() + "\n";
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../schemas/job-spec.schema.json"
-        );
-        if std::env::var_os("PEERCLOUD_BLESS").is_some() {
-            std::fs::write(path, &schema).unwrap();
-        }
-        let published = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(
-            published, schema,
-            "run with PEERCLOUD_BLESS=1 to update {path}"
-        );
-    }
-}
+mod tests;

@@ -22,6 +22,6 @@ pub use encoding::{DecodeError, Kind, Versioned, decode, encode};
 pub use hash::Hash32;
 pub use job::{JobSpec, Limits, SpecError};
 pub use keys::{AccountId, IdError, KeyFileError, Keypair, NodeId, PublicKey};
-pub use offer::{JobId, Offer, PriceSheet};
+pub use offer::{Decline, JobId, Offer, PriceSheet};
 pub use resources::Resources;
 pub use signed::{SignatureError, Signed};

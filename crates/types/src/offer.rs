@@ -73,6 +73,25 @@ impl Versioned for Offer {
     const VERSION: u8 = 1;
 }
 
+/// A node's signed answer that it will not take a job, and why. Signed so
+/// that nobody but the node can speak for it: a requester ends its offer
+/// window once every registered node has answered, and a forged decline
+/// could otherwise end it early and get a job cancelled.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Decline {
+    /// The job declined.
+    pub job: JobId,
+    /// The node declining (and signing).
+    pub node: NodeId,
+    /// Why, for the user.
+    pub reason: String,
+}
+
+impl Versioned for Decline {
+    const KIND: u8 = Kind::Decline as u8;
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

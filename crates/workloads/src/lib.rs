@@ -10,6 +10,11 @@
 //!   --tile-size S [--max-iter N]`); tiles from different nodes stitch exactly.
 //! - [`KERNEL`]: an integer-mixing kernel (`--iterations N [--seed S]`), the
 //!   same source as [`KERNEL_SOURCE`], for comparing the sandbox with native.
+//! - [`WASI_CHECK`]: exercises what real programs expect of WASI (the
+//!   working directory, stdin, a scratch file at a relative path, a
+//!   recursive listing of `/input` in the order the sandbox gives) and
+//!   writes what it saw to `/output/summary.txt` (`--flood BYTES` first
+//!   fills the working directory, to test its limit).
 
 /// The `wordcount` module (a WASI command).
 pub const WORDCOUNT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wordcount.wasm"));
@@ -19,6 +24,9 @@ pub const RENDER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/render.wasm"
 
 /// The `kernel` module (a WASI command).
 pub const KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
+
+/// The `wasi-check` module (a WASI command).
+pub const WASI_CHECK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasi-check.wasm"));
 
 /// Path of the kernel's source (`examples/kernel/src/lib.rs`), for benches that
 /// compile the same function natively with `#[path = ...] mod kernel;`.
@@ -57,7 +65,7 @@ mod tests {
 
     #[test]
     fn modules_are_webassembly() {
-        for module in [WORDCOUNT, RENDER, KERNEL] {
+        for module in [WORDCOUNT, RENDER, KERNEL, WASI_CHECK] {
             assert!(module.len() > 1000);
             assert_eq!(module[..8], WASM_HEADER);
         }

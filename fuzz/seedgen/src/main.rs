@@ -27,7 +27,8 @@ use peercloud_store::seal::SEALED_KEY_BYTES;
 use peercloud_store::{ChunkMeta, Manifest, Redundancy, TAG_BYTES};
 use peercloud_types::encoding::{Kind, encode, encode_body_into};
 use peercloud_types::{
-    Amount, ContentId, Hash32, JobId, JobSpec, Keypair, Offer, PriceSheet, Resources, Signed,
+    Amount, ContentId, Decline, Hash32, JobId, JobSpec, Keypair, Offer, PriceSheet, Resources,
+    Signed,
 };
 use serde::Serialize;
 
@@ -68,12 +69,12 @@ fn record<F: Serialize>(kind: Kind, version: u8, fields: &F) -> Vec<u8> {
 }
 
 /// `wire::Message`'s version: 2 carries specs in their canonical encoding
-/// and the API's `ErrorCode`.
-const MESSAGE_VERSION: u8 = 2;
+/// and the API's `ErrorCode`; 3 signs declines.
+const MESSAGE_VERSION: u8 = 3;
 /// `wire::CapacityRequest`'s version: 2 carries the spec in its canonical encoding.
 const CAPACITY_REQUEST_VERSION: u8 = 2;
 
-/// A `wire::Message` (kind 8, version 2): variant index, then its fields.
+/// A `wire::Message` (kind 8, version 3): variant index, then its fields.
 fn message<F: Serialize>(variant: u32, fields: &F) -> Vec<u8> {
     record(Kind::Message, MESSAGE_VERSION, &(variant, fields))
 }
@@ -241,6 +242,10 @@ fn main() {
             ),
         ),
         ("settle_job", tx(4, TxKind::SettleJob { job }, &user)),
+        (
+            "withdraw_result",
+            tx(1, TxKind::WithdrawResult { job }, &node2),
+        ),
     ];
 
     let config = GenesisConfig {
@@ -347,6 +352,7 @@ fn main() {
                     output_digest: Hash32::of(b"output"),
                     fuel_used: 12_345,
                 }),
+                withdrawn: false,
             }],
             agreed: None,
         }),
@@ -362,7 +368,7 @@ fn main() {
 
     // wire_message: one (or two) per variant of `wire::Message`, in declaration order
     // (Tx, Block, CapacityRequest, Offer, Decline, ChunkPut, ChunkGet, Chunk,
-    // Dispatch, Result, SyncRequest, Blocks, Ack, Error).
+    // Dispatch, Result, SyncRequest, Blocks, Ack, Error, ChunkDelete).
     let t = "wire_message";
     let cid = ContentId::of(b"sealed chunk");
     let sealed_object = |name: &str| {
@@ -379,7 +385,17 @@ fn main() {
         ("03_offer", message(3, &Raw(body(&signed_offer)))),
         (
             "04_decline",
-            message(4, &(job, node.node_id(), "busy".to_owned())),
+            message(
+                4,
+                &Raw(body(&Signed::new(
+                    Decline {
+                        job,
+                        node: node.node_id(),
+                        reason: "busy".to_owned(),
+                    },
+                    &node,
+                ))),
+            ),
         ),
         ("05_chunk_put", message(5, &(cid, b"sealed bytes".to_vec()))),
         ("06_chunk_get", message(6, &cid)),
@@ -428,6 +444,25 @@ fn main() {
                     3u64,
                     40u64,
                     5u64,
+                    None::<String>,
+                ),
+            ),
+        ),
+        (
+            "09_result_failed",
+            message(
+                9,
+                &(
+                    job,
+                    0i32,
+                    Hash32::of(b"failure digest"),
+                    1_000u64,
+                    Vec::<(String, u64, Hash32, ContentId)>::new(),
+                    b"thread 'main' panicked".to_vec(),
+                    3u64,
+                    40u64,
+                    5u64,
+                    Some("out of fuel: the module used all 1000 units of fuel".to_owned()),
                 ),
             ),
         ),
@@ -442,6 +477,7 @@ fn main() {
             "13_error_internal",
             message(13, &(ErrorCode::Internal, "the sandbox stopped".to_owned())),
         ),
+        ("14_chunk_delete", message(14, &cid)),
     ];
     for (name, bytes) in &wire {
         seeds.put(t, name, bytes);

@@ -47,6 +47,7 @@ pub fn small_limits() -> Limits {
         memory_bytes: 16 << 20,
         wall_time_ms: 10_000,
         output_bytes: 1 << 20,
+        scratch_bytes: 1 << 20,
     }
 }
 

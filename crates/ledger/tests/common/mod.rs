@@ -255,6 +255,12 @@ impl World {
         )
     }
 
+    /// Node `node` withdraws from `job` (signed by its key).
+    pub fn withdraw(&mut self, node: usize, job: JobId) -> Vec<Event> {
+        let key = self.nodes[node].clone();
+        self.ok(&key, TxKind::WithdrawResult { job })
+    }
+
     /// A third party (carol) sends the transaction.
     pub fn by_carol(&mut self, kind: TxKind) -> Result<Vec<Event>, TxError> {
         let carol = self.carol.clone();

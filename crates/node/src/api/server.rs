@@ -8,7 +8,10 @@
 //! connection that has not sent a complete request header within
 //! [`HEADER_READ_TIMEOUT`] is closed, and at most [`MAX_CONNECTIONS`] are
 //! served at once, so clients that open connections and send nothing (or
-//! half a header) cannot exhaust the process's file descriptors.
+//! half a header) cannot exhaust the process's file descriptors. A request
+//! body must arrive whole within [`BODY_READ_TIMEOUT`] and a response must be
+//! taken by the client within [`WRITE_TIMEOUT`] of each write, so a client
+//! that dribbles its body or stops reading does not hold a slot either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +120,19 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// how many connections had to wait), not one per connection.
 pub const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a request's whole body may take to arrive once its header has.
+/// Bodies are at most a chunk (1.1 MiB) from this machine or its LAN:
+/// milliseconds. Past it the answer is `timeout` (504) and the connection
+/// closes.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one write of a response may wait for the client to take bytes.
+/// A client that stops reading (its socket buffer full) is cut after this
+/// long; one that reads, however slowly, is not. Long answers (a dispatch
+/// waits for its job) are unaffected: the time counts only once bytes are
+/// being written.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The bounds one API server keeps on its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -124,16 +140,57 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// See [`MAX_CONNECTIONS`]; at least one is always served.
     pub max_connections: usize,
+    /// See [`BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
+    /// See [`WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
-    /// The node's bounds: [`HEADER_READ_TIMEOUT`] and [`MAX_CONNECTIONS`].
+    /// The node's bounds: [`HEADER_READ_TIMEOUT`], [`MAX_CONNECTIONS`],
+    /// [`BODY_READ_TIMEOUT`] and [`WRITE_TIMEOUT`].
     fn default() -> Self {
         Limits {
             header_read_timeout: HEADER_READ_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
+            body_read_timeout: BODY_READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
         }
     }
+}
+
+/// Reads the request's body whole (at most [`CHUNK_MESSAGE_BYTES_MAX`])
+/// within `timeout` before any handler sees it.
+async fn body_within(timeout: Duration, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes =
+        match tokio::time::timeout(timeout, axum::body::to_bytes(body, CHUNK_MESSAGE_BYTES_MAX))
+            .await
+        {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                return rejection(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}"))
+                    .into_response();
+            }
+            Err(_) => {
+                let mut refused = Failure(ApiError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.as_secs_f32()
+                    ),
+                ))
+                .into_response();
+                // The rest of the body may still be on its way: do not read it.
+                refused.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return refused;
+            }
+        };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Serves the API until the process ends, with the node's [`Limits`].
@@ -154,6 +211,10 @@ pub async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
 /// Reaching the cap is logged at warn, at most once per
 /// [`CAP_WARNING_INTERVAL`].
 pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
+    let body_read_timeout = limits.body_read_timeout;
+    let app = app.layer(middleware::from_fn(move |request, next| {
+        body_within(body_read_timeout, request, next)
+    }));
     // Request/response traffic: never wait for Nagle.
     let mut listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -197,8 +258,12 @@ pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: 
         // Accept errors (a reset connection, too many open files) are
         // handled, and logged, by axum's listener, as under `axum::serve`.
         let (tcp, peer) = listener.accept().await;
-        let connection =
-            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        let mut tcp = tokio_io_timeout::TimeoutStream::new(tcp);
+        tcp.set_write_timeout(Some(limits.write_timeout));
+        let connection = http.serve_connection(
+            TokioIo::new(Box::pin(tcp)),
+            TowerToHyperService::new(app.clone()),
+        );
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, %e, "API connection closed");
@@ -215,7 +280,10 @@ pub fn router(service: Service) -> Router {
         .route("/v1/ledger", get(ledger))
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/tx", post(submit_tx))
-        .route("/v1/chunks/{cid}", put(put_chunk).get(get_chunk))
+        .route(
+            "/v1/chunks/{cid}",
+            put(put_chunk).get(get_chunk).delete(delete_chunk),
+        )
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/offers", post(offers))
         .route("/v1/jobs/{id}/dispatch", post(dispatch))
@@ -318,6 +386,15 @@ async fn put_chunk(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn delete_chunk(
+    State(service): State<Shared>,
+    Path(cid): Path<String>,
+) -> Result<StatusCode, Failure> {
+    let cid: ContentId = parse(&cid, "a CID")?;
+    service.delete_chunk(cid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn get_chunk(
     State(service): State<Shared>,
     Path(cid): Path<String>,
@@ -364,7 +441,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use axum::Router;
-    use axum::routing::get;
+    use axum::routing::{get, post};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
@@ -374,22 +451,33 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_millis(400);
     /// The longest any step may take before the test fails.
     const BOUND: Duration = Duration::from_secs(5);
+    /// The size of `/big`'s answer: far more than loopback socket buffers hold.
+    const BIG: usize = 64 << 20;
     /// A request line and a header, without the blank line that ends them.
     const PARTIAL: &[u8] = b"GET / HTTP/1.1\r\nHost: node\r\n";
 
     async fn start(max_connections: usize) -> SocketAddr {
-        let app = Router::new().route("/", get(|| async { "ok" })).route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(TIMEOUT * 3).await;
-                "slow"
-            }),
-        );
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(TIMEOUT * 3).await;
+                    "slow"
+                }),
+            )
+            .route(
+                "/echo",
+                post(|body: axum::body::Bytes| async move { format!("{} bytes", body.len()) }),
+            )
+            .route("/big", get(|| async { vec![7u8; BIG] }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
             header_read_timeout: TIMEOUT,
             max_connections,
+            body_read_timeout: TIMEOUT,
+            write_timeout: TIMEOUT,
         };
         tokio::spawn(serve_with(listener, app, limits));
         addr
@@ -529,5 +617,52 @@ mod tests {
         for tcp in &mut silent {
             until_closed(tcp).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_refused_after_the_timeout_and_frees_its_slot() {
+        let addr = start(1).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        // 100 bytes announced, 10 sent.
+        tcp.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: node\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        tokio::time::timeout(BOUND, tcp.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed within the bound")
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+        assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+        assert!(started.elapsed() >= TIMEOUT / 2);
+        // The only slot is free again: a whole request is answered.
+        assert!(request(addr, "/").await.ends_with("ok"));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_after_the_write_timeout() {
+        let addr = start(1).await;
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"GET /big HTTP/1.1\r\nHost: node\r\n\r\n")
+            .await
+            .unwrap();
+        // Not reading: the server's writes fill the socket buffers and stall.
+        // The only slot frees once the write timeout cuts the connection.
+        let asked = Instant::now();
+        let answer = request(addr, "/").await;
+        assert!(answer.ends_with("ok"), "{answer}");
+        assert!(asked.elapsed() >= TIMEOUT / 2, "served past the cap");
+        // What reached the stalled client is cut short of the whole answer.
+        let mut received = Vec::new();
+        let _ = tokio::time::timeout(BOUND, stalled.read_to_end(&mut received)).await;
+        assert!(
+            received.len() < BIG,
+            "the whole answer arrived: nothing was cut"
+        );
     }
 }

@@ -13,7 +13,7 @@ use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use crate::daemon::{Inner, RequesterError, SubmitError};
+use crate::daemon::{ChunkError, Inner, RequesterError, SubmitError};
 use crate::wire::{Dispatch, RunResult, SealedObject};
 
 /// Longest a `GET /v1/jobs/{id}?after=H` waits for a block past `H`: under
@@ -151,7 +151,9 @@ impl Service {
         }
     }
 
-    /// `PUT /v1/chunks/{cid}`: the bytes must hash to `cid`.
+    /// `PUT /v1/chunks/{cid}`: the bytes must hash to `cid`. A put every
+    /// candidate refused for one reason answers that reason's code (all
+    /// full: `storage_full`); any other shortfall is `unavailable`.
     pub async fn put_chunk(&self, cid: ContentId, bytes: Vec<u8>) -> Result<(), ApiError> {
         if ContentId::of(&bytes) != cid {
             return Err(ApiError::bad_request(format!(
@@ -163,16 +165,48 @@ impl Service {
             .instrument(tracing::debug_span!("put_chunk", %cid))
             .await
             .map(|_| ())
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))
+            .map_err(|e| ApiError::new(e.code(), e.to_string()))
     }
 
-    /// `GET /v1/chunks/{cid}`.
+    /// `DELETE /v1/chunks/{cid}`: asks the chunk's holders to release this
+    /// node's claim on it (a chunk another node put too stays for that one).
+    /// For the chunks of a user's put that failed part way. `unavailable`
+    /// only when no holder could be asked at all.
+    pub async fn delete_chunk(&self, cid: ContentId) -> Result<(), ApiError> {
+        let release = self
+            .inner
+            .delete_chunk(cid)
+            .instrument(tracing::debug_span!("delete_chunk", %cid))
+            .await;
+        if release.released.is_empty() && !release.failures.is_empty() {
+            let reasons: Vec<String> = release.failures.iter().map(ToString::to_string).collect();
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "no holder of chunk {cid} could be asked to release it: {}",
+                    reasons.join("; ")
+                ),
+            ));
+        }
+        for failure in &release.failures {
+            tracing::warn!(chunk = %cid, %failure, "a holder did not release the chunk");
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/chunks/{cid}`: `not_found` when no holder has it,
+    /// `chunk_corrupt` when the only copies found were bad.
     pub async fn get_chunk(&self, cid: ContentId) -> Result<Vec<u8>, ApiError> {
         self.inner
             .get_chunk(cid)
             .instrument(tracing::debug_span!("get_chunk", %cid))
             .await
-            .map_err(|e| ApiError::not_found(format!("no such object or chunk {cid}: {e}")))
+            .map_err(|e| match e {
+                ChunkError::NotFound { .. } => {
+                    ApiError::not_found(format!("no such object or chunk {cid}: {e}"))
+                }
+                other => ApiError::new(other.code(), other.to_string()),
+            })
     }
 
     /// `GET /v1/jobs/{id}`; with `wait.after`, once the tip is past that
@@ -208,6 +242,8 @@ impl Service {
                     owner: a.owner,
                     price: a.price,
                     digest: a.result.map(|r| r.output_digest),
+                    fuel: a.result.map(|r| r.fuel_used),
+                    withdrawn: a.withdrawn,
                 })
                 .collect(),
             agreed: record.agreed.map(|r| r.output_digest),
@@ -349,5 +385,6 @@ fn run_report(r: RunResult) -> RunReport {
         staging_ms: r.staging_ms,
         running_ms: r.running_ms,
         storing_ms: r.storing_ms,
+        failure: r.failure,
     }
 }

@@ -1,11 +1,25 @@
 //! Chunks across the network. A chunk lives on [`REPLICAS_DEFAULT`] nodes
-//! chosen by rendezvous placement over the registered nodes (distinct owners
-//! first); a put writes every copy before it returns, a get tries the
-//! holders in rank order and verifies what it reads, so one dead holder
-//! costs a retry, not the data.
+//! chosen by rendezvous placement over the registered nodes whose owner is
+//! staked to serve (distinct owners first); a put writes every copy before
+//! it returns, falling through the chunk's [`candidates`] past nodes that
+//! fail or refuse; a get tries the holders in rank order and verifies what
+//! it reads, so one dead holder costs a retry, not the data, and a chunk
+//! that every holder has bad is reported corrupt, not missing.
 //!
-//! [`NetStore`] wraps this as a [`ChunkStore`] so the object pipeline
-//! (`put_object` / `get_object`) runs unchanged over the network.
+//! ```text
+//!  put_chunk ─ChunkPut─► holder: registered sender? placement candidate? fits the quota?
+//!                        └─► FsChunkStore::put_for (records the sender as a putter)
+//!  get_chunk ─ChunkGet─► holder: the bytes, none, or chunk_corrupt
+//!  delete_chunk ─ChunkDelete─► holder: releases the sender's claim; the last one deletes
+//! ```
+//!
+//! The holder's rules are in [`holder`]. [`NetStore`] wraps this as a
+//! [`ChunkStore`] so the object pipeline (`put_object` / `get_object`) runs
+//! unchanged over the network; when a put fails part way the pipeline
+//! abandons the chunks it wrote, and `NetStore` asks their holders to
+//! release them.
+
+mod holder;
 
 use std::sync::Arc;
 
@@ -13,24 +27,30 @@ use futures::future::join_all;
 use peercloud_api::ErrorCode;
 use peercloud_net::Protocol;
 use peercloud_store::{
-    ChunkStore, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk, place, rank,
+    ChunkStore, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk, candidates, rank,
 };
 use peercloud_types::{ContentId, NodeId};
+
+pub use holder::PutRefusal;
+pub(crate) use holder::{on_delete, on_get, on_put};
 
 use super::{AskError, Inner};
 use crate::wire::Message;
 
-/// Chunks in flight at once in one put or get of many.
+/// Chunks in flight at once in one put, get or delete of many.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A network chunk operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
-    /// No node is registered to hold chunks.
-    #[error("no storage nodes are registered on the ledger yet")]
+    /// No node is registered and staked to hold chunks.
+    #[error("no storage nodes are registered and staked on the ledger yet")]
     NoNodes,
     /// Fewer copies than wanted could be written.
-    #[error("chunk {cid}: only {stored} of {wanted} copies stored ({reasons})")]
+    #[error(
+        "chunk {cid}: only {stored} of {wanted} copies stored ({})",
+        join(failures)
+    )]
     Replicas {
         /// The chunk.
         cid: ContentId,
@@ -38,14 +58,26 @@ pub enum ChunkError {
         stored: usize,
         /// Copies wanted.
         wanted: usize,
-        /// Why the others failed.
-        reasons: String,
+        /// Why each other candidate did not take it.
+        failures: Vec<AskError>,
     },
-    /// No node holding the chunk answered with it.
+    /// No node holding the chunk answered with it, and none had it corrupt.
     #[error("chunk {cid} not found on any node ({reasons})")]
     NotFound {
         /// The chunk.
         cid: ContentId,
+        /// What each holder said.
+        reasons: String,
+    },
+    /// No holder answered with good bytes and at least one had bad ones
+    /// (its own copy failed verification, or what it sent did not hash to
+    /// the CID).
+    #[error("chunk {cid} is corrupt on every holder that has it ({reasons})")]
+    Corrupt {
+        /// The chunk.
+        cid: ContentId,
+        /// What bad bytes that reached this node hash to, if any did.
+        actual: Option<ContentId>,
         /// What each holder said.
         reasons: String,
     },
@@ -54,12 +86,64 @@ pub enum ChunkError {
     Store(#[from] StoreError),
 }
 
+impl ChunkError {
+    /// The code the API answers this error with: a put every candidate
+    /// refused for the same reason answers that reason (all full:
+    /// `storage_full`); other put failures are `unavailable`.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ChunkError::NoNodes => ErrorCode::Unavailable,
+            ChunkError::Replicas { failures, .. } => {
+                let mut codes = failures.iter().map(|f| match f {
+                    AskError::Refused { code, .. } => Some(*code),
+                    AskError::Net { .. } => None,
+                });
+                match codes.next().flatten() {
+                    Some(first) if codes.all(|c| c == Some(first)) => first,
+                    _ => ErrorCode::Unavailable,
+                }
+            }
+            ChunkError::NotFound { .. } => ErrorCode::NotFound,
+            ChunkError::Corrupt { .. } => ErrorCode::ChunkCorrupt,
+            ChunkError::Store(StoreError::DiskFull { .. }) => ErrorCode::StorageFull,
+            ChunkError::Store(_) => ErrorCode::StoreFailed,
+        }
+    }
+}
+
+fn join(failures: &[AskError]) -> String {
+    if failures.is_empty() {
+        return "no other candidate".into();
+    }
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What [`Inner::delete_chunk`] did.
+#[derive(Debug, Default)]
+pub struct ChunkRelease {
+    /// Holders that released this node's claim (and deleted the chunk when
+    /// no other putter was left).
+    pub released: Vec<NodeId>,
+    /// Candidates that could not be asked, or failed (not those that never
+    /// had the chunk from this node).
+    pub failures: Vec<AskError>,
+}
+
 impl Inner {
-    /// The registered nodes as placement candidates.
-    fn placement_nodes(&self) -> Vec<PlacementNode> {
-        self.chain()
-            .state()
+    /// The placement candidates: registered nodes whose owner's stake is at
+    /// least the network's minimum to serve (as `AwardJob` requires of an
+    /// awarded node).
+    pub(crate) fn placement_nodes(&self) -> Vec<PlacementNode> {
+        let chain = self.chain();
+        let state = chain.state();
+        let stake_min = state.params().stake_min_to_serve;
+        state
             .nodes()
+            .filter(|(_, record)| state.stake(&record.owner) >= stake_min)
             .map(|(node, record)| PlacementNode {
                 node: *node,
                 owner: record.owner,
@@ -67,15 +151,20 @@ impl Inner {
             .collect()
     }
 
-    /// Stores one sealed chunk on its replicas (falling through the ranking
-    /// past nodes that fail). Returns the nodes that hold it. The caller has
-    /// checked that `bytes` hash to `cid` (the API on receipt, [`NetStore`]
-    /// by its [`VerifiedChunk`]s); every replica checks again on its own.
+    /// Stores one sealed chunk on its replicas, falling through its
+    /// [`candidates`] past nodes that fail or refuse. Returns the nodes that
+    /// hold it. The caller has checked that `bytes` hash to `cid` (the API
+    /// on receipt, [`NetStore`] by its [`VerifiedChunk`]s); every replica
+    /// checks again on its own.
     pub(crate) async fn put_chunk(
         &self,
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
     ) -> Result<Vec<NodeId>, ChunkError> {
+        let nodes = self.placement_nodes();
+        if nodes.is_empty() {
+            return Err(ChunkError::NoNodes);
+        }
         // Encoded once, sent to every remote replica.
         let encoded = Arc::new(
             Message::ChunkPut {
@@ -84,23 +173,10 @@ impl Inner {
             }
             .to_bytes(),
         );
-        let nodes = self.placement_nodes();
-        if nodes.is_empty() {
-            return Err(ChunkError::NoNodes);
-        }
         let wanted = (REPLICAS_DEFAULT as usize).min(nodes.len());
-        let ranked = {
-            // The placement's picks first (distinct owners), then the rest by rank.
-            let mut picks = place(&cid, &nodes, wanted);
-            for n in rank(&cid, &nodes) {
-                if !picks.contains(&n) {
-                    picks.push(n);
-                }
-            }
-            picks
-        };
+        let ranked = candidates(&cid, &nodes, REPLICAS_DEFAULT as usize);
         let mut stored = Vec::with_capacity(wanted);
-        let mut reasons = Vec::new();
+        let mut failures = Vec::new();
         let mut next = 0;
         while stored.len() < wanted && next < ranked.len() {
             let take = (wanted - stored.len()).min(ranked.len() - next);
@@ -109,14 +185,14 @@ impl Inner {
             let attempts = batch.iter().map(|target| {
                 let (bytes, encoded) = (bytes.clone(), encoded.clone());
                 async move {
-                    let outcome = self.put_on(&target.node, cid, bytes, encoded).await;
+                    let outcome = self.put_on(&target.node, cid, bytes, &encoded).await;
                     (target.node, outcome)
                 }
             });
             for (node, outcome) in join_all(attempts).await {
                 match outcome {
                     Ok(()) => stored.push(node),
-                    Err(e) => reasons.push(e),
+                    Err(e) => failures.push(e),
                 }
             }
         }
@@ -125,10 +201,27 @@ impl Inner {
                 cid,
                 stored: stored.len(),
                 wanted,
-                reasons: reasons.join("; "),
+                failures,
             });
         }
         Ok(stored)
+    }
+
+    /// Asks `node` alone to keep a chunk (no placement of this node's own,
+    /// no fall-through): the holder's rules decide.
+    pub async fn put_chunk_to(
+        &self,
+        node: &NodeId,
+        cid: ContentId,
+        bytes: Vec<u8>,
+    ) -> Result<(), AskError> {
+        let bytes = Arc::new(bytes);
+        let encoded = Message::ChunkPut {
+            cid,
+            bytes: bytes.as_ref().clone(),
+        }
+        .to_bytes();
+        self.put_on(node, cid, bytes, &encoded).await
     }
 
     async fn put_on(
@@ -136,36 +229,49 @@ impl Inner {
         node: &NodeId,
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
-        encoded: Arc<Vec<u8>>,
-    ) -> Result<(), String> {
+        encoded: &[u8],
+    ) -> Result<(), AskError> {
         if *node == self.node_id() {
-            let store = self.store.clone();
-            return tokio::task::spawn_blocking(move || store.put(&cid, &bytes))
+            return holder::store_here(self, *node, cid, bytes)
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string());
+                .map_err(|refusal| AskError::Refused {
+                    node: *node,
+                    code: refusal.code(),
+                    message: refusal.to_string(),
+                });
         }
         match self
-            .ask_encoded(node, Protocol::Chunk, encoded.as_ref().clone())
-            .await
+            .ask_encoded(node, Protocol::Chunk, encoded.to_vec())
+            .await?
         {
-            Ok(Message::Ack) => Ok(()),
-            Ok(_) => Err(format!("node {node}: unexpected answer")),
-            Err(e) => Err(e.to_string()),
+            Message::Ack => Ok(()),
+            other => Err(AskError::Net {
+                node: *node,
+                reason: format!("unexpected answer to a chunk put: {other:?}"),
+            }),
         }
     }
 
-    /// Reads one chunk from the first holder that has it, verified.
+    /// Reads one chunk from the first holder that has it, verified. When
+    /// none has good bytes and at least one had bad ones, the chunk is
+    /// [`ChunkError::Corrupt`].
     pub async fn get_chunk(&self, cid: ContentId) -> Result<Vec<u8>, ChunkError> {
+        let mut reasons = Vec::new();
+        let mut corrupt = 0usize;
+        let mut actual = None;
         if self.store.has(&cid)? {
             let store = self.store.clone();
-            let local = tokio::task::spawn_blocking(move || store.get(&cid)).await;
-            if let Ok(Ok(bytes)) = local {
-                return Ok(bytes);
+            match tokio::task::spawn_blocking(move || store.get(&cid)).await {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err(e @ StoreError::Corrupt { .. })) => {
+                    corrupt += 1;
+                    reasons.push(format!("this node: {e}"));
+                }
+                Ok(Err(e)) => reasons.push(format!("this node: {e}")),
+                Err(e) => reasons.push(format!("this node: read task failed: {e}")),
             }
         }
         let nodes = self.placement_nodes();
-        let mut reasons = Vec::new();
         for holder in rank(&cid, &nodes) {
             if holder.node == self.node_id() {
                 continue;
@@ -175,17 +281,39 @@ impl Inner {
                 .await
             {
                 Ok(Message::Chunk(Some(bytes))) => {
-                    if ContentId::of(&bytes) == cid {
+                    let got = ContentId::of(&bytes);
+                    if got == cid {
                         return Ok(bytes);
                     }
-                    reasons.push(format!("node {}: corrupt copy", holder.node));
+                    corrupt += 1;
+                    actual.get_or_insert(got);
+                    reasons.push(format!(
+                        "node {}: sent bytes that hash to {got}",
+                        holder.node
+                    ));
                 }
                 Ok(Message::Chunk(None)) => {}
                 Ok(_) => reasons.push(format!("node {}: unexpected answer", holder.node)),
+                Err(
+                    e @ AskError::Refused {
+                        code: ErrorCode::ChunkCorrupt,
+                        ..
+                    },
+                ) => {
+                    corrupt += 1;
+                    reasons.push(e.to_string());
+                }
                 Err(e @ (AskError::Net { .. } | AskError::Refused { .. })) => {
                     reasons.push(e.to_string())
                 }
             }
+        }
+        if corrupt > 0 {
+            return Err(ChunkError::Corrupt {
+                cid,
+                actual,
+                reasons: reasons.join("; "),
+            });
         }
         if reasons.is_empty() {
             reasons.push("no holder has it".into());
@@ -195,32 +323,60 @@ impl Inner {
             reasons: reasons.join("; "),
         })
     }
-}
 
-/// A peer asks this node to keep a chunk.
-pub(crate) async fn on_put(inner: &Inner, cid: ContentId, bytes: Vec<u8>) -> Message {
-    let store = inner.store.clone();
-    match tokio::task::spawn_blocking(move || store.put(&cid, &bytes)).await {
-        Ok(Ok(())) => Message::Ack,
-        Ok(Err(e @ StoreError::CidMismatch { .. })) => {
-            Message::error(ErrorCode::BadRequest, e.to_string())
+    /// This node no longer needs a chunk it put: asks each of the chunk's
+    /// candidates (the only nodes that may hold it) to release this node's
+    /// claim. A holder deletes the chunk once no other putter is left.
+    pub async fn delete_chunk(&self, cid: ContentId) -> ChunkRelease {
+        let nodes = self.placement_nodes();
+        let asks =
+            candidates(&cid, &nodes, REPLICAS_DEFAULT as usize)
+                .into_iter()
+                .map(|target| async move {
+                    (target.node, self.delete_chunk_from(&target.node, cid).await)
+                });
+        let mut release = ChunkRelease::default();
+        for (node, outcome) in join_all(asks).await {
+            match outcome {
+                Ok(()) => release.released.push(node),
+                // Never held here, or not for this node: nothing to release.
+                Err(AskError::Refused {
+                    code: ErrorCode::NotFound | ErrorCode::NotPutter,
+                    ..
+                }) => {}
+                Err(e) => release.failures.push(e),
+            }
         }
-        Ok(Err(e)) => Message::error(ErrorCode::StoreFailed, e.to_string()),
-        Err(e) => Message::error(ErrorCode::Internal, e.to_string()),
+        release
     }
-}
 
-/// A peer asks for a chunk.
-pub(crate) async fn on_get(inner: &Inner, cid: ContentId) -> Message {
-    let store = inner.store.clone();
-    match tokio::task::spawn_blocking(move || store.get(&cid)).await {
-        Ok(Ok(bytes)) => Message::Chunk(Some(bytes)),
-        Ok(Err(StoreError::NotFound { .. })) => Message::Chunk(None),
-        Ok(Err(e)) => {
-            tracing::warn!(%cid, %e, "chunk read failed");
-            Message::Chunk(None)
+    /// Asks `node` alone to release this node's claim on a chunk.
+    pub async fn delete_chunk_from(&self, node: &NodeId, cid: ContentId) -> Result<(), AskError> {
+        let me = self.node_id();
+        if *node == me {
+            return holder::release_here(self, me, cid)
+                .await
+                .map(|_| ())
+                .map_err(|e| AskError::Refused {
+                    node: me,
+                    code: match e {
+                        StoreError::NotFound { .. } => ErrorCode::NotFound,
+                        StoreError::NotPutter { .. } => ErrorCode::NotPutter,
+                        _ => ErrorCode::StoreFailed,
+                    },
+                    message: e.to_string(),
+                });
         }
-        Err(e) => Message::error(ErrorCode::Internal, e.to_string()),
+        match self
+            .ask(node, Protocol::Chunk, &Message::ChunkDelete { cid })
+            .await?
+        {
+            Message::Ack => Ok(()),
+            other => Err(AskError::Net {
+                node: *node,
+                reason: format!("unexpected answer to a chunk delete: {other:?}"),
+            }),
+        }
     }
 }
 
@@ -262,6 +418,7 @@ impl ChunkStore for NetStore {
     }
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        buf.clear();
         let inner = self.inner.clone();
         let cid = *cid;
         let bytes = self
@@ -269,11 +426,20 @@ impl ChunkStore for NetStore {
             .block_on(async move { inner.get_chunk(cid).await })
             .map_err(|e| match e {
                 ChunkError::NotFound { cid, .. } => StoreError::NotFound { cid },
+                ChunkError::Corrupt {
+                    cid,
+                    actual,
+                    reasons,
+                } => StoreError::Corrupt {
+                    cid,
+                    actual,
+                    path: None,
+                    reported: Some(reasons),
+                },
                 other => StoreError::Remote {
                     reason: other.to_string(),
                 },
             })?;
-        buf.clear();
         buf.extend_from_slice(&bytes);
         Ok(())
     }
@@ -285,6 +451,23 @@ impl ChunkStore for NetStore {
             Err(StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Asks the holders of each chunk to release this node's claim on it
+    /// (a chunk another node put too stays for that node).
+    fn abandon(&self, cids: &[ContentId]) {
+        let inner = self.inner.clone();
+        let cids = cids.to_vec();
+        self.runtime.block_on(async move {
+            for group in cids.chunks(CHUNKS_IN_FLIGHT) {
+                let deletes = group.iter().map(|cid| inner.delete_chunk(*cid));
+                for (cid, release) in group.iter().zip(join_all(deletes).await) {
+                    for failure in &release.failures {
+                        tracing::warn!(chunk = %cid, %failure, "could not release a chunk of a failed put");
+                    }
+                }
+            }
+        });
     }
 
     fn read_parallelism(&self) -> usize {

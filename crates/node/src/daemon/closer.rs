@@ -3,9 +3,10 @@
 //! (its CLI was killed, its machine went offline), the nodes close the job
 //! themselves, so escrow returns and the farmers' stake is unbound:
 //!
-//! - a node awarded the job settles it once every result is in and the
-//!   poster has had [`SETTLE_GRACE_MS`] to do it, or once the deadline has
-//!   passed (settled when a majority exists, expired otherwise);
+//! - a node awarded the job closes it once it is decided — every award
+//!   answered (a result or a withdrawal), or no strict majority can form any
+//!   more — and the poster has had [`SETTLE_GRACE_MS`] to do it, or once the
+//!   deadline has passed (settled when a majority exists, expired otherwise);
 //! - a job never awarded is expired after its deadline by the one registered
 //!   node ranked first for it (BLAKE3 of job and node), so the network
 //!   sends one transaction, not one per node.
@@ -70,18 +71,16 @@ fn due(
     for (job, record) in state.jobs() {
         let job = *job;
         let past_deadline = now > record.deadline_ms + DEADLINE_GRACE_MS;
+        let close = || vec![TxKind::SettleJob { job }, TxKind::ExpireJob { job }];
         match record.state {
             JobState::Awarded if record.awards.iter().any(|a| a.node == me) => {
                 if past_deadline {
-                    due.push((
-                        job,
-                        vec![TxKind::SettleJob { job }, TxKind::ExpireJob { job }],
-                    ));
-                } else if all_results_in(record) {
+                    due.push((job, close()));
+                } else if decided(record) {
                     let since = *settleable_since.get(&job).unwrap_or(&now);
                     still_settleable.insert(job, since);
                     if now >= since + SETTLE_GRACE_MS {
-                        due.push((job, vec![TxKind::SettleJob { job }]));
+                        due.push((job, close()));
                     }
                 }
             }
@@ -95,8 +94,11 @@ fn due(
     due
 }
 
-fn all_results_in(record: &JobRecord) -> bool {
-    record.awards.iter().all(|a| a.result.is_some())
+/// Whether waiting for an awarded job's deadline would change nothing: every
+/// award answered (settled, with or without a majority), or no strict
+/// majority can form any more (expired early, by the ledger's rule).
+fn decided(record: &JobRecord) -> bool {
+    record.pending() == 0 || !record.majority_possible()
 }
 
 /// The registered node that closes an unawarded job: the one whose
@@ -126,5 +128,75 @@ async fn close(inner: &Inner, job: JobId, kinds: Vec<TxKind>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use peercloud_ledger::{Award, ResultClaim};
+    use peercloud_types::{Amount, Keypair};
+
+    use super::*;
+
+    /// An awarded job of k = 3 whose awards answered as `answers` says.
+    fn job(answers: [Answer; 3]) -> JobRecord {
+        let owner = Keypair::from_seed(&[9; 32]).account_id();
+        let awards = answers
+            .iter()
+            .enumerate()
+            .map(|(i, answer)| Award {
+                node: Keypair::from_seed(&[i as u8 + 1; 32]).node_id(),
+                owner,
+                price: Amount::from_tokens(1),
+                result: match answer {
+                    Answer::Claim(byte) => Some(ResultClaim {
+                        output_digest: Hash32::of(&[*byte]),
+                        fuel_used: 1,
+                    }),
+                    Answer::Pending | Answer::Withdrawn => None,
+                },
+                withdrawn: matches!(answer, Answer::Withdrawn),
+            })
+            .collect();
+        JobRecord {
+            poster: owner,
+            spec_digest: Hash32::of(b"spec"),
+            redundancy: 3,
+            max_price_per_node: Amount::from_tokens(1),
+            posted_ms: 0,
+            deadline_ms: 1_000,
+            escrow_locked: Amount::from_tokens(3),
+            escrow_released: Amount::ZERO,
+            state: JobState::Awarded,
+            awards,
+            agreed: None,
+        }
+    }
+
+    /// How one award answered.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// A result whose digest is that of this byte.
+        Claim(u8),
+        /// Nothing yet.
+        Pending,
+        /// A withdrawal.
+        Withdrawn,
+    }
+
+    #[test]
+    fn a_job_is_decided_once_no_majority_can_form_or_every_award_answered() {
+        use Answer::{Claim, Pending, Withdrawn};
+        // Still open: a majority may form.
+        assert!(!decided(&job([Pending, Pending, Pending])));
+        assert!(!decided(&job([Withdrawn, Pending, Pending])));
+        assert!(!decided(&job([Claim(1), Claim(2), Pending])));
+        assert!(!decided(&job([Claim(1), Claim(1), Pending])));
+        // Decided: every award answered.
+        assert!(decided(&job([Claim(1), Claim(1), Withdrawn])));
+        assert!(decided(&job([Claim(1), Claim(2), Claim(3)])));
+        // Decided: no claim can reach two of three.
+        assert!(decided(&job([Withdrawn, Withdrawn, Pending])));
+        assert!(decided(&job([Claim(1), Withdrawn, Withdrawn])));
     }
 }

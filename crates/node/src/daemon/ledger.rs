@@ -25,8 +25,9 @@ use super::{Inner, now_ms};
 use crate::chain::{Committed, Refused};
 use crate::wire::{Message, SYNC_BLOCKS_MAX};
 
-/// Candidate transactions the validator queues; a full queue pushes back on
-/// the gossip handler, never grows.
+/// Candidate transactions the validator queues; a full queue drops gossiped
+/// transactions (never stalls the event loop) and makes local submitters
+/// wait, never grows.
 pub(crate) const MEMPOOL_TXS_MAX: usize = 8_192;
 /// Pending sync triggers.
 pub(crate) const SYNC_TRIGGERS: usize = 64;
@@ -202,11 +203,50 @@ impl Inner {
 }
 
 /// The validator's gossip handler: queue the transaction.
-pub(crate) async fn on_gossip_tx(inner: &Inner, tx: Signed<peercloud_ledger::Tx>) {
-    if let Some(mempool) = &inner.mempool
-        && mempool.send(tx).await.is_err()
-    {
-        tracing::error!("validator loop stopped; transaction dropped");
+pub(crate) fn on_gossip_tx(inner: &Inner, tx: Signed<peercloud_ledger::Tx>) {
+    if let Some(mempool) = &inner.mempool {
+        offer_to_mempool(mempool, tx, &inner.mempool_dropped);
+    }
+}
+
+/// What became of a gossiped transaction offered to the mempool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    /// Queued for the next block.
+    Queued,
+    /// The mempool was full: dropped (its submitter publishes it again
+    /// every [`TX_RESEND_INTERVAL`] until it is in a block).
+    Dropped,
+    /// The validator loop has stopped.
+    Closed,
+}
+
+/// Queues `tx` for the validator without waiting: the node's one event loop
+/// serves every protocol, so a full mempool drops the gossiped transaction
+/// (counted in `dropped`; logged on the 1st, 2nd, 4th, 8th… drop) rather
+/// than stalling blocks, offers and chunk requests behind it.
+pub(crate) fn offer_to_mempool(
+    mempool: &mpsc::Sender<Signed<peercloud_ledger::Tx>>,
+    tx: Signed<peercloud_ledger::Tx>,
+    dropped: &std::sync::atomic::AtomicU64,
+) -> Offered {
+    match mempool.try_send(tx) {
+        Ok(()) => Offered::Queued,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let count = dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if count.is_power_of_two() {
+                tracing::warn!(
+                    dropped = count,
+                    capacity = MEMPOOL_TXS_MAX,
+                    "mempool full: gossiped transaction dropped (its submitter resends it)"
+                );
+            }
+            Offered::Dropped
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            tracing::error!("validator loop stopped; transaction dropped");
+            Offered::Closed
+        }
     }
 }
 
@@ -480,4 +520,60 @@ pub(crate) async fn register(inner: Arc<Inner>) {
         }
     }
     tracing::info!(node = %inner.node_id(), "registered on the ledger");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use peercloud_ledger::Tx;
+    use peercloud_types::Hash32;
+
+    use super::*;
+
+    fn transfer(nonce: u64) -> Signed<Tx> {
+        let key = Keypair::from_seed(&[7; 32]);
+        let tx = Tx {
+            chain: Hash32::of(b"test chain"),
+            nonce,
+            fee: Amount::ZERO,
+            kind: TxKind::Transfer {
+                to: Keypair::from_seed(&[8; 32]).account_id(),
+                amount: Amount::ZERO,
+            },
+        };
+        Signed::new(tx, &key)
+    }
+
+    #[tokio::test]
+    async fn a_full_mempool_drops_gossip_at_once_and_never_waits() {
+        let (mempool, mut queued) = mpsc::channel(2);
+        let dropped = AtomicU64::new(0);
+        assert_eq!(
+            offer_to_mempool(&mempool, transfer(1), &dropped),
+            Offered::Queued
+        );
+        assert_eq!(
+            offer_to_mempool(&mempool, transfer(2), &dropped),
+            Offered::Queued
+        );
+        // Full: an awaiting send would stall the caller (the event loop)
+        // until the validator drained it; the offer returns at once.
+        assert_eq!(
+            offer_to_mempool(&mempool, transfer(3), &dropped),
+            Offered::Dropped
+        );
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(queued.recv().await.map(|tx| tx.body.nonce), Some(1));
+        assert_eq!(
+            offer_to_mempool(&mempool, transfer(4), &dropped),
+            Offered::Queued,
+            "room again once the validator takes one"
+        );
+        drop(queued);
+        assert_eq!(
+            offer_to_mempool(&mempool, transfer(5), &dropped),
+            Offered::Closed
+        );
+    }
 }

@@ -8,7 +8,7 @@
 //!      ▲                                ├─ Block gossip / sync ─► Chain::apply ─► committed (broadcast)
 //!      │ NetHandle                      ├─ CapacityRequest ─► provider: evaluate ─► Offer request
 //!      └────────────────────────────────┼─ Offer request ─► requester's collector
-//!                                       ├─ Chunk put/get ─► FsChunkStore
+//!                                       ├─ Chunk put/get/delete ─► FsChunkStore
 //!                                       └─ Dispatch ─► provider: fetch, sandbox, store, SubmitResult
 //! ```
 //!
@@ -17,6 +17,7 @@
 
 mod chunks;
 mod closer;
+mod gossip;
 mod held;
 mod ledger;
 mod provider;
@@ -35,7 +36,7 @@ use peercloud_types::{JobId, KeyFileError, Keypair, NodeId, PublicKey};
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
-pub use chunks::NetStore;
+pub use chunks::{ChunkError, ChunkRelease, NetStore, PutRefusal};
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
 pub use requester::RequesterError;
@@ -153,6 +154,8 @@ pub struct Inner {
     reserved_cpu: AtomicU64,
     /// Memory reserved by running jobs, bytes.
     reserved_memory: AtomicU64,
+    /// Gossiped transactions dropped because the mempool was full.
+    mempool_dropped: AtomicU64,
     /// The API token.
     token: String,
 }
@@ -339,6 +342,7 @@ impl Node {
             running: Mutex::new(std::collections::HashSet::new()),
             reserved_cpu: AtomicU64::new(0),
             reserved_memory: AtomicU64::new(0),
+            mempool_dropped: AtomicU64::new(0),
             token,
         });
         if let Some(rx) = mempool_rx {
@@ -552,14 +556,14 @@ async fn event_loop(
                         continue;
                     }
                 };
-                let verdict = judge_gossip(&inner, topic, &message);
+                let verdict = gossip::judge_gossip(&inner, topic, &message);
                 inner.net.validate(id, verdict).await;
                 if verdict != Verdict::Accept {
                     tracing::debug!(?source, topic = topic.name(), ?verdict, "gossip not taken");
                     continue;
                 }
                 match message {
-                    Message::Tx(tx) => ledger::on_gossip_tx(&inner, tx).await,
+                    Message::Tx(tx) => ledger::on_gossip_tx(&inner, tx),
                     Message::Block(block) => ledger::on_block(&inner, block, source, &sync).await,
                     Message::CapacityRequest(request) => {
                         let span = tracing::debug_span!("capacity_request", job = %request.job);
@@ -567,7 +571,9 @@ async fn event_loop(
                             provider::on_capacity_request(inner.clone(), request).instrument(span),
                         );
                     }
-                    other => tracing::warn!(?source, "unexpected gossip {:?}", kind_of(&other)),
+                    other => {
+                        tracing::warn!(?source, "unexpected gossip {:?}", gossip::kind_of(&other))
+                    }
                 }
             }
             NetEvent::Request {
@@ -605,76 +611,6 @@ async fn event_loop(
     tracing::info!("network events ended");
 }
 
-/// This node's verdict on a gossip message, from what it can check without
-/// waiting: the topic is the message's, signatures hold, a transaction is
-/// for this chain, a block is the validator's and not already applied, a
-/// capacity request's spec is valid and its offer window open.
-fn judge_gossip(inner: &Inner, topic: GossipTopic, message: &Message) -> Verdict {
-    match (topic, message) {
-        (GossipTopic::Transactions, Message::Tx(tx)) => {
-            if tx.verify().is_err() {
-                return Verdict::Reject;
-            }
-            match inner.chain().check(tx, now_ms()) {
-                Ok(_) => Verdict::Accept,
-                // An earlier transaction of the signer is still on its way.
-                Err(peercloud_ledger::TxError::BadNonce { expected, got }) if got > expected => {
-                    Verdict::Accept
-                }
-                Err(peercloud_ledger::TxError::WrongChain { .. }) => Verdict::Reject,
-                // Stale or unaffordable here: not worth relaying, no fault
-                // (this node's tip may differ from the sender's).
-                Err(_) => Verdict::Ignore,
-            }
-        }
-        (GossipTopic::Blocks, Message::Block(block)) => {
-            let (validator, next) = {
-                let chain = inner.chain();
-                (chain.state().params().validator, chain.next_height())
-            };
-            if block.header.signer != validator
-                || block.header.body.proposer != validator
-                || block.header.verify().is_err()
-            {
-                Verdict::Reject
-            } else if block.height() < next {
-                Verdict::Ignore
-            } else {
-                Verdict::Accept
-            }
-        }
-        (GossipTopic::CapacityRequests, Message::CapacityRequest(request)) => {
-            if request.spec.validate().is_err() {
-                Verdict::Reject
-            } else if request.offers_until_ms < now_ms() {
-                Verdict::Ignore
-            } else {
-                Verdict::Accept
-            }
-        }
-        _ => Verdict::Reject,
-    }
-}
-
-fn kind_of(message: &Message) -> &'static str {
-    match message {
-        Message::Tx(_) => "tx",
-        Message::Block(_) => "block",
-        Message::CapacityRequest(_) => "capacity request",
-        Message::Offer(_) => "offer",
-        Message::Decline { .. } => "decline",
-        Message::ChunkPut { .. } => "chunk put",
-        Message::ChunkGet { .. } => "chunk get",
-        Message::Chunk(_) => "chunk",
-        Message::Dispatch(_) => "dispatch",
-        Message::Result(_) => "result",
-        Message::SyncRequest { .. } => "sync request",
-        Message::Blocks(_) => "blocks",
-        Message::Ack => "ack",
-        Message::Error { .. } => "error",
-    }
-}
-
 /// Answers one request.
 async fn answer(
     inner: &Arc<Inner>,
@@ -683,13 +619,16 @@ async fn answer(
     message: Message,
 ) -> Message {
     match (protocol, message) {
-        (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline { .. })) => {
+        (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline(_))) => {
             requester::on_offer(inner, m)
         }
         (Protocol::Chunk, Message::ChunkPut { cid, bytes }) => {
-            chunks::on_put(inner, cid, bytes).await
+            chunks::on_put(inner, peer, cid, bytes).await
         }
         (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
+        (Protocol::Chunk, Message::ChunkDelete { cid }) => {
+            chunks::on_delete(inner, peer, cid).await
+        }
         (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
             provider::on_dispatch(inner.clone(), peer, dispatch).await
         }
@@ -700,7 +639,7 @@ async fn answer(
             ErrorCode::BadRequest,
             format!(
                 "a {} message does not belong on {}",
-                kind_of(&other),
+                gossip::kind_of(&other),
                 protocol.name()
             ),
         ),

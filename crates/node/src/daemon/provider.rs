@@ -2,7 +2,11 @@
 //! by the market (its base prices, surged by its load), and runs the jobs it
 //! is awarded — fetch and decrypt the inputs with the keys sealed to it,
 //! run the module in the sandbox, store the outputs encrypted to the poster
-//! with three replicas, and put its output digest on the ledger.
+//! with three replicas, and put its output digest on the ledger. A run that
+//! failed the same way every node's would (out of fuel, a trap, ...) is a
+//! result too: its failed-run digest goes on the ledger, without outputs.
+//! Any other failure once awarded is withdrawn on the ledger
+//! (`WithdrawResult`), so the job need not wait for its deadline.
 
 use std::io::BufReader;
 use std::sync::Arc;
@@ -10,12 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use peercloud_api::ErrorCode;
-use peercloud_compute::{RunOutcome, RunRequest};
+use peercloud_compute::{RunEnd, RunRequest};
 use peercloud_ledger::{JobState, TxKind};
 use peercloud_market::{JobAsk, NodeProfile, PricePolicy, evaluate};
 use peercloud_net::{PeerId, Protocol};
 use peercloud_store::{PutOptions, get_object_with_key, open_sealed_key, put_object};
-use peercloud_types::{Hash32, JobId, JobSpec, Offer, Signed};
+use peercloud_types::{Decline, Hash32, JobId, JobSpec, Offer, Signed};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
@@ -47,11 +51,14 @@ pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequ
     }
     let answer = match offer_for(&inner, &request) {
         Ok(offer) => Message::Offer(Signed::new(offer, &inner.node_key)),
-        Err(reason) => Message::Decline {
-            job: request.job,
-            node: inner.node_id(),
-            reason,
-        },
+        Err(reason) => Message::Decline(Signed::new(
+            Decline {
+                job: request.job,
+                node: inner.node_id(),
+                reason,
+            },
+            &inner.node_key,
+        )),
     };
     if request.requester == inner.node_id() {
         // This node collects the offers itself: no network round trip.
@@ -250,6 +257,42 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
     // One run per job on this node: a second dispatch (a retry, or anyone
     // replaying the first) neither runs it again nor shares its directory.
     let _running = Running::claim(inner, job)?;
+    // Awarded, and this dispatch is the one running it: a failure that is
+    // no result (staging, wall time, storing, the host) is withdrawn on the
+    // ledger, so the job need not wait for its deadline.
+    match run_awarded(inner, dispatch, poster, deadline_ms).await {
+        Ok(result) => Ok(result),
+        Err(refusal) => {
+            if withdraws(refusal.0) {
+                withdraw(inner, job, &refusal).await;
+            }
+            Err(refusal)
+        }
+    }
+}
+
+/// Whether a run refused with `code` is withdrawn on the ledger. Not a
+/// failed submit (the result may still land), nor a dispatch this node
+/// cannot read (a bad request, keys that do not open): dispatches are not
+/// signed by the poster, so a correct one may still follow a broken one.
+fn withdraws(code: ErrorCode) -> bool {
+    !matches!(
+        code,
+        ErrorCode::SubmitFailed | ErrorCode::BadRequest | ErrorCode::BadKey
+    )
+}
+
+/// Stages, runs and reports an awarded job: outputs stored and the digest
+/// on the ledger, or, for a run that failed the same way every node's would,
+/// the failed run's digest (no outputs) and how it failed.
+async fn run_awarded(
+    inner: &Arc<Inner>,
+    dispatch: Dispatch,
+    poster: peercloud_types::AccountId,
+    deadline_ms: u64,
+) -> Result<RunResult, Refusal> {
+    let job = dispatch.job;
+    let spec = dispatch.spec.clone();
     let _reservation = Reservation::take(inner, &spec);
     let work = WorkDir::create(inner, &job)?;
     let store = NetStore::new(inner.clone(), tokio::runtime::Handle::current());
@@ -264,44 +307,76 @@ async fn run_dispatch(inner: &Arc<Inner>, dispatch: Dispatch) -> Result<RunResul
 
     // running: the sandbox, stopped by the deadline at the latest.
     let started = Instant::now();
-    let outcome = run_module(inner, &spec, module, &work, deadline_ms).await?;
+    let ended = run_module(inner, &spec, module, &work, deadline_ms).await?;
     let running_ms = started.elapsed().as_millis() as u64;
 
-    // storing: outputs encrypted to the poster, three replicas; digest on the ledger.
+    // storing: outputs encrypted to the poster, three replicas (a failed
+    // run has none); digest on the ledger.
     let started = Instant::now();
-    let stored = {
-        let (files, output) = (outcome.outputs.clone(), work.output.clone());
-        let owner = *poster.key();
-        blocking(move || store_outputs(&store, &files, &output, &owner)).await??
+    let (exit_code, stored, stderr, failure) = match &ended {
+        RunEnd::Exited(outcome) => {
+            let (files, output) = (outcome.outputs.clone(), work.output.clone());
+            let owner = *poster.key();
+            let stored = blocking(move || store_outputs(&store, &files, &output, &owner)).await??;
+            let mut stderr = outcome.stderr.clone();
+            stderr.truncate(STDERR_BYTES_MAX);
+            (outcome.exit_code, stored, stderr, None)
+        }
+        RunEnd::Failed(failed) => {
+            // The end of stderr, where a panic message is.
+            let from = failed.stderr.len().saturating_sub(STDERR_BYTES_MAX);
+            let stderr = failed.stderr.get(from..).unwrap_or_default().to_vec();
+            (0, Vec::new(), stderr, Some(failed.message()))
+        }
     };
-    let digest = reported_digest(outcome.output_digest);
+    let digest = reported_digest(ended.output_digest());
+    let fuel = ended.fuel_consumed();
     let kind = TxKind::SubmitResult {
         job,
         output_digest: digest,
-        fuel_used: outcome.fuel_consumed,
+        fuel_used: fuel,
     };
     inner
         .sign_and_submit(&inner.node_key, kind, true)
         .await
         .map_err(|e| (ErrorCode::SubmitFailed, e.to_string()))?;
     let storing_ms = started.elapsed().as_millis() as u64;
-    let mut stderr = outcome.stderr;
-    stderr.truncate(STDERR_BYTES_MAX);
     Ok(RunResult {
         job,
-        exit_code: outcome.exit_code,
+        exit_code,
         digest,
-        fuel: outcome.fuel_consumed,
+        fuel,
         outputs: stored,
         stderr,
         staging_ms,
         running_ms,
         storing_ms,
+        failure,
     })
 }
 
+/// Tells the ledger this node will not deliver `job` (`WithdrawResult`,
+/// signed by the node key, the fee paid by its owner). Not withdrawing is
+/// only logged: the refusal is answered either way, and the job still ends
+/// at its deadline.
+async fn withdraw(inner: &Inner, job: JobId, why: &Refusal) {
+    let (code, reason) = why;
+    match inner
+        .sign_and_submit(&inner.node_key, TxKind::WithdrawResult { job }, true)
+        .await
+    {
+        Ok(_) => tracing::info!(%job, %code, %reason, "withdrew from the job"),
+        Err(e) => tracing::warn!(%job, %code, %reason, %e, "could not withdraw from the job"),
+    }
+}
+
 /// Fetches, verifies and decrypts the module (returned) and the inputs
-/// (written into `input_dir`) with the keys sealed to this node.
+/// (written into `input_dir`) with the keys sealed to this node. Each input
+/// object is one file at its path under `/input`: a file input's name, or
+/// `name/sub/file` for a file of a directory input. The paths are checked
+/// against the spec first (relative, no `.`-prefixed or empty components,
+/// bounded depth and length, under one of the spec's inputs, no clashes),
+/// and the directories they need are created.
 fn stage(
     inner: &Inner,
     store: &NetStore,
@@ -325,15 +400,16 @@ fn stage(
             format!("module {}: {e}", module.cid),
         )
     })?;
+    let paths = dispatch.inputs.iter().map(|input| input.name.as_str());
+    peercloud_types::job::check_staged_paths(&dispatch.spec, paths)
+        .map_err(|e| (ErrorCode::BadRequest, format!("bad dispatch: {e}")))?;
     for input in &dispatch.inputs {
-        if input.name.is_empty() || input.name.contains('/') || input.name.starts_with('.') {
-            return Err((
-                ErrorCode::BadRequest,
-                format!("bad input name {:?}", input.name),
-            ));
-        }
         let path = input_dir.join(&input.name);
-        let file = std::fs::File::create(&path)
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| (ErrorCode::Internal, format!("{}: {e}", parent.display())))?;
+        }
+        let file = std::fs::File::create_new(&path)
             .map_err(|e| (ErrorCode::Internal, format!("{}: {e}", path.display())))?;
         get_object_with_key(
             store,
@@ -352,14 +428,15 @@ fn stage(
 }
 
 /// Runs the module in the sandbox; a result after the deadline would be
-/// refused, so the run stops by then.
+/// refused, so the run stops by then. A failure every node reproduces (out
+/// of fuel, a trap, ...) is a result; any other is refused.
 async fn run_module(
     inner: &Inner,
     spec: &JobSpec,
     module: Vec<u8>,
     work: &WorkDir,
     deadline_ms: u64,
-) -> Result<RunOutcome, Refusal> {
+) -> Result<RunEnd, Refusal> {
     let mut request =
         RunRequest::for_job(spec, module, Some(work.input.clone()), work.output.clone());
     // On the grid the spec's module CID names the stored object (its
@@ -368,7 +445,7 @@ async fn run_module(
     let left_ms = deadline_ms.saturating_sub(now_ms());
     request.limits.wall_time_ms = request.limits.wall_time_ms.min(left_ms.max(1));
     let executor = inner.executor.clone();
-    blocking(move || executor.run(&request))
+    blocking(move || executor.run_to_end(&request))
         .await?
         .map_err(|e| (ErrorCode::RunFailed, e.to_string()))
 }
@@ -432,6 +509,12 @@ async fn wait_for_award(
                         return Err((
                             ErrorCode::NotAwarded,
                             format!("this node already reported its result for job {job}"),
+                        ));
+                    }
+                    Some(award) if award.withdrawn => {
+                        return Err((
+                            ErrorCode::NotAwarded,
+                            format!("this node withdrew from job {job}"),
                         ));
                     }
                     Some(_) => return Ok((record.poster, record.deadline_ms)),

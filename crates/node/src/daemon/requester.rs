@@ -5,12 +5,13 @@
 //! `AwardJob` and `SettleJob` and seals the keys on their own machine.
 
 use peercloud_api::{ApiError, ErrorCode};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use peercloud_net::{GossipTopic, Protocol};
-use peercloud_types::{JobId, JobSpec, NodeId, Offer, Signed};
+use peercloud_types::{Decline, JobId, JobSpec, NodeId, Offer, Signed};
 use tokio::sync::mpsc;
 
 use super::{Inner, OFFERS_CHANNEL, now_ms};
@@ -83,7 +84,9 @@ impl Inner {
         if record.spec_digest != spec.digest() {
             return Err(RequesterError::SpecMismatch { job });
         }
-        let providers = self.chain().state().nodes().count();
+        // Only nodes registered on the ledger can be awarded: only their
+        // answers count, once each, toward "every provider answered".
+        let providers: BTreeSet<NodeId> = self.chain().state().nodes().map(|(n, _)| *n).collect();
         let (tx, mut rx) = mpsc::channel(OFFERS_CHANNEL);
         self.collectors_lock().insert(job, tx);
         let until = now_ms() + window_ms;
@@ -103,27 +106,22 @@ impl Inner {
         if !self.is_validator() {
             tokio::spawn(super::provider::on_capacity_request(self.clone(), request));
         }
-        let mut gathered = Gathered::default();
+        let mut tally = Tally::new(providers);
         if let Err(e) = published
-            && providers <= 1
+            && tally.providers.len() <= 1
         {
             self.collectors_lock().remove(&job);
             return Err(RequesterError::Net(e.to_string()));
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(window_ms);
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-            match message {
-                Message::Offer(offer) => gathered.offers.push(offer),
-                Message::Decline { node, reason, .. } => gathered.declined.push((node, reason)),
-                _ => {}
-            }
-            let answered = gathered.offers.len() + gathered.declined.len();
-            if (enough > 0 && gathered.offers.len() >= enough) || answered >= providers {
+            tally.take(message);
+            if (enough > 0 && tally.gathered.offers.len() >= enough) || tally.all_answered() {
                 break;
             }
         }
         self.collectors_lock().remove(&job);
-        Ok(gathered)
+        Ok(tally.gathered)
     }
 
     /// Sends each node its dispatch (all at once) and returns each answer.
@@ -188,20 +186,87 @@ impl Inner {
     }
 }
 
+/// The answers to one capacity request: each registered node's first
+/// offer or decline; answers from nodes the ledger does not know, and
+/// second answers, are left out.
+struct Tally {
+    providers: BTreeSet<NodeId>,
+    answered: BTreeSet<NodeId>,
+    gathered: Gathered,
+}
+
+impl Tally {
+    fn new(providers: BTreeSet<NodeId>) -> Tally {
+        Tally {
+            providers,
+            answered: BTreeSet::new(),
+            gathered: Gathered::default(),
+        }
+    }
+
+    /// Counts a verified answer (see [`on_offer`]).
+    fn take(&mut self, message: Message) {
+        let node = match &message {
+            Message::Offer(offer) => offer.body.node,
+            Message::Decline(decline) => decline.body.node,
+            _ => return,
+        };
+        if !self.providers.contains(&node) {
+            tracing::debug!(%node, "answer from a node not registered on the ledger ignored");
+            return;
+        }
+        if !self.answered.insert(node) {
+            tracing::debug!(%node, "second answer from a node ignored");
+            return;
+        }
+        match message {
+            Message::Offer(offer) => self.gathered.offers.push(offer),
+            Message::Decline(decline) => {
+                let Decline { node, reason, .. } = decline.body;
+                self.gathered.declined.push((node, reason));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether every registered node has answered.
+    fn all_answered(&self) -> bool {
+        self.answered.len() >= self.providers.len()
+    }
+}
+
+/// The job an offer or decline answers, once its signature holds and its
+/// signer is the node it speaks for; else the refusal to send back.
+fn verified_answer(message: &Message) -> Result<JobId, (ErrorCode, String)> {
+    let (verified, job, node, signer) = match message {
+        Message::Offer(offer) => (
+            offer.verify().is_ok(),
+            offer.body.job,
+            offer.body.node,
+            offer.signer,
+        ),
+        Message::Decline(decline) => (
+            decline.verify().is_ok(),
+            decline.body.job,
+            decline.body.node,
+            decline.signer,
+        ),
+        _ => return Err((ErrorCode::BadRequest, "not an offer".into())),
+    };
+    if !verified || node != NodeId(signer) {
+        return Err((
+            ErrorCode::BadSignature,
+            format!("the answer for job {job} is not signed by node {node}"),
+        ));
+    }
+    Ok(job)
+}
+
 /// An offer or decline from a provider, for one of this node's collectors.
 pub(crate) fn on_offer(inner: &Inner, message: Message) -> Message {
-    let job = match &message {
-        Message::Offer(offer) => {
-            if offer.verify().is_err() || offer.body.node != NodeId(offer.signer) {
-                return Message::error(
-                    ErrorCode::BadSignature,
-                    "the offer's signature does not verify",
-                );
-            }
-            offer.body.job
-        }
-        Message::Decline { job, .. } => *job,
-        _ => return Message::error(ErrorCode::BadRequest, "not an offer"),
+    let job = match verified_answer(&message) {
+        Ok(job) => job,
+        Err((code, message)) => return Message::error(code, message),
     };
     let sender = inner.collectors_lock().get(&job).cloned();
     match sender {
@@ -216,5 +281,85 @@ pub(crate) fn on_offer(inner: &Inner, message: Message) -> Message {
             ErrorCode::NotFound,
             format!("no offers are being collected for job {job}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use peercloud_types::{Amount, Hash32, Keypair};
+
+    use super::*;
+
+    fn job() -> JobId {
+        JobId(Hash32::of(b"a job"))
+    }
+
+    fn decline(key: &Keypair, node: NodeId) -> Message {
+        let body = Decline {
+            job: job(),
+            node,
+            reason: "busy".into(),
+        };
+        Message::Decline(Signed::new(body, key))
+    }
+
+    fn offer(key: &Keypair) -> Message {
+        let body = Offer {
+            job: job(),
+            node: NodeId(key.public()),
+            price: Amount::from_tokens(1),
+            valid_until_ms: u64::MAX,
+        };
+        Message::Offer(Signed::new(body, key))
+    }
+
+    #[test]
+    fn an_answer_must_be_signed_by_the_node_it_speaks_for() {
+        let (node, stranger) = (Keypair::from_seed(&[1; 32]), Keypair::from_seed(&[2; 32]));
+        assert_eq!(
+            verified_answer(&decline(&node, NodeId(node.public()))),
+            Ok(job())
+        );
+        assert_eq!(verified_answer(&offer(&node)), Ok(job()));
+        // A decline in another node's name: refused.
+        let forged = decline(&stranger, NodeId(node.public()));
+        assert!(matches!(
+            verified_answer(&forged),
+            Err((ErrorCode::BadSignature, _))
+        ));
+        // A signature that does not verify: refused.
+        let Message::Decline(mut tampered) = decline(&node, NodeId(node.public())) else {
+            unreachable!()
+        };
+        tampered.body.reason = "something else".into();
+        assert!(matches!(
+            verified_answer(&Message::Decline(tampered)),
+            Err((ErrorCode::BadSignature, _))
+        ));
+    }
+
+    #[test]
+    fn only_registered_nodes_answers_count_once_each_toward_every_provider_answered() {
+        let keys: Vec<Keypair> = (1..=3).map(|i| Keypair::from_seed(&[i; 32])).collect();
+        let registered: BTreeSet<NodeId> = keys[..2].iter().map(|k| NodeId(k.public())).collect();
+        let mut tally = Tally::new(registered);
+        // An unregistered node answering many times does not end the window.
+        for _ in 0..5 {
+            tally.take(offer(&keys[2]));
+            tally.take(decline(&keys[2], NodeId(keys[2].public())));
+        }
+        // Nor does one registered node answering twice.
+        tally.take(decline(&keys[0], NodeId(keys[0].public())));
+        tally.take(offer(&keys[0]));
+        assert!(!tally.all_answered());
+        assert!(
+            tally.gathered.offers.is_empty(),
+            "only first answers are kept"
+        );
+        assert_eq!(tally.gathered.declined.len(), 1);
+        tally.take(offer(&keys[1]));
+        assert!(tally.all_answered());
+        assert_eq!(tally.gathered.offers.len(), 1);
+        assert_eq!(tally.gathered.offers[0].body.node, NodeId(keys[1].public()));
     }
 }
