@@ -17,6 +17,7 @@ use crate::params::{GENESIS_ALLOCATIONS_MAX, REPUTATION_START};
 use crate::records::NodeRecord;
 use crate::state::State;
 use crate::tx::{Tx, TxKind, verify_registration_proof};
+use crate::{buckets, clusters};
 
 // The type lives in `context.rs`; re-exported so `apply::BlockContext` keeps working.
 pub use crate::context::BlockContext;
@@ -171,6 +172,49 @@ fn execute(
         TxKind::WithdrawResult { job } => {
             jobs::withdraw(state, &NodeId(tx.signer), job, ctx, events)
         }
+        TxKind::CreateCluster {
+            managers,
+            threshold,
+            terms,
+        } => clusters::create(
+            state, &signer, body.nonce, managers, *threshold, terms, events,
+        ),
+        TxKind::JoinCluster {
+            cluster,
+            node,
+            capacity_bytes,
+        } => clusters::join(state, &signer, cluster, node, *capacity_bytes, events),
+        TxKind::ProposeCluster { cluster, action } => {
+            clusters::propose(state, &signer, cluster, action, ctx, events)
+        }
+        TxKind::ApproveCluster { cluster, proposal } => {
+            clusters::approve(state, &signer, cluster, *proposal, ctx, events)
+        }
+        TxKind::LeaveCluster { cluster, node } => {
+            clusters::leave(state, &signer, cluster, node, events)
+        }
+        TxKind::CreateBucket { cluster, public } => {
+            buckets::create(state, &signer, body.nonce, cluster, *public, ctx, events)
+        }
+        TxKind::DepositBucket { bucket, amount } => {
+            buckets::deposit(state, &signer, bucket, *amount, events)
+        }
+        TxKind::CloseBucket { bucket } => buckets::close(state, &signer, bucket, ctx, events),
+        TxKind::BillBucket {
+            bucket,
+            period,
+            usage,
+            receipts,
+        } => {
+            let bill = buckets::Bill {
+                bucket: *bucket,
+                period: *period,
+                usage,
+                receipts,
+            };
+            buckets::bill(state, &signer, bill, ctx, events)
+        }
+        TxKind::ExpireBucket { bucket } => buckets::expire(state, bucket, ctx, events),
     }
 }
 

@@ -37,8 +37,9 @@ const META_FORMAT: &str = "format";
 /// On-disk layout version; bump with a migration when the tables or the
 /// records in them change. 2: job records are version 2 (awards record
 /// withdrawals), and the state root hashes them, so a version-1 chain cannot
-/// be continued: it is refused with [`DbError::UnsupportedFormat`].
-const FORMAT_VERSION: u8 = 2;
+/// be continued: it is refused with [`DbError::UnsupportedFormat`]. 3: the
+/// state root covers the clusters and buckets tables.
+const FORMAT_VERSION: u8 = 3;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

@@ -5,6 +5,7 @@
 use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, PublicKey};
 
 use crate::records::JobState;
+use crate::storage_error::StorageError;
 
 /// A transaction the ledger refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -366,4 +367,7 @@ pub enum TxError {
         /// The block's time.
         time_ms: u64,
     },
+    /// A cluster, bucket or billing transaction refused (see [`StorageError`]).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }

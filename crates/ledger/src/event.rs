@@ -8,6 +8,7 @@ use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::records::ResultClaim;
+use crate::storage_records::{BucketId, ClusterAction, ClusterId};
 
 /// One thing an applied transaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,5 +157,138 @@ pub enum Event {
         job: JobId,
         /// The node.
         node: NodeId,
+    },
+    /// A cluster, bucket or billing event (see [`StorageEvent`]).
+    Storage(StorageEvent),
+}
+
+/// What a cluster, bucket or billing transaction did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StorageEvent {
+    /// A cluster was created.
+    ClusterCreated {
+        /// The cluster.
+        cluster: ClusterId,
+        /// Its creator (receives the managers' fee).
+        creator: AccountId,
+    },
+    /// A node joined a cluster (pending admission) and locked its stake.
+    MemberJoined {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node.
+        node: NodeId,
+        /// Stake locked.
+        stake: Amount,
+    },
+    /// A manager proposed a decision (its own approval counted).
+    ClusterProposed {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The proposal's id.
+        proposal: u64,
+        /// What it does.
+        action: ClusterAction,
+    },
+    /// A manager approved a proposal.
+    ClusterApproved {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The proposal.
+        proposal: u64,
+        /// The manager.
+        manager: AccountId,
+    },
+    /// A proposal reached its threshold and took effect.
+    ClusterDecided {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The proposal.
+        proposal: u64,
+        /// What it did.
+        action: ClusterAction,
+    },
+    /// A member left or was removed; its stake went back to its owner.
+    MemberLeft {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node.
+        node: NodeId,
+        /// Stake returned.
+        stake: Amount,
+    },
+    /// A bucket was created.
+    BucketCreated {
+        /// The bucket.
+        bucket: BucketId,
+        /// Its cluster.
+        cluster: ClusterId,
+        /// Its owner.
+        owner: AccountId,
+    },
+    /// Tokens moved into a bucket's deposit.
+    BucketDeposited {
+        /// The bucket.
+        bucket: BucketId,
+        /// Who paid.
+        from: AccountId,
+        /// How much.
+        amount: Amount,
+    },
+    /// A billing period was billed.
+    BucketBilled {
+        /// The bucket.
+        bucket: BucketId,
+        /// The period (`None`: the partial period a close billed).
+        period: Option<u64>,
+        /// What the usage and receipts came to.
+        charged: Amount,
+        /// What the deposit paid (less than `charged` when it ran short).
+        paid: Amount,
+    },
+    /// A provider or the managers were paid out of a bucket.
+    StoragePaid {
+        /// The bucket.
+        bucket: BucketId,
+        /// The node paid for (`None`: the managers' fee).
+        node: Option<NodeId>,
+        /// Who received the tokens.
+        to: AccountId,
+        /// How much.
+        amount: Amount,
+        /// For bytes served (`true`) or stored (`false`).
+        bandwidth: bool,
+    },
+    /// A bucket's deposit covers fewer than `LOW_DEPOSIT_PERIODS` periods
+    /// at its current charge (raised once per crossing).
+    BucketLow {
+        /// The bucket.
+        bucket: BucketId,
+        /// What it holds.
+        deposit: Amount,
+        /// The last period's charge.
+        per_period: Amount,
+    },
+    /// A bucket went read-only: a bill found its deposit short.
+    BucketReadOnly {
+        /// The bucket.
+        bucket: BucketId,
+        /// When its grace ends (it may then expire).
+        grace_ends_ms: u64,
+    },
+    /// A read-only bucket was topped up to cover a period: active again.
+    BucketReactivated {
+        /// The bucket.
+        bucket: BucketId,
+    },
+    /// A bucket was closed by its owner or expired after its grace; the rest
+    /// of its deposit went back to the owner.
+    BucketEnded {
+        /// The bucket.
+        bucket: BucketId,
+        /// Whether it expired (`true`) or its owner closed it.
+        expired: bool,
+        /// Refunded to the owner.
+        refund: Amount,
     },
 }

@@ -24,14 +24,24 @@
 //!   db       ─► block, params, records, state
 //!   genesis  ─► block, context, params, state, tx        (GenesisConfig, block 0)
 //!   block    ─► apply, context, error, event, params, state, tx
-//!   apply    ─► jobs, funds, context, error, event, params, records, state, tx
+//!   apply    ─► buckets, clusters, jobs, funds, context, error, event, params,
+//!               records, state, tx
+//!   buckets  ─► billing, clusters, funds, context, error, event, params, state,
+//!               storage_error, storage_records
+//!   clusters ─► funds, context, error, event, params, state, storage_error,
+//!               storage_records
 //!   jobs     ─► funds, context, error, event, params, records, state
 //!   funds    ─► error, records, state                    (debit, credit)
 //!   context  ─► state                                    (BlockContext)
-//!   state    ─► params, records, root, table
-//!   error    ─► records
-//!   event    ─► records
-//!   params, records, root, table, tx: nothing in the crate (Params, constants)
+//!   invariants ─► state, storage_records               (check_invariants)
+//!   state    ─► params, records, root, storage_records, table
+//!   error    ─► records, storage_error
+//!   event    ─► records, storage_records
+//!   tx       ─► storage_records
+//!   storage_error ─► storage_records
+//!   storage_records ─► table                             (ClusterId, BucketId)
+//!   billing  ─► params                                   (exact bill arithmetic)
+//!   params, records, root, table: nothing in the crate (Params, constants)
 //! ```
 //!
 //! `apply` reads no clock, no random source and iterates only `BTreeMap`s: the
@@ -39,18 +49,24 @@
 //! replays the block log reaches the same state root.
 
 pub mod apply;
+pub mod billing;
 pub mod block;
+mod buckets;
+mod clusters;
 pub mod context;
 pub mod db;
 pub mod error;
 pub mod event;
 mod funds;
 pub mod genesis;
+mod invariants;
 mod jobs;
 pub mod params;
 pub mod records;
 pub mod root;
 pub mod state;
+pub mod storage_error;
+pub mod storage_records;
 mod table;
 pub mod tx;
 
@@ -63,8 +79,15 @@ pub use context::BlockContext;
 pub use db::{DbError, LedgerDb, StoredTip};
 pub use error::TxError;
 pub use event::Event;
+pub use event::StorageEvent;
 pub use genesis::GenesisConfig;
+pub use invariants::InvariantError;
 pub use params::{Params, ParamsError};
 pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
-pub use state::{Checkpoint, EntryError, InvariantError, State, Tip};
+pub use state::{Checkpoint, EntryError, State, Tip};
+pub use storage_error::StorageError;
+pub use storage_records::{
+    BandwidthReceipt, BucketId, BucketRecord, BucketStatus, BucketUsage, ClusterAction, ClusterId,
+    ClusterRecord, ClusterTerms, Member, MemberStatus, Proposal, Redundancy,
+};
 pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

@@ -38,6 +38,46 @@ pub const REPUTATION_PENALTY_NO_MAJORITY: u32 = 100;
 /// (about 60 bytes each, so at most ~6 MB).
 pub const GENESIS_ALLOCATIONS_MAX: usize = 100_000;
 
+/// Most managers a cluster may have (its multisig is m-of-n, n at most this).
+pub const CLUSTER_MANAGERS_MAX: usize = 16;
+/// Most whole copies a replicated cluster may keep.
+pub const REPLICAS_MAX: u8 = 16;
+/// Most data pieces of a Reed-Solomon cluster.
+pub const RS_DATA_MAX: u8 = 64;
+/// Most parity pieces of a Reed-Solomon cluster.
+pub const RS_PARITY_MAX: u8 = 32;
+/// Highest storage or bandwidth price per GiB (10^9 tokens): keeps every
+/// bill's arithmetic inside u128 without approximation.
+pub const STORAGE_PRICE_MAX: Amount = Amount::from_base_units(1_000_000_000_000_000_000);
+/// Highest managers' fee: half of every bill.
+pub const MANAGER_FEE_BPS_MAX: u32 = BPS_DENOMINATOR / 2;
+/// Shortest billing period (1 s, for devnets).
+pub const BILLING_PERIOD_MS_MIN: u64 = 1_000;
+/// Longest billing period (31 days).
+pub const BILLING_PERIOD_MS_MAX: u64 = 31 * DAY_MS;
+/// Longest grace of a bucket that ran out (90 days); the shortest is one billing period.
+pub const GRACE_MS_MAX: u64 = 90 * DAY_MS;
+/// Least capacity a member may offer (1 MiB).
+pub const CAPACITY_BYTES_MIN: u64 = 1 << 20;
+/// Most capacity a member may offer (1 EiB).
+pub const CAPACITY_BYTES_MAX: u64 = 1 << 60;
+/// Most members (pending or active) a cluster may have; also the most
+/// bandwidth receipts one bill may carry (one per node).
+pub const CLUSTER_MEMBERS_MAX: usize = 256;
+/// Most open proposals a cluster may have.
+pub const PROPOSALS_OPEN_MAX: usize = 16;
+/// A proposal not executed this long after it was made is stale (7 days).
+pub const PROPOSAL_TTL_MS: u64 = 7 * DAY_MS;
+/// A bucket whose deposit covers fewer than this many periods at its last
+/// charge raises `BucketLow`.
+pub const LOW_DEPOSIT_PERIODS: u128 = 3;
+/// Bytes in a GiB, the unit of storage and bandwidth prices.
+pub const GIB: u128 = 1 << 30;
+/// A day, ms.
+pub const DAY_MS: u64 = 86_400_000;
+/// A month of storage pricing: 30 days, ms.
+pub const MONTH_MS: u64 = 30 * DAY_MS;
+
 /// Domain tag of the params digest hashed into every state root.
 const PARAMS_DIGEST_CONTEXT: &str = "peercloud ledger params v1";
 

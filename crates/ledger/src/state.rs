@@ -1,4 +1,5 @@
-//! The ledger's state: four journaled tables (meta, accounts, nodes, jobs),
+//! The ledger's state: six journaled tables (meta, accounts, nodes, jobs,
+//! clusters, buckets),
 //! their incrementally kept LtHash accumulators, the chain tip, and the
 //! invariants that must hold after every transaction.
 //!
@@ -17,6 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::params::{Params, ParamsError};
 use crate::records::{Account, JobRecord, Meta, NodeRecord};
 use crate::root::{LtHash, state_root};
+use crate::storage_records::{BucketId, BucketRecord, ClusterId, ClusterRecord};
 use crate::table::{Table, TableKey};
 
 /// Tag of the meta table in the root and on disk.
@@ -27,6 +29,10 @@ pub(crate) const TAG_ACCOUNTS: u8 = 1;
 pub(crate) const TAG_NODES: u8 = 2;
 /// Tag of the jobs table.
 pub(crate) const TAG_JOBS: u8 = 3;
+/// Tag of the clusters table.
+pub(crate) const TAG_CLUSTERS: u8 = 4;
+/// Tag of the buckets table.
+pub(crate) const TAG_BUCKETS: u8 = 5;
 
 /// The one key of the meta table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +99,8 @@ pub(crate) struct Accumulators {
     accounts: LtHash,
     nodes: LtHash,
     jobs: LtHash,
+    clusters: LtHash,
+    buckets: LtHash,
 }
 
 /// A stored state entry that cannot be read back.
@@ -125,79 +133,6 @@ pub enum EntryError {
     Params(#[from] ParamsError),
 }
 
-/// A broken ledger invariant: a bug, never a user error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvariantError {
-    /// Balances, stakes and escrow do not add up to what genesis minted.
-    #[error("supply is not conserved: {held:?} held, {minted:?} minted")]
-    SupplyNotConserved {
-        /// Sum of balances, stakes and escrow.
-        held: Amount,
-        /// Minted at genesis.
-        minted: Amount,
-    },
-    /// A sum overflowed u128 (impossible while supply is conserved).
-    #[error("overflow summing {what}")]
-    Overflow {
-        /// What was summed.
-        what: &'static str,
-    },
-    /// A job released more escrow than it locked.
-    #[error("job {job} released {released:?}, more than the {locked:?} it locked")]
-    EscrowOverReleased {
-        /// The job.
-        job: JobId,
-        /// Locked.
-        locked: Amount,
-        /// Released.
-        released: Amount,
-    },
-    /// A closed job still holds escrow.
-    #[error("closed job {job} still holds {held:?} of escrow")]
-    ClosedJobHoldsEscrow {
-        /// The job.
-        job: JobId,
-        /// Held.
-        held: Amount,
-    },
-    /// An awarded job's award count is not its redundancy.
-    #[error("job {job} has {awards} awards, its redundancy is {redundancy}")]
-    AwardCount {
-        /// The job.
-        job: JobId,
-        /// Awards.
-        awards: usize,
-        /// Redundancy.
-        redundancy: u8,
-    },
-    /// An award both withdrew and submitted a result.
-    #[error("job {job}: node {node} both withdrew and submitted a result")]
-    WithdrawnWithResult {
-        /// The job.
-        job: JobId,
-        /// The node.
-        node: NodeId,
-    },
-    /// An account's count of open awards disagrees with the jobs.
-    #[error("{account} records {recorded} open awards, the jobs hold {counted}")]
-    BoundAwards {
-        /// The account.
-        account: AccountId,
-        /// What the account records.
-        recorded: u32,
-        /// What the open jobs hold.
-        counted: u32,
-    },
-    /// A reputation outside the scale.
-    #[error("node {node} has reputation {reputation}, above the maximum")]
-    Reputation {
-        /// The node.
-        node: NodeId,
-        /// Its reputation.
-        reputation: u32,
-    },
-}
-
 /// Where a state stood before a block, so the block can be undone when it
 /// could not be made durable ([`State::checkpoint`]).
 #[must_use = "a checkpoint must be released or restored"]
@@ -215,6 +150,8 @@ struct RootPending {
     accounts: BTreeMap<AccountId, Option<Account>>,
     nodes: BTreeMap<NodeId, Option<NodeRecord>>,
     jobs: BTreeMap<JobId, Option<JobRecord>>,
+    clusters: BTreeMap<ClusterId, Option<ClusterRecord>>,
+    buckets: BTreeMap<BucketId, Option<BucketRecord>>,
 }
 
 /// The ledger's state. Changed only by [`crate::apply()`] and the block functions.
@@ -226,6 +163,8 @@ pub struct State {
     pub(crate) accounts: Table<AccountId, Account>,
     pub(crate) nodes: Table<NodeId, NodeRecord>,
     pub(crate) jobs: Table<JobId, JobRecord>,
+    pub(crate) clusters: Table<ClusterId, ClusterRecord>,
+    pub(crate) buckets: Table<BucketId, BucketRecord>,
     accumulators: Accumulators,
     tip: Option<Tip>,
 }
@@ -241,6 +180,8 @@ impl State {
             accounts: Table::new(),
             nodes: Table::new(),
             jobs: Table::new(),
+            clusters: Table::new(),
+            buckets: Table::new(),
             accumulators: Accumulators::default(),
             tip: None,
         })
@@ -319,6 +260,32 @@ impl State {
         self.jobs.iter()
     }
 
+    /// A cluster's record, if created.
+    pub fn cluster(&self, id: &ClusterId) -> Option<&ClusterRecord> {
+        self.clusters.get(id)
+    }
+
+    /// All clusters in id order.
+    pub fn clusters(&self) -> impl Iterator<Item = (&ClusterId, &ClusterRecord)> {
+        self.clusters.iter()
+    }
+
+    /// A cluster's placement weights (active node → capacity, node id
+    /// order), if the cluster exists. See [`ClusterRecord::weights`].
+    pub fn weights(&self, id: &ClusterId) -> Option<Vec<(NodeId, u64)>> {
+        self.clusters.get(id).map(ClusterRecord::weights)
+    }
+
+    /// A bucket's record, if created.
+    pub fn bucket(&self, id: &BucketId) -> Option<&BucketRecord> {
+        self.buckets.get(id)
+    }
+
+    /// All buckets in id order.
+    pub fn buckets(&self) -> impl Iterator<Item = (&BucketId, &BucketRecord)> {
+        self.buckets.iter()
+    }
+
     /// Whether genesis has been applied.
     pub fn genesis_done(&self) -> bool {
         self.meta_record().genesis_done
@@ -343,6 +310,8 @@ impl State {
         self.accounts.begin();
         self.nodes.begin();
         self.jobs.begin();
+        self.clusters.begin();
+        self.buckets.begin();
     }
 
     /// Undoes every change since the innermost savepoint.
@@ -351,6 +320,8 @@ impl State {
         self.accounts.rollback();
         self.nodes.rollback();
         self.jobs.rollback();
+        self.clusters.rollback();
+        self.buckets.rollback();
     }
 
     /// Marks this state so that what follows (typically one block) can be
@@ -367,6 +338,8 @@ impl State {
                 accounts: self.accounts.root_pending().clone(),
                 nodes: self.nodes.root_pending().clone(),
                 jobs: self.jobs.root_pending().clone(),
+                clusters: self.clusters.root_pending().clone(),
+                buckets: self.buckets.root_pending().clone(),
             },
         }
     }
@@ -389,6 +362,8 @@ impl State {
         self.accounts.set_root_pending(pending.accounts);
         self.nodes.set_root_pending(pending.nodes);
         self.jobs.set_root_pending(pending.jobs);
+        self.clusters.set_root_pending(pending.clusters);
+        self.buckets.set_root_pending(pending.buckets);
     }
 
     /// Keeps the changes since the innermost savepoint.
@@ -397,6 +372,8 @@ impl State {
         self.accounts.commit();
         self.nodes.commit();
         self.jobs.commit();
+        self.clusters.commit();
+        self.buckets.commit();
     }
 
     /// The state root now: the folded accumulators plus the entries changed
@@ -413,6 +390,8 @@ impl State {
         scratch(&mut acc.accounts, TAG_ACCOUNTS, &self.accounts);
         scratch(&mut acc.nodes, TAG_NODES, &self.nodes);
         scratch(&mut acc.jobs, TAG_JOBS, &self.jobs);
+        scratch(&mut acc.clusters, TAG_CLUSTERS, &self.clusters);
+        scratch(&mut acc.buckets, TAG_BUCKETS, &self.buckets);
         self.root_of(&acc)
     }
 
@@ -423,6 +402,8 @@ impl State {
         fold(&mut acc.accounts, TAG_ACCOUNTS, &self.accounts);
         fold(&mut acc.nodes, TAG_NODES, &self.nodes);
         fold(&mut acc.jobs, TAG_JOBS, &self.jobs);
+        fold(&mut acc.clusters, TAG_CLUSTERS, &self.clusters);
+        fold(&mut acc.buckets, TAG_BUCKETS, &self.buckets);
         acc
     }
 
@@ -434,6 +415,8 @@ impl State {
         self.accounts.clear_root_pending();
         self.nodes.clear_root_pending();
         self.jobs.clear_root_pending();
+        self.clusters.clear_root_pending();
+        self.buckets.clear_root_pending();
     }
 
     pub(crate) fn root_of(&self, acc: &Accumulators) -> Hash32 {
@@ -444,6 +427,8 @@ impl State {
                 (TAG_ACCOUNTS, &acc.accounts),
                 (TAG_NODES, &acc.nodes),
                 (TAG_JOBS, &acc.jobs),
+                (TAG_CLUSTERS, &acc.clusters),
+                (TAG_BUCKETS, &acc.buckets),
             ],
         )
     }
@@ -456,6 +441,8 @@ impl State {
         unpersisted(&mut out, TAG_ACCOUNTS, &self.accounts);
         unpersisted(&mut out, TAG_NODES, &self.nodes);
         unpersisted(&mut out, TAG_JOBS, &self.jobs);
+        unpersisted(&mut out, TAG_CLUSTERS, &self.clusters);
+        unpersisted(&mut out, TAG_BUCKETS, &self.buckets);
         out
     }
 
@@ -465,6 +452,8 @@ impl State {
         self.accounts.clear_unpersisted();
         self.nodes.clear_unpersisted();
         self.jobs.clear_unpersisted();
+        self.clusters.clear_unpersisted();
+        self.buckets.clear_unpersisted();
     }
 
     /// Rebuilds a state from stored entries; the root is recomputed from them.
@@ -477,6 +466,8 @@ impl State {
         let mut accounts = BTreeMap::new();
         let mut nodes = BTreeMap::new();
         let mut jobs = BTreeMap::new();
+        let mut clusters = BTreeMap::new();
+        let mut buckets = BTreeMap::new();
         for (key, value) in entries {
             let Some((&tag, key)) = key.split_first() else {
                 return Err(EntryError::BadKey { tag: 0, len: 0 });
@@ -486,6 +477,8 @@ impl State {
                 TAG_ACCOUNTS => read_entry(&mut accounts, tag, key, &value)?,
                 TAG_NODES => read_entry(&mut nodes, tag, key, &value)?,
                 TAG_JOBS => read_entry(&mut jobs, tag, key, &value)?,
+                TAG_CLUSTERS => read_entry(&mut clusters, tag, key, &value)?,
+                TAG_BUCKETS => read_entry(&mut buckets, tag, key, &value)?,
                 tag => return Err(EntryError::UnknownTag { tag }),
             }
         }
@@ -494,104 +487,18 @@ impl State {
         state.accounts = Table::from_rows(accounts);
         state.nodes = Table::from_rows(nodes);
         state.jobs = Table::from_rows(jobs);
+        state.clusters = Table::from_rows(clusters);
+        state.buckets = Table::from_rows(buckets);
         let mut acc = Accumulators::default();
         scratch(&mut acc.meta, TAG_META, &state.meta);
         scratch(&mut acc.accounts, TAG_ACCOUNTS, &state.accounts);
         scratch(&mut acc.nodes, TAG_NODES, &state.nodes);
         scratch(&mut acc.jobs, TAG_JOBS, &state.jobs);
+        scratch(&mut acc.clusters, TAG_CLUSTERS, &state.clusters);
+        scratch(&mut acc.buckets, TAG_BUCKETS, &state.buckets);
         state.accumulators = acc;
         state.tip = tip;
         Ok(state)
-    }
-
-    /// Every token the state holds: balances, stakes and the escrow jobs
-    /// still hold. Equal to [`State::minted_supply`] while the books balance.
-    pub fn held_supply(&self) -> Result<Amount, InvariantError> {
-        let overflow = |what| InvariantError::Overflow { what };
-        let mut held = Amount::ZERO;
-        for (_, account) in self.accounts.iter() {
-            held = held
-                .checked_add(account.balance)
-                .and_then(|h| h.checked_add(account.stake))
-                .ok_or(overflow("balances and stakes"))?;
-        }
-        for (job, record) in self.jobs.iter() {
-            let escrow = record
-                .escrow_held()
-                .ok_or(InvariantError::EscrowOverReleased {
-                    job: *job,
-                    locked: record.escrow_locked,
-                    released: record.escrow_released,
-                })?;
-            held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
-        }
-        Ok(held)
-    }
-
-    /// Checks the ledger's invariants: supply conserved, escrow never
-    /// over-released, closed jobs hold nothing, open awards counted right,
-    /// reputations on the scale. O(state).
-    pub fn check_invariants(&self) -> Result<(), InvariantError> {
-        let overflow = |what| InvariantError::Overflow { what };
-        let held = self.held_supply()?;
-        let mut bound: BTreeMap<AccountId, u32> = BTreeMap::new();
-        for (job, record) in self.jobs.iter() {
-            let escrow = record
-                .escrow_held()
-                .ok_or(InvariantError::EscrowOverReleased {
-                    job: *job,
-                    locked: record.escrow_locked,
-                    released: record.escrow_released,
-                })?;
-            if record.state.is_closed() && !escrow.is_zero() {
-                return Err(InvariantError::ClosedJobHoldsEscrow {
-                    job: *job,
-                    held: escrow,
-                });
-            }
-            if !record.state.is_closed() && !record.awards.is_empty() {
-                if record.awards.len() != usize::from(record.redundancy) {
-                    return Err(InvariantError::AwardCount {
-                        job: *job,
-                        awards: record.awards.len(),
-                        redundancy: record.redundancy,
-                    });
-                }
-                for award in &record.awards {
-                    if award.withdrawn && award.result.is_some() {
-                        return Err(InvariantError::WithdrawnWithResult {
-                            job: *job,
-                            node: award.node,
-                        });
-                    }
-                    let count = bound.entry(award.owner).or_default();
-                    *count = count.checked_add(1).ok_or(overflow("open awards"))?;
-                }
-            }
-        }
-        let minted = self.minted_supply();
-        if held != minted {
-            return Err(InvariantError::SupplyNotConserved { held, minted });
-        }
-        for (id, account) in self.accounts.iter() {
-            let counted = bound.get(id).copied().unwrap_or(0);
-            if account.bound_awards != counted {
-                return Err(InvariantError::BoundAwards {
-                    account: *id,
-                    recorded: account.bound_awards,
-                    counted,
-                });
-            }
-        }
-        for (node, record) in self.nodes.iter() {
-            if record.reputation > peercloud_types::job::REPUTATION_MAX {
-                return Err(InvariantError::Reputation {
-                    node: *node,
-                    reputation: record.reputation,
-                });
-            }
-        }
-        Ok(())
     }
 }
 

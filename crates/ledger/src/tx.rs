@@ -11,6 +11,10 @@ use peercloud_types::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::storage_records::{
+    BandwidthReceipt, BucketId, BucketUsage, ClusterAction, ClusterId, ClusterTerms,
+};
+
 /// Domain tag of the message a node key signs to say which account owns it.
 const REGISTRATION_DOMAIN: &[u8] = b"peercloud-node-registration-v1";
 
@@ -140,6 +144,88 @@ pub enum TxKind {
         /// The job.
         job: JobId,
     },
+    /// Creates a cluster run by `threshold`-of-`managers`; its id is
+    /// `ClusterId::derive(signer, nonce)`, the signer receives the managers' fee.
+    CreateCluster {
+        /// The manager accounts (distinct).
+        managers: Vec<AccountId>,
+        /// Approvals a decision needs.
+        threshold: u8,
+        /// What the cluster charges and asks of its nodes.
+        terms: ClusterTerms,
+    },
+    /// Offers `node` to a cluster (pending admission), locking the terms'
+    /// stake from the signer's balance. Signed by the node's owner.
+    JoinCluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node.
+        node: NodeId,
+        /// Bytes it offers (its placement and pay weight).
+        capacity_bytes: u64,
+    },
+    /// A manager proposes a decision (counting as its approval; it executes
+    /// at once when the threshold is 1).
+    ProposeCluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// What to do.
+        action: ClusterAction,
+    },
+    /// Another manager approves a proposal (it executes when approvals reach
+    /// the threshold).
+    ApproveCluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The proposal's id.
+        proposal: u64,
+    },
+    /// A member's owner takes it out of a cluster; its stake comes back.
+    LeaveCluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node.
+        node: NodeId,
+    },
+    /// Creates a bucket in a cluster, owned by the signer; its id is
+    /// `BucketId::derive(signer, nonce)`.
+    CreateBucket {
+        /// The cluster.
+        cluster: ClusterId,
+        /// Plaintext objects readable by anyone (else sealed to the owner).
+        public: bool,
+    },
+    /// Moves `amount` from the signer's balance into a bucket's deposit. Anyone.
+    DepositBucket {
+        /// The bucket.
+        bucket: BucketId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Bills the storage since the last billed period and refunds the rest
+    /// of the deposit. Owner only.
+    CloseBucket {
+        /// The bucket.
+        bucket: BucketId,
+    },
+    /// Bills an ended period from the owner's signed usage and the
+    /// receivers' signed receipts. By the owner of any active member.
+    BillBucket {
+        /// The bucket.
+        bucket: BucketId,
+        /// The period (the next unbilled one).
+        period: u64,
+        /// The owner's running usage.
+        usage: Signed<BucketUsage>,
+        /// One cumulative receipt per serving node.
+        receipts: Vec<Signed<BandwidthReceipt>>,
+    },
+    /// Ends a read-only bucket whose grace is over, refunding what is left.
+    /// Anyone.
+    ExpireBucket {
+        /// The bucket.
+        bucket: BucketId,
+    },
 }
 
 impl TxKind {
@@ -159,6 +245,16 @@ impl TxKind {
             TxKind::ExpireJob { .. } => "expire-job",
             TxKind::CancelJob { .. } => "cancel-job",
             TxKind::WithdrawResult { .. } => "withdraw-result",
+            TxKind::CreateCluster { .. } => "create-cluster",
+            TxKind::JoinCluster { .. } => "join-cluster",
+            TxKind::ProposeCluster { .. } => "propose-cluster",
+            TxKind::ApproveCluster { .. } => "approve-cluster",
+            TxKind::LeaveCluster { .. } => "leave-cluster",
+            TxKind::CreateBucket { .. } => "create-bucket",
+            TxKind::DepositBucket { .. } => "deposit-bucket",
+            TxKind::CloseBucket { .. } => "close-bucket",
+            TxKind::BillBucket { .. } => "bill-bucket",
+            TxKind::ExpireBucket { .. } => "expire-bucket",
         }
     }
 }

@@ -337,14 +337,6 @@ fn submit_refuses_unknown_and_unawarded_jobs() {
     );
 }
 
-fn reputation(world: &World, node: usize) -> u32 {
-    world
-        .state
-        .node(&world.nodes[node].node_id())
-        .unwrap()
-        .reputation
-}
-
 #[test]
 fn settle_with_unanimous_results_pays_all_and_refunds_the_rest() {
     let mut world = World::new();
@@ -380,10 +372,7 @@ fn settle_with_unanimous_results_pays_all_and_refunds_the_rest() {
             world.state.balance(&world.owners[node].account_id()),
             expected
         );
-        assert_eq!(
-            reputation(&world, node),
-            REPUTATION_START + REPUTATION_REWARD
-        );
+        assert_eq!(world.reputation(node), REPUTATION_START + REPUTATION_REWARD);
     }
     let record = world.state.job(&job).unwrap();
     assert_eq!(record.state, JobState::Settled);
@@ -442,10 +431,10 @@ fn settle_slashes_the_dissenter_and_pays_the_majority() {
         treasury_before.checked_add(gained).unwrap()
     );
     assert_eq!(
-        reputation(&world, 2),
+        world.reputation(2),
         REPUTATION_START - REPUTATION_PENALTY_DISAGREE
     );
-    assert_eq!(reputation(&world, 0), REPUTATION_START + REPUTATION_REWARD);
+    assert_eq!(world.reputation(0), REPUTATION_START + REPUTATION_REWARD);
     let paid: Vec<_> = events
         .iter()
         .filter(|e| matches!(e, Event::Paid { .. }))
@@ -471,7 +460,7 @@ fn settle_after_the_deadline_with_a_majority_marks_the_missing_node() {
     world.time_ms += 10_001;
     world.by_carol(TxKind::SettleJob { job }).unwrap();
     assert_eq!(
-        reputation(&world, 2),
+        world.reputation(2),
         REPUTATION_START - REPUTATION_PENALTY_MISSING
     );
     // A missing node is not slashed: only a wrong answer is.
@@ -507,7 +496,7 @@ fn settle_without_a_majority_refunds_everything_and_slashes_nobody() {
     );
     for node in 0..2 {
         assert_eq!(
-            reputation(&world, node),
+            world.reputation(node),
             REPUTATION_START - REPUTATION_PENALTY_NO_MAJORITY
         );
         assert_eq!(
@@ -584,9 +573,9 @@ fn expire_refunds_an_undecided_job_and_marks_the_silent_nodes() {
         world.balance(&world.alice.clone()),
         alice_before.checked_add(all).unwrap()
     );
-    assert_eq!(reputation(&world, 0), REPUTATION_START);
+    assert_eq!(world.reputation(0), REPUTATION_START);
     assert_eq!(
-        reputation(&world, 1),
+        world.reputation(1),
         REPUTATION_START - REPUTATION_PENALTY_MISSING
     );
     assert_eq!(
@@ -638,7 +627,7 @@ fn reputation_stays_on_the_scale() {
         world.submit(0, job, b"ok", 1);
         world.by_carol(TxKind::SettleJob { job }).unwrap();
     }
-    assert_eq!(reputation(&world, 0), peercloud_types::job::REPUTATION_MAX);
+    assert_eq!(world.reputation(0), peercloud_types::job::REPUTATION_MAX);
     world.state.check_invariants().unwrap();
 }
 

@@ -1,28 +1,34 @@
 //! Property tests over random sequences of transactions among a few accounts
 //! and nodes: transfers, stakes, posts, awards, results (right and wrong),
-//! withdrawals, settles, expires (early ones included), replays and
-//! forgeries, at random times.
+//! withdrawals, settles, expires (early ones included), clusters (creation,
+//! joins, 1-of-2 and 2-of-2 decisions, leaves), buckets (deposits, bills
+//! with usage and receipts, some from strangers, closes, expiries), replays
+//! and forgeries, at random times.
 //!
 //! Each transaction is first applied alone to a shadow state, where a refusal
 //! must leave the state and its root untouched; the sequencer then builds the
 //! block from the same transactions and must include exactly the accepted
 //! ones; every block is committed to redb; at the end a fresh follower replays
 //! the block log and the reopened database matches. Throughout: supply is
-//! conserved, escrow released never exceeds escrow locked, and the
+//! conserved, escrow released never exceeds escrow locked (nor a bucket's
+//! payouts its deposits), and the
 //! incremental root equals the root recomputed from scratch.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[path = "model/storage.rs"]
+mod storage;
 
 use common::*;
 use peercloud_ledger::{
-    BlockContext, GenesisConfig, JobState, LedgerDb, State, Tx, TxError, TxKind, apply,
-    apply_block, build_block, registration_proof,
+    BlockContext, BucketId, ClusterId, GenesisConfig, JobState, LedgerDb, State, Tx, TxError,
+    TxKind, apply, apply_block, build_block, registration_proof,
 };
 use peercloud_types::{Amount, Hash32, JobId, Keypair, Offer, PriceSheet, Resources, Signed};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+use storage::{StorageOp, storage_op};
 
 const USERS: usize = 4;
 const NODES: usize = 3;
@@ -82,6 +88,8 @@ enum Op {
     Forge {
         from: usize,
     },
+    /// A storage operation (clusters, buckets, billing).
+    Storage(StorageOp),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -102,6 +110,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), user.clone()).prop_map(|(job, by)| Op::Cancel { job, by }),
         1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
         1 => user.prop_map(|from| Op::Forge { from }),
+        12 => storage_op().prop_map(Op::Storage),
     ]
 }
 
@@ -114,6 +123,8 @@ struct Model {
     users: Vec<Keypair>,
     nodes: Vec<Keypair>,
     jobs: Vec<JobId>,
+    clusters: Vec<ClusterId>,
+    buckets: Vec<BucketId>,
     accepted: Vec<Signed<Tx>>,
 }
 
@@ -272,6 +283,7 @@ impl Model {
                     job: self.job(shadow, *job, &[JobState::Posted, JobState::Awarded])?,
                 },
             ),
+            Op::Storage(op) => self.storage_tx(shadow, op)?,
             Op::Replay { pick } => {
                 if self.accepted.is_empty() {
                     return None;
@@ -305,6 +317,9 @@ fn check_money(state: &State, minted: Amount) -> Result<(), TestCaseError> {
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     for (_, job) in state.jobs() {
         prop_assert!(job.escrow_released <= job.escrow_locked);
+    }
+    for (_, bucket) in state.buckets() {
+        prop_assert!(bucket.released <= bucket.deposited);
     }
     for (_, account) in state.accounts() {
         prop_assert!(account.balance <= minted && account.stake <= minted);
@@ -353,6 +368,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
             owner,
         ));
     }
+    let (cluster, bucket) = storage::genesis_storage(&users, &nodes, &mut extra);
     let (mut sequencer, genesis) = config.build(&key(1), &key(2), extra).unwrap();
     prop_assert!(genesis.rejected.is_empty());
     let minted = ALLOCATION.checked_mul(USERS as u128).unwrap();
@@ -366,6 +382,8 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         users,
         nodes,
         jobs: Vec::new(),
+        clusters: vec![cluster],
+        buckets: vec![bucket],
         accepted: Vec::new(),
     };
     let mut log = vec![genesis.block];
@@ -388,10 +406,18 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
             let jobs_before = shadow.jobs().count();
             match apply(&mut shadow, &tx, &ctx) {
                 Ok(_) => {
-                    if let TxKind::PostJob { .. } = tx.body.kind {
-                        model
-                            .jobs
-                            .push(JobId::derive(&tx.signer.into(), tx.body.nonce));
+                    let signer = tx.signer.into();
+                    match tx.body.kind {
+                        TxKind::PostJob { .. } => {
+                            model.jobs.push(JobId::derive(&signer, tx.body.nonce))
+                        }
+                        TxKind::CreateCluster { .. } => model
+                            .clusters
+                            .push(ClusterId::derive(&signer, tx.body.nonce)),
+                        TxKind::CreateBucket { .. } => {
+                            model.buckets.push(BucketId::derive(&signer, tx.body.nonce))
+                        }
+                        _ => {}
                     }
                     expected.push(tx.clone());
                 }

@@ -16,14 +16,6 @@ use peercloud_types::{Amount, Hash32, JobId};
 const MAX: Amount = Amount::from_tokens(10);
 const PRICE: Amount = Amount::from_tokens(6);
 
-fn reputation(world: &World, node: usize) -> u32 {
-    world
-        .state
-        .node(&world.nodes[node].node_id())
-        .unwrap()
-        .reputation
-}
-
 #[test]
 fn withdraw_marks_the_award_and_the_owner_pays_the_fee() {
     let mut world = World::new();
@@ -165,7 +157,7 @@ fn a_job_every_node_withdrew_from_expires_before_its_deadline_refunding_all() {
     assert_eq!(record.escrow_released, record.escrow_locked);
     for node in 0..3 {
         assert_eq!(
-            reputation(&world, node),
+            world.reputation(node),
             REPUTATION_START - REPUTATION_PENALTY_WITHDRAWN
         );
         assert_eq!(
@@ -189,11 +181,11 @@ fn a_withdrawal_costs_less_reputation_than_a_missing_result() {
     world.time_ms += 10_001;
     world.by_carol(TxKind::ExpireJob { job }).unwrap();
     assert_eq!(
-        reputation(&world, 0),
+        world.reputation(0),
         REPUTATION_START - REPUTATION_PENALTY_WITHDRAWN
     );
     assert_eq!(
-        reputation(&world, 1),
+        world.reputation(1),
         REPUTATION_START - REPUTATION_PENALTY_MISSING
     );
 }
@@ -216,10 +208,10 @@ fn disagreeing_results_and_a_withdrawal_end_the_job_early_without_blaming_the_pe
         TxError::NotSettleable { results: 2, reason, .. } if reason.contains("expire")
     ));
     world.ok(&carol, TxKind::ExpireJob { job });
-    assert_eq!(reputation(&world, 0), REPUTATION_START);
-    assert_eq!(reputation(&world, 1), REPUTATION_START);
+    assert_eq!(world.reputation(0), REPUTATION_START);
+    assert_eq!(world.reputation(1), REPUTATION_START);
     assert_eq!(
-        reputation(&world, 2),
+        world.reputation(2),
         REPUTATION_START - REPUTATION_PENALTY_WITHDRAWN
     );
     // k = 3: two withdrawals leave one pending node, who cannot make a
@@ -229,7 +221,7 @@ fn disagreeing_results_and_a_withdrawal_end_the_job_early_without_blaming_the_pe
     world.withdraw(1, job);
     world.ok(&carol, TxKind::ExpireJob { job });
     assert_eq!(
-        reputation(&world, 2),
+        world.reputation(2),
         REPUTATION_START - REPUTATION_PENALTY_WITHDRAWN
     );
     let record = world.state.job(&job).unwrap();
@@ -260,9 +252,9 @@ fn a_majority_settles_as_soon_as_the_other_awards_withdrew() {
     assert!(!events.iter().any(|e| matches!(e, Event::Slashed { .. })));
     assert_eq!(world.state.balance(&owner2), owner2_before);
     assert_eq!(world.state.stake(&owner2), OWNER_STAKE);
-    assert_eq!(reputation(&world, 0), REPUTATION_START + REPUTATION_REWARD);
+    assert_eq!(world.reputation(0), REPUTATION_START + REPUTATION_REWARD);
     assert_eq!(
-        reputation(&world, 2),
+        world.reputation(2),
         REPUTATION_START - REPUTATION_PENALTY_WITHDRAWN
     );
     let record = world.state.job(&job).unwrap();

@@ -39,6 +39,10 @@ pub enum Kind {
     Genesis = 12,
     /// A provider's answer that it will not take a job.
     Decline = 13,
+    /// A bucket owner's signed running usage (bytes stored) of a bucket.
+    BucketUsage = 14,
+    /// A receiver's signed acknowledgement of bytes a node served it.
+    BandwidthReceipt = 15,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use peercloud_ledger::{
-    Account, BlockContext, Event, GenesisConfig, JobRecord, NodeRecord, Params, State, Tx, TxError,
-    TxKind, apply, registration_proof,
+    Account, BlockContext, BucketId, BucketRecord, ClusterId, ClusterRecord, Event, GenesisConfig,
+    JobRecord, NodeRecord, Params, State, Tx, TxError, TxKind, apply, registration_proof,
 };
 use peercloud_types::{
     AccountId, Amount, Hash32, JobId, Keypair, NodeId, Offer, PriceSheet, Resources, Signed,
@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub accounts: Vec<(AccountId, Account)>,
     pub nodes: Vec<(NodeId, NodeRecord)>,
     pub jobs: Vec<(JobId, JobRecord)>,
+    pub clusters: Vec<(ClusterId, ClusterRecord)>,
+    pub buckets: Vec<(BucketId, BucketRecord)>,
     pub root: Hash32,
     pub scratch_root: Hash32,
 }
@@ -56,6 +58,8 @@ pub fn snapshot(state: &State) -> Snapshot {
         accounts: state.accounts().map(|(k, v)| (*k, *v)).collect(),
         nodes: state.nodes().map(|(k, v)| (*k, v.clone())).collect(),
         jobs: state.jobs().map(|(k, v)| (*k, v.clone())).collect(),
+        clusters: state.clusters().map(|(k, v)| (*k, v.clone())).collect(),
+        buckets: state.buckets().map(|(k, v)| (*k, v.clone())).collect(),
         root: state.state_root(),
         scratch_root: state.root_from_scratch(),
     }
@@ -76,6 +80,14 @@ pub struct World {
 }
 
 impl World {
+    /// The reputation of fixture node `node`.
+    pub fn reputation(&self, node: usize) -> u32 {
+        self.state
+            .node(&self.nodes[node].node_id())
+            .unwrap()
+            .reputation
+    }
+
     /// Genesis funds alice, bob, carol and three owners; each owner registers
     /// a node and stakes [`OWNER_STAKE`].
     pub fn new() -> World {

@@ -1,0 +1,261 @@
+//! The ledger's invariants, checked after every applied transaction in
+//! debug builds and by tests: supply conserved (balances, stakes, job
+//! escrow, cluster member stakes and bucket deposits add up to what genesis
+//! minted), escrow and deposits never over-released, closed jobs and
+//! buckets hold nothing, counters agree with the records they count.
+
+use std::collections::BTreeMap;
+
+use peercloud_types::{AccountId, Amount, JobId, NodeId};
+
+use crate::state::State;
+use crate::storage_records::{BucketId, ClusterId};
+
+/// A broken ledger invariant: a bug, never a user error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantError {
+    /// Balances, stakes and escrow do not add up to what genesis minted.
+    #[error("supply is not conserved: {held:?} held, {minted:?} minted")]
+    SupplyNotConserved {
+        /// Sum of balances, stakes and escrow.
+        held: Amount,
+        /// Minted at genesis.
+        minted: Amount,
+    },
+    /// A sum overflowed u128 (impossible while supply is conserved).
+    #[error("overflow summing {what}")]
+    Overflow {
+        /// What was summed.
+        what: &'static str,
+    },
+    /// A job released more escrow than it locked.
+    #[error("job {job} released {released:?}, more than the {locked:?} it locked")]
+    EscrowOverReleased {
+        /// The job.
+        job: JobId,
+        /// Locked.
+        locked: Amount,
+        /// Released.
+        released: Amount,
+    },
+    /// A closed job still holds escrow.
+    #[error("closed job {job} still holds {held:?} of escrow")]
+    ClosedJobHoldsEscrow {
+        /// The job.
+        job: JobId,
+        /// Held.
+        held: Amount,
+    },
+    /// An awarded job's award count is not its redundancy.
+    #[error("job {job} has {awards} awards, its redundancy is {redundancy}")]
+    AwardCount {
+        /// The job.
+        job: JobId,
+        /// Awards.
+        awards: usize,
+        /// Redundancy.
+        redundancy: u8,
+    },
+    /// An award both withdrew and submitted a result.
+    #[error("job {job}: node {node} both withdrew and submitted a result")]
+    WithdrawnWithResult {
+        /// The job.
+        job: JobId,
+        /// The node.
+        node: NodeId,
+    },
+    /// An account's count of open awards disagrees with the jobs.
+    #[error("{account} records {recorded} open awards, the jobs hold {counted}")]
+    BoundAwards {
+        /// The account.
+        account: AccountId,
+        /// What the account records.
+        recorded: u32,
+        /// What the open jobs hold.
+        counted: u32,
+    },
+    /// A reputation outside the scale.
+    #[error("node {node} has reputation {reputation}, above the maximum")]
+    Reputation {
+        /// The node.
+        node: NodeId,
+        /// Its reputation.
+        reputation: u32,
+    },
+    /// A bucket paid or refunded more than was deposited into it.
+    #[error("{bucket} released {released:?}, more than the {deposited:?} deposited")]
+    BucketOverReleased {
+        /// The bucket.
+        bucket: BucketId,
+        /// Deposited.
+        deposited: Amount,
+        /// Released.
+        released: Amount,
+    },
+    /// A closed or expired bucket still holds a deposit.
+    #[error("closed {bucket} still holds {held:?}")]
+    ClosedBucketHoldsDeposit {
+        /// The bucket.
+        bucket: BucketId,
+        /// Held.
+        held: Amount,
+    },
+    /// A cluster's count of open buckets disagrees with the buckets.
+    #[error("{cluster} records {recorded} open buckets, the buckets table holds {counted}")]
+    OpenBuckets {
+        /// The cluster.
+        cluster: ClusterId,
+        /// What the cluster records.
+        recorded: u32,
+        /// What the buckets hold.
+        counted: u32,
+    },
+}
+
+/// The ledger's invariant checks.
+impl State {
+    /// Every token the state holds: balances, stakes, the escrow jobs
+    /// still hold, cluster members' stakes and bucket deposits. Equal to [`State::minted_supply`] while the books balance.
+    pub fn held_supply(&self) -> Result<Amount, InvariantError> {
+        let overflow = |what| InvariantError::Overflow { what };
+        let mut held = Amount::ZERO;
+        for (_, account) in self.accounts.iter() {
+            held = held
+                .checked_add(account.balance)
+                .and_then(|h| h.checked_add(account.stake))
+                .ok_or(overflow("balances and stakes"))?;
+        }
+        for (job, record) in self.jobs.iter() {
+            let escrow = record
+                .escrow_held()
+                .ok_or(InvariantError::EscrowOverReleased {
+                    job: *job,
+                    locked: record.escrow_locked,
+                    released: record.escrow_released,
+                })?;
+            held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
+        }
+        for (_, cluster) in self.clusters.iter() {
+            for member in cluster.members.values() {
+                held = held
+                    .checked_add(member.stake)
+                    .ok_or(overflow("member stakes"))?;
+            }
+        }
+        for (bucket, record) in self.buckets.iter() {
+            let deposit = record.deposit().ok_or(InvariantError::BucketOverReleased {
+                bucket: *bucket,
+                deposited: record.deposited,
+                released: record.released,
+            })?;
+            held = held
+                .checked_add(deposit)
+                .ok_or(overflow("bucket deposits"))?;
+        }
+        Ok(held)
+    }
+
+    /// Checks the ledger's invariants: supply conserved, escrow never
+    /// over-released, closed jobs hold nothing, open awards counted right,
+    /// reputations on the scale. O(state).
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        let overflow = |what| InvariantError::Overflow { what };
+        let held = self.held_supply()?;
+        let mut bound: BTreeMap<AccountId, u32> = BTreeMap::new();
+        for (job, record) in self.jobs.iter() {
+            let escrow = record
+                .escrow_held()
+                .ok_or(InvariantError::EscrowOverReleased {
+                    job: *job,
+                    locked: record.escrow_locked,
+                    released: record.escrow_released,
+                })?;
+            if record.state.is_closed() && !escrow.is_zero() {
+                return Err(InvariantError::ClosedJobHoldsEscrow {
+                    job: *job,
+                    held: escrow,
+                });
+            }
+            if !record.state.is_closed() && !record.awards.is_empty() {
+                if record.awards.len() != usize::from(record.redundancy) {
+                    return Err(InvariantError::AwardCount {
+                        job: *job,
+                        awards: record.awards.len(),
+                        redundancy: record.redundancy,
+                    });
+                }
+                for award in &record.awards {
+                    if award.withdrawn && award.result.is_some() {
+                        return Err(InvariantError::WithdrawnWithResult {
+                            job: *job,
+                            node: award.node,
+                        });
+                    }
+                    let count = bound.entry(award.owner).or_default();
+                    *count = count.checked_add(1).ok_or(overflow("open awards"))?;
+                }
+            }
+        }
+        let minted = self.minted_supply();
+        if held != minted {
+            return Err(InvariantError::SupplyNotConserved { held, minted });
+        }
+        for (id, account) in self.accounts.iter() {
+            let counted = bound.get(id).copied().unwrap_or(0);
+            if account.bound_awards != counted {
+                return Err(InvariantError::BoundAwards {
+                    account: *id,
+                    recorded: account.bound_awards,
+                    counted,
+                });
+            }
+        }
+        self.check_storage()?;
+        for (node, record) in self.nodes.iter() {
+            if record.reputation > peercloud_types::job::REPUTATION_MAX {
+                return Err(InvariantError::Reputation {
+                    node: *node,
+                    reputation: record.reputation,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Buckets never release more than was deposited, closed buckets hold
+    /// nothing, each cluster counts its open buckets right.
+    fn check_storage(&self) -> Result<(), InvariantError> {
+        let mut open: BTreeMap<ClusterId, u32> = BTreeMap::new();
+        for (bucket, record) in self.buckets.iter() {
+            let held = record.deposit().ok_or(InvariantError::BucketOverReleased {
+                bucket: *bucket,
+                deposited: record.deposited,
+                released: record.released,
+            })?;
+            if record.status.is_closed() {
+                if !held.is_zero() {
+                    return Err(InvariantError::ClosedBucketHoldsDeposit {
+                        bucket: *bucket,
+                        held,
+                    });
+                }
+            } else {
+                let count = open.entry(record.cluster).or_default();
+                *count = count.checked_add(1).ok_or(InvariantError::Overflow {
+                    what: "open buckets",
+                })?;
+            }
+        }
+        for (cluster, record) in self.clusters.iter() {
+            let counted = open.get(cluster).copied().unwrap_or(0);
+            if record.open_buckets != counted {
+                return Err(InvariantError::OpenBuckets {
+                    cluster: *cluster,
+                    recorded: record.open_buckets,
+                    counted,
+                });
+            }
+        }
+        Ok(())
+    }
+}
