@@ -1,4 +1,4 @@
-//! The grid benchmark: a real devnet (one validator and three providers as
+//! The grid benchmark: a real devnet (one validator and six providers as
 //! separate `peercloud node` processes on loopback, in a temp dir) driven the
 //! way the CLI drives it, with the figures a user feels:
 //!
@@ -8,12 +8,14 @@
 //!    phase. The module is stored once, so each run measures the job, not
 //!    the upload.
 //! 2. **Store throughput**: `store put` / `store get` of a file of random
-//!    bytes with 3 replicas, through [`ApiStore`] + `put_object` /
-//!    `get_object` as the CLI does it (a get writes, flushes and fsyncs its
-//!    file), next to the raw ceiling measured in the same run: writing and
-//!    fsyncing the same bytes three times (the three replicas share this
-//!    disk), and the CPU the nodes and the client burnt meanwhile (a figure
-//!    at 100% of the cores is CPU-bound, one well under it waits).
+//!    bytes with 3 replicas and with RS(4+2) erasure coding, through
+//!    [`ApiStore`] + `put_object` / `get_object` as the CLI does it (a get
+//!    writes, flushes and fsyncs its file), next to the raw ceiling measured
+//!    in the same run: writing and fsyncing the same bytes three times (the
+//!    three replicas share this disk; RS(4+2) writes 1.5 times, and its
+//!    ratio to that ceiling of its own is printed too), and the CPU the
+//!    nodes and the client burnt meanwhile (a figure at 100% of the cores is
+//!    CPU-bound, one well under it waits).
 //! 3. **Idle memory**: each node's resident set (`VmRSS`) a few seconds after
 //!    the runs.
 //!
@@ -36,12 +38,12 @@ use peercloud_client::Phase;
 use peercloud_client::{ApiStore, NodeClient};
 use peercloud_client::{Content, JobBundle, RunOptions, run_job};
 use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
-use peercloud_store::{PutOptions, get_object, put_object};
+use peercloud_store::{PutOptions, Redundancy, get_object, put_object};
 use peercloud_types::{JobSpec, Keypair};
 
-/// Providers the devnet starts (plus the validator): enough for 3 replicas
-/// and a redundancy-2 job with one spare bidder.
-const PROVIDERS: usize = 3;
+/// Providers the devnet starts (plus the validator): one per piece of an
+/// RS(4+2) group (so also enough for 3 replicas and a redundancy-2 job).
+const PROVIDERS: usize = 6;
 /// The provider whose API the user talks to: node-1 is the CLI's default.
 const USER_NODE: usize = 1;
 /// Measured job runs by default (`PEERCLOUD_BENCH_RUNS`): 20 gives a stable
@@ -63,6 +65,10 @@ const STORE_MIB_DEFAULT: u64 = 256;
 const STORE_RUNS: usize = 3;
 /// Copies of every chunk the network keeps (the ceiling writes as many).
 const REPLICAS: usize = 3;
+/// Data chunks per group of the erasure-coded runs.
+const ERASURE_DATA: u8 = 4;
+/// Parity chunks per group of the erasure-coded runs.
+const ERASURE_PARITY: u8 = 2;
 /// Write size of the random file and the ceiling: large sequential writes.
 const WRITE_BYTES: usize = 8 << 20;
 /// How long the nodes idle before their memory is read.
@@ -354,8 +360,9 @@ fn bench_store(
     let source = dir.join("random.bin");
     write_synced(&source, &data)?;
     println!(
-        "\nstore: {store_mib} MiB of random bytes, {REPLICAS} replicas, {STORE_RUNS} runs each, \
-         through node-1's API (ApiStore + put_object / get_object, as `store put` / `store get`)"
+        "\nstore: {store_mib} MiB of random bytes, {REPLICAS} replicas and RS({ERASURE_DATA}+{ERASURE_PARITY}), \
+         {STORE_RUNS} runs each, through node-1's API (ApiStore + put_object / get_object, as \
+         `store put [--erasure {ERASURE_DATA}+{ERASURE_PARITY}]` / `store get`)"
     );
 
     // The ceiling: the same bytes written and fsynced once per replica.
@@ -372,80 +379,144 @@ fn bench_store(
         }
     }
     let ceiling_rate = mb_per_sec(bytes, percentile(&ceiling, 50));
-
-    let store = ApiStore::new(client.clone());
-    let options = PutOptions {
-        name: Some("random.bin".into()),
-        ..PutOptions::default()
-    };
-    let mut puts = Vec::with_capacity(STORE_RUNS);
-    let mut cids = Vec::with_capacity(STORE_RUNS);
-    let mut put_cpu = CpuSpent::default();
-    for run in 0..STORE_RUNS {
-        let file = File::open(&source).with_context(|| format!("opening {}", source.display()))?;
-        let clock = CpuClock::start(node_pids)?;
-        let started = Instant::now();
-        let receipt = put_object(&store, file, &wallet.public(), &options)
-            .with_context(|| format!("store put run {run}"))?;
-        puts.push(started.elapsed());
-        put_cpu.add(clock.stop()?);
-        cids.push(receipt.manifest_cid);
-    }
-    let mut gets = Vec::with_capacity(STORE_RUNS);
-    let mut get_syncs = Vec::with_capacity(STORE_RUNS);
-    let target = dir.join("fetched.bin");
-    let mut get_cpu = CpuSpent::default();
-    for (run, cid) in cids.iter().enumerate() {
-        let file =
-            File::create(&target).with_context(|| format!("creating {}", target.display()))?;
-        let clock = CpuClock::start(node_pids)?;
-        let started = Instant::now();
-        let mut writer = BufWriter::new(file);
-        get_object(&store, cid, &wallet.x25519_secret(), &mut writer)
-            .with_context(|| format!("store get run {run} of {cid}"))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| anyhow!("flushing {}: {}", target.display(), e.error()))?;
-        let syncing = Instant::now();
-        file.sync_all()
-            .with_context(|| format!("syncing {}", target.display()))?;
-        get_syncs.push(syncing.elapsed());
-        gets.push(started.elapsed());
-        get_cpu.add(clock.stop()?);
-        ensure_same(&target, &data).with_context(|| format!("store get run {run} of {cid}"))?;
-    }
-    std::fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
-
-    let put_rate = mb_per_sec(bytes, percentile(&puts, 50));
-    let get_rate = mb_per_sec(bytes, percentile(&gets, 50));
-    println!(
-        "  put        median {put_rate:>7.1} MB/s  (runs {})   target >= {PUT_TARGET_MB_PER_SEC} MB/s: {}",
-        rates(bytes, &puts),
-        verdict(put_rate >= PUT_TARGET_MB_PER_SEC)
-    );
-    println!("             {put_cpu}");
-    println!(
-        "  get        median {get_rate:>7.1} MB/s  (runs {})   target >= {GET_TARGET_MB_PER_SEC} MB/s: {}",
-        rates(bytes, &gets),
-        verdict(get_rate >= GET_TARGET_MB_PER_SEC)
-    );
-    println!(
-        "             of which the final fsync of the file: median {:.1} ms; {get_cpu}",
-        ms(percentile(&get_syncs, 50))
-    );
     println!(
         "  ceiling    median {ceiling_rate:>7.1} MB/s of object data (write + fsync {store_mib} MiB x{REPLICAS}; runs {})",
         rates(bytes, &ceiling)
     );
-    println!(
-        "  put / ceiling = {:.2}",
-        if ceiling_rate > 0.0 {
-            put_rate / ceiling_rate
-        } else {
-            0.0
-        }
-    );
+
+    let store = ApiStore::new(client.clone());
+    let run = StoreRun {
+        store: &store,
+        wallet,
+        source: &source,
+        data: &data,
+        target: &dir.join("fetched.bin"),
+        node_pids,
+    };
+    let schemes = [
+        (
+            format!("{REPLICAS} replicas"),
+            Redundancy::Replicas(REPLICAS as u8),
+            REPLICAS as f64,
+        ),
+        (
+            format!("RS({ERASURE_DATA}+{ERASURE_PARITY})"),
+            Redundancy::Erasure {
+                data: ERASURE_DATA,
+                parity: ERASURE_PARITY,
+            },
+            f64::from(ERASURE_DATA + ERASURE_PARITY) / f64::from(ERASURE_DATA),
+        ),
+    ];
+    for (name, redundancy, copies) in schemes {
+        let measured = run.measure(redundancy)?;
+        let put_rate = mb_per_sec(bytes, percentile(&measured.puts, 50));
+        let get_rate = mb_per_sec(bytes, percentile(&measured.gets, 50));
+        // Its own ceiling: the disk writing `copies` times the data, not 3.
+        let own_ceiling = ceiling_rate * REPLICAS as f64 / copies;
+        println!("  {name}:");
+        println!(
+            "    put      median {put_rate:>7.1} MB/s  (runs {})   target >= {PUT_TARGET_MB_PER_SEC} MB/s: {}",
+            rates(bytes, &measured.puts),
+            verdict(put_rate >= PUT_TARGET_MB_PER_SEC)
+        );
+        println!("             {}", measured.put_cpu);
+        println!(
+            "    get      median {get_rate:>7.1} MB/s  (runs {})   target >= {GET_TARGET_MB_PER_SEC} MB/s: {}",
+            rates(bytes, &measured.gets),
+            verdict(get_rate >= GET_TARGET_MB_PER_SEC)
+        );
+        println!(
+            "             of which the final fsync of the file: median {:.1} ms; {}",
+            ms(percentile(&measured.get_syncs, 50)),
+            measured.get_cpu
+        );
+        println!(
+            "    put / ceiling = {:.2}  (put / the ceiling of its own {copies:.1}x writes, {own_ceiling:.1} MB/s = {:.2}); get / ceiling = {:.2}",
+            ratio(put_rate, ceiling_rate),
+            ratio(put_rate, own_ceiling),
+            ratio(get_rate, ceiling_rate)
+        );
+    }
     Ok(())
+}
+
+fn ratio(rate: f64, ceiling: f64) -> f64 {
+    if ceiling > 0.0 { rate / ceiling } else { 0.0 }
+}
+
+/// What the store runs share: the store, the file and where gets write.
+struct StoreRun<'a> {
+    store: &'a ApiStore,
+    wallet: &'a Keypair,
+    source: &'a Path,
+    data: &'a [u8],
+    target: &'a Path,
+    node_pids: &'a [u32],
+}
+
+/// One redundancy's runs: each put's and each get's time, the gets' final
+/// fsyncs, and the CPU both spent.
+struct Measured {
+    puts: Vec<Duration>,
+    gets: Vec<Duration>,
+    get_syncs: Vec<Duration>,
+    put_cpu: CpuSpent,
+    get_cpu: CpuSpent,
+}
+
+impl StoreRun<'_> {
+    /// [`STORE_RUNS`] puts of the file with `redundancy`, then a get of each
+    /// (written, flushed and fsynced like `store get`, and compared).
+    fn measure(&self, redundancy: Redundancy) -> anyhow::Result<Measured> {
+        let options = PutOptions {
+            name: Some("random.bin".into()),
+            redundancy,
+            ..PutOptions::default()
+        };
+        let mut measured = Measured {
+            puts: Vec::with_capacity(STORE_RUNS),
+            gets: Vec::with_capacity(STORE_RUNS),
+            get_syncs: Vec::with_capacity(STORE_RUNS),
+            put_cpu: CpuSpent::default(),
+            get_cpu: CpuSpent::default(),
+        };
+        let mut cids = Vec::with_capacity(STORE_RUNS);
+        for run in 0..STORE_RUNS {
+            let file = File::open(self.source)
+                .with_context(|| format!("opening {}", self.source.display()))?;
+            let clock = CpuClock::start(self.node_pids)?;
+            let started = Instant::now();
+            let receipt = put_object(self.store, file, &self.wallet.public(), &options)
+                .with_context(|| format!("store put run {run} ({redundancy:?})"))?;
+            measured.puts.push(started.elapsed());
+            measured.put_cpu.add(clock.stop()?);
+            cids.push(receipt.manifest_cid);
+        }
+        let target = self.target;
+        for (run, cid) in cids.iter().enumerate() {
+            let file =
+                File::create(target).with_context(|| format!("creating {}", target.display()))?;
+            let clock = CpuClock::start(self.node_pids)?;
+            let started = Instant::now();
+            let mut writer = BufWriter::new(file);
+            get_object(self.store, cid, &self.wallet.x25519_secret(), &mut writer)
+                .with_context(|| format!("store get run {run} of {cid}"))?;
+            let file = writer
+                .into_inner()
+                .map_err(|e| anyhow!("flushing {}: {}", target.display(), e.error()))?;
+            let syncing = Instant::now();
+            file.sync_all()
+                .with_context(|| format!("syncing {}", target.display()))?;
+            measured.get_syncs.push(syncing.elapsed());
+            measured.gets.push(started.elapsed());
+            measured.get_cpu.add(clock.stop()?);
+            ensure_same(target, self.data)
+                .with_context(|| format!("store get run {run} of {cid}"))?;
+        }
+        std::fs::remove_file(target).with_context(|| format!("removing {}", target.display()))?;
+        Ok(measured)
+    }
 }
 
 /// CPU time the nodes and this process (the client) spent over a stretch of

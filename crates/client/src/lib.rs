@@ -5,7 +5,8 @@
 //!   CLI ──NodeClient (blocking reqwest, bearer token)──► node /v1/... (api::model JSON)
 //!    │                                                     │
 //!    ├─ ApiStore: ChunkStore over PUT/GET /v1/chunks ──────┤ the node places each chunk
-//!    │    so store::put_object / get_object run unchanged   │ on 3 nodes of the network
+//!    │    so store::put_object / get_object run unchanged   │ on 3 nodes of the network,
+//!    │    (erasure groups: POST /v1/chunk-groups) ──────────┤ or a group's pieces on distinct nodes
 //!    └─ submit_signed: account() → nonce → Signed<Tx> ─────┘ POST /v1/tx
 //! ```
 //!
@@ -175,6 +176,28 @@ impl NodeClient {
         Ok(())
     }
 
+    /// `POST /v1/chunk-groups?pieces=CID:BYTES,…`: the pieces of one erasure
+    /// group (data, then parity) in one body; the node puts one copy of each
+    /// on distinct nodes and answers once they all hold theirs.
+    pub fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+        let listed: Vec<String> = pieces
+            .iter()
+            .map(|piece| format!("{}:{}", piece.cid(), piece.bytes().len()))
+            .collect();
+        let url = self.url(&format!("/chunk-groups?pieces={}", listed.join(",")));
+        let mut body = Vec::with_capacity(pieces.iter().map(|p| p.bytes().len()).sum());
+        for piece in pieces {
+            body.extend_from_slice(piece.bytes());
+        }
+        let request = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.send(request, &url, CHUNK_TIMEOUT)?;
+        Ok(())
+    }
+
     /// `DELETE /v1/chunks/{cid}`: releases the chunk this node put.
     pub fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
         let url = self.url(&format!("/chunks/{cid}"));
@@ -335,6 +358,9 @@ impl NodeApi for NodeClient {
     }
     fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
         NodeClient::put_chunk(self, chunk)
+    }
+    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+        NodeClient::put_chunk_group(self, pieces)
     }
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         NodeClient::get_chunk_into(self, cid, buf)

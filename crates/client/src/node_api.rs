@@ -29,6 +29,10 @@ pub trait NodeApi: Send + Sync {
     /// Stores a sealed chunk on the network (three nodes).
     fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError>;
 
+    /// Stores the pieces of one erasure group (data, then parity chunks) on
+    /// the network: one copy each, each on its own node.
+    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError>;
+
     /// Reads a chunk into `buf` (cleared first), checked against `cid`.
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError>;
 
@@ -75,6 +79,9 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     }
     fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
         (**self).put_chunk(chunk)
+    }
+    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+        (**self).put_chunk_group(pieces)
     }
     fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
         (**self).get_chunk_into(cid, buf)

@@ -3,6 +3,10 @@
 //! chunk and verify exactly as they do on a local disk while the node places
 //! each chunk on three nodes.
 //!
+//! An erasure group goes in one request (`POST /v1/chunk-groups`): the node
+//! places its pieces on distinct nodes, which it alone can see, with the
+//! same code as a node's own `NetStore`.
+//!
 //! A put of many chunks runs up to [`PUT_CONCURRENCY_MAX`] requests at once
 //! (each chunk's put waits on remote nodes, so one at a time would leave the
 //! link idle); every chunk read back is checked against its CID by the client
@@ -85,6 +89,17 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
                 tracing::warn!(chunk = %cid, %e, "could not release a chunk of a failed put");
             }
         }
+    }
+
+    /// The whole group in one request: the node places each piece on its
+    /// own node.
+    fn put_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        let Some(first) = pieces.first() else {
+            return Ok(());
+        };
+        self.client
+            .put_chunk_group(pieces)
+            .map_err(|err| Self::store_error(err, first.cid()))
     }
 
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {

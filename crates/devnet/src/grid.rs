@@ -176,6 +176,18 @@ impl Grid {
         self.nodes.is_empty()
     }
 
+    /// Stops node `index`'s network, as if its process were killed: peers
+    /// see its connections close and cannot reach it again, so it neither
+    /// serves nor takes chunks. Its directory and store stay as they were.
+    /// Returns whether there was such a node.
+    pub fn stop(&self, index: usize) -> bool {
+        let Some(node) = self.nodes.get(index) else {
+            return false;
+        };
+        self.runtime.block_on(node.shutdown());
+        true
+    }
+
     /// Node `index` (0 is the validator) as a client reaches it.
     pub fn node(&self, index: usize) -> Option<InProcessNode> {
         let node = self.nodes.get(index)?;
@@ -271,6 +283,16 @@ impl NodeApi for InProcessNode {
     fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
         let (cid, bytes) = (*chunk.cid(), chunk.bytes().to_vec());
         Ok(self.runtime.block_on(self.service.put_chunk(cid, bytes))?)
+    }
+
+    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+        let pieces = pieces
+            .iter()
+            .map(|piece| (*piece.cid(), piece.bytes().to_vec()))
+            .collect();
+        Ok(self
+            .runtime
+            .block_on(self.service.put_chunk_group(pieces))?)
     }
 
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {

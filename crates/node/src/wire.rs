@@ -164,6 +164,18 @@ pub enum Message {
         /// The chunk.
         cid: ContentId,
     },
+    /// Chunk protocol: prove that you hold chunk `cid` (an audit). Answered
+    /// with [`Message::AuditProof`] of the challenged 1 KiB leaves, or refused
+    /// `not_found` / `chunk_corrupt` when the chunk is missing or bad here.
+    AuditRequest {
+        /// The chunk.
+        cid: ContentId,
+        /// The leaves to prove (the holder checks them against its chunk's length).
+        challenge: peercloud_store::audit::Challenge,
+    },
+    /// Chunk protocol: a holder's proof of the leaves an audit challenged,
+    /// which the auditor verifies against the CID.
+    AuditProof(peercloud_store::audit::AuditProof),
 }
 
 impl Versioned for Message {

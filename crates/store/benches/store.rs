@@ -14,6 +14,9 @@
 //! - `erasure/*`: Reed-Solomon RS(4+2) parity of a group of four 1 MiB
 //!   sealed chunks, and recovery of the group with two of its six shards
 //!   lost (both data: the worst case); throughput counts the group's data.
+//!   Then whole 64 MiB RS(4+2) objects in memory: `put_object` (next to
+//!   `seal/put_object_mem_store`), and `get_object` intact and with one
+//!   data chunk of every group lost (each group recovered).
 //!
 //! Run: `cargo bench -p peercloud-store -- --warm-up-time 1 --measurement-time 10`
 
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use peercloud_store::{
     CHUNK_BYTES_DEFAULT, ChunkInventory, ChunkStore, FsChunkStore, MemChunkStore, ObjectKey,
-    PutOptions, TAG_BYTES, VerifiedChunk, delete_object, get_object, put_object,
+    PutOptions, Redundancy, TAG_BYTES, VerifiedChunk, delete_object, get_object, put_object,
 };
 use peercloud_types::{ContentId, Keypair};
 
@@ -259,6 +262,48 @@ fn erasure(c: &mut Criterion) {
     });
     group.bench_function("recover_rs_4_2_two_data_lost", |b| {
         b.iter(|| peercloud_store::erasure::recover(&lens, &shards).unwrap())
+    });
+    group.finish();
+
+    // Whole objects in memory: the put's extra CPU (parity, its CIDs) next
+    // to `seal/put_object_mem_store`, and a get that recovers every group.
+    let data = random_bytes(CPU_BYTES);
+    let owner = Keypair::generate();
+    let rs = PutOptions {
+        redundancy: Redundancy::Erasure {
+            data: DATA as u8,
+            parity: PARITY as u8,
+        },
+        ..PutOptions::default()
+    };
+    let mut group = c.benchmark_group("erasure");
+    group.throughput(Throughput::Bytes(CPU_BYTES as u64));
+    group.sample_size(10);
+    let store = MemChunkStore::new();
+    group.bench_function("put_object_rs_4_2_mem_store", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let receipt = put_object(&store, &data[..], &owner.public(), &rs).unwrap();
+                total += start.elapsed();
+                delete_object(&store, &receipt.manifest_cid).unwrap();
+            }
+            total
+        })
+    });
+    let receipt = put_object(&store, &data[..], &owner.public(), &rs).unwrap();
+    let secret = owner.x25519_secret();
+    group.bench_function("get_object_rs_4_2_mem_store_intact", |b| {
+        b.iter(|| get_object(&store, &receipt.manifest_cid, &secret, io::sink()).unwrap())
+    });
+    // The first data chunk of every group lost: each group is recovered.
+    for g in 0..receipt.manifest.group_count() {
+        let first = receipt.manifest.group(g).unwrap().data.start;
+        store.delete(&receipt.manifest.chunks[first]).unwrap();
+    }
+    group.bench_function("get_object_rs_4_2_mem_store_one_lost_per_group", |b| {
+        b.iter(|| get_object(&store, &receipt.manifest_cid, &secret, io::sink()).unwrap())
     });
     group.finish();
 }

@@ -13,9 +13,34 @@
 //! padding is never stored for data chunks (their lengths are in the
 //! manifest) and is cut off again on recovery.
 //!
+//! A group of one data chunk (a short object's, or an object's last) gets
+//! parity that is the chunk itself when its sealed length is even (RS over
+//! one shard is replication): its pieces share one CID and the network keeps
+//! that CID on `1 + parity` distinct nodes, which is the same protection.
+//!
+//! Reading a group back ([`recover_group`]) is the get pipeline's fallback
+//! when one of its data chunks cannot be read or is corrupt: it fetches the
+//! group's other pieces, fastest first — the remaining data chunks (they
+//! need no decoding) and as many parity chunks as data chunks are missing,
+//! all at once, then one more for each piece that fails — verifies each
+//! against its CID and length, and decodes.
+//!
 //! [`Redundancy::Erasure`]: crate::Redundancy::Erasure
 
+use std::thread;
+
+use peercloud_types::ContentId;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+
+use crate::error::StoreError;
+use crate::manifest::{ChunkGroup, Manifest};
+use crate::seal::TAG_BYTES;
+use crate::store::ChunkStore;
+
+/// Pieces of one group fetched at once during a recovery: as many reads in
+/// flight as the get pipeline's readers at most (`READERS_MAX`), so a
+/// recovery adds no more load than a get already makes.
+pub const RECOVERY_READS_MAX: usize = 8;
 
 /// Erasure coding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,6 +190,193 @@ pub fn recover(
             })
         })
         .collect()
+}
+
+/// The last erasure group recovered by the opener, and its sealed data
+/// chunks not used yet.
+pub(crate) struct Recovered {
+    group: usize,
+    start: usize,
+    chunks: Vec<Vec<u8>>,
+}
+
+/// Chunk `index` as read, or, when its read failed and the object is
+/// erasure-coded, as recovered from its group (recovering the group once).
+pub(crate) fn chunk_or_recovered<S: ChunkStore + ?Sized>(
+    store: &S,
+    object: &ContentId,
+    manifest: &Manifest,
+    index: usize,
+    read: Result<Vec<u8>, StoreError>,
+    recovered: &mut Option<Recovered>,
+) -> Result<Vec<u8>, StoreError> {
+    let err = match read {
+        Ok(buf) => return Ok(buf),
+        Err(err) => err,
+    };
+    let Some(group) = manifest.group_of(index) else {
+        return Err(err);
+    };
+    if recovered.as_ref().is_none_or(|r| r.group != group.index) {
+        tracing::debug!(%object, chunk = index, group = group.index, %err, "recovering an erasure group");
+        let chunks = recover_group(store, object, manifest, &group, &[(index, err)])?;
+        *recovered = Some(Recovered {
+            group: group.index,
+            start: group.data.start,
+            chunks,
+        });
+    }
+    let taken = recovered
+        .as_mut()
+        .and_then(|r| r.chunks.get_mut(index - r.start))
+        .map(std::mem::take);
+    taken.ok_or(StoreError::ThreadPanicked {
+        thread: "erasure recovery",
+    })
+}
+
+/// One piece of a group: its CID, its length and what it is, for errors.
+struct Piece {
+    cid: ContentId,
+    len: usize,
+    name: String,
+}
+
+/// The sealed data chunks of `group` of the object `manifest` describes,
+/// recovered from its other pieces because the data chunks `failed` (object
+/// chunk indexes, with why) could not be read. Every piece used is verified
+/// against its CID and length first, and every recovered chunk against its
+/// own CID after. Too few pieces is [`StoreError::GroupUnrecoverable`],
+/// naming the group, how many pieces were found and why the others failed.
+pub fn recover_group<S: ChunkStore + ?Sized>(
+    store: &S,
+    object: &ContentId,
+    manifest: &Manifest,
+    group: &ChunkGroup,
+    failed: &[(usize, StoreError)],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let lens: Vec<usize> = manifest.chunk_sizes[group.data.clone()]
+        .iter()
+        .map(|&size| size as usize + TAG_BYTES)
+        .collect();
+    let shard = shard_bytes(&lens);
+    let data = manifest.chunks[group.data.clone()]
+        .iter()
+        .zip(&lens)
+        .enumerate()
+        .map(|(i, (cid, &len))| Piece {
+            cid: *cid,
+            len,
+            name: format!("data chunk {}", group.data.start + i),
+        });
+    let parity = manifest.parity_chunks[group.parity.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, cid)| Piece {
+            cid: *cid,
+            len: shard,
+            name: format!("parity chunk {}", group.parity.start + i),
+        });
+    let pieces: Vec<Piece> = data.chain(parity).collect();
+    let needed = lens.len();
+    let mut reasons: Vec<String> = failed
+        .iter()
+        .map(|(index, err)| format!("data chunk {index}: {err}"))
+        .collect();
+    let known_bad: Vec<usize> = failed
+        .iter()
+        .filter_map(|(index, _)| index.checked_sub(group.data.start))
+        .collect();
+    // Data chunks first (no decoding needed for them), then parity, in order.
+    let mut untried = (0..pieces.len()).filter(|p| !known_bad.contains(p));
+    let mut shards: Vec<Option<Vec<u8>>> = vec![None; pieces.len()];
+    let mut found = 0;
+    while found < needed {
+        let batch: Vec<usize> = untried.by_ref().take(needed - found).collect();
+        if batch.is_empty() {
+            return Err(StoreError::GroupUnrecoverable {
+                object: *object,
+                group: group.index,
+                found,
+                needed,
+                pieces: pieces.len(),
+                reasons: reasons.join("; "),
+            });
+        }
+        for (p, fetched) in batch.iter().zip(fetch_pieces(store, &pieces, &batch)) {
+            match fetched {
+                Ok(bytes) => {
+                    shards[*p] = Some(bytes);
+                    found += 1;
+                }
+                Err(reason) => reasons.push(format!("{}: {reason}", pieces[*p].name)),
+            }
+        }
+    }
+    let recovered = recover(&lens, &shards).map_err(|source| StoreError::Erasure {
+        group: group.index,
+        source,
+    })?;
+    for (chunk, piece) in recovered.iter().zip(&pieces) {
+        let actual = ContentId::of(chunk);
+        if actual != piece.cid {
+            return Err(StoreError::Corrupt {
+                cid: piece.cid,
+                actual: Some(actual),
+                path: None,
+                reported: Some(format!(
+                    "recovered from erasure group {} of object {object}",
+                    group.index
+                )),
+            });
+        }
+    }
+    tracing::debug!(%object, group = group.index, found, "erasure group recovered");
+    Ok(recovered)
+}
+
+/// Reads the pieces `which` (at most [`RECOVERY_READS_MAX`] at a time), each
+/// checked against its CID and length; an error says why a piece is unusable.
+fn fetch_pieces<S: ChunkStore + ?Sized>(
+    store: &S,
+    pieces: &[Piece],
+    which: &[usize],
+) -> Vec<Result<Vec<u8>, String>> {
+    let fetch = |piece: &Piece| -> Result<Vec<u8>, String> {
+        let bytes = store.get(&piece.cid).map_err(|e| e.to_string())?;
+        let actual = ContentId::of(&bytes);
+        if actual != piece.cid {
+            return Err(format!("its bytes hash to {actual}"));
+        }
+        if bytes.len() != piece.len {
+            return Err(format!(
+                "it is {} bytes, its group's shards are {}",
+                bytes.len(),
+                piece.len
+            ));
+        }
+        Ok(bytes)
+    };
+    let mut out = Vec::with_capacity(which.len());
+    for wave in which.chunks(RECOVERY_READS_MAX) {
+        if let [only] = wave {
+            out.push(fetch(&pieces[*only]));
+            continue;
+        }
+        thread::scope(|scope| {
+            let reads: Vec<_> = wave
+                .iter()
+                .map(|&p| scope.spawn(move || fetch(&pieces[p])))
+                .collect();
+            for read in reads {
+                out.push(
+                    read.join()
+                        .unwrap_or_else(|_| Err("its read thread panicked".into())),
+                );
+            }
+        });
+    }
+    out
 }
 
 #[cfg(test)]

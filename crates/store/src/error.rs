@@ -209,6 +209,33 @@ pub enum StoreError {
         /// The object.
         cid: ContentId,
     },
+    /// Fewer than `needed` pieces of an erasure group could be read, so the
+    /// group's data cannot be recovered.
+    #[error(
+        "object {object}, erasure group {group}: {found} of its {pieces} pieces could be read, {needed} are needed ({reasons})"
+    )]
+    GroupUnrecoverable {
+        /// The object.
+        object: ContentId,
+        /// The group's position in the object.
+        group: usize,
+        /// Pieces (data or parity chunks) read and verified.
+        found: usize,
+        /// Pieces any recovery needs (the group's data chunk count).
+        needed: usize,
+        /// The group's pieces, data and parity.
+        pieces: usize,
+        /// Why each other piece was not used.
+        reasons: String,
+    },
+    /// Reed-Solomon coding of an erasure group failed.
+    #[error("erasure group {group}: {source}")]
+    Erasure {
+        /// The group's position in the object.
+        group: usize,
+        /// What the code said.
+        source: crate::erasure::ErasureError,
+    },
     /// The object is larger than one manifest may describe.
     #[error("object exceeds {chunks_max} chunks of {chunk_bytes} bytes")]
     ObjectTooLarge {

@@ -7,7 +7,8 @@
 //! ```text
 //! object ─▶ chunks (1 MiB) ─▶ AES-256-GCM under a per-object key ─▶ CID = BLAKE3(sealed)
 //!                                                                 ─▶ ChunkStore (FS or memory)
-//!        └▶ Manifest { CIDs, sizes, redundancy, key wrapped to owner, sealed info }
+//!        ├▶ erasure-coded: every `data` sealed chunks ─▶ `parity` parity chunks (RS)
+//!        └▶ Manifest { CIDs, sizes, parity CIDs, redundancy, key wrapped to owner, sealed info }
 //!              ─▶ stored as a chunk; its CID names the object
 //! ```
 //!
@@ -18,10 +19,12 @@
 //! - [`fs`] / [`mem`]: the file-system store (files + redb) and the in-memory one.
 //! - [`object`]: the streaming put/get pipelines.
 //! - [`erasure`]: Reed-Solomon parity for groups of chunks (any `data` of a group's chunks recover it).
+//! - [`audit`]: proof of storage: a random challenge, a BLAKE3 verified slice, checked against the CID.
 //! - [`placement`]: which nodes hold a chunk (rendezvous hashing, distinct owners).
 //! - [`error`]: [`StoreError`], the one error callers map to statuses.
 //! - `testing` (tests, or the `testing` feature): the contract suite every store passes.
 
+pub mod audit;
 pub mod erasure;
 pub mod error;
 pub mod fs;
@@ -34,18 +37,24 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use audit::{AuditError, AuditProof, Challenge};
+pub use erasure::{ErasureError, recover_group};
 pub use error::StoreError;
 pub use fs::FsChunkStore;
 pub use manifest::{
-    CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, MANIFEST_VERSION, Manifest,
-    ManifestError, OBJECT_CHUNKS_MAX, ObjectInfo, REPLICAS_DEFAULT, Redundancy,
+    CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, ChunkGroup, ERASURE_SHARDS_MAX,
+    MANIFEST_VERSION, Manifest, ManifestError, OBJECT_CHUNKS_MAX, ObjectInfo, REPLICAS_DEFAULT,
+    Redundancy,
 };
 pub use mem::MemChunkStore;
 pub use object::{
     GetReceipt, PutOptions, PutReceipt, READ_PARALLELISM_REMOTE, delete_object, get_object,
     get_object_with_key, put_object, read_manifest,
 };
-pub use placement::{PLACEMENT_WINDOW_FACTOR, PlacementNode, candidates, may_hold, place, rank};
+pub use placement::{
+    GROUP_PIECES_MAX, GroupPlacementError, PLACEMENT_WINDOW_FACTOR, PlacementNode, candidates,
+    group_candidate, may_hold, place, place_group, rank, window,
+};
 pub use seal::{
     ChunkCipher, ObjectKey, SealError, TAG_BYTES, open_chunk, open_sealed_key, seal_chunk,
     seal_key_to,

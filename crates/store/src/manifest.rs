@@ -4,25 +4,39 @@
 //! A manifest is public to the nodes that hold it, so it carries only what
 //! they need to store, account for and repair the object: the chunk CIDs in
 //! order, each chunk's plaintext size, the total size, the redundancy policy,
-//! and the object key wrapped to the owner (a sealed box only the owner's
+//! the parity chunks' CIDs of an erasure-coded object, and the object key
+//! wrapped to the owner (a sealed box only the owner's
 //! X25519 secret opens). What describes the *content* — the plaintext BLAKE3 of
 //! the whole object, its content type and name — is the [`ObjectInfo`], sealed
 //! with the object key under its own nonce domain: a provider cannot confirm a
 //! guess of "is this file X?" from a manifest, nor read file names.
+//!
+//! **Erasure-coded objects** ([`Redundancy::Erasure`]): the data chunks are
+//! taken `data` at a time, in order, into groups ([`ChunkGroup`]); the last
+//! group may hold fewer. Each group has exactly `parity` parity chunks, listed
+//! in [`Manifest::parity_chunks`] group after group, so group `g` is data
+//! chunks `g·data ..` and parity chunks `g·parity ..`. A parity chunk is
+//! [`crate::erasure::shard_bytes`] of its group's sealed data chunks long.
 //!
 //! Encoding: [`peercloud_types::encode`] with [`Kind::Manifest`] and
 //! [`MANIFEST_VERSION`] in the header byte (the format version; it is also
 //! bound into every chunk's AAD, see [`crate::seal`]). [`Manifest::decode`]
 //! checks kind, version, canonical form, and every bound below, so a CID that
 //! names some other chunk is refused with a typed error.
+//!
+//! Version 2 added [`Manifest::parity_chunks`]. Version 1 manifests are not
+//! read: the version is also in every chunk's AAD, so a version-1 object's
+//! chunks would need the opener to seal under the old byte as well, and no
+//! version-1 object outlives a devnet (there was no release).
 
 use peercloud_types::{ContentId, DecodeError, Hash32, Kind, Versioned, decode, encode};
 use serde::{Deserialize, Serialize};
 
 use crate::seal::{ChunkCipher, ObjectKey, SEALED_KEY_BYTES, SealError, TAG_BYTES};
 
-/// The manifest format version (the encoding's version byte; bound into chunk AAD).
-pub const MANIFEST_VERSION: u8 = 1;
+/// The manifest format version (the encoding's version byte; bound into chunk
+/// AAD). 2: the parity chunks of erasure-coded objects.
+pub const MANIFEST_VERSION: u8 = 2;
 /// Default plaintext bytes per chunk: 1 MiB. Large enough that per-chunk costs
 /// (a file, an fsync, 36 manifest bytes, a placement lookup) vanish against
 /// the data; small enough that a repair or a range read moves little.
@@ -43,6 +57,9 @@ pub const REPLICAS_DEFAULT: u8 = 3;
 pub const REPLICAS_MAX: u8 = 16;
 /// Most data + parity shards of an erasure code over GF(2^8).
 pub const ERASURE_SHARDS_MAX: u16 = 256;
+/// Most parity chunks one manifest lists: as many as data chunks at most
+/// (the same bound, so a manifest stays under ~80 MiB).
+pub const OBJECT_PARITY_CHUNKS_MAX: usize = OBJECT_CHUNKS_MAX;
 /// Longest object name in bytes (S3 allows keys of 1024 bytes).
 pub const NAME_BYTES_MAX: usize = 1024;
 /// Longest content type in bytes (RFC 6838 names are far shorter).
@@ -56,8 +73,9 @@ pub const SEALED_INFO_BYTES_MAX: usize = 2048;
 pub enum Redundancy {
     /// Every chunk is kept whole on this many distinct nodes.
     Replicas(u8),
-    /// Reed-Solomon: chunks in groups of `data`, `parity` extra shards per group.
-    /// The manifest format has room for it; the put pipeline does not build it yet.
+    /// Reed-Solomon: chunks in groups of `data`, `parity` parity chunks per
+    /// group, each chunk (data or parity) kept once, on its own node; any
+    /// `data` of a group's chunks give back all of its data.
     Erasure {
         /// Data shards per group.
         data: u8,
@@ -94,6 +112,26 @@ impl Redundancy {
             _ => Ok(()),
         }
     }
+
+    /// Parity chunks per group (0 for replicas).
+    pub fn parity_per_group(&self) -> usize {
+        match *self {
+            Redundancy::Replicas(_) => 0,
+            Redundancy::Erasure { parity, .. } => usize::from(parity),
+        }
+    }
+}
+
+/// One erasure group of an object: a run of its data chunks and their parity
+/// chunks, as indexes into [`Manifest::chunks`] and [`Manifest::parity_chunks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkGroup {
+    /// The group's position in the object (0 first).
+    pub index: usize,
+    /// Its data chunks' indexes in [`Manifest::chunks`] (also their seal indexes).
+    pub data: std::ops::Range<usize>,
+    /// Its parity chunks' indexes in [`Manifest::parity_chunks`].
+    pub parity: std::ops::Range<usize>,
 }
 
 /// What a manifest says about its object's content; sealed under the object key.
@@ -150,6 +188,9 @@ pub struct Manifest {
     pub chunks: Vec<ContentId>,
     /// Each chunk's plaintext size in bytes (its sealed size is `TAG_BYTES` more).
     pub chunk_sizes: Vec<u32>,
+    /// The parity chunks' CIDs of an erasure-coded object, `parity` per group,
+    /// group after group (see the module documentation); empty for replicas.
+    pub parity_chunks: Vec<ContentId>,
     /// The object's size in bytes: the sum of `chunk_sizes`.
     pub total_bytes: u64,
     /// How the chunks are kept alive.
@@ -248,9 +289,20 @@ pub enum ManifestError {
         /// The bound.
         shards_max: u16,
     },
-    /// The put pipeline does not build erasure-coded objects yet.
-    #[error("erasure-coded objects are not supported by this build; use replicas")]
-    ErasureNotSupported,
+    /// The parity chunks listed do not fit the redundancy's group shape.
+    #[error(
+        "manifest lists {found} parity chunks; {groups} groups of {parity} parity chunks need {expected}"
+    )]
+    ParityCount {
+        /// Groups of data chunks.
+        groups: usize,
+        /// Parity chunks per group.
+        parity: usize,
+        /// Parity chunks the shape needs.
+        expected: usize,
+        /// Parity chunks listed.
+        found: usize,
+    },
     /// A chunk size outside the configurable range.
     #[error("chunk size {chunk_bytes} bytes is outside {min}..={max}")]
     ChunkBytes {
@@ -354,7 +406,72 @@ impl Manifest {
                 max: SEALED_INFO_BYTES_MAX,
             });
         }
-        self.redundancy.validate()
+        self.redundancy.validate()?;
+        self.validate_parity()
+    }
+
+    /// Checks that every group has exactly `parity` parity chunks (and a
+    /// replicated object none).
+    fn validate_parity(&self) -> Result<(), ManifestError> {
+        let parity = self.redundancy.parity_per_group();
+        let groups = self.group_count();
+        let expected = groups.saturating_mul(parity);
+        if self.parity_chunks.len() != expected {
+            return Err(ManifestError::ParityCount {
+                groups,
+                parity,
+                expected,
+                found: self.parity_chunks.len(),
+            });
+        }
+        if self.parity_chunks.len() > OBJECT_PARITY_CHUNKS_MAX {
+            return Err(ManifestError::TooManyChunks {
+                count: self.parity_chunks.len(),
+                max: OBJECT_PARITY_CHUNKS_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many erasure groups the object has (0 for replicas).
+    pub fn group_count(&self) -> usize {
+        match self.redundancy {
+            Redundancy::Replicas(_) => 0,
+            Redundancy::Erasure { data, .. } => {
+                self.chunks.len().div_ceil(usize::from(data.max(1)))
+            }
+        }
+    }
+
+    /// Erasure group `index`, or `None` past the last (or for replicas).
+    pub fn group(&self, index: usize) -> Option<ChunkGroup> {
+        let Redundancy::Erasure { data, parity } = self.redundancy else {
+            return None;
+        };
+        if index >= self.group_count() {
+            return None;
+        }
+        let (data, parity) = (usize::from(data), usize::from(parity));
+        let start = index * data;
+        Some(ChunkGroup {
+            index,
+            data: start..(start + data).min(self.chunks.len()),
+            parity: index * parity..(index + 1) * parity,
+        })
+    }
+
+    /// The erasure group data chunk `chunk` belongs to (`None` for replicas).
+    pub fn group_of(&self, chunk: usize) -> Option<ChunkGroup> {
+        match self.redundancy {
+            Redundancy::Replicas(_) => None,
+            Redundancy::Erasure { data, .. } => self.group(chunk / usize::from(data.max(1))),
+        }
+    }
+
+    /// Every chunk the object stores besides its manifest: the data chunks,
+    /// then the parity chunks.
+    pub fn all_chunks(&self) -> impl Iterator<Item = &ContentId> {
+        self.chunks.iter().chain(&self.parity_chunks)
     }
 
     /// Unwraps the object key with the owner's X25519 secret
@@ -382,9 +499,25 @@ impl Manifest {
         Ok(info)
     }
 
-    /// Bytes the sealed chunks occupy on one node (plaintext plus one tag per chunk).
+    /// Bytes the sealed data chunks occupy on one node (plaintext plus one tag
+    /// per chunk).
     pub fn sealed_bytes(&self) -> u64 {
         self.total_bytes + (self.chunks.len() as u64) * (TAG_BYTES as u64)
+    }
+
+    /// Bytes the parity chunks occupy (0 for replicas): each is its group's
+    /// [`crate::erasure::shard_bytes`] long.
+    pub fn parity_bytes(&self) -> u64 {
+        (0..self.group_count())
+            .filter_map(|g| self.group(g))
+            .map(|group| {
+                let lens: Vec<usize> = self.chunk_sizes[group.data.clone()]
+                    .iter()
+                    .map(|&size| size as usize + TAG_BYTES)
+                    .collect();
+                (crate::erasure::shard_bytes(&lens) * group.parity.len()) as u64
+            })
+            .sum()
     }
 }
 
@@ -396,7 +529,7 @@ mod tests {
     fn arb_redundancy() -> impl Strategy<Value = Redundancy> {
         prop_oneof![
             (1..=REPLICAS_MAX).prop_map(Redundancy::Replicas),
-            (1u8..=128, 1u8..=128).prop_map(|(data, parity)| Redundancy::Erasure { data, parity }),
+            (1u8..=16, 1u8..=8).prop_map(|(data, parity)| Redundancy::Erasure { data, parity }),
         ]
     }
 
@@ -412,7 +545,20 @@ mod tests {
                 .map(|i| ContentId::of(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat()))
                 .collect();
             let total_bytes = sizes.iter().map(|&s| u64::from(s)).sum();
-            Manifest { chunks, chunk_sizes: sizes, total_bytes, redundancy, wrapped_key, sealed_info }
+            let mut manifest = Manifest {
+                chunks,
+                chunk_sizes: sizes,
+                parity_chunks: Vec::new(),
+                total_bytes,
+                redundancy,
+                wrapped_key,
+                sealed_info,
+            };
+            let parity = manifest.group_count() * redundancy.parity_per_group();
+            manifest.parity_chunks = (0..parity)
+                .map(|i| ContentId::of(&[seed.to_be_bytes(), (i as u64).to_be_bytes()].concat()))
+                .collect();
+            manifest
         }
     }
 
@@ -464,6 +610,7 @@ mod tests {
         Manifest {
             chunks: vec![ContentId::of(b"a")],
             chunk_sizes: vec![10],
+            parity_chunks: Vec::new(),
             total_bytes: 10,
             redundancy: Redundancy::default(),
             wrapped_key: vec![0; SEALED_KEY_BYTES],
@@ -503,6 +650,89 @@ mod tests {
             parity: 100,
         };
         assert!(matches!(m.validate(), Err(ManifestError::Erasure { .. })));
+    }
+
+    /// An RS(`data`+`parity`) manifest of `chunks` chunks of 10 bytes.
+    fn erasure(chunks: usize, data: u8, parity: u8) -> Manifest {
+        let mut m = valid();
+        m.chunks = (0..chunks as u32)
+            .map(|i| ContentId::of(&i.to_le_bytes()))
+            .collect();
+        m.chunk_sizes = vec![10; chunks];
+        m.total_bytes = 10 * chunks as u64;
+        m.redundancy = Redundancy::Erasure { data, parity };
+        m.parity_chunks = (0..m.group_count() * usize::from(parity))
+            .map(|i| ContentId::of(&[b'p', i as u8]))
+            .collect();
+        m
+    }
+
+    #[test]
+    fn erasure_groups_take_data_chunks_in_order_and_the_last_may_be_short() {
+        let m = erasure(10, 4, 2);
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!(m.group_count(), 3);
+        assert_eq!(m.parity_chunks.len(), 6);
+        let groups: Vec<ChunkGroup> = (0..3).map(|g| m.group(g).unwrap()).collect();
+        assert_eq!(groups[0].data, 0..4);
+        assert_eq!(groups[1].parity, 2..4);
+        assert_eq!(groups[2].data, 8..10, "the last group holds what is left");
+        assert_eq!(groups[2].parity, 4..6, "and still all its parity");
+        assert_eq!(m.group(3), None);
+        assert_eq!(m.group_of(9), Some(groups[2].clone()));
+        assert_eq!(m.group_of(3), Some(groups[0].clone()));
+        assert_eq!(m.all_chunks().count(), 16);
+        // Shards are the longest sealed chunk (10 + 16 bytes) of their group.
+        assert_eq!(m.parity_bytes(), 6 * 26);
+        let empty = erasure(0, 4, 2);
+        assert_eq!(empty.validate(), Ok(()));
+        assert_eq!(empty.group_count(), 0);
+        assert_eq!(valid().group_of(0), None, "replicas have no groups");
+    }
+
+    #[test]
+    fn every_group_must_have_exactly_its_parity_chunks() {
+        let mut m = erasure(10, 4, 2);
+        m.parity_chunks.pop();
+        assert_eq!(
+            m.validate(),
+            Err(ManifestError::ParityCount {
+                groups: 3,
+                parity: 2,
+                expected: 6,
+                found: 5
+            })
+        );
+        let mut m = valid();
+        m.parity_chunks.push(ContentId::of(b"p"));
+        assert!(
+            matches!(
+                Manifest::decode(&m.encode()),
+                Err(ManifestError::ParityCount {
+                    expected: 0,
+                    found: 1,
+                    ..
+                })
+            ),
+            "a replicated object has no parity"
+        );
+        let m = erasure(10, 4, 2);
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+    }
+
+    #[test]
+    fn a_version_1_manifest_is_refused_by_its_version() {
+        let mut bytes = valid().encode();
+        bytes[1] = 1;
+        assert!(matches!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::Decode {
+                source: DecodeError::UnsupportedVersion {
+                    found: 1,
+                    supported: 2
+                }
+            })
+        ));
     }
 
     #[test]

@@ -16,6 +16,17 @@
 //!                     ▼ at the end: BLAKE3 of the whole plaintext == manifest's (sealed) hash
 //! ```
 //!
+//! **Erasure coding** ([`Redundancy::Erasure`]): the sealer also closes a
+//! group every `data` chunks (and at the end): it computes the group's
+//! parity chunks ([`crate::erasure::encode`] over the sealed chunks, padded
+//! to the group's shard length) and names them, batches hold whole groups,
+//! and a writer stores each group with [`ChunkStore::put_group`] (one copy
+//! of each piece, on distinct nodes). A get reads the data chunks as for
+//! replicas; a data chunk that cannot be read or is corrupt makes the opener
+//! recover its group from the group's other pieces
+//! ([`crate::erasure::recover_group`]) once, and take the group's later
+//! chunks from that too when their reads fail.
+//!
 //! All hashing and sealing happens on the caller's thread; the writers only
 //! write and wait for the disk. Naming the chunks on the writers instead
 //! (to spread the CPU) measured ~15% slower: their per-batch latency grew and
@@ -40,13 +51,14 @@ use std::thread;
 
 use peercloud_types::{ContentId, Hash32, PublicKey};
 
+use crate::erasure::chunk_or_recovered;
 use crate::error::StoreError;
 use crate::manifest::{
     CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, Manifest, ManifestError,
-    OBJECT_CHUNKS_MAX, ObjectInfo, Redundancy,
+    OBJECT_CHUNKS_MAX, OBJECT_PARITY_CHUNKS_MAX, ObjectInfo, Redundancy,
 };
 use crate::seal::{ChunkCipher, ObjectKey, TAG_BYTES};
-use crate::store::{ChunkInventory, ChunkStore, VerifiedChunk};
+use crate::store::{ChunkInventory, ChunkStore, VerifiedChunk, put_batch};
 
 /// Sealed bytes handed to the store per `put_many`: 8 MiB. One batch pays one
 /// metadata commit (an fsync, ~0.25 ms) and shares directory fsyncs; 8 MiB of
@@ -79,7 +91,9 @@ pub const READERS_MAX: usize = 8;
 pub struct PutOptions {
     /// Plaintext bytes per chunk, [`CHUNK_BYTES_MIN`]..=[`CHUNK_BYTES_MAX`].
     pub chunk_bytes: u32,
-    /// The redundancy recorded in the manifest (replication is the network's job).
+    /// The redundancy: replicas are recorded in the manifest (replication is
+    /// the network's job); an erasure code is built here (parity chunks,
+    /// stored with [`ChunkStore::put_group`]).
     pub redundancy: Redundancy,
     /// MIME type to record (sealed).
     pub content_type: Option<String>,
@@ -99,7 +113,7 @@ impl Default for PutOptions {
 }
 
 impl PutOptions {
-    /// Checks every bound, and refuses what the pipeline does not build.
+    /// Checks every bound.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if !(CHUNK_BYTES_MIN..=CHUNK_BYTES_MAX).contains(&self.chunk_bytes) {
             return Err(ManifestError::ChunkBytes {
@@ -109,9 +123,6 @@ impl PutOptions {
             });
         }
         self.redundancy.validate()?;
-        if matches!(self.redundancy, Redundancy::Erasure { .. }) {
-            return Err(ManifestError::ErasureNotSupported);
-        }
         ObjectInfo {
             plaintext_hash: Hash32::ZERO,
             content_type: self.content_type.clone(),
@@ -153,10 +164,26 @@ pub struct GetReceipt {
 /// for their buffers to be reused).
 #[derive(Debug, Default)]
 struct Batch {
-    /// The sealed chunks, in object order.
+    /// The sealed chunks, in object order; for an erasure-coded object each
+    /// group's data chunks then its parity chunks.
     sealed: Vec<Vec<u8>>,
     /// Their CIDs, same order.
     cids: Vec<ContentId>,
+    /// For an erasure-coded object, how many of `sealed` each group takes,
+    /// in order (empty for replicas).
+    groups: Vec<usize>,
+    /// Data chunks in the batch.
+    data_chunks: usize,
+}
+
+impl Batch {
+    /// Empties the batch, its chunk buffers appended to `buffers`.
+    fn drain_into(&mut self, buffers: &mut Vec<Vec<u8>>) {
+        buffers.append(&mut self.sealed);
+        self.cids.clear();
+        self.groups.clear();
+        self.data_chunks = 0;
+    }
 }
 
 /// What the sealing loop produced so far (kept by the caller so a failed put
@@ -165,7 +192,19 @@ struct Batch {
 struct Produced {
     chunks: Vec<ContentId>,
     chunk_sizes: Vec<u32>,
+    parity_chunks: Vec<ContentId>,
     total_bytes: u64,
+}
+
+impl Produced {
+    /// Every chunk named so far, data and parity.
+    fn all(&self) -> Vec<ContentId> {
+        self.chunks
+            .iter()
+            .chain(&self.parity_chunks)
+            .copied()
+            .collect()
+    }
 }
 
 /// Streams `reader` into `store` as a new object owned by `owner`; returns once
@@ -180,16 +219,9 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     let cipher = key.cipher();
     let mut produced = Produced::default();
     let mut hasher = blake3::Hasher::new();
-    let outcome = seal_and_write(
-        store,
-        reader,
-        &cipher,
-        options.chunk_bytes as usize,
-        &mut hasher,
-        &mut produced,
-    );
+    let outcome = seal_and_write(store, reader, &cipher, options, &mut hasher, &mut produced);
     if let Err(err) = outcome {
-        remove_chunks(store, &produced.chunks);
+        remove_chunks(store, &produced.all());
         return Err(err);
     }
 
@@ -241,11 +273,12 @@ fn seal_and_write<S: ChunkStore + ?Sized, R: Read>(
     store: &S,
     reader: R,
     cipher: &ChunkCipher,
-    chunk_bytes: usize,
+    options: &PutOptions,
     hasher: &mut blake3::Hasher,
     produced: &mut Produced,
 ) -> Result<(), StoreError> {
-    let per_batch = (WRITE_BATCH_BYTES / chunk_bytes).max(1);
+    let chunk_bytes = options.chunk_bytes as usize;
+    let shape = Shape::of(options.redundancy, chunk_bytes);
     let failed = AtomicBool::new(false);
     thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch>(WRITE_QUEUE_BATCHES);
@@ -265,16 +298,7 @@ fn seal_and_write<S: ChunkStore + ?Sized, R: Read>(
             })
             .collect();
         drop((full_rx, free_tx));
-        let sealed = seal_chunks(
-            reader,
-            cipher,
-            chunk_bytes,
-            per_batch,
-            &full_tx,
-            &free_rx,
-            hasher,
-            produced,
-        );
+        let sealed = seal_chunks(reader, cipher, &shape, &full_tx, &free_rx, hasher, produced);
         drop(full_tx);
         // A writer's error explains a sealer that found the queue closed.
         join_writers(writers).and(sealed)
@@ -311,13 +335,14 @@ fn write_manifest<S: ChunkStore + ?Sized>(
     let sealed_info = match info.seal(cipher) {
         Ok(sealed) => sealed,
         Err(source) => {
-            remove_chunks(store, &produced.chunks);
+            remove_chunks(store, &produced.all());
             return Err(StoreError::Options { source });
         }
     };
     let manifest = Manifest {
         chunks: produced.chunks,
         chunk_sizes: produced.chunk_sizes,
+        parity_chunks: produced.parity_chunks,
         total_bytes: produced.total_bytes,
         redundancy: options.redundancy,
         wrapped_key,
@@ -328,7 +353,7 @@ fn write_manifest<S: ChunkStore + ?Sized>(
     let manifest_cid = ContentId::of(&bytes);
     // Only now, with every data chunk durable, does the object get its name.
     if let Err(err) = store.put_many(&[VerifiedChunk::new(&bytes)]) {
-        remove_chunks(store, &manifest.chunks);
+        remove_chunks(store, &manifest.all_chunks().copied().collect::<Vec<_>>());
         return Err(err);
     }
     Ok((manifest_cid, manifest))
@@ -357,7 +382,7 @@ fn write_batches<S: ChunkStore + ?Sized>(
             .zip(&batch.cids)
             .map(|(sealed, cid)| VerifiedChunk::already_hashed(*cid, sealed))
             .collect();
-        if let Err(err) = store.put_many(&chunks) {
+        if let Err(err) = put_batch(store, &chunks, &batch.groups) {
             failed.store(true, Ordering::Relaxed);
             return Err(err);
         }
@@ -368,30 +393,65 @@ fn write_batches<S: ChunkStore + ?Sized>(
     }
 }
 
-/// The sealing loop on the caller's thread: read, hash, seal, name, batch.
-#[allow(clippy::too_many_arguments)]
+/// How the sealer cuts an object: chunk size, batch size and the erasure
+/// group shape.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    chunk_bytes: usize,
+    /// Data chunks per batch (a whole number of groups when erasure-coded).
+    per_batch: usize,
+    /// `(data, parity)` chunks per group, for an erasure-coded object.
+    erasure: Option<(usize, usize)>,
+}
+
+impl Shape {
+    fn of(redundancy: Redundancy, chunk_bytes: usize) -> Shape {
+        let per_batch = (WRITE_BATCH_BYTES / chunk_bytes).max(1);
+        match redundancy {
+            Redundancy::Replicas(_) => Shape {
+                chunk_bytes,
+                per_batch,
+                erasure: None,
+            },
+            Redundancy::Erasure { data, parity } => {
+                let (data, parity) = (usize::from(data), usize::from(parity));
+                Shape {
+                    chunk_bytes,
+                    per_batch: per_batch.div_ceil(data) * data,
+                    erasure: Some((data, parity)),
+                }
+            }
+        }
+    }
+}
+
+/// The sealing loop on the caller's thread: read, hash, seal, name, batch;
+/// for an erasure-coded object also close each group with its parity.
 fn seal_chunks<R: Read>(
     mut reader: R,
     cipher: &ChunkCipher,
-    chunk_bytes: usize,
-    per_batch: usize,
+    shape: &Shape,
     full_tx: &SyncSender<Batch>,
     free_rx: &Receiver<Batch>,
     hasher: &mut blake3::Hasher,
     produced: &mut Produced,
 ) -> Result<(), StoreError> {
+    let chunk_bytes = shape.chunk_bytes;
     let writer_gone = || StoreError::ThreadPanicked {
         thread: "chunk writer",
     };
     let mut buffers: Vec<Vec<u8>> = Vec::new();
-    // Waits for a free batch and takes its buffers for reuse.
+    // Waits for a free batch and takes its buffers for reuse: as many as a
+    // batch seals (parity shards come back too; the rest are freed).
     let take_free = |buffers: &mut Vec<Vec<u8>>| {
         let mut batch = free_rx.recv().map_err(|_| writer_gone())?;
-        buffers.append(&mut batch.sealed);
-        batch.cids.clear();
+        batch.drain_into(buffers);
+        buffers.truncate(shape.per_batch);
         Ok::<Batch, StoreError>(batch)
     };
     let mut batch = take_free(&mut buffers)?;
+    // Where the open group starts in `batch.sealed`.
+    let mut group_start = 0;
     loop {
         let mut buf = buffers
             .pop()
@@ -422,17 +482,62 @@ fn seal_chunks<R: Read>(
         produced.total_bytes += read as u64;
         batch.cids.push(cid);
         batch.sealed.push(buf);
-        if batch.sealed.len() == per_batch {
+        batch.data_chunks += 1;
+        let last = read < chunk_bytes; // `read_to_end` stops short only at the end
+        if let Some((data, parity)) = shape.erasure
+            && batch.sealed.len() - group_start == data
+        {
+            close_group(&mut batch, group_start, parity, shape, produced)?;
+            group_start = batch.sealed.len();
+        }
+        let at_group_end = shape.erasure.is_none() || group_start == batch.sealed.len();
+        if batch.data_chunks >= shape.per_batch && at_group_end {
             full_tx.send(batch).map_err(|_| writer_gone())?;
             batch = take_free(&mut buffers)?;
+            group_start = 0;
         }
-        if read < chunk_bytes {
-            break; // `read_to_end` stops short only at the end of the input
+        if last {
+            break;
         }
+    }
+    if let Some((_, parity)) = shape.erasure
+        && batch.sealed.len() > group_start
+    {
+        close_group(&mut batch, group_start, parity, shape, produced)?;
     }
     if !batch.sealed.is_empty() {
         full_tx.send(batch).map_err(|_| writer_gone())?;
     }
+    Ok(())
+}
+
+/// Closes the group of `batch.sealed[start..]`: computes its `parity`
+/// parity chunks, names them and appends them to the batch.
+fn close_group(
+    batch: &mut Batch,
+    start: usize,
+    parity: usize,
+    shape: &Shape,
+    produced: &mut Produced,
+) -> Result<(), StoreError> {
+    let group = produced.chunks.len().saturating_sub(1) / shape.erasure.map_or(1, |(d, _)| d);
+    if produced.parity_chunks.len() + parity > OBJECT_PARITY_CHUNKS_MAX {
+        return Err(StoreError::ObjectTooLarge {
+            chunk_bytes: shape.chunk_bytes as u32,
+            chunks_max: OBJECT_PARITY_CHUNKS_MAX,
+        });
+    }
+    let data: Vec<&[u8]> = batch.sealed[start..].iter().map(Vec::as_slice).collect();
+    let shards = crate::erasure::encode(&data, parity)
+        .map_err(|source| StoreError::Erasure { group, source })?;
+    let pieces = batch.sealed.len() - start + shards.len();
+    for shard in shards {
+        let cid = ContentId::of(&shard);
+        produced.parity_chunks.push(cid);
+        batch.cids.push(cid);
+        batch.sealed.push(shard);
+    }
+    batch.groups.push(pieces);
     Ok(())
 }
 
@@ -482,15 +587,15 @@ pub fn get_object_with_key<S: ChunkStore + ?Sized, W: Write>(
     read_object(store, manifest_cid, manifest, key, writer)
 }
 
-/// Deletes the object's chunks and then its manifest from `store`; returns
-/// how many chunks (manifest included) were removed.
+/// Deletes the object's chunks (data and parity) and then its manifest from
+/// `store`; returns how many chunks (manifest included) were removed.
 pub fn delete_object<S: ChunkInventory + ?Sized>(
     store: &S,
     manifest_cid: &ContentId,
 ) -> Result<u64, StoreError> {
     let manifest = read_manifest(store, manifest_cid)?;
     let mut removed = 0;
-    for cid in &manifest.chunks {
+    for cid in manifest.all_chunks() {
         removed += u64::from(store.delete(cid)?);
     }
     removed += u64::from(store.delete(manifest_cid)?);
@@ -560,18 +665,26 @@ fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
         let mut spare_txs = Vec::with_capacity(readers);
         let mut read_ahead = Vec::with_capacity(readers);
         let chunks = &manifest.chunks;
+        // An erasure-coded object's reads go on past a failed chunk: the
+        // opener recovers it from its group.
+        let past_failures = manifest.group_count() > 0;
         for reader in 0..readers {
             let (chunk_tx, chunk_rx) = sync_channel::<Result<Vec<u8>, StoreError>>(depth);
             let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(depth + 2);
             chunk_rxs.push(chunk_rx);
             spare_txs.push(spare_tx);
             let mine = chunks.iter().skip(reader).step_by(readers);
-            read_ahead
-                .push(scope.spawn(move || read_ahead_chunks(store, mine, chunk_tx, spare_rx)));
+            read_ahead.push(
+                scope.spawn(move || {
+                    read_ahead_chunks(store, mine, chunk_tx, spare_rx, past_failures)
+                }),
+            );
         }
-        let opened = open_chunks(
-            object, manifest, cipher, &chunk_rxs, &spare_txs, hasher, writer,
-        );
+        let queues = Queues {
+            chunks: &chunk_rxs,
+            spares: &spare_txs,
+        };
+        let opened = open_chunks(store, object, manifest, cipher, &queues, hasher, writer);
         drop(chunk_rxs); // unblocks the read-ahead threads if we stopped early
         for reader in read_ahead {
             reader.join().map_err(|_| StoreError::ThreadPanicked {
@@ -583,36 +696,47 @@ fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
 }
 
 /// A read-ahead thread: fetches `cids` (reusing buffers from `spare_rx`) onto
-/// `chunk_tx`, until the first failure or until the caller stops taking them.
+/// `chunk_tx`, until the first failure (unless `past_failures`) or until the
+/// caller stops taking them.
 fn read_ahead_chunks<'a, S: ChunkStore + ?Sized>(
     store: &S,
     cids: impl Iterator<Item = &'a ContentId>,
     chunk_tx: SyncSender<Result<Vec<u8>, StoreError>>,
     spare_rx: Receiver<Vec<u8>>,
+    past_failures: bool,
 ) {
     for cid in cids {
         let mut buf = spare_rx.try_recv().unwrap_or_default();
         let result = store.get_into(cid, &mut buf).map(|()| buf);
         let failed = result.is_err();
-        if chunk_tx.send(result).is_err() || failed {
+        if chunk_tx.send(result).is_err() || (failed && !past_failures) {
             break;
         }
     }
 }
 
-/// Takes each chunk in order from its reader's queue, opens it, checks its
-/// size, hashes and writes it; returns the plaintext bytes written.
-fn open_chunks<W: Write>(
+/// The read-ahead threads' queues, reader by reader: chunk `i` arrives on
+/// `chunks[i % readers]`, and its emptied buffer goes back on `spares`.
+struct Queues<'a> {
+    chunks: &'a [Receiver<Result<Vec<u8>, StoreError>>],
+    spares: &'a [SyncSender<Vec<u8>>],
+}
+
+/// Takes each chunk in order from its reader's queue (or its recovered
+/// group), opens it, checks its size, hashes and writes it; returns the
+/// plaintext bytes written.
+fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
+    store: &S,
     object: &ContentId,
     manifest: &Manifest,
     cipher: &ChunkCipher,
-    chunk_rxs: &[Receiver<Result<Vec<u8>, StoreError>>],
-    spare_txs: &[SyncSender<Vec<u8>>],
+    queues: &Queues<'_>,
     hasher: &mut blake3::Hasher,
     writer: &mut W,
 ) -> Result<u64, StoreError> {
-    let readers = chunk_rxs.len();
+    let readers = queues.chunks.len();
     let mut written: u64 = 0;
+    let mut recovered = None;
     for (index, (cid, &size)) in manifest
         .chunks
         .iter()
@@ -620,12 +744,13 @@ fn open_chunks<W: Write>(
         .enumerate()
     {
         let queue = index % readers;
-        let index = index as u64;
-        let mut buf = chunk_rxs[queue]
+        let read = queues.chunks[queue]
             .recv()
             .map_err(|_| StoreError::ThreadPanicked {
                 thread: "chunk reader",
-            })??;
+            })?;
+        let mut buf = chunk_or_recovered(store, object, manifest, index, read, &mut recovered)?;
+        let index = index as u64;
         cipher
             .open_in_place(index, &mut buf)
             .map_err(|source| StoreError::Seal {
@@ -656,7 +781,7 @@ fn open_chunks<W: Write>(
             .map_err(|source| StoreError::Write { source })?;
         written += found;
         // A full spare queue only means the reader has buffers enough.
-        let _ = spare_txs[queue].try_send(buf);
+        let _ = queues.spares[queue].try_send(buf);
     }
     Ok(written)
 }

@@ -17,10 +17,19 @@
 //!
 //! A put falls through the ranking past nodes that fail or refuse, but only
 //! so far: [`candidates`] are [`place`]'s picks and then the rest of the
-//! first `replicas × PLACEMENT_WINDOW_FACTOR` ranks, and a node accepts a
-//! chunk only when it is one of them ([`may_hold`]). A chunk therefore lives
-//! where a reader looks first, and no node can be made to hold chunks that
-//! rendezvous hashing did not give it.
+//! first [`window`] ranks, and a node accepts a chunk only when it is one of
+//! them ([`may_hold`], the one rule both sides apply). A chunk therefore
+//! lives where a reader looks first, and no node can be made to hold chunks
+//! that rendezvous hashing did not give it.
+//!
+//! **Erasure groups** ([`place_group`]): every piece of a group (its data
+//! and parity chunks) is kept once, and no two on one node, so losing a node
+//! costs a group one piece at most. Piece `i` goes to the best-ranked node
+//! for its own CID that no earlier piece of the group took, preferring
+//! owners the group has not used yet. Such a node is always within the
+//! piece's first `pieces` ranks (earlier pieces took fewer than `pieces`
+//! nodes), so the [`window`] is at least [`GROUP_PIECES_MAX`]: a holder
+//! accepts a piece the group placement gave it, without knowing the group.
 //!
 //! Deterministic: ties in score (which need a BLAKE3 collision) break by node id,
 //! and a node listed twice counts once.
@@ -91,13 +100,29 @@ pub fn place(cid: &ContentId, nodes: &[PlacementNode], replicas: usize) -> Vec<P
 /// cannot pick its holders and reads find a chunk in the first ranks.
 pub const PLACEMENT_WINDOW_FACTOR: usize = 2;
 
+/// Most pieces (data + parity chunks) of one erasure group the network
+/// places, each on its own node: 20 holds the codes in use for storage at
+/// scale (Backblaze's 17+3, RS(10+4), RS(4+2)) and keeps the ranks a holder
+/// accepts a chunk in ([`window`]) a small part of a large network.
+pub const GROUP_PIECES_MAX: usize = 20;
+
+/// How many of a chunk's first ranks a put may use and a holder accepts it
+/// in: `replicas × PLACEMENT_WINDOW_FACTOR` for a replicated chunk's fall
+/// through, and at least [`GROUP_PIECES_MAX`] for a piece of an erasure
+/// group (which lands within its first `pieces` ranks). A holder cannot
+/// tell the two apart, so the rule is the larger of both.
+pub fn window(replicas: usize) -> usize {
+    replicas
+        .saturating_mul(PLACEMENT_WINDOW_FACTOR)
+        .max(GROUP_PIECES_MAX)
+}
+
 /// The nodes a put of `cid` may use, in the order it tries them: [`place`]'s
 /// `replicas` picks (distinct owners first), then the other nodes among the
-/// first `replicas × PLACEMENT_WINDOW_FACTOR` of the ranking, best first.
+/// first [`window`] of the ranking, best first.
 pub fn candidates(cid: &ContentId, nodes: &[PlacementNode], replicas: usize) -> Vec<PlacementNode> {
     let mut chosen = place(cid, nodes, replicas);
-    let window = replicas.saturating_mul(PLACEMENT_WINDOW_FACTOR);
-    for node in rank(cid, nodes).into_iter().take(window) {
+    for node in rank(cid, nodes).into_iter().take(window(replicas)) {
         if !chosen.contains(&node) {
             chosen.push(node);
         }
@@ -111,6 +136,84 @@ pub fn may_hold(cid: &ContentId, nodes: &[PlacementNode], replicas: usize, node:
     candidates(cid, nodes, replicas)
         .iter()
         .any(|c| c.node == *node)
+}
+
+/// An erasure group cannot be placed on distinct nodes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupPlacementError {
+    /// Fewer distinct nodes than the group has pieces.
+    #[error(
+        "an erasure group of {pieces} pieces needs {pieces} distinct storage nodes; only {nodes} are registered and staked"
+    )]
+    TooFewNodes {
+        /// Pieces in the group (data + parity).
+        pieces: usize,
+        /// Distinct nodes there are.
+        nodes: usize,
+    },
+    /// More pieces than the network places for one group.
+    #[error("an erasure group of {pieces} pieces is wider than the {max} the network places")]
+    TooWide {
+        /// Pieces in the group.
+        pieces: usize,
+        /// [`GROUP_PIECES_MAX`].
+        max: usize,
+    },
+}
+
+/// The node for the next piece `cid` of a group: the best-ranked of its
+/// first [`GROUP_PIECES_MAX`] ranks that is not in `used` (the nodes the
+/// group's other pieces took, and any this piece already failed on), of an
+/// owner not in `used` when there is one. `None` when every node of the
+/// window is used.
+pub fn group_candidate(
+    cid: &ContentId,
+    nodes: &[PlacementNode],
+    used: &[PlacementNode],
+) -> Option<PlacementNode> {
+    let free: Vec<PlacementNode> = rank(cid, nodes)
+        .into_iter()
+        .take(GROUP_PIECES_MAX)
+        .filter(|n| used.iter().all(|u| u.node != n.node))
+        .collect();
+    free.iter()
+        .find(|n| used.iter().all(|u| u.owner != n.owner))
+        .or(free.first())
+        .copied()
+}
+
+/// Where each piece of an erasure group goes, in piece order: distinct
+/// nodes, distinct owners first (see the module documentation). Refused when
+/// there are fewer distinct nodes than pieces, or more pieces than
+/// [`GROUP_PIECES_MAX`].
+pub fn place_group(
+    cids: &[ContentId],
+    nodes: &[PlacementNode],
+) -> Result<Vec<PlacementNode>, GroupPlacementError> {
+    if cids.len() > GROUP_PIECES_MAX {
+        return Err(GroupPlacementError::TooWide {
+            pieces: cids.len(),
+            max: GROUP_PIECES_MAX,
+        });
+    }
+    let mut distinct: Vec<NodeId> = nodes.iter().map(|n| n.node).collect();
+    distinct.sort();
+    distinct.dedup();
+    let too_few = || GroupPlacementError::TooFewNodes {
+        pieces: cids.len(),
+        nodes: distinct.len(),
+    };
+    if distinct.len() < cids.len() {
+        return Err(too_few());
+    }
+    let mut used: Vec<PlacementNode> = Vec::with_capacity(cids.len());
+    for cid in cids {
+        // Always found: fewer than `cids.len()` nodes are used, and the
+        // window holds at least that many distinct nodes.
+        let node = group_candidate(cid, nodes, &used).ok_or_else(too_few)?;
+        used.push(node);
+    }
+    Ok(used)
 }
 
 #[cfg(test)]
@@ -233,7 +336,7 @@ mod tests {
         for n in set.iter_mut().skip(3) {
             n.owner = set_owner();
         }
-        let window = 3 * PLACEMENT_WINDOW_FACTOR;
+        let window = window(3);
         for cid in cids(300) {
             let picks = place(&cid, &set, 3);
             let ranked = rank(&cid, &set);
@@ -255,6 +358,85 @@ mod tests {
 
     fn set_owner() -> AccountId {
         AccountId(key(9, 0))
+    }
+
+    #[test]
+    fn a_group_lands_on_distinct_nodes_each_within_its_pieces_first_ranks() {
+        let set = nodes(40, 40);
+        for group in 0..100u32 {
+            let pieces: Vec<ContentId> = (0..6u32)
+                .map(|i| ContentId::of(&[group.to_le_bytes(), i.to_le_bytes()].concat()))
+                .collect();
+            let placed = place_group(&pieces, &set).unwrap();
+            let distinct: BTreeSet<_> = placed.iter().map(|n| n.node).collect();
+            assert_eq!(distinct.len(), 6, "one piece per node");
+            for (i, (cid, node)) in pieces.iter().zip(&placed).enumerate() {
+                let ranked = rank(cid, &set);
+                let at = ranked.iter().position(|n| n == node).unwrap();
+                assert!(at <= i, "piece {i} went past its first {} ranks", i + 1);
+                assert!(
+                    may_hold(cid, &set, 3, &node.node),
+                    "the holder accepts what the group placement gave it"
+                );
+            }
+            assert_eq!(placed, place_group(&pieces, &set).unwrap(), "deterministic");
+        }
+    }
+
+    #[test]
+    fn a_group_uses_new_owners_before_repeating_one() {
+        // 12 nodes of 6 owners: a group of 6 takes each owner once.
+        let set = nodes(12, 6);
+        for group in 0..100u32 {
+            let pieces: Vec<ContentId> = (0..6u32)
+                .map(|i| ContentId::of(&[group.to_le_bytes(), i.to_le_bytes()].concat()))
+                .collect();
+            let placed = place_group(&pieces, &set).unwrap();
+            let owners: BTreeSet<_> = placed.iter().map(|n| n.owner).collect();
+            assert_eq!(owners.len(), 6);
+        }
+        // 6 nodes of 3 owners: owners repeat, nodes never do.
+        let set = nodes(6, 3);
+        let pieces: Vec<ContentId> = cids(6);
+        let placed = place_group(&pieces, &set).unwrap();
+        let distinct: BTreeSet<_> = placed.iter().map(|n| n.node).collect();
+        assert_eq!(distinct.len(), 6);
+    }
+
+    #[test]
+    fn a_group_wider_than_the_network_is_refused_naming_both_numbers() {
+        let set = nodes(4, 4);
+        let err = place_group(&cids(6), &set).unwrap_err();
+        assert_eq!(
+            err,
+            GroupPlacementError::TooFewNodes {
+                pieces: 6,
+                nodes: 4
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("6 distinct") && text.contains("only 4"),
+            "{text}"
+        );
+        let err = place_group(&cids(GROUP_PIECES_MAX as u32 + 1), &nodes(64, 64)).unwrap_err();
+        assert!(matches!(err, GroupPlacementError::TooWide { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_failed_piece_falls_to_the_next_node_the_group_does_not_use() {
+        let set = nodes(10, 10);
+        let pieces = cids(6);
+        let placed = place_group(&pieces, &set).unwrap();
+        // Piece 2's node refuses: its next candidate is none of the group's.
+        let mut used = placed.clone();
+        let next = group_candidate(&pieces[2], &set, &used).unwrap();
+        assert!(!placed.contains(&next));
+        used.push(next);
+        let after = group_candidate(&pieces[2], &set, &used).unwrap();
+        assert!(!used.contains(&after));
+        // Every node used: nothing left.
+        assert_eq!(group_candidate(&pieces[2], &set, &set), None);
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! shares the directory and commit costs. A put returns only once the chunk
 //! is durable.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use peercloud_types::{ContentId, Kind, NodeId, Versioned};
 use serde::{Deserialize, Serialize};
 
@@ -105,12 +107,23 @@ pub struct StoreUsage {
 /// memory) is also a [`ChunkInventory`]. Shared between threads.
 pub trait ChunkStore: Send + Sync {
     /// Stores every chunk durably; returns only when all of them are on
-    /// stable storage (for a network store: on every replica). Chunks
+    /// stable storage (for a network store: on every replica; an
+    /// erasure-coded object's pieces go through [`ChunkStore::put_group`]). Chunks
     /// already present are skipped (puts are idempotent) once a cheap check
     /// finds their bytes still there at their length; a chunk whose bytes
     /// were lost or cut short behind the store's back is written again. On
     /// error no partial chunk is left behind.
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError>;
+
+    /// Stores the pieces (data and parity chunks) of one erasure group: one
+    /// copy of each, and for a store that spans nodes each piece on a
+    /// distinct node, so losing a node costs the group one piece at most.
+    /// Returns once every piece is durable. A store on one disk or in
+    /// memory has one place to put anything: by default this is
+    /// [`ChunkStore::put_many`].
+    fn put_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        self.put_many(pieces)
+    }
 
     /// Reads the chunk into `buf` (cleared first, its allocation reused) and
     /// verifies its hash.
@@ -205,6 +218,62 @@ pub trait ChunkPutters: ChunkInventory {
     /// The nodes that put the chunk, ascending (empty when it is absent, or
     /// was stored by a plain [`ChunkStore::put`]).
     fn putters(&self, cid: &ContentId) -> Result<Vec<NodeId>, StoreError>;
+}
+
+/// Erasure groups of one batch stored at once: a network store's group put
+/// waits on as many nodes as the group has pieces, so a few overlap those
+/// waits (four RS(4+2) groups keep 24 transfers in flight), while a batch of
+/// many small groups still runs on a bounded number of threads.
+pub const GROUP_PUTS_IN_FLIGHT: usize = 4;
+
+/// Stores one batch of the put pipeline: all at once for replicas; group by
+/// group for an erasure-coded object (`groups` holds each group's length),
+/// up to [`GROUP_PUTS_IN_FLIGHT`] groups at once. The first error is returned.
+pub(crate) fn put_batch<S: ChunkStore + ?Sized>(
+    store: &S,
+    chunks: &[VerifiedChunk<'_>],
+    groups: &[usize],
+) -> Result<(), StoreError> {
+    let mut slices = Vec::with_capacity(groups.len());
+    let mut rest = chunks;
+    for &len in groups {
+        let (group, after) = rest.split_at(len.min(rest.len()));
+        slices.push(group);
+        rest = after;
+    }
+    match slices.as_slice() {
+        [] => store.put_many(chunks),
+        [only] => store.put_group(only),
+        _ => {
+            let next = AtomicUsize::new(0);
+            let failed = AtomicBool::new(false);
+            let worker = || {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(group) = slices.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    if let Err(err) = store.put_group(group) {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(err);
+                    }
+                }
+                Ok(())
+            };
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..slices.len().min(GROUP_PUTS_IN_FLIGHT))
+                    .map(|_| scope.spawn(worker))
+                    .collect();
+                let mut first = Ok(());
+                for handle in workers {
+                    let result = handle.join().unwrap_or(Err(StoreError::ThreadPanicked {
+                        thread: "chunk group writer",
+                    }));
+                    first = first.and(result);
+                }
+                first
+            })
+        }
+    }
 }
 
 /// Verifies bytes read back from a store.

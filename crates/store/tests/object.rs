@@ -329,8 +329,8 @@ fn bad_options_and_owner_keys_are_refused_before_any_write() {
     );
     let erasure = PutOptions {
         redundancy: Redundancy::Erasure {
-            data: 10,
-            parity: 4,
+            data: 200,
+            parity: 100,
         },
         ..PutOptions::default()
     };
@@ -338,7 +338,11 @@ fn bad_options_and_owner_keys_are_refused_before_any_write() {
     assert!(matches!(
         err,
         StoreError::Options {
-            source: ManifestError::ErasureNotSupported
+            source: ManifestError::Erasure {
+                data: 200,
+                parity: 100,
+                ..
+            }
         }
     ));
     let not_a_point = (0u8..=255)

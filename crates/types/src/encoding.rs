@@ -43,6 +43,8 @@ pub enum Kind {
     BucketUsage = 14,
     /// A receiver's signed acknowledgement of bytes a node served it.
     BandwidthReceipt = 15,
+    /// A holder's proof of storage: a BLAKE3 verified slice of a chunk.
+    AuditProof = 16,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

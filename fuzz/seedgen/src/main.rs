@@ -20,9 +20,10 @@ use peercloud_api::{
 };
 use peercloud_ledger::records::Meta;
 use peercloud_ledger::{
-    Account, Award, GenesisConfig, JobRecord, JobState, NodeRecord, Params, ResultClaim, Tx,
-    TxKind, registration_proof,
+    Account, Award, BandwidthReceipt, BucketId, BucketUsage, ClusterTerms, GenesisConfig,
+    JobRecord, JobState, NodeRecord, Params, ResultClaim, Tx, TxKind, registration_proof,
 };
+use peercloud_store::audit::{Challenge, prove};
 use peercloud_store::seal::SEALED_KEY_BYTES;
 use peercloud_store::{ChunkMeta, Manifest, Redundancy, TAG_BYTES};
 use peercloud_types::encoding::{Kind, encode, encode_body_into};
@@ -169,6 +170,16 @@ fn main() {
             key,
         )
     };
+    let cluster_terms = ClusterTerms {
+        redundancy: peercloud_ledger::Redundancy::ReedSolomon { data: 4, parity: 2 },
+        price_per_gib_month: Amount::from_base_units(1_000_000),
+        price_per_gib_served: Amount::from_base_units(500_000),
+        manager_fee_bps: 500,
+        node_stake: Amount::from_tokens(10),
+        billing_period_ms: 86_400_000,
+        grace_ms: 3 * 86_400_000,
+    };
+    let bucket = BucketId::derive(&user.account_id(), 6);
     let txs = vec![
         (
             "transfer",
@@ -246,6 +257,48 @@ fn main() {
             "withdraw_result",
             tx(1, TxKind::WithdrawResult { job }, &node2),
         ),
+        (
+            "create_cluster",
+            tx(
+                5,
+                TxKind::CreateCluster {
+                    managers: vec![user.account_id(), farmer.account_id()],
+                    threshold: 2,
+                    terms: cluster_terms,
+                },
+                &user,
+            ),
+        ),
+        (
+            "bill_bucket",
+            tx(
+                3,
+                TxKind::BillBucket {
+                    bucket,
+                    period: 0,
+                    usage: Signed::new(
+                        BucketUsage {
+                            bucket,
+                            stored_bytes: 3 << 30,
+                            seq: 7,
+                            at_ms: 1_700_000_050_000,
+                        },
+                        &user,
+                    ),
+                    receipts: vec![Signed::new(
+                        BandwidthReceipt {
+                            bucket,
+                            node: node.node_id(),
+                            period: 0,
+                            bytes: 1 << 29,
+                            receiver: user.account_id(),
+                        },
+                        &user,
+                    )],
+                },
+                &farmer,
+            ),
+        ),
     ];
 
     let config = GenesisConfig {
@@ -262,12 +315,19 @@ fn main() {
     let manifest = Manifest {
         chunks: vec![ContentId::of(b"chunk 0"), ContentId::of(b"chunk 1")],
         chunk_sizes: vec![1 << 20, 1234],
+        parity_chunks: Vec::new(),
         total_bytes: (1 << 20) + 1234,
         redundancy: Redundancy::Replicas(3),
         wrapped_key: vec![7; SEALED_KEY_BYTES],
         sealed_info: vec![9; TAG_BYTES + 40],
     };
     Manifest::decode(&manifest.encode()).expect("the seed manifest validates");
+    let erasure_manifest = Manifest {
+        redundancy: Redundancy::Erasure { data: 4, parity: 2 },
+        parity_chunks: vec![ContentId::of(b"parity 0"), ContentId::of(b"parity 1")],
+        ..manifest.clone()
+    };
+    Manifest::decode(&erasure_manifest.encode()).expect("the erasure seed manifest validates");
 
     // canonical_decode: one file per record type.
     let t = "canonical_decode";
@@ -281,6 +341,7 @@ fn main() {
     seeds.put(t, "block_header", &encode(&block.header.body));
     seeds.put(t, "signed_block_header", &encode(&block.header));
     seeds.put(t, "manifest", &manifest.encode());
+    seeds.put(t, "manifest_erasure", &erasure_manifest.encode());
     seeds.put(t, "job_spec", &encode(&spec));
     seeds.put(
         t,
@@ -366,9 +427,19 @@ fn main() {
         }),
     );
 
+    // An audit of a small sealed-looking chunk: its challenge and the proof.
+    let audited: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let audited_cid = ContentId::of(&audited);
+    let challenge = Challenge::derive(&Hash32::of(b"seed"), &audited_cid, audited.len() as u64);
+    let audit_proof = prove(&audited, &challenge).expect("the seed proof builds");
+    seeds.put("canonical_decode", "audit_proof", &encode(&audit_proof));
+
     // wire_message: one (or two) per variant of `wire::Message`, in declaration order
     // (Tx, Block, CapacityRequest, Offer, Decline, ChunkPut, ChunkGet, Chunk,
-    // Dispatch, Result, SyncRequest, Blocks, Ack, Error, ChunkDelete).
+    // Dispatch, Result, SyncRequest, Blocks, Ack, Error, ChunkDelete,
+    // AuditRequest, AuditProof).
     let t = "wire_message";
     let cid = ContentId::of(b"sealed chunk");
     let sealed_object = |name: &str| {
@@ -478,6 +549,8 @@ fn main() {
             message(13, &(ErrorCode::Internal, "the sandbox stopped".to_owned())),
         ),
         ("14_chunk_delete", message(14, &cid)),
+        ("15_audit_request", message(15, &(audited_cid, &challenge))),
+        ("16_audit_proof", message(16, &Raw(body(&audit_proof)))),
     ];
     for (name, bytes) in &wire {
         seeds.put(t, name, bytes);

@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use peercloud_api::*;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
+use peercloud_store::GROUP_PIECES_MAX;
 use peercloud_types::{AccountId, ContentId, JobId};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, TryAcquireError};
@@ -159,36 +160,70 @@ impl Default for Limits {
     }
 }
 
-/// Reads the request's body whole (at most [`CHUNK_MESSAGE_BYTES_MAX`])
-/// within `timeout` before any handler sees it.
-async fn body_within(timeout: Duration, request: Request, next: Next) -> Response {
+/// The route a user's client puts an erasure group through.
+pub const CHUNK_GROUPS_ROUTE: &str = "/v1/chunk-groups";
+
+/// Largest body of [`CHUNK_GROUPS_ROUTE`]: the widest erasure group the
+/// network places ([`GROUP_PIECES_MAX`] pieces), each a chunk message at most.
+pub const CHUNK_GROUP_BODY_BYTES_MAX: usize = GROUP_PIECES_MAX * CHUNK_MESSAGE_BYTES_MAX;
+
+/// Chunk-group bodies held at once; more wait for one to finish (within
+/// [`BODY_READ_TIMEOUT`]). A user's put sends four at a time (two writers,
+/// two groups of RS(4+2) each), so eight keep two users busy while the
+/// buffered bodies stay under 8 × [`CHUNK_GROUP_BODY_BYTES_MAX`] (~180 MB),
+/// whatever the number of connections.
+pub const CHUNK_GROUPS_IN_FLIGHT: usize = 8;
+
+/// Reads the request's body whole within `timeout` before any handler sees
+/// it: at most [`CHUNK_MESSAGE_BYTES_MAX`], or [`CHUNK_GROUP_BODY_BYTES_MAX`]
+/// for a chunk group once one of the `groups` slots is free (held until the
+/// answer).
+async fn body_within(
+    timeout: Duration,
+    groups: Arc<Semaphore>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes =
-        match tokio::time::timeout(timeout, axum::body::to_bytes(body, CHUNK_MESSAGE_BYTES_MAX))
-            .await
-        {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) => {
-                return rejection(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}"))
-                    .into_response();
-            }
-            Err(_) => {
-                let mut refused = Failure(ApiError::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "the request body did not arrive within {} s",
-                        timeout.as_secs_f32()
-                    ),
-                ))
-                .into_response();
-                // The rest of the body may still be on its way: do not read it.
-                refused.headers_mut().insert(
-                    header::CONNECTION,
-                    header::HeaderValue::from_static("close"),
-                );
-                return refused;
-            }
+    let is_group = parts.uri.path() == CHUNK_GROUPS_ROUTE;
+    let read = async {
+        let slot = if is_group {
+            groups.acquire_owned().await.ok()
+        } else {
+            None
         };
+        let limit = if is_group {
+            CHUNK_GROUP_BODY_BYTES_MAX
+        } else {
+            CHUNK_MESSAGE_BYTES_MAX
+        };
+        axum::body::to_bytes(body, limit)
+            .await
+            .map(|bytes| (bytes, slot))
+    };
+    let (bytes, _slot) = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            return rejection(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}"))
+                .into_response();
+        }
+        Err(_) => {
+            let mut refused = Failure(ApiError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f32()
+                ),
+            ))
+            .into_response();
+            // The rest of the body may still be on its way: do not read it.
+            refused.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return refused;
+        }
+    };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
 }
@@ -212,8 +247,9 @@ pub async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
 /// [`CAP_WARNING_INTERVAL`].
 pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
     let body_read_timeout = limits.body_read_timeout;
+    let groups = Arc::new(Semaphore::new(CHUNK_GROUPS_IN_FLIGHT));
     let app = app.layer(middleware::from_fn(move |request, next| {
-        body_within(body_read_timeout, request, next)
+        body_within(body_read_timeout, groups.clone(), request, next)
     }));
     // Request/response traffic: never wait for Nagle.
     let mut listener = listener.tap_io(|tcp| {
@@ -283,6 +319,10 @@ pub fn router(service: Service) -> Router {
         .route(
             "/v1/chunks/{cid}",
             put(put_chunk).get(get_chunk).delete(delete_chunk),
+        )
+        .route(
+            CHUNK_GROUPS_ROUTE,
+            post(put_chunk_group).layer(DefaultBodyLimit::max(CHUNK_GROUP_BODY_BYTES_MAX)),
         )
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/offers", post(offers))
@@ -384,6 +424,67 @@ async fn put_chunk(
     let cid: ContentId = parse(&cid, "a CID")?;
     service.put_chunk(cid, body.to_vec()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The query of [`CHUNK_GROUPS_ROUTE`]: `pieces=CID:BYTES,CID:BYTES,…`, the
+/// group's pieces in order (data, then parity); the body is their bytes, one
+/// after the other.
+#[derive(Debug, serde::Deserialize)]
+struct GroupQuery {
+    pieces: String,
+}
+
+async fn put_chunk_group(
+    State(service): State<Shared>,
+    query: Result<Query<GroupQuery>, axum::extract::rejection::QueryRejection>,
+    Raw(body): Raw,
+) -> Result<StatusCode, Failure> {
+    let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
+    let pieces = split_group(&query.pieces, &body)?;
+    service.put_chunk_group(pieces).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Cuts a chunk-group body into its pieces as `spec` (`CID:BYTES,…`) lists them.
+fn split_group(spec: &str, body: &[u8]) -> Result<Vec<(ContentId, Vec<u8>)>, Failure> {
+    let listed: Vec<&str> = spec.split(',').filter(|s| !s.is_empty()).collect();
+    if listed.is_empty() || listed.len() > GROUP_PIECES_MAX {
+        return Err(Failure(ApiError::bad_request(format!(
+            "a chunk group lists 1..={GROUP_PIECES_MAX} pieces, this one {}",
+            listed.len()
+        ))));
+    }
+    let mut pieces = Vec::with_capacity(listed.len());
+    let mut rest = body;
+    for (index, item) in listed.into_iter().enumerate() {
+        let (cid, len) = item.split_once(':').ok_or_else(|| {
+            Failure(ApiError::bad_request(format!(
+                "piece {index} is {item:?}, not CID:BYTES"
+            )))
+        })?;
+        let cid: ContentId = parse(cid, "a CID")?;
+        let len: usize = len.parse().map_err(|_| {
+            Failure(ApiError::bad_request(format!(
+                "piece {index}'s length {len:?} is not a whole number"
+            )))
+        })?;
+        if len > rest.len() {
+            return Err(Failure(ApiError::bad_request(format!(
+                "piece {index} is listed as {len} bytes but only {} bytes of the body are left",
+                rest.len()
+            ))));
+        }
+        let (bytes, after) = rest.split_at(len);
+        pieces.push((cid, bytes.to_vec()));
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(Failure(ApiError::bad_request(format!(
+            "the body holds {} bytes past the pieces listed",
+            rest.len()
+        ))));
+    }
+    Ok(pieces)
 }
 
 async fn delete_chunk(
@@ -664,5 +765,28 @@ mod tests {
             received.len() < BIG,
             "the whole answer arrived: nothing was cut"
         );
+    }
+
+    #[test]
+    fn a_chunk_group_body_is_cut_as_its_query_lists_it_or_refused_saying_why() {
+        use peercloud_types::ContentId;
+        let (a, b) = (b"first piece".to_vec(), b"second".to_vec());
+        let (ca, cb) = (ContentId::of(&a), ContentId::of(&b));
+        let body = [a.clone(), b.clone()].concat();
+        let spec = format!("{ca}:{},{cb}:{}", a.len(), b.len());
+        assert_eq!(
+            super::split_group(&spec, &body).unwrap(),
+            vec![(ca, a.clone()), (cb, b)]
+        );
+        for (bad, says) in [
+            (format!("{ca}:{}", a.len()), "past the pieces"),
+            (format!("{ca}:999"), "only 17 bytes"),
+            (format!("{ca}"), "not CID:BYTES"),
+            (format!("{ca}:x"), "not a whole number"),
+            (String::new(), "1..=20 pieces"),
+        ] {
+            let super::Failure(err) = super::split_group(&bad, &body).unwrap_err();
+            assert!(err.message.contains(says), "{bad:?}: {}", err.message);
+        }
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use peercloud_api::*;
 use peercloud_ledger::Tx;
 use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
-use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::daemon::{ChunkError, Inner, RequesterError, SubmitError};
@@ -168,6 +167,32 @@ impl Service {
             .map_err(|e| ApiError::new(e.code(), e.to_string()))
     }
 
+    /// `POST /v1/chunk-groups`: the pieces of one erasure group (data then
+    /// parity chunks), each of which must hash to its CID, go one copy each
+    /// on distinct nodes. Too few nodes is `unavailable`, naming the pieces
+    /// and the nodes there are.
+    pub async fn put_chunk_group(&self, pieces: Vec<(ContentId, Vec<u8>)>) -> Result<(), ApiError> {
+        let mut checked = Vec::with_capacity(pieces.len());
+        for (index, (cid, bytes)) in pieces.into_iter().enumerate() {
+            let actual = ContentId::of(&bytes);
+            if actual != cid {
+                return Err(ApiError::bad_request(format!(
+                    "piece {index} of the group does not hash to {cid} (it hashes to {actual})"
+                )));
+            }
+            checked.push((cid, Arc::new(bytes)));
+        }
+        self.inner
+            .put_group(&checked)
+            .instrument(tracing::debug_span!(
+                "put_chunk_group",
+                pieces = checked.len()
+            ))
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError::new(e.code(), e.to_string()))
+    }
+
     /// `DELETE /v1/chunks/{cid}`: asks the chunk's holders to release this
     /// node's claim on it (a chunk another node put too stays for that one).
     /// For the chunks of a user's put that failed part way. `unavailable`
@@ -252,18 +277,9 @@ impl Service {
 
     /// Returns once this node has committed a block past `height`, or after `bound`.
     async fn wait_past(&self, height: u64, bound: Duration) {
-        let mut blocks = self.inner.committed.subscribe();
-        let deadline = tokio::time::Instant::now() + bound;
-        loop {
-            let tip = self.inner.chain().state().tip().map_or(0, |t| t.height);
-            if tip > height {
-                return;
-            }
-            match tokio::time::timeout_at(deadline, blocks.recv()).await {
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return,
-            }
-        }
+        let inner = &self.inner;
+        let past = || (inner.chain().state().tip().map_or(0, |t| t.height) > height).then_some(());
+        inner.watch_chain(bound, past).await;
     }
 
     /// `POST /v1/jobs/{id}/offers`.

@@ -13,12 +13,18 @@
 //!  delete_chunk ─ChunkDelete─► holder: releases the sender's claim; the last one deletes
 //! ```
 //!
+//! An erasure group ([`Inner::put_group`]) is placed piece by piece on
+//! distinct nodes ([`place_group`]), one copy each, all pieces at once; a
+//! piece whose node fails or refuses falls through to the next node of its
+//! window the group does not use ([`group_candidate`]).
+//!
 //! The holder's rules are in [`holder`]. [`NetStore`] wraps this as a
 //! [`ChunkStore`] so the object pipeline (`put_object` / `get_object`) runs
 //! unchanged over the network; when a put fails part way the pipeline
 //! abandons the chunks it wrote, and `NetStore` asks their holders to
 //! release them.
 
+pub(super) mod audit;
 mod holder;
 
 use std::sync::Arc;
@@ -27,7 +33,8 @@ use futures::future::join_all;
 use peercloud_api::ErrorCode;
 use peercloud_net::Protocol;
 use peercloud_store::{
-    ChunkStore, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk, candidates, rank,
+    ChunkStore, GroupPlacementError, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk,
+    candidates, group_candidate, place_group, rank,
 };
 use peercloud_types::{ContentId, NodeId};
 
@@ -61,6 +68,27 @@ pub enum ChunkError {
         /// Why each other candidate did not take it.
         failures: Vec<AskError>,
     },
+    /// An erasure group cannot go on distinct nodes: too few nodes, or too
+    /// many pieces.
+    #[error(transparent)]
+    GroupPlacement(#[from] GroupPlacementError),
+    /// A piece of an erasure group found no node that took it.
+    #[error(
+        "erasure group piece {index} ({cid}): no node of its window that the group does not use took it; {stored} of {pieces} pieces stored ({})",
+        join(failures)
+    )]
+    GroupPiece {
+        /// The piece's position in the group (data first, then parity).
+        index: usize,
+        /// Its CID.
+        cid: ContentId,
+        /// Pieces of the group stored.
+        stored: usize,
+        /// Pieces in the group.
+        pieces: usize,
+        /// Why each node tried did not take it.
+        failures: Vec<AskError>,
+    },
     /// No node holding the chunk answered with it, and none had it corrupt.
     #[error("chunk {cid} not found on any node ({reasons})")]
     NotFound {
@@ -89,11 +117,18 @@ pub enum ChunkError {
 impl ChunkError {
     /// The code the API answers this error with: a put every candidate
     /// refused for the same reason answers that reason (all full:
-    /// `storage_full`); other put failures are `unavailable`.
+    /// `storage_full`); a group wider than the network places is a
+    /// `bad_request`; other put failures are `unavailable`.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ChunkError::NoNodes => ErrorCode::Unavailable,
-            ChunkError::Replicas { failures, .. } => {
+            ChunkError::NoNodes
+            | ChunkError::GroupPlacement(GroupPlacementError::TooFewNodes { .. }) => {
+                ErrorCode::Unavailable
+            }
+            ChunkError::GroupPlacement(GroupPlacementError::TooWide { .. }) => {
+                ErrorCode::BadRequest
+            }
+            ChunkError::Replicas { failures, .. } | ChunkError::GroupPiece { failures, .. } => {
                 let mut codes = failures.iter().map(|f| match f {
                     AskError::Refused { code, .. } => Some(*code),
                     AskError::Net { .. } => None,
@@ -205,6 +240,73 @@ impl Inner {
             });
         }
         Ok(stored)
+    }
+
+    /// Stores the pieces of one erasure group, one copy each on distinct
+    /// nodes ([`place_group`]), all at once; a piece whose node fails or
+    /// refuses falls through to the next node of its window that the group
+    /// does not use ([`group_candidate`]). Returns the node of each piece.
+    /// The caller has checked every piece's bytes against its CID.
+    pub(crate) async fn put_group(
+        &self,
+        pieces: &[(ContentId, Arc<Vec<u8>>)],
+    ) -> Result<Vec<NodeId>, ChunkError> {
+        let nodes = self.placement_nodes();
+        if nodes.is_empty() {
+            return Err(ChunkError::NoNodes);
+        }
+        let cids: Vec<ContentId> = pieces.iter().map(|(cid, _)| *cid).collect();
+        let planned = place_group(&cids, &nodes)?;
+        // Every node the group has used or tried: a piece never falls onto
+        // another piece's node, even one that failed it.
+        let mut used = planned.clone();
+        let mut held: Vec<Option<NodeId>> = vec![None; pieces.len()];
+        let mut failures: Vec<Vec<AskError>> = vec![Vec::new(); pieces.len()];
+        let mut round: Vec<(usize, PlacementNode)> = planned.into_iter().enumerate().collect();
+        while !round.is_empty() {
+            let attempts = round.iter().map(|&(index, target)| {
+                let (cid, bytes) = (pieces[index].0, pieces[index].1.clone());
+                async move {
+                    // Only a remote holder needs the encoded message.
+                    let encoded = if target.node == self.node_id() {
+                        Vec::new()
+                    } else {
+                        Message::ChunkPut {
+                            cid,
+                            bytes: bytes.as_ref().clone(),
+                        }
+                        .to_bytes()
+                    };
+                    let outcome = self.put_on(&target.node, cid, bytes, &encoded).await;
+                    (index, target, outcome)
+                }
+            });
+            let mut failed = Vec::new();
+            for (index, target, outcome) in join_all(attempts).await {
+                match outcome {
+                    Ok(()) => held[index] = Some(target.node),
+                    Err(e) => {
+                        failures[index].push(e);
+                        failed.push(index);
+                    }
+                }
+            }
+            round = Vec::with_capacity(failed.len());
+            for index in failed {
+                let Some(fallback) = group_candidate(&cids[index], &nodes, &used) else {
+                    return Err(ChunkError::GroupPiece {
+                        index,
+                        cid: cids[index],
+                        stored: held.iter().flatten().count(),
+                        pieces: pieces.len(),
+                        failures: std::mem::take(&mut failures[index]),
+                    });
+                };
+                used.push(fallback);
+                round.push((index, fallback));
+            }
+        }
+        Ok(held.into_iter().flatten().collect())
     }
 
     /// Asks `node` alone to keep a chunk (no placement of this node's own,
@@ -415,6 +517,21 @@ impl ChunkStore for NetStore {
             }
             Ok(())
         })
+    }
+
+    /// One copy of each piece, each on its own node ([`Inner::put_group`]).
+    fn put_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        let owned: Vec<(ContentId, Arc<Vec<u8>>)> = pieces
+            .iter()
+            .map(|c| (*c.cid(), Arc::new(c.bytes().to_vec())))
+            .collect();
+        let inner = self.inner.clone();
+        self.runtime
+            .block_on(async move { inner.put_group(&owned).await })
+            .map(|_| ())
+            .map_err(|e| StoreError::Remote {
+                reason: e.to_string(),
+            })
     }
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {

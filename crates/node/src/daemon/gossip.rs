@@ -75,5 +75,7 @@ pub(super) fn kind_of(message: &Message) -> &'static str {
         Message::Ack => "ack",
         Message::Error { .. } => "error",
         Message::ChunkDelete { .. } => "chunk delete",
+        Message::AuditRequest { .. } => "audit request",
+        Message::AuditProof(_) => "audit proof",
     }
 }

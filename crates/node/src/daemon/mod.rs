@@ -36,6 +36,7 @@ use peercloud_types::{JobId, KeyFileError, Keypair, NodeId, PublicKey};
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
+pub use chunks::audit::{AuditFailure, AuditOutcome};
 pub use chunks::{ChunkError, ChunkRelease, NetStore, PutRefusal};
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
@@ -193,6 +194,28 @@ impl Inner {
     /// Whether this node's registration is on the ledger.
     pub fn registered(&self) -> bool {
         self.chain().state().node(&self.node_id()).is_some()
+    }
+
+    /// Waits, at most `timeout`, until `check` (run now and after each block
+    /// this node commits) answers; `None` when it never did. The block
+    /// subscription is taken before the first check, so a block committed
+    /// in between is not missed.
+    pub(crate) async fn watch_chain<T>(
+        &self,
+        timeout: std::time::Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let mut blocks = self.committed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(answer) = check() {
+                return Some(answer);
+            }
+            match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+            }
+        }
     }
 
     /// The API bearer token.
@@ -375,16 +398,11 @@ impl Node {
         if self.inner.is_validator() {
             return true;
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut blocks = self.inner.committed.subscribe();
-        while !self.inner.registered() {
-            match tokio::time::timeout_at(deadline, blocks.recv()).await {
-                Err(_) => return false,
-                Ok(Err(broadcast::error::RecvError::Closed)) => return false,
-                Ok(_) => {}
-            }
-        }
-        true
+        let inner = &self.inner;
+        inner
+            .watch_chain(timeout, || inner.registered().then_some(()))
+            .await
+            .is_some()
     }
 
     /// Stops the network (the process exits after).
@@ -628,6 +646,9 @@ async fn answer(
         (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
         (Protocol::Chunk, Message::ChunkDelete { cid }) => {
             chunks::on_delete(inner, peer, cid).await
+        }
+        (Protocol::Chunk, Message::AuditRequest { cid, challenge }) => {
+            chunks::audit::on_audit(inner, cid, challenge).await
         }
         (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
             provider::on_dispatch(inner.clone(), peer, dispatch).await

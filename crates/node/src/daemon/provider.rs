@@ -20,7 +20,6 @@ use peercloud_market::{JobAsk, NodeProfile, PricePolicy, evaluate};
 use peercloud_net::{PeerId, Protocol};
 use peercloud_store::{PutOptions, get_object_with_key, open_sealed_key, put_object};
 use peercloud_types::{Decline, Hash32, JobId, JobSpec, Offer, Signed};
-use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use super::{Inner, NetStore, now_ms, utilisation_bps};
@@ -74,28 +73,25 @@ pub(crate) async fn on_capacity_request(inner: Arc<Inner>, request: CapacityRequ
 /// Waits (up to [`POSTED_JOB_WAIT`]) until the request's job is on this
 /// node's ledger, then checks it is still open and posted with this spec.
 async fn posted_with_spec(inner: &Inner, request: &CapacityRequest) -> Result<(), String> {
-    let mut blocks = inner.committed.subscribe();
-    let deadline = tokio::time::Instant::now() + POSTED_JOB_WAIT;
-    loop {
-        if let Some(job) = inner.chain().state().job(&request.job) {
-            if job.spec_digest != request.spec.digest() {
-                return Err("its spec is not the one posted".into());
-            }
-            if job.state != JobState::Posted {
-                return Err(format!("the job is {:?}, not open", job.state));
-            }
-            return Ok(());
-        }
-        match tokio::time::timeout_at(deadline, blocks.recv()).await {
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
-                return Err(format!(
-                    "no such job on the ledger after {} s",
-                    POSTED_JOB_WAIT.as_secs()
-                ));
-            }
-        }
-    }
+    let judged = inner
+        .watch_chain(POSTED_JOB_WAIT, || {
+            let chain = inner.chain();
+            let job = chain.state().job(&request.job)?;
+            Some(if job.spec_digest != request.spec.digest() {
+                Err("its spec is not the one posted".to_owned())
+            } else if job.state != JobState::Posted {
+                Err(format!("the job is {:?}, not open", job.state))
+            } else {
+                Ok(())
+            })
+        })
+        .await;
+    judged.unwrap_or_else(|| {
+        Err(format!(
+            "no such job on the ledger after {} s",
+            POSTED_JOB_WAIT.as_secs()
+        ))
+    })
 }
 
 fn offer_for(inner: &Inner, request: &CapacityRequest) -> Result<Offer, String> {
@@ -486,69 +482,60 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// Waits until the chain shows `job` awarded to this node for this spec;
-/// returns its poster.
+/// returns its poster and deadline.
 async fn wait_for_award(
     inner: &Inner,
     job: &JobId,
     spec: &JobSpec,
 ) -> Result<(peercloud_types::AccountId, u64), Refusal> {
-    let deadline = tokio::time::Instant::now() + AWARD_WAIT;
-    let mut blocks = inner.committed.subscribe();
-    loop {
-        let seen = inner.chain().state().job(job).cloned();
-        if let Some(record) = seen {
-            if record.spec_digest != spec.digest() {
-                return Err((
-                    ErrorCode::BadRequest,
-                    format!("the spec sent does not match job {job}'s posted digest"),
-                ));
-            }
-            if record.state == JobState::Awarded {
-                match record.awards.iter().find(|a| a.node == inner.node_id()) {
-                    Some(award) if award.result.is_some() => {
-                        return Err((
-                            ErrorCode::NotAwarded,
-                            format!("this node already reported its result for job {job}"),
-                        ));
-                    }
-                    Some(award) if award.withdrawn => {
-                        return Err((
-                            ErrorCode::NotAwarded,
-                            format!("this node withdrew from job {job}"),
-                        ));
-                    }
-                    Some(_) => return Ok((record.poster, record.deadline_ms)),
-                    None => {}
-                }
-                return Err((
-                    ErrorCode::NotAwarded,
-                    format!("job {job} is not awarded to this node"),
-                ));
-            }
-            if record.state.is_closed() {
-                return Err((
-                    ErrorCode::NotAwarded,
-                    format!("job {job} is {}", record.state),
-                ));
-            }
-        } else {
-            // The job is posted long before its award (the offer window lies
-            // between): a dispatch for a job the ledger does not know is
-            // refused at once rather than waited on.
-            return Err((
-                ErrorCode::NotFound,
-                format!("no job {job} on this node's ledger"),
-            ));
-        }
-        match tokio::time::timeout_at(deadline, blocks.recv()).await {
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            _ => {
-                return Err((
-                    ErrorCode::NotAwarded,
-                    format!("job {job} has no award for this node on the ledger"),
-                ));
-            }
-        }
+    inner
+        .watch_chain(AWARD_WAIT, || award_for(inner, job, spec))
+        .await
+        .unwrap_or_else(|| {
+            Err((
+                ErrorCode::NotAwarded,
+                format!("job {job} has no award for this node on the ledger"),
+            ))
+        })
+}
+
+/// What the chain says now of running `job` on this node: its poster and
+/// deadline when awarded here and not yet answered, a refusal, or `None`
+/// while the job is still posted (its award may be on its way).
+fn award_for(
+    inner: &Inner,
+    job: &JobId,
+    spec: &JobSpec,
+) -> Option<Result<(peercloud_types::AccountId, u64), Refusal>> {
+    let Some(record) = inner.chain().state().job(job).cloned() else {
+        // The job is posted long before its award (the offer window lies
+        // between): a dispatch for a job the ledger does not know is
+        // refused at once rather than waited on.
+        return Some(Err((
+            ErrorCode::NotFound,
+            format!("no job {job} on this node's ledger"),
+        )));
+    };
+    let refuse = |reason: String| Some(Err((ErrorCode::NotAwarded, reason)));
+    if record.spec_digest != spec.digest() {
+        return Some(Err((
+            ErrorCode::BadRequest,
+            format!("the spec sent does not match job {job}'s posted digest"),
+        )));
+    }
+    if record.state.is_closed() {
+        return refuse(format!("job {job} is {}", record.state));
+    }
+    if record.state != JobState::Awarded {
+        return None;
+    }
+    match record.awards.iter().find(|a| a.node == inner.node_id()) {
+        Some(award) if award.result.is_some() => refuse(format!(
+            "this node already reported its result for job {job}"
+        )),
+        Some(award) if award.withdrawn => refuse(format!("this node withdrew from job {job}")),
+        Some(_) => Some(Ok((record.poster, record.deadline_ms))),
+        None => refuse(format!("job {job} is not awarded to this node")),
     }
 }
 

@@ -10,7 +10,10 @@
 //! 2. this node is a placement candidate for the chunk: registered, its
 //!    owner staked to serve, and one of the chunk's
 //!    [`peercloud_store::candidates`] (the placement's picks, then the first
-//!    `REPLICAS_DEFAULT × PLACEMENT_WINDOW_FACTOR` ranks);
+//!    [`peercloud_store::window`] ranks: the larger of
+//!    `REPLICAS_DEFAULT × PLACEMENT_WINDOW_FACTOR` and
+//!    [`peercloud_store::GROUP_PIECES_MAX`], so a piece of an erasure group,
+//!    placed within its first `pieces` ranks, is accepted too);
 //! 3. the bytes hash to the CID;
 //! 4. the chunk fits in the storage this node offers (`storage_bytes`): the
 //!    bytes stored plus the chunk's, unless the chunk is already here. The
@@ -27,8 +30,7 @@ use std::sync::Arc;
 use peercloud_api::ErrorCode;
 use peercloud_net::PeerId;
 use peercloud_store::{
-    ChunkPutters, ChunkStore, PLACEMENT_WINDOW_FACTOR, REPLICAS_DEFAULT, StoreError, VerifiedChunk,
-    may_hold,
+    ChunkPutters, ChunkStore, REPLICAS_DEFAULT, StoreError, VerifiedChunk, may_hold, window,
 };
 use peercloud_types::{ContentId, NodeId};
 
@@ -123,7 +125,7 @@ fn admit(inner: &Inner, sender: &NodeId, cid: &ContentId) -> Result<(), PutRefus
         return Err(PutRefusal::NotPlaced {
             node: me,
             cid: *cid,
-            window: REPLICAS_DEFAULT as usize * PLACEMENT_WINDOW_FACTOR,
+            window: window(REPLICAS_DEFAULT as usize),
             nodes: nodes.len(),
         });
     }
