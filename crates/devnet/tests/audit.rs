@@ -6,27 +6,16 @@
 //! holder; a holder is never asked to prove what the auditor has not
 //! challenged, and the auditor's answer never depends on a holder's word.
 
-use std::sync::Arc;
+mod common;
+
+use common::*;
 
 use peercloud_devnet::Grid;
-use peercloud_node::daemon::{AuditFailure, AuditOutcome, Inner, NetStore};
+use peercloud_node::daemon::{AuditFailure, AuditOutcome, NetStore};
 use peercloud_store::audit::{AUDIT_PROOF_BYTES_MAX, AuditError};
 use peercloud_store::testing::Tamper;
 use peercloud_store::{ChunkInventory, ChunkStore};
-use peercloud_types::{ContentId, Hash32, NodeId};
-
-/// Node `i`'s shared state (0 is the validator).
-fn inner(grid: &Grid, i: usize) -> Arc<Inner> {
-    grid.node(i)
-        .expect("a node of the grid")
-        .service()
-        .inner()
-        .clone()
-}
-
-fn node_id(grid: &Grid, i: usize) -> NodeId {
-    inner(grid, i).node_id()
-}
+use peercloud_types::{ContentId, Hash32};
 
 /// `len` bytes of a fixed pseudo-random pattern (a sealed chunk looks random).
 fn sealed_like(len: usize) -> Vec<u8> {

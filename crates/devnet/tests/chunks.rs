@@ -6,41 +6,24 @@
 //! put a chunk can release it; a chunk bad on every holder is corrupt, not
 //! missing.
 
+mod common;
+
+use common::*;
+
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peercloud_api::ErrorCode;
 use peercloud_client::{ApiStore, ClientError, NodeApi, NodeClient, submit_signed};
 use peercloud_devnet::{Grid, node_dir};
 use peercloud_ledger::TxKind;
-use peercloud_node::daemon::{AskError, Inner, NetStore};
+use peercloud_node::daemon::{AskError, NetStore};
 use peercloud_store::testing::Tamper;
 use peercloud_store::{
     ChunkInventory, ChunkPutters, ChunkStore, PlacementNode, PutOptions, REPLICAS_DEFAULT,
     StoreError, place, put_object,
 };
-use peercloud_types::{Amount, ContentId, NodeId};
-
-/// Node `i`'s shared state (0 is the validator).
-fn inner(grid: &Grid, i: usize) -> Arc<Inner> {
-    grid.node(i)
-        .expect("a node of the grid")
-        .service()
-        .inner()
-        .clone()
-}
-
-fn node_id(grid: &Grid, i: usize) -> NodeId {
-    inner(grid, i).node_id()
-}
-
-/// The indexes of the nodes whose own store holds `cid`.
-fn holders(grid: &Grid, cid: &ContentId) -> Vec<usize> {
-    (0..grid.len())
-        .filter(|&i| inner(grid, i).store.has(cid).expect("a readable store"))
-        .collect()
-}
+use peercloud_types::{Amount, ContentId};
 
 /// `len` bytes that differ for each `tag`.
 fn blob(tag: u32, len: usize) -> Vec<u8> {

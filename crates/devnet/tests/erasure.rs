@@ -6,15 +6,17 @@
 //! the read fails naming the group. A put that cannot find six live nodes
 //! fails rather than doubling pieces up, and releases what it placed.
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use peercloud_client::{ApiStore, NodeClient};
 use peercloud_devnet::{Grid, node_dir};
-use peercloud_node::daemon::Inner;
 use peercloud_store::{
-    ChunkInventory, ChunkStore, Manifest, PutOptions, PutReceipt, Redundancy, StoreError,
-    get_object, put_object,
+    ChunkInventory, Manifest, PutOptions, PutReceipt, Redundancy, StoreError, get_object,
+    put_object,
 };
 use peercloud_types::ContentId;
 
@@ -22,22 +24,6 @@ use peercloud_types::ContentId;
 const PROVIDERS: usize = 6;
 /// The object: 20 MiB, five groups of four 1 MiB chunks.
 const OBJECT_BYTES: usize = 20 << 20;
-
-/// Node `i`'s shared state (0 is the validator).
-fn inner(grid: &Grid, i: usize) -> Arc<Inner> {
-    grid.node(i)
-        .expect("a node of the grid")
-        .service()
-        .inner()
-        .clone()
-}
-
-/// The indexes of the nodes whose own store holds `cid`.
-fn holders(grid: &Grid, cid: &ContentId) -> Vec<usize> {
-    (0..grid.len())
-        .filter(|&i| inner(grid, i).store.has(cid).expect("a readable store"))
-        .collect()
-}
 
 /// Deterministic, incompressible-looking content (xorshift64).
 fn content(len: usize, seed: u8) -> Vec<u8> {
