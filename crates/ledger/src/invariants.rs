@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use peercloud_types::{AccountId, Amount, JobId, NodeId};
 
+use crate::records::JobRecord;
 use crate::state::State;
 use crate::storage_records::{BucketId, ClusterId};
 
@@ -126,13 +127,7 @@ impl State {
                 .ok_or(overflow("balances and stakes"))?;
         }
         for (job, record) in self.jobs.iter() {
-            let escrow = record
-                .escrow_held()
-                .ok_or(InvariantError::EscrowOverReleased {
-                    job: *job,
-                    locked: record.escrow_locked,
-                    released: record.escrow_released,
-                })?;
+            let escrow = escrow_held(job, record)?;
             held = held.checked_add(escrow).ok_or(overflow("escrow"))?;
         }
         for (_, cluster) in self.clusters.iter() {
@@ -163,13 +158,7 @@ impl State {
         let held = self.held_supply()?;
         let mut bound: BTreeMap<AccountId, u32> = BTreeMap::new();
         for (job, record) in self.jobs.iter() {
-            let escrow = record
-                .escrow_held()
-                .ok_or(InvariantError::EscrowOverReleased {
-                    job: *job,
-                    locked: record.escrow_locked,
-                    released: record.escrow_released,
-                })?;
+            let escrow = escrow_held(job, record)?;
             if record.state.is_closed() && !escrow.is_zero() {
                 return Err(InvariantError::ClosedJobHoldsEscrow {
                     job: *job,
@@ -258,4 +247,15 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// What `job` still holds in escrow, or the invariant it breaks.
+fn escrow_held(job: &JobId, record: &JobRecord) -> Result<Amount, InvariantError> {
+    record
+        .escrow_held()
+        .ok_or(InvariantError::EscrowOverReleased {
+            job: *job,
+            locked: record.escrow_locked,
+            released: record.escrow_released,
+        })
 }

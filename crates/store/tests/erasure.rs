@@ -7,8 +7,10 @@
 // Helpers outside #[test] fns panic on failure like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::FailingReader;
 use std::collections::BTreeSet;
-use std::io::{self, Read};
 use std::sync::Mutex;
 
 use peercloud_store::{
@@ -265,23 +267,6 @@ fn replicated_objects_have_no_parity_and_no_groups() {
     store.inner.delete(&receipt.manifest.chunks[2]).unwrap();
     let err = get_bytes(&store, &receipt.manifest_cid, &owner).unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-}
-
-/// A reader that fails after `good` bytes.
-struct FailingReader {
-    good: usize,
-}
-
-impl Read for FailingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.good == 0 {
-            return Err(io::Error::other("the source broke"));
-        }
-        let n = buf.len().min(self.good);
-        buf[..n].fill(7);
-        self.good -= n;
-        Ok(n)
-    }
 }
 
 #[test]

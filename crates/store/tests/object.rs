@@ -4,6 +4,9 @@
 // Helpers outside #[test] fns panic on failure like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::FailingReader;
 use std::io::{self, Read};
 
 use peercloud_store::{
@@ -354,23 +357,6 @@ fn bad_options_and_owner_keys_are_refused_before_any_write() {
     assert_eq!(store.usage().unwrap().chunks, 0);
 }
 
-/// A reader that fails after `good` bytes.
-struct FailingReader {
-    good: usize,
-}
-
-impl Read for FailingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.good == 0 {
-            return Err(io::Error::other("upload connection reset"));
-        }
-        let n = buf.len().min(self.good);
-        buf[..n].fill(7);
-        self.good -= n;
-        Ok(n)
-    }
-}
-
 #[test]
 fn a_failed_put_leaves_no_chunk_behind() {
     let (_dir, store) = fs_store();
@@ -380,7 +366,7 @@ fn a_failed_put_leaves_no_chunk_behind() {
     };
     let err = put_object(&store, reader, &owner.public(), &small()).unwrap_err();
     assert!(matches!(err, StoreError::Read { .. }), "{err}");
-    assert!(err.to_string().contains("upload connection reset"));
+    assert!(err.to_string().contains("the source broke"));
     assert_eq!(
         store.usage().unwrap().chunks,
         0,
