@@ -74,8 +74,25 @@ fuzz_target!(|data: &[u8]| {
             check_peer_spec(&dispatch.spec);
             let _ = dispatch.module.cid.to_string();
         }
-        Message::ChunkPut { cid, bytes } => {
+        Message::ChunkPut { cid, bytes, .. } => {
             let _ = cid.matches(bytes);
+        }
+        Message::IndexPut {
+            entries,
+            usage,
+            receipts,
+        } => {
+            // What a replica runs on every entry before any ledger lookup.
+            for entry in entries {
+                let _ = peercloud_ledger::object_entry::check_key(&entry.body.key);
+                let _ = entry.verify();
+            }
+            if let Some(usage) = usage {
+                let _ = usage.verify();
+            }
+            receipts.iter().for_each(|r| {
+                let _ = r.verify();
+            });
         }
         Message::Error { code, .. } => {
             let _ = code.http_status();

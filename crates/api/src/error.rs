@@ -56,11 +56,16 @@ pub enum ErrorCode {
     ChunkCorrupt,
     /// Only a node that put the chunk may delete it.
     NotPutter,
+    /// A bucket's index entry or usage is not signed by the bucket's owner.
+    NotOwner,
+    /// The bucket takes no writes now (read-only after its deposit ran
+    /// out, or closed).
+    BucketReadOnly,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadRequest,
         ErrorCode::BadSignature,
         ErrorCode::BadKey,
@@ -84,6 +89,8 @@ impl ErrorCode {
         ErrorCode::NotPlaced,
         ErrorCode::ChunkCorrupt,
         ErrorCode::NotPutter,
+        ErrorCode::NotOwner,
+        ErrorCode::BucketReadOnly,
     ];
 
     /// The HTTP status the API answers this code with.
@@ -91,12 +98,12 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::BadSignature | ErrorCode::BadKey => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::NotRegistered | ErrorCode::NotPutter => 403,
+            ErrorCode::NotRegistered | ErrorCode::NotPutter | ErrorCode::NotOwner => 403,
             ErrorCode::NotPlaced => 421,
             ErrorCode::StorageFull => 507,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::NotAwarded => 409,
+            ErrorCode::NotAwarded | ErrorCode::BucketReadOnly => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::TxRefused => 422,
@@ -157,6 +164,8 @@ impl ErrorCode {
             ErrorCode::NotPlaced => "not_placed",
             ErrorCode::ChunkCorrupt => "chunk_corrupt",
             ErrorCode::NotPutter => "not_putter",
+            ErrorCode::NotOwner => "not_owner",
+            ErrorCode::BucketReadOnly => "bucket_read_only",
         }
     }
 }

@@ -7,6 +7,8 @@
 
 mod canonical;
 mod error;
+mod objects;
+mod storage;
 
 use peercloud_ledger::{Event, JobState, Tx};
 use peercloud_types::{
@@ -16,9 +18,16 @@ use serde::{Deserialize, Serialize};
 
 pub use canonical::{Canonical, HexBytes};
 pub use error::{ApiError, ErrorCode};
+pub use objects::{
+    EvidenceQuery, EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
+};
+pub use storage::*;
 
 /// Version prefix of every route.
 pub const API_PREFIX: &str = "/v1";
+/// Header of a chunk get's answer naming the node whose copy served it
+/// (`pcn1…`): the node the reader's bandwidth receipt pays.
+pub const SERVED_BY_HEADER: &str = "x-peercloud-served-by";
 /// Name of the bearer-token file in a node's data directory.
 pub const TOKEN_FILE: &str = "api.token";
 /// Name of the file a running node writes its API address into.

@@ -1,6 +1,7 @@
 //! `peercloud devnet up --nodes N`: a validator and N providers as separate
 //! `peercloud node` processes on loopback with a shared genesis that funds
-//! your wallet; prints their addresses and a ready line, stops them on Ctrl-C.
+//! your wallet, and a storage cluster every provider is a member of; prints
+//! their addresses, the cluster and a ready line, stops them on Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,7 +81,10 @@ pub fn run(command: DevnetCommand, data_dir: &Path, json: bool) -> anyhow::Resul
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "dir": dir, "nodes": nodes }));
+        println!(
+            "{}",
+            serde_json::json!({ "dir": dir, "nodes": nodes, "cluster": devnet.cluster })
+        );
     } else {
         for n in &devnet.nodes {
             println!(
@@ -88,10 +92,13 @@ pub fn run(command: DevnetCommand, data_dir: &Path, json: bool) -> anyhow::Resul
                 n.name, n.ready.role, n.ready.api, n.ready.p2p
             );
         }
+        println!("cluster {} (every provider a member)", devnet.cluster);
         println!(
-            "ready: {} nodes; wallet {} funded; try `peercloud wallet balance`",
+            "ready: {} nodes; wallet {} funded; try `peercloud wallet balance` or \
+             `peercloud bucket create {} --deposit 10`",
             devnet.nodes.len(),
-            user.account_id()
+            user.account_id(),
+            devnet.cluster
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

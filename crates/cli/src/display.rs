@@ -73,6 +73,35 @@ pub fn relative_time(ms: u64) -> String {
     }
 }
 
+/// A time in ms since the Unix epoch as a UTC date and time to the second:
+/// `2026-03-01 14:05:09 UTC`.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, of_day) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's
+    // `civil_from_days`, over eras of 400 years from 0000-03-01).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +119,15 @@ mod tests {
     fn amounts_are_printed_exactly_with_their_unit() {
         assert_eq!(pcl(&"1.500000000".parse().unwrap()), "1.5 PCL");
         assert_eq!(pcl(&"0.0001".parse().unwrap()), "0.0001 PCL");
+    }
+
+    #[test]
+    fn utc_times_read_as_calendar_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(951_955_199_999), "2000-03-01 23:59:59 UTC");
+        assert_eq!(utc(1_704_067_199_000), "2023-12-31 23:59:59 UTC");
+        assert_eq!(utc(1_772_373_909_000), "2026-03-01 14:05:09 UTC");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! parses arguments, calls the library crates and prints; the logic lives in
 //! the crates below it (see ARCHITECTURE.md).
 
+mod bucket;
+mod cluster;
 mod color;
 mod demo;
 mod devnet;
@@ -10,6 +12,7 @@ mod job;
 mod ledger;
 mod node;
 mod node_api;
+mod objects;
 mod paths;
 mod store;
 mod tiles;
@@ -67,6 +70,13 @@ enum Command {
     /// The ledger as the node sees it.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Storage clusters: create one, join it with your node, admit and remove members.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Buckets in a storage cluster: create and fund one, put, get, list and remove
+    /// its objects, see its deposit, close it.
+    #[command(subcommand)]
+    Bucket(bucket::BucketCommand),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +109,12 @@ fn main() -> ExitCode {
             data_dir.and_then(|dir| store::run(cmd, &dir, &cli.node_api, cli.json))
         }
         Command::Ledger(cmd) => ledger::run(cmd, cli.data_dir.as_deref(), &cli.node_api, cli.json),
+        Command::Cluster(cmd) => {
+            data_dir.and_then(|dir| cluster::run(cmd, &dir, &cli.node_api, cli.json))
+        }
+        Command::Bucket(cmd) => {
+            data_dir.and_then(|dir| bucket::run(cmd, &dir, &cli.node_api, cli.json))
+        }
     };
     match result {
         Ok(code) => code,

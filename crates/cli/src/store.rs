@@ -78,7 +78,7 @@ fn parse_erasure(text: &str) -> Result<Redundancy, String> {
 }
 
 /// How `redundancy` reads in the output: `3 replicas`, `RS(4+2)`.
-fn redundancy_text(redundancy: Redundancy) -> String {
+pub(crate) fn redundancy_text(redundancy: Redundancy) -> String {
     match redundancy {
         Redundancy::Replicas(n) => format!("{n} replicas"),
         Redundancy::Erasure { data, parity } => format!("RS({data}+{parity})"),
@@ -107,7 +107,7 @@ fn put(
         redundancy: erasure.unwrap_or_default(),
         ..PutOptions::default()
     };
-    let bar = transfer_bar(size, "storing")?;
+    let bar = transfer_bar(Some(size), "storing")?;
     let receipt = put_object(&store, bar.wrap_read(reader), &wallet.public(), &options);
     bar.finish_and_clear();
     let receipt = receipt.with_context(|| {
@@ -161,17 +161,6 @@ fn get(
 ) -> anyhow::Result<ExitCode> {
     let wallet = load_wallet(data_dir)?;
     let store = ApiStore::new(node.connect(Some(data_dir))?);
-    let dir = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(anyhow!(
-            "cannot write {}: directory {} does not exist",
-            output.display(),
-            dir.display()
-        ));
-    }
     // The manifest is read first only to size the progress bar on a terminal.
     let total = if std::io::stderr().is_terminal() {
         let manifest = read_manifest(&store, cid).map_err(|err| get_error(err, cid))?;
@@ -179,32 +168,9 @@ fn get(
     } else {
         0
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".peercloud-get-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let bar = transfer_bar(total, "fetching")?;
-    let mut writer = BufWriter::new(bar.wrap_write(temp.as_file()));
-    let receipt = get_object(&store, cid, &wallet.x25519_secret(), &mut writer);
-    bar.finish_and_clear();
-    let receipt = receipt.map_err(|err| get_error(err, cid))?;
-    writer
-        .flush()
-        .with_context(|| format!("writing {}", temp.path().display()))?;
-    drop(writer);
-    // A new file keeps the temporary file's 0600 (the object was private on
-    // the network, it stays private here); a replaced one keeps its mode.
-    if let Ok(existing) = std::fs::metadata(output) {
-        temp.as_file()
-            .set_permissions(existing.permissions())
-            .with_context(|| format!("copying the permissions of {}", output.display()))?;
-    }
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", temp.path().display()))?;
-    temp.persist(output)
-        .map_err(|err| err.error)
-        .with_context(|| format!("renaming the fetched object to {}", output.display()))?;
+    let receipt = write_atomically(output, total, |out| {
+        get_object(&store, cid, &wallet.x25519_secret(), out).map_err(|err| get_error(err, cid))
+    })?;
     if json {
         let value = serde_json::json!({
             "cid": cid.to_string(),
@@ -228,6 +194,55 @@ fn get(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `output` atomically: `fill` writes into a temporary file beside
+/// it, behind a progress bar of `total_bytes` on a terminal, which is then
+/// synced and renamed over `output`. When `fill` fails the temporary file
+/// is removed and nothing appears under `output`.
+pub(crate) fn write_atomically<T>(
+    output: &Path,
+    total_bytes: u64,
+    fill: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let dir = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "cannot write {}: directory {} does not exist",
+            output.display(),
+            dir.display()
+        ));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".peercloud-get-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let bar = transfer_bar(Some(total_bytes), "fetching")?;
+    let mut writer = BufWriter::new(bar.wrap_write(temp.as_file()));
+    let filled = fill(&mut writer);
+    bar.finish_and_clear();
+    let value = filled?;
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", temp.path().display()))?;
+    drop(writer);
+    // A new file keeps the temporary file's 0600 (the object was private on
+    // the network, it stays private here); a replaced one keeps its mode.
+    if let Ok(existing) = std::fs::metadata(output) {
+        temp.as_file()
+            .set_permissions(existing.permissions())
+            .with_context(|| format!("copying the permissions of {}", output.display()))?;
+    }
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", temp.path().display()))?;
+    temp.persist(output)
+        .map_err(|err| err.error)
+        .with_context(|| format!("renaming the fetched object to {}", output.display()))?;
+    Ok(value)
+}
+
 /// A failed get, said in the words of objects rather than chunks.
 fn get_error(err: StoreError, object: &ContentId) -> anyhow::Error {
     match err {
@@ -242,15 +257,27 @@ fn get_error(err: StoreError, object: &ContentId) -> anyhow::Error {
 }
 
 /// A byte progress bar on stderr when it is a terminal; hidden otherwise, so
-/// scripts and logs get no control characters.
-fn transfer_bar(total_bytes: u64, verb: &'static str) -> anyhow::Result<ProgressBar> {
+/// scripts and logs get no control characters. `total_bytes` is `None` when
+/// the length is not known (standard input): the bar then counts bytes only.
+pub(crate) fn transfer_bar(
+    total_bytes: Option<u64>,
+    verb: &'static str,
+) -> anyhow::Result<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return Ok(ProgressBar::hidden());
     }
-    let bar = ProgressBar::new(total_bytes).with_prefix(verb);
-    bar.set_style(ProgressStyle::with_template(
-        "{prefix} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )?);
+    let (bar, template) = match total_bytes {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{prefix} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            ProgressBar::no_length(),
+            "{prefix} {spinner} {binary_bytes} {binary_bytes_per_sec}",
+        ),
+    };
+    let bar = bar.with_prefix(verb);
+    bar.set_style(ProgressStyle::with_template(template)?);
     Ok(bar)
 }
 

@@ -438,10 +438,7 @@ fn store_get_survives_a_dead_replica() {
         let nodes: Vec<PlacementNode> = view
             .nodes
             .iter()
-            .map(|n| PlacementNode {
-                node: n.node,
-                owner: n.owner,
-            })
+            .map(|n| PlacementNode::new(n.node, n.owner))
             .collect();
         let first_on_dead = every
             .iter()

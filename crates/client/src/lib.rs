@@ -22,8 +22,10 @@
 //! bound, and every chunk read back is checked against its CID here, so
 //! nothing unverified leaves the client.
 
+pub mod bucket;
 mod error;
 pub mod flow;
+mod index_http;
 mod node_api;
 mod report;
 mod store;
@@ -35,25 +37,29 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use peercloud_ledger::Tx;
+use peercloud_ledger::{BucketId, ClusterId, Tx};
 use peercloud_store::VerifiedChunk;
-use peercloud_types::{AccountId, ContentId, JobId, Signed};
+use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
 use reqwest::blocking::{RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use peercloud_api::{
-    API_ADDR_FILE, API_PREFIX, AccountView, ApiError, Canonical, DispatchRequest, DispatchResponse,
-    ErrorCode, JobView, LedgerView, OffersRequest, OffersResponse, StatusView, SubmitTx,
-    TOKEN_FILE, TxReceipt, WaitQuery,
+    API_ADDR_FILE, API_PREFIX, AccountView, ApiError, BucketView, Canonical, ClusterView,
+    DispatchRequest, DispatchResponse, ErrorCode, EvidenceQuery, EvidenceView, IndexView,
+    IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery, OffersRequest, OffersResponse,
+    SERVED_BY_HEADER, StatusView, SubmitTx, TOKEN_FILE, TxReceipt, WaitQuery,
 };
 
+pub use bucket::{BucketError, ObjectItem, ObjectPut};
 pub use error::ClientError;
 pub use flow::{Content, JobBundle, RemoteError, RunOptions, close_job, run_job};
 pub use node_api::NodeApi;
 pub use report::{FailedJob, JobReport, Phase};
 pub use store::{ApiStore, PUT_CONCURRENCY_MAX};
 pub use tx::submit_signed;
+
+use index_http::scope_query;
 
 /// Time to open a TCP connection: the node is on this machine or its LAN, so
 /// anything slower than 3 s means it is not there.
@@ -162,9 +168,17 @@ impl NodeClient {
     }
 
     /// `PUT /v1/chunks/{cid}`: the node places the sealed chunk on three
-    /// distinct nodes and answers once they hold it.
-    pub fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
-        let url = self.url(&format!("/chunks/{}", chunk.cid()));
+    /// distinct nodes (of `cluster` when given) and answers once they hold it.
+    pub fn put_chunk(
+        &self,
+        chunk: &VerifiedChunk<'_>,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        let url = self.url(&format!(
+            "/chunks/{}{}",
+            chunk.cid(),
+            scope_query('?', cluster)
+        ));
         let request = self
             .http
             .put(&url)
@@ -179,12 +193,20 @@ impl NodeClient {
     /// `POST /v1/chunk-groups?pieces=CID:BYTES,…`: the pieces of one erasure
     /// group (data, then parity) in one body; the node puts one copy of each
     /// on distinct nodes and answers once they all hold theirs.
-    pub fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+    pub fn put_chunk_group(
+        &self,
+        pieces: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
         let listed: Vec<String> = pieces
             .iter()
             .map(|piece| format!("{}:{}", piece.cid(), piece.bytes().len()))
             .collect();
-        let url = self.url(&format!("/chunk-groups?pieces={}", listed.join(",")));
+        let url = self.url(&format!(
+            "/chunk-groups?pieces={}{}",
+            listed.join(","),
+            scope_query('&', cluster)
+        ));
         let mut body = Vec::with_capacity(pieces.iter().map(|p| p.bytes().len()).sum());
         for piece in pieces {
             body.extend_from_slice(piece.bytes());
@@ -213,18 +235,28 @@ impl NodeClient {
     }
 
     /// Like [`NodeClient::get_chunk`] into `buf` (cleared first, its allocation
-    /// reused). On a CID mismatch `buf` is cleared and the error names both CIDs.
-    pub fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+    /// reused). On a CID mismatch `buf` is cleared and the error names both
+    /// CIDs. Answers the node whose copy served it, when the node says.
+    pub fn get_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
         buf.clear();
         let url = self.url(&format!("/chunks/{cid}"));
         let response = self.send(self.http.get(&url), &url, CHUNK_TIMEOUT)?;
+        let served_by = response
+            .headers()
+            .get(SERVED_BY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         read_body_into(response, &url, CHUNK_BODY_BYTES_MAX, CHUNK_TIMEOUT, buf)?;
         let actual = ContentId::of(buf);
         if actual != *cid {
             buf.clear();
             return Err(ClientError::ChunkMismatch { cid: *cid, actual });
         }
-        Ok(())
+        Ok(served_by)
     }
 
     /// Whether the network holds the chunk (`HEAD /v1/chunks/{cid}`, or a GET
@@ -279,6 +311,28 @@ impl NodeClient {
         let timeout = Duration::from_millis(request.spec.limits.wall_time_ms)
             .saturating_add(DISPATCH_ALLOWANCE);
         self.post_json(&format!("/jobs/{job}/dispatch"), request, timeout)
+    }
+
+    /// `GET /v1/clusters/{id}`: a storage cluster (`not_found` naming it
+    /// when there is none).
+    pub fn cluster(&self, cluster: &ClusterId) -> Result<ClusterView, ClientError> {
+        self.get_json(&format!("/clusters/{}", cluster.0))
+    }
+
+    /// `GET /v1/clusters`: every storage cluster on the ledger.
+    pub fn clusters(&self) -> Result<Vec<ClusterView>, ClientError> {
+        self.get_json("/clusters")
+    }
+
+    /// `GET /v1/buckets/{id}`: a bucket and its deposit (`not_found` naming
+    /// it when there is none).
+    pub fn bucket(&self, bucket: &BucketId) -> Result<BucketView, ClientError> {
+        self.get_json(&format!("/buckets/{}", bucket.0))
+    }
+
+    /// `GET /v1/accounts/{id}/buckets`: the buckets `owner` owns.
+    pub fn buckets_of(&self, owner: &AccountId) -> Result<Vec<BucketView>, ClientError> {
+        self.get_json(&format!("/accounts/{owner}/buckets"))
     }
 
     fn url(&self, route: &str) -> String {
@@ -356,13 +410,25 @@ impl NodeApi for NodeClient {
     fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
         NodeClient::submit(self, tx, wait)
     }
-    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
-        NodeClient::put_chunk(self, chunk)
+    fn put_chunk(
+        &self,
+        chunk: &VerifiedChunk<'_>,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        NodeClient::put_chunk(self, chunk, cluster)
     }
-    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
-        NodeClient::put_chunk_group(self, pieces)
+    fn put_chunk_group(
+        &self,
+        pieces: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        NodeClient::put_chunk_group(self, pieces, cluster)
     }
-    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+    fn get_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
         NodeClient::get_chunk_into(self, cid, buf)
     }
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
@@ -383,6 +449,38 @@ impl NodeApi for NodeClient {
         request: &DispatchRequest,
     ) -> Result<DispatchResponse, ClientError> {
         NodeClient::dispatch(self, job, request)
+    }
+    fn cluster(&self, cluster: &ClusterId) -> Result<ClusterView, ClientError> {
+        NodeClient::cluster(self, cluster)
+    }
+    fn clusters(&self) -> Result<Vec<ClusterView>, ClientError> {
+        NodeClient::clusters(self)
+    }
+    fn bucket(&self, bucket: &BucketId) -> Result<BucketView, ClientError> {
+        NodeClient::bucket(self, bucket)
+    }
+    fn buckets_of(&self, owner: &AccountId) -> Result<Vec<BucketView>, ClientError> {
+        NodeClient::buckets_of(self, owner)
+    }
+    fn index_write(
+        &self,
+        bucket: &BucketId,
+        write: &IndexWrite,
+    ) -> Result<IndexWriteReceipt, ClientError> {
+        NodeClient::index_write(self, bucket, write)
+    }
+    fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError> {
+        NodeClient::index_get(self, bucket, key)
+    }
+    fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {
+        NodeClient::index_list(self, bucket, query)
+    }
+    fn index_evidence(
+        &self,
+        bucket: &BucketId,
+        query: &EvidenceQuery,
+    ) -> Result<EvidenceView, ClientError> {
+        NodeClient::index_evidence(self, bucket, query)
     }
 }
 

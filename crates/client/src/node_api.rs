@@ -5,12 +5,13 @@
 //! written once, over this trait.
 
 use peercloud_api::{
-    AccountView, DispatchRequest, DispatchResponse, JobView, LedgerView, OffersRequest,
-    OffersResponse, TxReceipt, WaitQuery,
+    AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EvidenceQuery,
+    EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery,
+    OffersRequest, OffersResponse, TxReceipt, WaitQuery,
 };
-use peercloud_ledger::Tx;
+use peercloud_ledger::{BucketId, ClusterId, Tx};
 use peercloud_store::VerifiedChunk;
-use peercloud_types::{AccountId, ContentId, JobId, Signed};
+use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
 
 use crate::ClientError;
 
@@ -26,15 +27,30 @@ pub trait NodeApi: Send + Sync {
     /// Submits a signed transaction; with `wait`, answers once it is in a block.
     fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError>;
 
-    /// Stores a sealed chunk on the network (three nodes).
-    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError>;
+    /// Stores a sealed chunk on the network (three nodes), on `cluster`'s
+    /// members when given (a bucket's chunk).
+    fn put_chunk(
+        &self,
+        chunk: &VerifiedChunk<'_>,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError>;
 
     /// Stores the pieces of one erasure group (data, then parity chunks) on
-    /// the network: one copy each, each on its own node.
-    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError>;
+    /// the network: one copy each, each on its own node (of `cluster` when given).
+    fn put_chunk_group(
+        &self,
+        pieces: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError>;
 
     /// Reads a chunk into `buf` (cleared first), checked against `cid`.
-    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError>;
+    /// Answers the node whose copy served it, when the node says (the node
+    /// a bandwidth receipt pays).
+    fn get_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError>;
 
     /// Asks the network to release a chunk this node put (one of a put that
     /// failed part way); a chunk another node put too stays.
@@ -45,7 +61,7 @@ pub trait NodeApi: Send + Sync {
     fn has_chunk(&self, cid: &ContentId) -> Result<bool, ClientError> {
         let mut buf = Vec::new();
         match self.get_chunk_into(cid, &mut buf) {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(err) if err.is_not_found() => Ok(false),
             Err(err) => Err(err),
         }
@@ -65,6 +81,41 @@ pub trait NodeApi: Send + Sync {
         job: &JobId,
         request: &DispatchRequest,
     ) -> Result<DispatchResponse, ClientError>;
+
+    /// A storage cluster as the ledger records it (`not_found` naming it
+    /// when there is none).
+    fn cluster(&self, cluster: &ClusterId) -> Result<ClusterView, ClientError>;
+
+    /// Every storage cluster on the ledger.
+    fn clusters(&self) -> Result<Vec<ClusterView>, ClientError>;
+
+    /// A bucket and its deposit (`not_found` naming it when there is none).
+    fn bucket(&self, bucket: &BucketId) -> Result<BucketView, ClientError>;
+
+    /// The buckets `owner` owns, closed ones included.
+    fn buckets_of(&self, owner: &AccountId) -> Result<Vec<BucketView>, ClientError>;
+
+    /// Writes owner-signed index entries of `bucket` (and the owner's
+    /// usage) to a quorum of its index replicas.
+    fn index_write(
+        &self,
+        bucket: &BucketId,
+        write: &IndexWrite,
+    ) -> Result<IndexWriteReceipt, ClientError>;
+
+    /// The newest entry of `key` in `bucket` a quorum knows.
+    fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError>;
+
+    /// A page of `bucket`'s entries under a prefix.
+    fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError>;
+
+    /// What a quorum of `bucket`'s index replicas holds for a bill of one
+    /// period: the usage and the owner's receipts.
+    fn index_evidence(
+        &self,
+        bucket: &BucketId,
+        query: &EvidenceQuery,
+    ) -> Result<EvidenceView, ClientError>;
 }
 
 impl<T: NodeApi + ?Sized> NodeApi for &T {
@@ -77,13 +128,25 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     fn submit(&self, tx: &Signed<Tx>, wait: bool) -> Result<TxReceipt, ClientError> {
         (**self).submit(tx, wait)
     }
-    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
-        (**self).put_chunk(chunk)
+    fn put_chunk(
+        &self,
+        chunk: &VerifiedChunk<'_>,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        (**self).put_chunk(chunk, cluster)
     }
-    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
-        (**self).put_chunk_group(pieces)
+    fn put_chunk_group(
+        &self,
+        pieces: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        (**self).put_chunk_group(pieces, cluster)
     }
-    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
+    fn get_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
         (**self).get_chunk_into(cid, buf)
     }
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
@@ -104,5 +167,37 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
         request: &DispatchRequest,
     ) -> Result<DispatchResponse, ClientError> {
         (**self).dispatch(job, request)
+    }
+    fn cluster(&self, cluster: &ClusterId) -> Result<ClusterView, ClientError> {
+        (**self).cluster(cluster)
+    }
+    fn clusters(&self) -> Result<Vec<ClusterView>, ClientError> {
+        (**self).clusters()
+    }
+    fn bucket(&self, bucket: &BucketId) -> Result<BucketView, ClientError> {
+        (**self).bucket(bucket)
+    }
+    fn buckets_of(&self, owner: &AccountId) -> Result<Vec<BucketView>, ClientError> {
+        (**self).buckets_of(owner)
+    }
+    fn index_write(
+        &self,
+        bucket: &BucketId,
+        write: &IndexWrite,
+    ) -> Result<IndexWriteReceipt, ClientError> {
+        (**self).index_write(bucket, write)
+    }
+    fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError> {
+        (**self).index_get(bucket, key)
+    }
+    fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {
+        (**self).index_list(bucket, query)
+    }
+    fn index_evidence(
+        &self,
+        bucket: &BucketId,
+        query: &EvidenceQuery,
+    ) -> Result<EvidenceView, ClientError> {
+        (**self).index_evidence(bucket, query)
     }
 }

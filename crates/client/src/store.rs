@@ -13,11 +13,14 @@
 //! before the store pipeline sees it. The network store keeps no per-client
 //! inventory, so it is a `ChunkStore` only (no list, delete or usage).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use peercloud_api::ErrorCode;
+use peercloud_ledger::ClusterId;
 use peercloud_store::{ChunkStore, StoreError, VerifiedChunk};
-use peercloud_types::ContentId;
+use peercloud_types::{ContentId, NodeId};
 
 use crate::{ClientError, NodeApi, NodeClient};
 
@@ -33,12 +36,37 @@ pub const PUT_CONCURRENCY_MAX: usize = 8;
 #[derive(Debug, Clone)]
 pub struct ApiStore<A = NodeClient> {
     client: A,
+    cluster: Option<ClusterId>,
+    /// Bytes read through this store, by the node whose copy served them.
+    served: Arc<Mutex<BTreeMap<NodeId, u64>>>,
 }
 
 impl<A: NodeApi> ApiStore<A> {
     /// A store that reads and writes chunks through `client`'s node.
     pub fn new(client: A) -> Self {
-        ApiStore { client }
+        ApiStore {
+            client,
+            cluster: None,
+            served: Arc::default(),
+        }
+    }
+
+    /// A store whose puts go on `cluster`'s members (a bucket's objects).
+    pub fn in_cluster(client: A, cluster: ClusterId) -> Self {
+        ApiStore {
+            client,
+            cluster: Some(cluster),
+            served: Arc::default(),
+        }
+    }
+
+    /// Bytes read through this store so far, by the node that served them
+    /// (what the reader's bandwidth receipts acknowledge).
+    pub fn served(&self) -> BTreeMap<NodeId, u64> {
+        self.served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The client underneath.
@@ -76,7 +104,7 @@ impl<A: NodeApi> ApiStore<A> {
 
     fn put_one(&self, chunk: &VerifiedChunk<'_>) -> Result<(), StoreError> {
         self.client
-            .put_chunk(chunk)
+            .put_chunk(chunk, self.cluster.as_ref())
             .map_err(|err| Self::store_error(err, chunk.cid()))
     }
 }
@@ -98,7 +126,7 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
             return Ok(());
         };
         self.client
-            .put_chunk_group(pieces)
+            .put_chunk_group(pieces, self.cluster.as_ref())
             .map_err(|err| Self::store_error(err, first.cid()))
     }
 
@@ -143,9 +171,15 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
     }
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
-        self.client
+        let served_by = self
+            .client
             .get_chunk_into(cid, buf)
-            .map_err(|err| Self::store_error(err, cid))
+            .map_err(|err| Self::store_error(err, cid))?;
+        if let Some(node) = served_by {
+            let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+            *served.entry(node).or_default() += buf.len() as u64;
+        }
+        Ok(())
     }
 
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {

@@ -12,22 +12,28 @@
 //!                                                  │ libp2p (loopback)
 //!                      validator (node 0) ◄────────┴──────► providers 2..n
 //! ```
+//!
+//! Like a devnet of processes, a grid comes with a storage cluster every
+//! provider is an active member of ([`Grid::cluster`], set up by
+//! [`crate::cluster`] once every provider is registered).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peercloud_api::{
-    AccountView, DispatchRequest, DispatchResponse, JobView, LedgerView, OffersRequest,
-    OffersResponse, TxReceipt, WaitQuery,
+    AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EvidenceQuery,
+    EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery,
+    OffersRequest, OffersResponse, TxReceipt, WaitQuery,
 };
 use peercloud_client::{ClientError, NodeApi};
-use peercloud_ledger::Tx;
+use peercloud_ledger::{BucketId, ClusterId, ClusterTerms, Tx};
 use peercloud_node::api::Service;
 use peercloud_node::config::{NodeConfig, Settings};
 use peercloud_node::daemon::{Node, StartError};
 use peercloud_store::VerifiedChunk;
-use peercloud_types::{AccountId, ContentId, JobId, Keypair, Signed};
+use peercloud_types::{AccountId, ContentId, JobId, Keypair, NodeId, Signed};
 
+use crate::cluster::{self, ClusterError};
 use crate::launch::{DevnetError, init, node_dir};
 
 /// How long a provider may take to see its registration on the ledger.
@@ -75,6 +81,9 @@ pub enum GridError {
     /// The runtime did not start.
     #[error("the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The storage cluster could not be set up.
+    #[error("the grid's storage cluster: {0}")]
+    Cluster(#[from] ClusterError),
 }
 
 /// A validator and providers running in this process.
@@ -84,6 +93,8 @@ pub struct Grid {
     nodes: Vec<Node>,
     dir: PathBuf,
     user: Keypair,
+    manager: Keypair,
+    cluster: ClusterId,
 }
 
 impl Grid {
@@ -102,12 +113,26 @@ impl Grid {
     /// `adjust(index, settings)` before it starts (they beat its config
     /// file, as flags do): a small storage quota, say. Returns once every
     /// node knows every provider as registered and staked, so chunk
-    /// placement is the same from every node.
+    /// placement is the same from every node, and shows the grid's storage
+    /// cluster with every provider active.
     pub fn start_with(
         dir: &Path,
         providers: usize,
         user: Keypair,
         adjust: impl Fn(usize, &mut Settings),
+    ) -> Result<Grid, GridError> {
+        let terms = crate::amounts::cluster_terms(providers);
+        Grid::start_with_terms(dir, providers, user, adjust, terms)
+    }
+
+    /// [`Grid::start_with`] whose storage cluster has `terms` (a billing
+    /// period of seconds, say, to watch bills come).
+    pub fn start_with_terms(
+        dir: &Path,
+        providers: usize,
+        user: Keypair,
+        adjust: impl Fn(usize, &mut Settings),
+        terms: ClusterTerms,
     ) -> Result<Grid, GridError> {
         init(dir, providers, &user.account_id())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,12 +168,46 @@ impl Grid {
             }
         }
         wait_all_staked(&nodes, providers)?;
-        Ok(Grid {
+        let mut grid = Grid {
             runtime,
             nodes,
             dir: dir.to_owned(),
             user,
-        })
+            manager: cluster::manager_key(dir)?,
+            // Set just below, before anyone sees the grid.
+            cluster: ClusterId(peercloud_types::Hash32::ZERO),
+        };
+        grid.cluster = grid.set_up_cluster(providers, terms)?;
+        Ok(grid)
+    }
+
+    /// Sets up the grid's storage cluster through the validator and waits
+    /// until every node shows it whole; returns its id.
+    fn set_up_cluster(
+        &self,
+        providers: usize,
+        terms: ClusterTerms,
+    ) -> Result<ClusterId, ClusterError> {
+        let dirs: Vec<PathBuf> = (1..=providers).map(|i| node_dir(&self.dir, i)).collect();
+        let farmers = cluster::farmers(&dirs)?;
+        let nodes: Vec<InProcessNode> = (0..self.nodes.len())
+            .filter_map(|index| self.node(index))
+            .collect();
+        // Through the validator (node 0, always started first): its answers
+        // follow its own blocks.
+        let view = cluster::ensure(&nodes[0], &self.manager, &farmers, terms)?;
+        cluster::wait_seen(&nodes, &view.id, farmers.len())?;
+        Ok(view.id)
+    }
+
+    /// The grid's storage cluster: every provider an active member.
+    pub fn cluster(&self) -> ClusterId {
+        self.cluster
+    }
+
+    /// The account that created the grid's cluster and is its sole manager.
+    pub fn manager(&self) -> &Keypair {
+        &self.manager
     }
 
     /// The wallet the genesis funded.
@@ -280,27 +339,89 @@ impl NodeApi for InProcessNode {
             .block_on(self.service.submit(tx.clone(), wait))?)
     }
 
-    fn put_chunk(&self, chunk: &VerifiedChunk<'_>) -> Result<(), ClientError> {
+    fn put_chunk(
+        &self,
+        chunk: &VerifiedChunk<'_>,
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
         let (cid, bytes) = (*chunk.cid(), chunk.bytes().to_vec());
-        Ok(self.runtime.block_on(self.service.put_chunk(cid, bytes))?)
+        Ok(self
+            .runtime
+            .block_on(self.service.put_chunk(cid, bytes, cluster.copied()))?)
     }
 
-    fn put_chunk_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), ClientError> {
+    fn put_chunk_group(
+        &self,
+        pieces: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
         let pieces = pieces
             .iter()
             .map(|piece| (*piece.cid(), piece.bytes().to_vec()))
             .collect();
         Ok(self
             .runtime
-            .block_on(self.service.put_chunk_group(pieces))?)
+            .block_on(self.service.put_chunk_group(pieces, cluster.copied()))?)
+    }
+
+    fn cluster(&self, cluster: &ClusterId) -> Result<ClusterView, ClientError> {
+        Ok(self.service.cluster(cluster)?)
+    }
+
+    fn clusters(&self) -> Result<Vec<ClusterView>, ClientError> {
+        Ok(self.service.clusters())
+    }
+
+    fn bucket(&self, bucket: &BucketId) -> Result<BucketView, ClientError> {
+        Ok(self.service.bucket(bucket)?)
+    }
+
+    fn buckets_of(&self, owner: &AccountId) -> Result<Vec<BucketView>, ClientError> {
+        Ok(self.service.buckets_of(owner))
+    }
+
+    fn index_write(
+        &self,
+        bucket: &BucketId,
+        write: &IndexWrite,
+    ) -> Result<IndexWriteReceipt, ClientError> {
+        Ok(self
+            .runtime
+            .block_on(self.service.index_write(*bucket, write.clone()))?)
+    }
+
+    fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError> {
+        Ok(self
+            .runtime
+            .block_on(self.service.index_get(*bucket, key.to_owned()))?)
+    }
+
+    fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {
+        Ok(self
+            .runtime
+            .block_on(self.service.index_list(*bucket, query.clone()))?)
+    }
+
+    fn index_evidence(
+        &self,
+        bucket: &BucketId,
+        query: &EvidenceQuery,
+    ) -> Result<EvidenceView, ClientError> {
+        Ok(self
+            .runtime
+            .block_on(self.service.index_evidence(*bucket, *query))?)
     }
 
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
         Ok(self.runtime.block_on(self.service.delete_chunk(*cid))?)
     }
 
-    fn get_chunk_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), ClientError> {
-        let bytes = self.runtime.block_on(self.service.get_chunk(*cid))?;
+    fn get_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
+        let (bytes, served_by) = self.runtime.block_on(self.service.get_chunk(*cid))?;
         let actual = ContentId::of(&bytes);
         if actual != *cid {
             buf.clear();
@@ -308,7 +429,7 @@ impl NodeApi for InProcessNode {
         }
         buf.clear();
         buf.extend_from_slice(&bytes);
-        Ok(())
+        Ok(Some(served_by))
     }
 
     fn job(&self, job: &JobId, wait: WaitQuery) -> Result<JobView, ClientError> {

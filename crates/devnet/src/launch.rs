@@ -1,8 +1,10 @@
 //! A devnet: one validator and N providers as separate `peercloud node`
-//! processes on loopback, sharing a genesis that funds the user's wallet and
-//! every farmer. [`init`] writes the directories once; [`Devnet::up`]
-//! starts the processes, reads each one's ready line, and stops them all
-//! when dropped (the nodes also stop on Ctrl-C or when their parent goes).
+//! processes on loopback, sharing a genesis that funds the user's wallet,
+//! every farmer and the devnet's cluster manager. [`init`] writes the
+//! directories once; [`Devnet::up`] starts the processes, reads each one's
+//! ready line, sets up the devnet's storage cluster through the validator's
+//! API ([`crate::cluster`]), and stops them all when dropped (the nodes also
+//! stop on Ctrl-C or when their parent goes).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,8 +12,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use peercloud_ledger::{GenesisConfig, Params};
-use peercloud_types::{AccountId, Amount};
+use peercloud_api::TOKEN_FILE;
+use peercloud_client::{NodeClient, read_token_file};
+use peercloud_ledger::{ClusterId, GenesisConfig, Params};
+use peercloud_types::{AccountId, Amount, Hash32};
 
 use peercloud_node::config::{CONFIG_FILE, Settings};
 use peercloud_node::daemon::{NODE_KEY_FILE, OWNER_KEY_FILE, load_or_create_key, now_ms};
@@ -19,9 +23,10 @@ use peercloud_node::genesis::{GENESIS_FILE, Genesis, GenesisError};
 use peercloud_node::ready::Ready;
 
 use crate::amounts::{
-    FARMER_STAKE_TOKENS, FARMER_TOKENS, LOCATIONS, SLASH_BPS, STAKE_MIN_TO_SERVE_TOKENS, TX_FEE,
-    USER_TOKENS,
+    FARMER_STAKE_TOKENS, FARMER_TOKENS, LOCATIONS, MANAGER_TOKENS, SLASH_BPS,
+    STAKE_MIN_TO_SERVE_TOKENS, TX_FEE, USER_TOKENS,
 };
+use crate::cluster::{self, ClusterError, manager_key_path};
 
 /// How long a node may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,6 +56,17 @@ pub enum DevnetError {
     /// Too many or too few providers.
     #[error("a devnet has 1 to {PROVIDERS_MAX} providers, not {0}")]
     Size(usize),
+    /// The devnet's storage cluster could not be set up.
+    #[error("the devnet's storage cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    /// A node's API could not be reached.
+    #[error("node {name}'s API: {source}")]
+    Api {
+        /// The node's directory name.
+        name: String,
+        /// Why.
+        source: peercloud_client::ClientError,
+    },
     /// A node process failed to come up.
     #[error("node {name} did not become ready: {reason}")]
     NotReady {
@@ -75,7 +91,8 @@ pub fn node_dir(dir: &Path, i: usize) -> PathBuf {
 
 /// Writes a devnet of `providers` providers into `dir` (unless one is there
 /// already): keys, a genesis funding `user` and every farmer, and each
-/// node's config. Returns whether it was created (false: reused).
+/// node's config, and a cluster manager's key (`manager.key`, funded too).
+/// Returns whether it was created (false: reused).
 pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, DevnetError> {
     if !(1..=PROVIDERS_MAX).contains(&providers) {
         return Err(DevnetError::Size(providers));
@@ -96,7 +113,11 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
     std::fs::create_dir_all(&validator_dir).map_err(io(&validator_dir))?;
     let validator = load_or_create_key(&validator_dir.join(NODE_KEY_FILE))?;
     let treasury = load_or_create_key(&validator_dir.join(OWNER_KEY_FILE))?;
-    let mut allocations = vec![(*user, Amount::from_tokens(USER_TOKENS))];
+    let manager = load_or_create_key(&manager_key_path(dir))?;
+    let mut allocations = vec![
+        (*user, Amount::from_tokens(USER_TOKENS)),
+        (manager.account_id(), Amount::from_tokens(MANAGER_TOKENS)),
+    ];
     for i in 1..=providers {
         let node = node_dir(dir, i);
         std::fs::create_dir_all(&node).map_err(io(&node))?;
@@ -207,6 +228,8 @@ pub struct Devnet {
     pub dir: PathBuf,
     /// The validator (index 0) and the providers.
     pub nodes: Vec<NodeProcess>,
+    /// The devnet's storage cluster: every provider an active member.
+    pub cluster: ClusterId,
 }
 
 /// How to start a devnet's processes.
@@ -221,8 +244,10 @@ pub struct UpOptions {
 }
 
 impl Devnet {
-    /// Starts the validator, then every provider bootstrapping from it, and
-    /// waits for each ready line (providers are ready once registered).
+    /// Starts the validator, then every provider bootstrapping from it,
+    /// waits for each ready line (providers are ready once registered), and
+    /// sets up the devnet's storage cluster (or finds it, on a restart):
+    /// returns once every node shows it with every provider active.
     pub fn up(dir: &Path, providers: usize, options: &UpOptions) -> Result<Devnet, DevnetError> {
         let mut nodes = Vec::with_capacity(providers + 1);
         let validator = spawn(dir, 0, None, options)?;
@@ -231,6 +256,8 @@ impl Devnet {
         let mut devnet = Devnet {
             dir: dir.to_owned(),
             nodes,
+            // Set below, before `up` returns.
+            cluster: ClusterId(Hash32::ZERO),
         };
         let pending: Vec<_> = (1..=providers)
             .map(|i| start_process(dir, i, Some(&bootstrap), options))
@@ -238,7 +265,38 @@ impl Devnet {
         for started in pending {
             devnet.nodes.push(wait_ready(started)?);
         }
+        devnet.cluster = devnet.set_up_cluster()?;
         Ok(devnet)
+    }
+
+    /// Sets up the storage cluster through the validator's API and waits
+    /// until every node's API shows it whole; returns its id.
+    fn set_up_cluster(&self) -> Result<ClusterId, DevnetError> {
+        let clients = self
+            .nodes
+            .iter()
+            .map(|n| {
+                // The address the node printed when ready, not a file a
+                // previous run may have left.
+                read_token_file(&n.dir.join(TOKEN_FILE))
+                    .and_then(|token| NodeClient::new(&n.ready.api, token))
+                    .map_err(|source| DevnetError::Api {
+                        name: n.name.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let provider_dirs: Vec<PathBuf> =
+            self.nodes.iter().skip(1).map(|n| n.dir.clone()).collect();
+        let farmers = cluster::farmers(&provider_dirs)?;
+        let manager = cluster::manager_key(&self.dir)?;
+        let Some(validator) = clients.first() else {
+            return Err(DevnetError::Size(0));
+        };
+        let terms = crate::amounts::cluster_terms(farmers.len());
+        let view = cluster::ensure(validator, &manager, &farmers, terms)?;
+        cluster::wait_seen(&clients, &view.id, farmers.len())?;
+        Ok(view.id)
     }
 
     /// The validator.
@@ -395,7 +453,7 @@ mod tests {
     use peercloud_types::Keypair;
 
     #[test]
-    fn init_funds_the_user_and_every_farmer() {
+    fn init_funds_the_user_every_farmer_and_the_cluster_manager() {
         let dir = tempfile::tempdir().unwrap();
         let user = Keypair::generate().account_id();
         assert!(init(dir.path(), 3, &user).unwrap());
@@ -411,6 +469,11 @@ mod tests {
                 Amount::from_tokens(FARMER_TOKENS)
             );
         }
+        let manager = crate::cluster::manager_key(dir.path()).unwrap();
+        assert_eq!(
+            state.balance(&manager.account_id()),
+            Amount::from_tokens(MANAGER_TOKENS)
+        );
         assert!(init(dir.path(), 0, &user).is_err());
     }
 }

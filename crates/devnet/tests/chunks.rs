@@ -39,10 +39,7 @@ fn placement_nodes(grid: &Grid) -> Vec<PlacementNode> {
         .expect("its ledger")
         .nodes
         .iter()
-        .map(|n| PlacementNode {
-            node: n.node,
-            owner: n.owner,
-        })
+        .map(|n| PlacementNode::new(n.node, n.owner))
         .collect()
 }
 
@@ -81,6 +78,7 @@ fn holders_take_only_placed_chunks_from_registered_nodes_within_their_quota() {
         &node_id(&grid, 1),
         cid,
         bytes.clone(),
+        None,
     )));
     assert_eq!(code, ErrorCode::NotRegistered);
     assert!(
@@ -121,6 +119,7 @@ fn holders_take_only_placed_chunks_from_registered_nodes_within_their_quota() {
         &small_id,
         ContentId::of(&more),
         more.clone(),
+        None,
     )));
     assert_eq!(code, ErrorCode::StorageFull);
 
@@ -153,6 +152,16 @@ fn holders_take_only_placed_chunks_from_registered_nodes_within_their_quota() {
         &leaver_id,
         ContentId::of(&bytes),
         bytes.clone(),
+        None,
+    )));
+    assert_eq!(code, ErrorCode::NotPlaced);
+    // A bucket's chunk for a cluster the node is no member of is refused too.
+    let foreign = peercloud_ledger::ClusterId(peercloud_types::Hash32::of(b"no such cluster"));
+    let code = refusal_code(rt.block_on(inner(&grid, 1).put_chunk_to(
+        &leaver_id,
+        ContentId::of(&bytes),
+        bytes.clone(),
+        Some(&foreign),
     )));
     assert_eq!(code, ErrorCode::NotPlaced);
 }

@@ -209,7 +209,7 @@ fn execute(
             let bill = buckets::Bill {
                 bucket: *bucket,
                 period: *period,
-                usage,
+                usage: usage.as_ref(),
                 receipts,
             };
             buckets::bill(state, &signer, bill, ctx, events)

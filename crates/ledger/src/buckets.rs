@@ -8,7 +8,8 @@
 //! - Periods are billed in order, each once, by the owner of any active
 //!   member, once the period has ended. The usage must be the owner's, for
 //!   this bucket, signed no later than the period's end, and not older than
-//!   the usage the last bill used. Receipts must be signed by their
+//!   the usage the last bill used; a bill without one charges the bytes the
+//!   last bill used (nothing was written since). Receipts must be signed by their
 //!   receiver, which must be the bucket's owner.
 //! - A read-only bucket becomes active again when a deposit brings it to at
 //!   least the last period's charge.
@@ -219,7 +220,7 @@ fn pay(
 pub(crate) struct Bill<'a> {
     pub(crate) bucket: BucketId,
     pub(crate) period: u64,
-    pub(crate) usage: &'a Signed<BucketUsage>,
+    pub(crate) usage: Option<&'a Signed<BucketUsage>>,
     pub(crate) receipts: &'a [Signed<BandwidthReceipt>],
 }
 
@@ -277,7 +278,14 @@ pub(crate) fn bill(
         }
         .into());
     }
-    check_usage(&record, &bucket, usage, ends_ms)?;
+    // No new usage: the bucket holds what the last bill said it held.
+    let (stored_bytes, usage_seq) = match usage {
+        Some(usage) => {
+            check_usage(&record, &bucket, usage, ends_ms)?;
+            (usage.body.stored_bytes, usage.body.seq)
+        }
+        None => (record.stored_bytes, record.usage_seq),
+    };
     let price = cluster.terms.price_per_gib_served;
     let mut bandwidth = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -303,14 +311,11 @@ pub(crate) fn bill(
         })?;
         bandwidth.insert(body.node, (owner, charge));
     }
-    let storage = storage_charge(
-        usage.body.stored_bytes,
-        length,
-        cluster.terms.price_per_gib_month,
-    )
-    .ok_or(TxError::Overflow {
-        what: "a storage charge",
-    })?;
+    let storage = storage_charge(stored_bytes, length, cluster.terms.price_per_gib_month).ok_or(
+        TxError::Overflow {
+            what: "a storage charge",
+        },
+    )?;
     let (charged, paid) = pay(
         state,
         &bucket,
@@ -322,8 +327,8 @@ pub(crate) fn bill(
     )?;
     record.next_period = period.saturating_add(1);
     record.billed_until_ms = ends_ms;
-    record.usage_seq = usage.body.seq;
-    record.stored_bytes = usage.body.stored_bytes;
+    record.usage_seq = usage_seq;
+    record.stored_bytes = stored_bytes;
     record.last_charge = charged;
     events.push(Event::Storage(StorageEvent::BucketBilled {
         bucket,

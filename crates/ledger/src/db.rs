@@ -38,8 +38,9 @@ const META_FORMAT: &str = "format";
 /// records in them change. 2: job records are version 2 (awards record
 /// withdrawals), and the state root hashes them, so a version-1 chain cannot
 /// be continued: it is refused with [`DbError::UnsupportedFormat`]. 3: the
-/// state root covers the clusters and buckets tables.
-const FORMAT_VERSION: u8 = 3;
+/// state root covers the clusters and buckets tables. 4: a bill's usage is
+/// optional (blocks hold transactions in their new encoding).
+const FORMAT_VERSION: u8 = 4;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

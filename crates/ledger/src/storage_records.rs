@@ -57,6 +57,79 @@ impl std::fmt::Display for BucketId {
     }
 }
 
+/// The text of a cluster or bucket id could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageIdError {
+    /// Not 64 hex digits (after an optional `cluster:` or `bucket:` prefix).
+    #[error(
+        "{text:?} is not a {what} id: write {what}:<64 hex digits>, or the 64 hex digits alone"
+    )]
+    NotAnId {
+        /// What was expected (`cluster` or `bucket`).
+        what: &'static str,
+        /// The text given.
+        text: String,
+    },
+    /// The id of the other kind (a bucket where a cluster was expected).
+    #[error("{text:?} is a {found} id, not a {what} id")]
+    WrongKind {
+        /// What was expected.
+        what: &'static str,
+        /// What the prefix says it is.
+        found: &'static str,
+        /// The text given.
+        text: String,
+    },
+}
+
+/// The two kinds of storage id, by their text prefix.
+const ID_KINDS: [&str; 2] = ["cluster", "bucket"];
+
+/// Reads `<what>:<hex>` or the bare hex; a prefix of the other kind is
+/// refused naming it.
+fn parse_id(text: &str, what: &'static str) -> Result<Hash32, StorageIdError> {
+    let trimmed = text.trim();
+    let hex = match trimmed.split_once(':') {
+        Some((prefix, hex)) if prefix == what => hex,
+        Some((prefix, _)) => {
+            return Err(match ID_KINDS.into_iter().find(|k| *k == prefix) {
+                Some(found) => StorageIdError::WrongKind {
+                    what,
+                    found,
+                    text: text.to_owned(),
+                },
+                None => StorageIdError::NotAnId {
+                    what,
+                    text: text.to_owned(),
+                },
+            });
+        }
+        None => trimmed,
+    };
+    hex.parse().map_err(|_| StorageIdError::NotAnId {
+        what,
+        text: text.to_owned(),
+    })
+}
+
+impl std::str::FromStr for ClusterId {
+    type Err = StorageIdError;
+    /// `cluster:<64 hex digits>` (as [`ClusterId`]'s `Display` writes it)
+    /// or the 64 hex digits alone (as JSON carries it).
+    fn from_str(text: &str) -> Result<Self, StorageIdError> {
+        parse_id(text, "cluster").map(ClusterId)
+    }
+}
+
+impl std::str::FromStr for BucketId {
+    type Err = StorageIdError;
+    /// `bucket:<64 hex digits>` (as [`BucketId`]'s `Display` writes it) or
+    /// the 64 hex digits alone (as JSON carries it).
+    fn from_str(text: &str) -> Result<Self, StorageIdError> {
+        parse_id(text, "bucket").map(BucketId)
+    }
+}
+
 impl TableKey for ClusterId {
     fn to_key_bytes(&self) -> Vec<u8> {
         self.0.0.to_vec()
@@ -308,4 +381,54 @@ pub struct BandwidthReceipt {
 impl Versioned for BandwidthReceipt {
     const KIND: u8 = Kind::BandwidthReceipt as u8;
     const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_from_their_text_with_or_without_the_prefix() {
+        let owner = peercloud_types::Keypair::from_seed(&[3; 32]).account_id();
+        let cluster = ClusterId::derive(&owner, 1);
+        let bucket = BucketId::derive(&owner, 2);
+        assert_eq!(cluster.to_string().parse::<ClusterId>(), Ok(cluster));
+        assert_eq!(cluster.0.to_string().parse::<ClusterId>(), Ok(cluster));
+        assert_eq!(bucket.to_string().parse::<BucketId>(), Ok(bucket));
+        assert_eq!(format!(" {} ", bucket.0).parse::<BucketId>(), Ok(bucket));
+    }
+
+    #[test]
+    fn a_bad_id_is_refused_naming_what_is_wrong() {
+        let owner = peercloud_types::Keypair::from_seed(&[3; 32]).account_id();
+        let bucket = BucketId::derive(&owner, 2);
+        let wrong = bucket.to_string().parse::<ClusterId>().unwrap_err();
+        assert!(matches!(
+            wrong,
+            StorageIdError::WrongKind {
+                what: "cluster",
+                found: "bucket",
+                ..
+            }
+        ));
+        assert!(
+            wrong
+                .to_string()
+                .contains("is a bucket id, not a cluster id")
+        );
+        for bad in ["", "cluster:", "cluster:abc", "job:00", &"g".repeat(64)] {
+            let err = bad.parse::<ClusterId>().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StorageIdError::NotAnId {
+                        what: "cluster",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("cluster:<64 hex digits>"), "{err}");
+        }
+    }
 }

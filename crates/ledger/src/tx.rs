@@ -215,8 +215,10 @@ pub enum TxKind {
         bucket: BucketId,
         /// The period (the next unbilled one).
         period: u64,
-        /// The owner's running usage.
-        usage: Signed<BucketUsage>,
+        /// The owner's running usage signed by the period's end, when there
+        /// is one newer than the last bill's (none: the bucket is billed for
+        /// the bytes the last bill used).
+        usage: Option<Signed<BucketUsage>>,
         /// One cumulative receipt per serving node.
         receipts: Vec<Signed<BandwidthReceipt>>,
     },

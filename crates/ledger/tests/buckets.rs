@@ -49,7 +49,7 @@ fn bill_kind(w: &World, bucket: BucketId, period: u64, seq: u64) -> TxKind {
     TxKind::BillBucket {
         bucket,
         period,
-        usage: usage(&w.bob, bucket, GIB, seq),
+        usage: Some(usage(&w.bob, bucket, GIB, seq)),
         receipts: vec![receipt(w, &w.bob, bucket, 1, period, GIB / 2)],
     }
 }
@@ -219,6 +219,43 @@ fn a_bill_pays_by_hand_computed_amounts_and_keeps_the_remainder() {
 }
 
 #[test]
+fn a_bill_without_a_new_usage_charges_the_bytes_of_the_last_bill() {
+    let (mut w, _, bucket) = setup(1_000_000);
+    w.time_ms += DAY_MS;
+    bill(&mut w, bucket, 0, 1);
+    let supply = w.state.held_supply().unwrap();
+    w.time_ms += DAY_MS;
+    let owner = w.owners[0].clone();
+    let events = w.ok(
+        &owner,
+        TxKind::BillBucket {
+            bucket,
+            period: 1,
+            usage: None,
+            receipts: Vec::new(),
+        },
+    );
+    let charged = storage_events(&events)
+        .into_iter()
+        .find_map(|e| match e {
+            StorageEvent::BucketBilled {
+                period: Some(1),
+                charged,
+                ..
+            } => Some(charged),
+            _ => None,
+        })
+        .expect("period 1 billed");
+    // The storage part of period 0's bill: 1 GiB for a day, no bandwidth.
+    assert!(!charged.is_zero() && charged < units(533_334), "{charged}");
+    let record = w.state.bucket(&bucket).unwrap();
+    assert_eq!((record.next_period, record.usage_seq), (2, 1));
+    assert_eq!(record.stored_bytes, GIB);
+    assert_eq!(w.state.held_supply().unwrap(), supply);
+    w.state.check_invariants().unwrap();
+}
+
+#[test]
 fn evidence_that_is_not_the_owners_or_not_this_periods_is_refused() {
     let (mut w, cluster, bucket) = setup(10_000_000);
     let (bob, carol) = (w.bob.clone(), w.carol.clone());
@@ -230,7 +267,7 @@ fn evidence_that_is_not_the_owners_or_not_this_periods_is_refused() {
         |usage: Signed<BucketUsage>, receipts: Vec<Signed<BandwidthReceipt>>| TxKind::BillBucket {
             bucket,
             period: 0,
-            usage,
+            usage: Some(usage),
             receipts,
         };
     let good_usage = usage(&bob, bucket, GIB, 1);

@@ -570,6 +570,7 @@ impl Actor {
             BehaviourEvent::BlockSync(event) => {
                 self.on_request_response(Protocol::BlockSync, event).await
             }
+            BehaviourEvent::Index(event) => self.on_request_response(Protocol::Index, event).await,
         }
     }
 

@@ -57,6 +57,7 @@ pub(crate) struct Behaviour {
     pub(crate) job_dispatch: request_response::Behaviour<BytesCodec>,
     pub(crate) job_result: request_response::Behaviour<BytesCodec>,
     pub(crate) block_sync: request_response::Behaviour<BytesCodec>,
+    pub(crate) index: request_response::Behaviour<BytesCodec>,
 }
 
 /// Why the behaviour could not be built (a configuration the libraries refuse).
@@ -149,6 +150,7 @@ impl Behaviour {
             job_dispatch: request_response(Protocol::JobDispatch),
             job_result: request_response(Protocol::JobResult),
             block_sync: request_response(Protocol::BlockSync),
+            index: request_response(Protocol::Index),
         })
     }
 
@@ -163,6 +165,7 @@ impl Behaviour {
             Protocol::JobDispatch => &mut self.job_dispatch,
             Protocol::JobResult => &mut self.job_result,
             Protocol::BlockSync => &mut self.block_sync,
+            Protocol::Index => &mut self.index,
         }
     }
 }

@@ -171,9 +171,11 @@ impl NetConfig {
     pub fn timeout_of(&self, protocol: Protocol) -> Duration {
         match protocol {
             Protocol::JobDispatch => self.job_dispatch_request_timeout,
-            Protocol::Offer | Protocol::Chunk | Protocol::JobResult | Protocol::BlockSync => {
-                self.request_timeout
-            }
+            Protocol::Offer
+            | Protocol::Chunk
+            | Protocol::JobResult
+            | Protocol::BlockSync
+            | Protocol::Index => self.request_timeout,
         }
     }
 }

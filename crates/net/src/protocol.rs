@@ -13,16 +13,19 @@ pub enum Protocol {
     JobResult,
     /// Fetching blocks a node is missing.
     BlockSync,
+    /// Reading and writing the replicas of buckets' object indexes.
+    Index,
 }
 
 impl Protocol {
     /// Every protocol, for registering them all.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Offer,
         Protocol::Chunk,
         Protocol::JobDispatch,
         Protocol::JobResult,
         Protocol::BlockSync,
+        Protocol::Index,
     ];
 
     /// The protocol name on the wire; the trailing number is its version.
@@ -33,6 +36,7 @@ impl Protocol {
             Protocol::JobDispatch => "/peercloud/job-dispatch/1",
             Protocol::JobResult => "/peercloud/job-result/1",
             Protocol::BlockSync => "/peercloud/block-sync/1",
+            Protocol::Index => "/peercloud/index/1",
         }
     }
 
@@ -44,6 +48,7 @@ impl Protocol {
         match self {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => SYNC_REQUEST_BYTES_MAX,
+            Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
                 SMALL_MESSAGE_BYTES_MAX
             }
@@ -57,6 +62,7 @@ impl Protocol {
         match self {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
+            Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
                 SMALL_MESSAGE_BYTES_MAX
             }
@@ -80,6 +86,9 @@ pub const CHUNK_MESSAGE_BYTES_MAX: usize = 1_100 * 1024;
 pub const BLOCK_SYNC_MESSAGE_BYTES_MAX: usize = 8 << 20;
 /// A block-sync request: a start height and a count, a few dozen bytes encoded.
 pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
+/// Index requests and answers: a batch of signed entries or a page of a
+/// listing (1,000 entries of keys up to 1 KiB, with their signatures).
+pub const INDEX_MESSAGE_BYTES_MAX: usize = 2 << 20;
 /// Offers, dispatches and results are signed records of a few hundred bytes.
 pub const SMALL_MESSAGE_BYTES_MAX: usize = 64 * 1024;
 

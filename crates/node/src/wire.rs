@@ -7,7 +7,9 @@
 //! [`Message::Error`] and never trusted further.
 
 use peercloud_api::ErrorCode;
-use peercloud_ledger::{Block, Tx};
+use peercloud_ledger::{
+    BandwidthReceipt, Block, BucketId, BucketUsage, ClusterId, ObjectEntry, Tx,
+};
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
 use peercloud_types::{ContentId, Decline, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
 use serde::{Deserialize, Serialize};
@@ -122,6 +124,10 @@ pub enum Message {
     ChunkPut {
         /// Its CID (checked against the bytes).
         cid: ContentId,
+        /// The cluster it is placed in (a bucket's chunk: the holder must
+        /// be one of its candidates among that cluster's active members),
+        /// or `None` for network-wide placement over staked nodes.
+        cluster: Option<ClusterId>,
         /// The sealed chunk (raw bytes on the wire: postcard writes them as it
         /// writes any byte sequence, length then bytes, only without a per-byte pass).
         #[serde(with = "serde_bytes")]
@@ -176,13 +182,73 @@ pub enum Message {
     /// Chunk protocol: a holder's proof of the leaves an audit challenged,
     /// which the auditor verifies against the CID.
     AuditProof(peercloud_store::audit::AuditProof),
+    /// Index protocol: keep these entries (all of one bucket, signed by its
+    /// owner) and the owner's latest usage. Answered `Ack` once durable, or
+    /// refused (`not_owner`, `bucket_read_only`, `not_placed`, …).
+    IndexPut {
+        /// The entries, merged last-writer-wins per key.
+        entries: Vec<Signed<ObjectEntry>>,
+        /// The owner's running usage of the bucket, if the write carries one.
+        usage: Option<Signed<BucketUsage>>,
+        /// The owner's bandwidth receipts (cumulative per node and period).
+        receipts: Vec<Signed<BandwidthReceipt>>,
+    },
+    /// Index protocol: the entry of one key (answered [`Message::IndexEntries`]).
+    IndexGet {
+        /// The bucket.
+        bucket: BucketId,
+        /// The key.
+        key: String,
+    },
+    /// Index protocol: a page of a bucket's entries whose keys start with
+    /// `prefix`, after `after`, tombstones included (answered
+    /// [`Message::IndexEntries`]).
+    IndexList {
+        /// The bucket.
+        bucket: BucketId,
+        /// The key prefix.
+        prefix: String,
+        /// Start after this key.
+        after: Option<String>,
+        /// Most entries wanted (at most the index's page bound).
+        limit: u32,
+    },
+    /// Index protocol: the evidence a bill of `period` carries (answered
+    /// [`Message::IndexEvidence`]).
+    IndexEvidenceRequest {
+        /// The bucket.
+        bucket: BucketId,
+        /// The billing period.
+        period: u64,
+        /// The usage wanted is the last one signed at or before this time
+        /// (the period's end).
+        until_ms: u64,
+    },
+    /// Index protocol: one replica's evidence for a bill.
+    IndexEvidence {
+        /// The last usage signed at or before the time asked.
+        usage: Option<Signed<BucketUsage>>,
+        /// The period's receipts, one per serving node.
+        receipts: Vec<Signed<BandwidthReceipt>>,
+    },
+    /// Index protocol: what one replica holds for a get or a list, and the
+    /// bucket's latest usage there.
+    IndexEntries {
+        /// The entries, in key order.
+        entries: Vec<Signed<ObjectEntry>>,
+        /// The bucket's latest usage.
+        usage: Option<Signed<BucketUsage>>,
+    },
 }
 
 impl Versioned for Message {
     const KIND: u8 = Kind::Message as u8;
     /// 2: specs travel in their canonical encoding (1 carried JSON), error
-    /// codes are the API's `ErrorCode`. 3: declines are signed.
-    const VERSION: u8 = 3;
+    /// codes are the API's `ErrorCode`. 3: declines are signed. 4: a chunk
+    /// put names the cluster it is placed in. (Variants
+    /// appended since, such as the index protocol's, leave the others'
+    /// encoding as it was.)
+    const VERSION: u8 = 4;
 }
 
 impl Message {
@@ -227,16 +293,20 @@ mod tests {
             Decline,
             ChunkPut {
                 cid: ContentId,
+                cluster: Option<ClusterId>,
                 bytes: Vec<u8>,
             },
         }
         let cid = ContentId::of(b"abc");
+        let cluster = Some(ClusterId(Hash32::of(b"cluster")));
         let fast = Message::ChunkPut {
             cid,
+            cluster,
             bytes: b"abc".to_vec(),
         };
         let plain = Plain::ChunkPut {
             cid,
+            cluster,
             bytes: b"abc".to_vec(),
         };
         let mut expected = vec![Message::KIND, Message::VERSION];

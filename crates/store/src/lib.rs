@@ -52,8 +52,9 @@ pub use object::{
     get_object_with_key, put_object, read_manifest,
 };
 pub use placement::{
-    GROUP_PIECES_MAX, GroupPlacementError, PLACEMENT_WINDOW_FACTOR, PlacementNode, candidates,
-    group_candidate, may_hold, place, place_group, rank, window,
+    GROUP_PIECES_MAX, GroupPlacementError, PLACEMENT_WINDOW_FACTOR, PlacementNode, VNODES_MAX,
+    candidates, group_candidate, may_hold, place, place_group, rank, vnodes_for, weighted_score,
+    window,
 };
 pub use seal::{
     ChunkCipher, ObjectKey, SealError, TAG_BYTES, open_chunk, open_sealed_key, seal_chunk,

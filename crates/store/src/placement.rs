@@ -31,18 +31,56 @@
 //! nodes), so the [`window`] is at least [`GROUP_PIECES_MAX`]: a holder
 //! accepts a piece the group placement gave it, without knowing the group.
 //!
+//! **Weights** ([`PlacementNode::vnodes`]): a node of a cluster takes a share
+//! of the key space in proportion to the capacity it offers. It scores as
+//! its best of `vnodes` virtual nodes (`BLAKE3(cid digest || node id ||
+//! index)`; index 0 hashes without the index, so a node of one vnode scores
+//! as before weights existed), so its chance of ranking first is about its
+//! vnodes over everyone's. Integers only: every node computes the same
+//! ranking on every machine, and adding, removing or reweighting one node
+//! moves only the slots that node gains or loses.
+//!
 //! Deterministic: ties in score (which need a BLAKE3 collision) break by node id,
 //! and a node listed twice counts once.
 
 use peercloud_types::{AccountId, ContentId, NodeId};
 
-/// A node that may hold chunks, and the account that owns it.
+/// Most virtual nodes one node has: the weight of the largest member of a
+/// cluster. 32 levels of weight are finer than capacities are known, and a
+/// ranking costs at most 32 hashes per node.
+pub const VNODES_MAX: u16 = 32;
+
+/// A node that may hold chunks, the account that owns it, and its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PlacementNode {
     /// The node's id.
     pub node: NodeId,
     /// Its owner (farmer) account.
     pub owner: AccountId,
+    /// Its virtual nodes (1..=[`VNODES_MAX`]): its weight in the ranking.
+    pub vnodes: u16,
+}
+
+impl PlacementNode {
+    /// A node of weight one (every registered node outside a cluster).
+    pub fn new(node: NodeId, owner: AccountId) -> PlacementNode {
+        PlacementNode {
+            node,
+            owner,
+            vnodes: 1,
+        }
+    }
+}
+
+/// The virtual nodes of a node offering `capacity` bytes in a set whose
+/// largest offer is `largest`: proportional, at least 1, [`VNODES_MAX`] for
+/// the largest.
+pub fn vnodes_for(capacity: u64, largest: u64) -> u16 {
+    if largest == 0 {
+        return 1;
+    }
+    let scaled = u128::from(capacity) * u128::from(VNODES_MAX) / u128::from(largest);
+    scaled.clamp(1, u128::from(VNODES_MAX)) as u16
 }
 
 /// The rendezvous score of `node` for `cid`: BLAKE3 of the CID's digest then
@@ -54,11 +92,25 @@ pub fn score(cid: &ContentId, node: &NodeId) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// The score of a weighted node: the best of its virtual nodes' scores
+/// (vnode 0 is [`score`]; vnode `i` appends `i` as two little-endian bytes).
+pub fn weighted_score(cid: &ContentId, node: &PlacementNode) -> [u8; 32] {
+    let mut best = score(cid, &node.node);
+    for index in 1..node.vnodes.min(VNODES_MAX) {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(cid.digest());
+        hasher.update(&node.node.key().0);
+        hasher.update(&index.to_le_bytes());
+        best = best.max(*hasher.finalize().as_bytes());
+    }
+    best
+}
+
 /// All distinct nodes in preference order for `cid` (best first). Repair uses
 /// it to find the next candidates after [`place`]'s choices.
 pub fn rank(cid: &ContentId, nodes: &[PlacementNode]) -> Vec<PlacementNode> {
     let mut scored: Vec<([u8; 32], PlacementNode)> =
-        nodes.iter().map(|n| (score(cid, &n.node), *n)).collect();
+        nodes.iter().map(|n| (weighted_score(cid, n), *n)).collect();
     scored.sort_by(|(sa, a), (sb, b)| sb.cmp(sa).then_with(|| a.node.cmp(&b.node)));
     // Equal nodes have equal scores, so duplicates are adjacent.
     scored.dedup_by(|(_, a), (_, b)| a.node == b.node);
@@ -231,10 +283,7 @@ mod tests {
     /// `count` nodes; node `i` belongs to owner `i % owners`.
     fn nodes(count: u32, owners: u32) -> Vec<PlacementNode> {
         (0..count)
-            .map(|i| PlacementNode {
-                node: NodeId(key(1, i)),
-                owner: AccountId(key(2, i % owners)),
-            })
+            .map(|i| PlacementNode::new(NodeId(key(1, i)), AccountId(key(2, i % owners))))
             .collect()
     }
 
@@ -454,5 +503,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn weights_share_the_key_space_by_vnodes_and_a_reweight_moves_only_that_node() {
+        // Node 0 offers four times what the others do.
+        let mut set = nodes(6, 6);
+        set[0].vnodes = vnodes_for(4_000, 4_000);
+        for n in &mut set[1..] {
+            n.vnodes = vnodes_for(1_000, 4_000);
+        }
+        assert_eq!(set[0].vnodes, VNODES_MAX);
+        assert_eq!(set[1].vnodes, VNODES_MAX / 4);
+        let all = cids(20_000);
+        let firsts = all
+            .iter()
+            .filter(|cid| rank(cid, &set)[0].node == set[0].node)
+            .count();
+        // Expected share 4/9 of first ranks (about 8,900 of 20,000).
+        let share = firsts as f64 / all.len() as f64;
+        assert!((0.40..0.49).contains(&share), "share {share}");
+        // Halving node 0's weight: chunks whose first rank was another node
+        // and stays ahead of node 0 do not move between the others.
+        let mut lighter = set.clone();
+        lighter[0].vnodes = VNODES_MAX / 2;
+        for cid in &all[..3_000] {
+            let (a, b) = (rank(cid, &set), rank(cid, &lighter));
+            let a: Vec<_> = a
+                .iter()
+                .map(|n| n.node)
+                .filter(|n| *n != set[0].node)
+                .collect();
+            let b: Vec<_> = b
+                .iter()
+                .map(|n| n.node)
+                .filter(|n| *n != set[0].node)
+                .collect();
+            assert_eq!(a, b, "the others keep their order");
+        }
+        // One vnode scores as an unweighted node always did.
+        let one = PlacementNode::new(set[3].node, set[3].owner);
+        assert_eq!(weighted_score(&all[0], &one), score(&all[0], &one.node));
+        assert_eq!(vnodes_for(0, 4_000), 1);
+        assert_eq!(vnodes_for(5, 0), 1);
     }
 }

@@ -45,6 +45,8 @@ pub enum Kind {
     BandwidthReceipt = 15,
     /// A holder's proof of storage: a BLAKE3 verified slice of a chunk.
     AuditProof = 16,
+    /// A bucket owner's signed entry of a bucket's object index.
+    ObjectEntry = 17,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

@@ -20,8 +20,9 @@ use peercloud_api::{
 };
 use peercloud_ledger::records::Meta;
 use peercloud_ledger::{
-    Account, Award, BandwidthReceipt, BucketId, BucketUsage, ClusterTerms, GenesisConfig,
-    JobRecord, JobState, NodeRecord, Params, ResultClaim, Tx, TxKind, registration_proof,
+    Account, Award, BandwidthReceipt, BucketId, BucketUsage, ClusterId, ClusterTerms,
+    GenesisConfig, JobRecord, JobState, NodeRecord, ObjectEntry, Params, ResultClaim, Tx, TxKind,
+    registration_proof,
 };
 use peercloud_store::audit::{Challenge, prove};
 use peercloud_store::seal::SEALED_KEY_BYTES;
@@ -70,12 +71,12 @@ fn record<F: Serialize>(kind: Kind, version: u8, fields: &F) -> Vec<u8> {
 }
 
 /// `wire::Message`'s version: 2 carries specs in their canonical encoding
-/// and the API's `ErrorCode`; 3 signs declines.
-const MESSAGE_VERSION: u8 = 3;
+/// and the API's `ErrorCode`; 3 signs declines; 4 names a chunk put's cluster.
+const MESSAGE_VERSION: u8 = 4;
 /// `wire::CapacityRequest`'s version: 2 carries the spec in its canonical encoding.
 const CAPACITY_REQUEST_VERSION: u8 = 2;
 
-/// A `wire::Message` (kind 8, version 3): variant index, then its fields.
+/// A `wire::Message` (kind 8, version 4): variant index, then its fields.
 fn message<F: Serialize>(variant: u32, fields: &F) -> Vec<u8> {
     record(Kind::Message, MESSAGE_VERSION, &(variant, fields))
 }
@@ -276,7 +277,7 @@ fn main() {
                 TxKind::BillBucket {
                     bucket,
                     period: 0,
-                    usage: Signed::new(
+                    usage: Some(Signed::new(
                         BucketUsage {
                             bucket,
                             stored_bytes: 3 << 30,
@@ -284,7 +285,7 @@ fn main() {
                             at_ms: 1_700_000_050_000,
                         },
                         &user,
-                    ),
+                    )),
                     receipts: vec![Signed::new(
                         BandwidthReceipt {
                             bucket,
@@ -435,6 +436,38 @@ fn main() {
     let challenge = Challenge::derive(&Hash32::of(b"seed"), &audited_cid, audited.len() as u64);
     let audit_proof = prove(&audited, &challenge).expect("the seed proof builds");
     seeds.put("canonical_decode", "audit_proof", &encode(&audit_proof));
+    let object_entry = Signed::new(
+        ObjectEntry {
+            bucket,
+            key: "photos/cat.jpg".to_owned(),
+            object: Some(peercloud_ledger::ObjectRef {
+                manifest: ContentId::of(b"cat manifest"),
+                size: 48_213,
+            }),
+            at_ms: 1_700_000_040_000,
+        },
+        &user,
+    );
+    seeds.put("canonical_decode", "object_entry", &encode(&object_entry));
+    let usage = Signed::new(
+        BucketUsage {
+            bucket,
+            stored_bytes: 48_213,
+            seq: 1,
+            at_ms: 1_700_000_040_000,
+        },
+        &user,
+    );
+    let receipt = Signed::new(
+        BandwidthReceipt {
+            bucket,
+            node: node.node_id(),
+            period: 3,
+            bytes: 48_213,
+            receiver: user.account_id(),
+        },
+        &user,
+    );
 
     // wire_message: one (or two) per variant of `wire::Message`, in declaration order
     // (Tx, Block, CapacityRequest, Offer, Decline, ChunkPut, ChunkGet, Chunk,
@@ -468,7 +501,21 @@ fn main() {
                 ))),
             ),
         ),
-        ("05_chunk_put", message(5, &(cid, b"sealed bytes".to_vec()))),
+        (
+            "05_chunk_put",
+            message(5, &(cid, None::<ClusterId>, b"sealed bytes".to_vec())),
+        ),
+        (
+            "05_chunk_put_cluster",
+            message(
+                5,
+                &(
+                    cid,
+                    Some(ClusterId::derive(&user.account_id(), 5)),
+                    b"sealed bytes".to_vec(),
+                ),
+            ),
+        ),
         ("06_chunk_get", message(6, &cid)),
         ("07_chunk_some", message(7, &Some(b"sealed bytes".to_vec()))),
         ("07_chunk_none", message(7, &None::<Vec<u8>>)),
@@ -551,6 +598,45 @@ fn main() {
         ("14_chunk_delete", message(14, &cid)),
         ("15_audit_request", message(15, &(audited_cid, &challenge))),
         ("16_audit_proof", message(16, &Raw(body(&audit_proof)))),
+        (
+            "17_index_put",
+            message(
+                17,
+                &(
+                    vec![Raw(body(&object_entry))],
+                    Some(Raw(body(&usage))),
+                    vec![Raw(body(&receipt))],
+                ),
+            ),
+        ),
+        (
+            "18_index_get",
+            message(18, &(bucket, "photos/cat.jpg".to_owned())),
+        ),
+        (
+            "19_index_list",
+            message(
+                19,
+                &(
+                    bucket,
+                    "photos/".to_owned(),
+                    Some("photos/a".to_owned()),
+                    1_000u32,
+                ),
+            ),
+        ),
+        (
+            "20_index_evidence_request",
+            message(20, &(bucket, 3u64, 1_700_000_050_000u64)),
+        ),
+        (
+            "21_index_evidence",
+            message(21, &(Some(Raw(body(&usage))), vec![Raw(body(&receipt))])),
+        ),
+        (
+            "22_index_entries",
+            message(22, &(vec![Raw(body(&object_entry))], None::<Raw>)),
+        ),
     ];
     for (name, bytes) in &wire {
         seeds.put(t, name, bytes);

@@ -242,7 +242,7 @@ impl Model {
                 let kind = TxKind::BillBucket {
                     bucket,
                     period: record.next_period,
-                    usage: Signed::new(usage, bucket_owner),
+                    usage: Some(Signed::new(usage, bucket_owner)),
                     receipts,
                 };
                 // Mostly the owner of an active member, sometimes anyone's node owner.

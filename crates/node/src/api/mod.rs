@@ -3,7 +3,9 @@
 //! each call does, [`server`] puts it behind axum, a bearer token from a file
 //! in the data directory, and `{code, message}` errors.
 
+mod objects;
 pub mod server;
 pub mod service;
+mod storage;
 
 pub use service::Service;

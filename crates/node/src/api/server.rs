@@ -28,6 +28,7 @@ use axum::serve::{Listener, ListenerExt};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use peercloud_api::*;
+use peercloud_ledger::ClusterId;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
 use peercloud_store::GROUP_PIECES_MAX;
 use peercloud_types::{AccountId, ContentId, JobId};
@@ -36,6 +37,7 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tracing::Instrument;
 
 use super::service::Service;
+use super::{objects, storage};
 use crate::daemon::Inner;
 
 /// An API refusal, answered as `{code, message}` with its code's status.
@@ -57,7 +59,7 @@ impl IntoResponse for Failure {
 }
 
 /// The code for one of axum's own refusals, by its status.
-fn rejection(status: StatusCode, text: String) -> Failure {
+pub(super) fn rejection(status: StatusCode, text: String) -> Failure {
     Failure(ApiError::new(
         ErrorCode::from_http_status(status.as_u16()),
         text,
@@ -66,7 +68,7 @@ fn rejection(status: StatusCode, text: String) -> Failure {
 
 /// A JSON body whose refusal (not JSON, wrong fields, too large, wrong
 /// content type) is an [`ApiError`] like every other.
-struct Body<T>(T);
+pub(super) struct Body<T>(pub(super) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Failure;
@@ -315,6 +317,17 @@ pub fn router(service: Service) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/ledger", get(ledger))
         .route("/v1/accounts/{id}", get(account))
+        .route("/v1/accounts/{id}/buckets", get(storage::buckets_of))
+        .route("/v1/clusters", get(storage::clusters))
+        .route("/v1/clusters/{id}", get(storage::cluster))
+        .route("/v1/buckets/{id}", get(storage::bucket))
+        .route(
+            "/v1/buckets/{id}/index",
+            post(objects::write).layer(DefaultBodyLimit::max(objects::INDEX_WRITE_BODY_BYTES_MAX)),
+        )
+        .route("/v1/buckets/{id}/objects", get(objects::list))
+        .route("/v1/buckets/{id}/evidence", get(objects::evidence))
+        .route("/v1/buckets/{id}/objects/{*key}", get(objects::get))
         .route("/v1/tx", post(submit_tx))
         .route(
             "/v1/chunks/{cid}",
@@ -388,7 +401,7 @@ async fn authorize(
 }
 
 /// Parses a path segment, naming what it should have been.
-fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Failure>
+pub(super) fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Failure>
 where
     T::Err: std::fmt::Display,
 {
@@ -416,22 +429,38 @@ async fn submit_tx(State(service): State<Shared>, Body(body): Body<SubmitTx>) ->
     Ok(axum::Json(service.submit(body.tx.0, body.wait).await?))
 }
 
+/// The query of a chunk put: `cluster=ID` places it on that cluster's
+/// members (a bucket's chunk) instead of network-wide.
+#[derive(Debug, serde::Deserialize)]
+struct ScopeQuery {
+    cluster: Option<String>,
+}
+
+/// The cluster a put's query names, parsed.
+fn scope(cluster: Option<&str>) -> Result<Option<ClusterId>, Failure> {
+    cluster.map(|c| parse(c, "a cluster id")).transpose()
+}
+
 async fn put_chunk(
     State(service): State<Shared>,
     Path(cid): Path<String>,
+    query: Result<Query<ScopeQuery>, axum::extract::rejection::QueryRejection>,
     Raw(body): Raw,
 ) -> Result<StatusCode, Failure> {
+    let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
     let cid: ContentId = parse(&cid, "a CID")?;
-    service.put_chunk(cid, body.to_vec()).await?;
+    let cluster = scope(query.cluster.as_deref())?;
+    service.put_chunk(cid, body.to_vec(), cluster).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The query of [`CHUNK_GROUPS_ROUTE`]: `pieces=CID:BYTES,CID:BYTES,…`, the
 /// group's pieces in order (data, then parity); the body is their bytes, one
-/// after the other.
+/// after the other. `cluster=ID` places them on that cluster's members.
 #[derive(Debug, serde::Deserialize)]
 struct GroupQuery {
     pieces: String,
+    cluster: Option<String>,
 }
 
 async fn put_chunk_group(
@@ -440,8 +469,9 @@ async fn put_chunk_group(
     Raw(body): Raw,
 ) -> Result<StatusCode, Failure> {
     let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
+    let cluster = scope(query.cluster.as_deref())?;
     let pieces = split_group(&query.pieces, &body)?;
-    service.put_chunk_group(pieces).await?;
+    service.put_chunk_group(pieces, cluster).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -501,8 +531,20 @@ async fn get_chunk(
     Path(cid): Path<String>,
 ) -> Result<Response, Failure> {
     let cid: ContentId = parse(&cid, "a CID")?;
-    let bytes = service.get_chunk(cid).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let (bytes, served_by) = service.get_chunk(cid).await?;
+    let served_by = axum::http::HeaderValue::from_str(&served_by.to_string())
+        .map_err(|e| Failure(ApiError::new(ErrorCode::Internal, e.to_string())))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::HeaderName::from_static(SERVED_BY_HEADER), served_by),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn job(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peercloud_api::*;
-use peercloud_ledger::Tx;
+use peercloud_ledger::{ClusterId, Tx};
 use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
 use tracing::Instrument;
 
@@ -153,14 +153,20 @@ impl Service {
     /// `PUT /v1/chunks/{cid}`: the bytes must hash to `cid`. A put every
     /// candidate refused for one reason answers that reason's code (all
     /// full: `storage_full`); any other shortfall is `unavailable`.
-    pub async fn put_chunk(&self, cid: ContentId, bytes: Vec<u8>) -> Result<(), ApiError> {
+    /// With `cluster`, the chunk goes on that cluster's members.
+    pub async fn put_chunk(
+        &self,
+        cid: ContentId,
+        bytes: Vec<u8>,
+        cluster: Option<ClusterId>,
+    ) -> Result<(), ApiError> {
         if ContentId::of(&bytes) != cid {
             return Err(ApiError::bad_request(format!(
                 "the body does not hash to {cid}"
             )));
         }
         self.inner
-            .put_chunk(cid, Arc::new(bytes))
+            .put_chunk(cid, Arc::new(bytes), cluster.as_ref())
             .instrument(tracing::debug_span!("put_chunk", %cid))
             .await
             .map(|_| ())
@@ -171,7 +177,11 @@ impl Service {
     /// parity chunks), each of which must hash to its CID, go one copy each
     /// on distinct nodes. Too few nodes is `unavailable`, naming the pieces
     /// and the nodes there are.
-    pub async fn put_chunk_group(&self, pieces: Vec<(ContentId, Vec<u8>)>) -> Result<(), ApiError> {
+    pub async fn put_chunk_group(
+        &self,
+        pieces: Vec<(ContentId, Vec<u8>)>,
+        cluster: Option<ClusterId>,
+    ) -> Result<(), ApiError> {
         let mut checked = Vec::with_capacity(pieces.len());
         for (index, (cid, bytes)) in pieces.into_iter().enumerate() {
             let actual = ContentId::of(&bytes);
@@ -183,7 +193,7 @@ impl Service {
             checked.push((cid, Arc::new(bytes)));
         }
         self.inner
-            .put_group(&checked)
+            .put_group(&checked, cluster.as_ref())
             .instrument(tracing::debug_span!(
                 "put_chunk_group",
                 pieces = checked.len()
@@ -221,9 +231,10 @@ impl Service {
 
     /// `GET /v1/chunks/{cid}`: `not_found` when no holder has it,
     /// `chunk_corrupt` when the only copies found were bad.
-    pub async fn get_chunk(&self, cid: ContentId) -> Result<Vec<u8>, ApiError> {
+    /// Answers the bytes and the node whose copy served them.
+    pub async fn get_chunk(&self, cid: ContentId) -> Result<(Vec<u8>, NodeId), ApiError> {
         self.inner
-            .get_chunk(cid)
+            .get_chunk_served(cid)
             .instrument(tracing::debug_span!("get_chunk", %cid))
             .await
             .map_err(|e| match e {

@@ -31,10 +31,11 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use peercloud_api::ErrorCode;
+use peercloud_ledger::ClusterId;
 use peercloud_net::Protocol;
 use peercloud_store::{
     ChunkStore, GroupPlacementError, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk,
-    candidates, group_candidate, place_group, rank,
+    candidates, group_candidate, place_group, rank, window,
 };
 use peercloud_types::{ContentId, NodeId};
 
@@ -53,6 +54,12 @@ pub enum ChunkError {
     /// No node is registered and staked to hold chunks.
     #[error("no storage nodes are registered and staked on the ledger yet")]
     NoNodes,
+    /// The cluster asked for has no active member (or is not on the ledger).
+    #[error("{cluster} has no active member to hold chunks (or is not on the ledger)")]
+    NoClusterNodes {
+        /// The cluster.
+        cluster: ClusterId,
+    },
     /// Fewer copies than wanted could be written.
     #[error(
         "chunk {cid}: only {stored} of {wanted} copies stored ({})",
@@ -122,6 +129,7 @@ impl ChunkError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ChunkError::NoNodes
+            | ChunkError::NoClusterNodes { .. }
             | ChunkError::GroupPlacement(GroupPlacementError::TooFewNodes { .. }) => {
                 ErrorCode::Unavailable
             }
@@ -179,31 +187,61 @@ impl Inner {
         state
             .nodes()
             .filter(|(_, record)| state.stake(&record.owner) >= stake_min)
-            .map(|(node, record)| PlacementNode {
-                node: *node,
-                owner: record.owner,
-            })
+            .map(|(node, record)| PlacementNode::new(*node, record.owner))
             .collect()
     }
 
+    /// The nodes a put places on: the active members of `cluster`, each
+    /// weighted by the capacity it offers (a bucket's chunks), or every
+    /// registered, staked node at weight one. Refused when there are none.
+    pub(crate) fn placement_scope(
+        &self,
+        cluster: Option<&ClusterId>,
+    ) -> Result<Vec<PlacementNode>, ChunkError> {
+        let nodes = match cluster {
+            None => self.placement_nodes(),
+            Some(cluster) => super::index::cluster_nodes(self.chain().state(), cluster),
+        };
+        match (nodes.is_empty(), cluster) {
+            (false, _) => Ok(nodes),
+            (true, None) => Err(ChunkError::NoNodes),
+            (true, Some(cluster)) => Err(ChunkError::NoClusterNodes { cluster: *cluster }),
+        }
+    }
+
+    /// Every node that may hold a chunk, placed network-wide or in any
+    /// cluster: where gets and releases look.
+    pub(crate) fn holder_nodes(&self) -> Vec<PlacementNode> {
+        let mut nodes = self.placement_nodes();
+        let chain = self.chain();
+        let state = chain.state();
+        for (cluster, _) in state.clusters() {
+            for node in super::index::cluster_nodes(state, cluster) {
+                if nodes.iter().all(|n| n.node != node.node) {
+                    nodes.push(PlacementNode::new(node.node, node.owner));
+                }
+            }
+        }
+        nodes
+    }
+
     /// Stores one sealed chunk on its replicas, falling through its
-    /// [`candidates`] past nodes that fail or refuse. Returns the nodes that
-    /// hold it. The caller has checked that `bytes` hash to `cid` (the API
-    /// on receipt, [`NetStore`] by its [`VerifiedChunk`]s); every replica
-    /// checks again on its own.
+    /// [`candidates`] (in `cluster`, or network-wide) past nodes that fail
+    /// or refuse. Returns the nodes that hold it. The caller has checked
+    /// that `bytes` hash to `cid` (the API on receipt, [`NetStore`] by its
+    /// [`VerifiedChunk`]s); every replica checks again on its own.
     pub(crate) async fn put_chunk(
         &self,
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
+        cluster: Option<&ClusterId>,
     ) -> Result<Vec<NodeId>, ChunkError> {
-        let nodes = self.placement_nodes();
-        if nodes.is_empty() {
-            return Err(ChunkError::NoNodes);
-        }
+        let nodes = self.placement_scope(cluster)?;
         // Encoded once, sent to every remote replica.
         let encoded = Arc::new(
             Message::ChunkPut {
                 cid,
+                cluster: cluster.copied(),
                 bytes: bytes.as_ref().clone(),
             }
             .to_bytes(),
@@ -220,7 +258,9 @@ impl Inner {
             let attempts = batch.iter().map(|target| {
                 let (bytes, encoded) = (bytes.clone(), encoded.clone());
                 async move {
-                    let outcome = self.put_on(&target.node, cid, bytes, &encoded).await;
+                    let outcome = self
+                        .put_on(&target.node, cid, bytes, &encoded, cluster)
+                        .await;
                     (target.node, outcome)
                 }
             });
@@ -250,11 +290,9 @@ impl Inner {
     pub(crate) async fn put_group(
         &self,
         pieces: &[(ContentId, Arc<Vec<u8>>)],
+        cluster: Option<&ClusterId>,
     ) -> Result<Vec<NodeId>, ChunkError> {
-        let nodes = self.placement_nodes();
-        if nodes.is_empty() {
-            return Err(ChunkError::NoNodes);
-        }
+        let nodes = self.placement_scope(cluster)?;
         let cids: Vec<ContentId> = pieces.iter().map(|(cid, _)| *cid).collect();
         let planned = place_group(&cids, &nodes)?;
         // Every node the group has used or tried: a piece never falls onto
@@ -273,11 +311,14 @@ impl Inner {
                     } else {
                         Message::ChunkPut {
                             cid,
+                            cluster: cluster.copied(),
                             bytes: bytes.as_ref().clone(),
                         }
                         .to_bytes()
                     };
-                    let outcome = self.put_on(&target.node, cid, bytes, &encoded).await;
+                    let outcome = self
+                        .put_on(&target.node, cid, bytes, &encoded, cluster)
+                        .await;
                     (index, target, outcome)
                 }
             });
@@ -316,14 +357,16 @@ impl Inner {
         node: &NodeId,
         cid: ContentId,
         bytes: Vec<u8>,
+        cluster: Option<&ClusterId>,
     ) -> Result<(), AskError> {
         let bytes = Arc::new(bytes);
         let encoded = Message::ChunkPut {
             cid,
+            cluster: cluster.copied(),
             bytes: bytes.as_ref().clone(),
         }
         .to_bytes();
-        self.put_on(node, cid, bytes, &encoded).await
+        self.put_on(node, cid, bytes, &encoded, cluster).await
     }
 
     async fn put_on(
@@ -332,9 +375,10 @@ impl Inner {
         cid: ContentId,
         bytes: Arc<Vec<u8>>,
         encoded: &[u8],
+        cluster: Option<&ClusterId>,
     ) -> Result<(), AskError> {
         if *node == self.node_id() {
-            return holder::store_here(self, *node, cid, bytes)
+            return holder::store_here(self, *node, cid, bytes, cluster)
                 .await
                 .map_err(|refusal| AskError::Refused {
                     node: *node,
@@ -358,13 +402,19 @@ impl Inner {
     /// none has good bytes and at least one had bad ones, the chunk is
     /// [`ChunkError::Corrupt`].
     pub async fn get_chunk(&self, cid: ContentId) -> Result<Vec<u8>, ChunkError> {
+        self.get_chunk_served(cid).await.map(|(bytes, _)| bytes)
+    }
+
+    /// [`Inner::get_chunk`], naming the node whose copy answered (this node
+    /// when it holds a good one): the node a reader's receipt pays.
+    pub async fn get_chunk_served(&self, cid: ContentId) -> Result<(Vec<u8>, NodeId), ChunkError> {
         let mut reasons = Vec::new();
         let mut corrupt = 0usize;
         let mut actual = None;
         if self.store.has(&cid)? {
             let store = self.store.clone();
             match tokio::task::spawn_blocking(move || store.get(&cid)).await {
-                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Ok(bytes)) => return Ok((bytes, self.node_id())),
                 Ok(Err(e @ StoreError::Corrupt { .. })) => {
                     corrupt += 1;
                     reasons.push(format!("this node: {e}"));
@@ -373,7 +423,7 @@ impl Inner {
                 Err(e) => reasons.push(format!("this node: read task failed: {e}")),
             }
         }
-        let nodes = self.placement_nodes();
+        let nodes = self.holder_nodes();
         for holder in rank(&cid, &nodes) {
             if holder.node == self.node_id() {
                 continue;
@@ -385,7 +435,7 @@ impl Inner {
                 Ok(Message::Chunk(Some(bytes))) => {
                     let got = ContentId::of(&bytes);
                     if got == cid {
-                        return Ok(bytes);
+                        return Ok((bytes, holder.node));
                     }
                     corrupt += 1;
                     actual.get_or_insert(got);
@@ -430,10 +480,11 @@ impl Inner {
     /// candidates (the only nodes that may hold it) to release this node's
     /// claim. A holder deletes the chunk once no other putter is left.
     pub async fn delete_chunk(&self, cid: ContentId) -> ChunkRelease {
-        let nodes = self.placement_nodes();
+        let nodes = self.holder_nodes();
         let asks =
-            candidates(&cid, &nodes, REPLICAS_DEFAULT as usize)
+            rank(&cid, &nodes)
                 .into_iter()
+                .take(window(REPLICAS_DEFAULT as usize))
                 .map(|target| async move {
                     (target.node, self.delete_chunk_from(&target.node, cid).await)
                 });
@@ -488,12 +539,31 @@ impl Inner {
 pub struct NetStore {
     inner: Arc<Inner>,
     runtime: tokio::runtime::Handle,
+    cluster: Option<ClusterId>,
 }
 
 impl NetStore {
-    /// A store over `inner`'s network, driven by `runtime`.
+    /// A store over `inner`'s network, driven by `runtime`, placing
+    /// network-wide.
     pub fn new(inner: Arc<Inner>, runtime: tokio::runtime::Handle) -> NetStore {
-        NetStore { inner, runtime }
+        NetStore {
+            inner,
+            runtime,
+            cluster: None,
+        }
+    }
+
+    /// A store placing its puts on `cluster`'s members (a bucket's objects).
+    pub fn in_cluster(
+        inner: Arc<Inner>,
+        runtime: tokio::runtime::Handle,
+        cluster: ClusterId,
+    ) -> NetStore {
+        NetStore {
+            inner,
+            runtime,
+            cluster: Some(cluster),
+        }
     }
 }
 
@@ -503,12 +573,12 @@ impl ChunkStore for NetStore {
             .iter()
             .map(|c| (*c.cid(), Arc::new(c.bytes().to_vec())))
             .collect();
-        let inner = self.inner.clone();
+        let (inner, cluster) = (self.inner.clone(), self.cluster);
         self.runtime.block_on(async move {
             for group in owned.chunks(CHUNKS_IN_FLIGHT) {
                 let puts = group
                     .iter()
-                    .map(|(cid, bytes)| inner.put_chunk(*cid, bytes.clone()));
+                    .map(|(cid, bytes)| inner.put_chunk(*cid, bytes.clone(), cluster.as_ref()));
                 for outcome in join_all(puts).await {
                     outcome.map_err(|e| StoreError::Remote {
                         reason: e.to_string(),
@@ -525,9 +595,9 @@ impl ChunkStore for NetStore {
             .iter()
             .map(|c| (*c.cid(), Arc::new(c.bytes().to_vec())))
             .collect();
-        let inner = self.inner.clone();
+        let (inner, cluster) = (self.inner.clone(), self.cluster);
         self.runtime
-            .block_on(async move { inner.put_group(&owned).await })
+            .block_on(async move { inner.put_group(&owned, cluster.as_ref()).await })
             .map(|_| ())
             .map_err(|e| StoreError::Remote {
                 reason: e.to_string(),

@@ -77,5 +77,11 @@ pub(super) fn kind_of(message: &Message) -> &'static str {
         Message::ChunkDelete { .. } => "chunk delete",
         Message::AuditRequest { .. } => "audit request",
         Message::AuditProof(_) => "audit proof",
+        Message::IndexPut { .. } => "index put",
+        Message::IndexGet { .. } => "index get",
+        Message::IndexList { .. } => "index list",
+        Message::IndexEntries { .. } => "index entries",
+        Message::IndexEvidenceRequest { .. } => "index evidence request",
+        Message::IndexEvidence { .. } => "index evidence",
     }
 }

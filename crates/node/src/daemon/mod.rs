@@ -15,10 +15,12 @@
 //! Everything shared lives in [`Inner`], behind an `Arc`; each piece of work
 //! runs in its own task so a slow job never stalls block following.
 
+mod billing;
 mod chunks;
 mod closer;
 mod gossip;
 mod held;
+mod index;
 mod ledger;
 mod provider;
 mod requester;
@@ -38,6 +40,9 @@ use tracing::Instrument;
 
 pub use chunks::audit::{AuditFailure, AuditOutcome};
 pub use chunks::{ChunkError, ChunkRelease, NetStore, PutRefusal};
+pub use index::table::Batch;
+pub use index::table::{INDEX_FORMAT_VERSION, IndexTableError};
+pub use index::{Evidence, INDEX_PAGE_MAX, INDEX_REPLICAS, IndexError, IndexRead, LocalIndex};
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
 pub use requester::RequesterError;
@@ -52,6 +57,8 @@ use peercloud_api::{API_ADDR_FILE, TOKEN_FILE};
 pub const NODE_KEY_FILE: &str = "node.key";
 /// The farmer's account key the node registers under (pays fees and stake).
 pub const OWNER_KEY_FILE: &str = "owner.key";
+/// The object index replica in the data directory.
+pub const INDEX_FILE: &str = "index.redb";
 /// Committed blocks buffered for API waiters and agents.
 const COMMITTED_CHANNEL: usize = 256;
 /// Offers buffered per job while its requester collects them.
@@ -77,6 +84,9 @@ pub enum StartError {
     /// The chunk store could not be opened.
     #[error("chunk store: {0}")]
     Store(#[from] StoreError),
+    /// The object index could not be opened.
+    #[error(transparent)]
+    Index(#[from] IndexTableError),
     /// The sandbox could not start.
     #[error("sandbox: {0}")]
     Compute(#[from] ComputeError),
@@ -136,6 +146,8 @@ pub struct Inner {
     pub committed: broadcast::Sender<Arc<Committed>>,
     /// This node's chunks.
     pub store: Arc<FsChunkStore>,
+    /// This node's replica of the object indexes it keeps.
+    pub index: LocalIndex,
     /// The sandbox.
     pub executor: Arc<Executor>,
     /// The validator's queue of candidate transactions (validator only).
@@ -336,6 +348,7 @@ impl Node {
         let validator = genesis.params.validator == node_key.public();
         let chain = Chain::open(&dir, &genesis)?;
         let store = Arc::new(FsChunkStore::open(dir.join("chunks"))?);
+        let index = LocalIndex::open(&dir.join(INDEX_FILE))?;
         let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
         let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
         let mut net_config = NetConfig::new(node_key.seed());
@@ -356,6 +369,7 @@ impl Node {
             chain: Mutex::new(chain),
             committed,
             store,
+            index,
             executor,
             mempool,
             early: Mutex::new(std::collections::BTreeMap::new()),
@@ -375,6 +389,7 @@ impl Node {
         tokio::spawn(ledger::sync_loop(inner.clone(), sync_rx));
         if !validator {
             tokio::spawn(closer::closer_loop(inner.clone()));
+            tokio::spawn(billing::billing_loop(inner.clone()));
         }
         tokio::spawn(event_loop(inner.clone(), events, sync_tx));
         let listener = tokio::net::TcpListener::bind(inner.config.api)
@@ -640,9 +655,14 @@ async fn answer(
         (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline(_))) => {
             requester::on_offer(inner, m)
         }
-        (Protocol::Chunk, Message::ChunkPut { cid, bytes }) => {
-            chunks::on_put(inner, peer, cid, bytes).await
-        }
+        (
+            Protocol::Chunk,
+            Message::ChunkPut {
+                cid,
+                cluster,
+                bytes,
+            },
+        ) => chunks::on_put(inner, peer, cid, bytes, cluster).await,
         (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
         (Protocol::Chunk, Message::ChunkDelete { cid }) => {
             chunks::on_delete(inner, peer, cid).await
@@ -650,6 +670,27 @@ async fn answer(
         (Protocol::Chunk, Message::AuditRequest { cid, challenge }) => {
             chunks::audit::on_audit(inner, cid, challenge).await
         }
+        (
+            Protocol::Index,
+            Message::IndexPut {
+                entries,
+                usage,
+                receipts,
+            },
+        ) => {
+            let batch = index::table::Batch {
+                entries,
+                usages: usage.into_iter().collect(),
+                receipts,
+            };
+            index::on_index_put(inner, batch).await
+        }
+        (
+            Protocol::Index,
+            m @ (Message::IndexGet { .. }
+            | Message::IndexList { .. }
+            | Message::IndexEvidenceRequest { .. }),
+        ) => index::on_index_read(inner, m),
         (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
             provider::on_dispatch(inner.clone(), peer, dispatch).await
         }

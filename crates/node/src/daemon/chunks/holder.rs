@@ -28,6 +28,7 @@
 use std::sync::Arc;
 
 use peercloud_api::ErrorCode;
+use peercloud_ledger::ClusterId;
 use peercloud_net::PeerId;
 use peercloud_store::{
     ChunkPutters, ChunkStore, REPLICAS_DEFAULT, StoreError, VerifiedChunk, may_hold, window,
@@ -58,6 +59,14 @@ pub enum PutRefusal {
     NotStaked {
         /// This node.
         node: NodeId,
+    },
+    /// A bucket's chunk came for a cluster this node is no active member of.
+    #[error("node {node} holds no chunks of {cluster}: it is not an active member")]
+    NotMember {
+        /// This node.
+        node: NodeId,
+        /// The cluster the chunk is placed in.
+        cluster: ClusterId,
     },
     /// The chunk's placement does not reach this node.
     #[error(
@@ -97,7 +106,9 @@ impl PutRefusal {
         match self {
             PutRefusal::NotANode { .. } => ErrorCode::BadRequest,
             PutRefusal::NotRegistered { .. } => ErrorCode::NotRegistered,
-            PutRefusal::NotStaked { .. } | PutRefusal::NotPlaced { .. } => ErrorCode::NotPlaced,
+            PutRefusal::NotStaked { .. }
+            | PutRefusal::NotMember { .. }
+            | PutRefusal::NotPlaced { .. } => ErrorCode::NotPlaced,
             PutRefusal::Store { source, .. } => match **source {
                 StoreError::QuotaExceeded { .. } | StoreError::DiskFull { .. } => {
                     ErrorCode::StorageFull
@@ -111,12 +122,20 @@ impl PutRefusal {
 }
 
 /// Checks rules 1 and 2 of the module documentation for `sender`'s put of `cid`.
-fn admit(inner: &Inner, sender: &NodeId, cid: &ContentId) -> Result<(), PutRefusal> {
+fn admit(
+    inner: &Inner,
+    sender: &NodeId,
+    cid: &ContentId,
+    cluster: Option<&ClusterId>,
+) -> Result<(), PutRefusal> {
     let registered = inner.chain().state().node(sender).is_some();
     if !registered {
         return Err(PutRefusal::NotRegistered { sender: *sender });
     }
     let me = inner.node_id();
+    if let Some(cluster) = cluster {
+        return placed_in_cluster(inner, cid, &me, cluster);
+    }
     let nodes = inner.placement_nodes();
     if !nodes.iter().any(|n| n.node == me) {
         return Err(PutRefusal::NotStaked { node: me });
@@ -132,6 +151,34 @@ fn admit(inner: &Inner, sender: &NodeId, cid: &ContentId) -> Result<(), PutRefus
     Ok(())
 }
 
+/// Rule 2 for a bucket's chunk: `me` is an active member of `cluster` (its
+/// stake is locked there) and one of `cid`'s candidates among the cluster's
+/// active members, ranked by their weights.
+fn placed_in_cluster(
+    inner: &Inner,
+    cid: &ContentId,
+    me: &NodeId,
+    cluster: &ClusterId,
+) -> Result<(), PutRefusal> {
+    let chain = inner.chain();
+    let nodes = super::super::index::cluster_nodes(chain.state(), cluster);
+    if !nodes.iter().any(|n| n.node == *me) {
+        return Err(PutRefusal::NotMember {
+            node: *me,
+            cluster: *cluster,
+        });
+    }
+    if !may_hold(cid, &nodes, REPLICAS_DEFAULT as usize, me) {
+        return Err(PutRefusal::NotPlaced {
+            node: *me,
+            cid: *cid,
+            window: window(REPLICAS_DEFAULT as usize),
+            nodes: nodes.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Keeps a chunk on this node for `sender` (this node itself, or a peer),
 /// once the module's rules admit it.
 pub(crate) async fn store_here(
@@ -139,8 +186,9 @@ pub(crate) async fn store_here(
     sender: NodeId,
     cid: ContentId,
     bytes: Arc<Vec<u8>>,
+    cluster: Option<&ClusterId>,
 ) -> Result<(), PutRefusal> {
-    admit(inner, &sender, &cid)?;
+    admit(inner, &sender, &cid, cluster)?;
     let node = inner.node_id();
     let quota_bytes = inner.config.resources.storage_bytes;
     let store = inner.store.clone();
@@ -160,14 +208,20 @@ pub(crate) async fn store_here(
 }
 
 /// A peer asks this node to keep a chunk.
-pub(crate) async fn on_put(inner: &Inner, peer: PeerId, cid: ContentId, bytes: Vec<u8>) -> Message {
+pub(crate) async fn on_put(
+    inner: &Inner,
+    peer: PeerId,
+    cid: ContentId,
+    bytes: Vec<u8>,
+    cluster: Option<ClusterId>,
+) -> Message {
     let Some(sender) = peercloud_net::node_id_of(&peer) else {
         let refusal = PutRefusal::NotANode {
             peer: peer.to_string(),
         };
         return Message::error(refusal.code(), refusal.to_string());
     };
-    match store_here(inner, sender, cid, Arc::new(bytes)).await {
+    match store_here(inner, sender, cid, Arc::new(bytes), cluster.as_ref()).await {
         Ok(()) => Message::Ack,
         Err(refusal) => {
             tracing::debug!(%cid, %sender, %refusal, "chunk put refused");

@@ -1,0 +1,448 @@
+//! Objects in a bucket, as the bucket's owner uses them: put a named object,
+//! get it, list a prefix, delete it. Written once over [`NodeApi`].
+//!
+//! A put seals and stores the object's chunks on the bucket's cluster (its
+//! redundancy: replicas or Reed-Solomon), then signs the index entry naming
+//! it and the bucket's new running usage, and writes both to a quorum of the
+//! bucket's index replicas. Everything the index answers is checked here
+//! against the bucket's owner, so a node cannot make a key name another
+//! object.
+//!
+//! ```text
+//!  put: bucket view ─► put_object (chunks on the cluster) ─► index_get (old size, usage)
+//!       ─► sign ObjectEntry + BucketUsage ─► index_write (quorum)
+//!  get: index_get ─► check owner's signature ─► get_object (verify, decrypt)
+//!       ─► sign a cumulative BandwidthReceipt per serving node ─► index_write
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use peercloud_api::{BucketState, BucketView, EvidenceQuery, IndexView, IndexWrite, ListQuery};
+use peercloud_ledger::object_entry::check_key;
+use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry, ObjectRef};
+use peercloud_store::{
+    GetReceipt, PutOptions, PutReceipt, Redundancy, StoreError, get_object, put_object,
+};
+use peercloud_types::{AccountId, Keypair, NodeId, Signed, clock::now_ms};
+
+use crate::{ApiStore, NodeApi};
+use peercloud_api::Canonical;
+
+/// A bucket operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    /// The node could not be asked, or refused.
+    #[error(transparent)]
+    Client(#[from] crate::ClientError),
+    /// The wallet does not own the bucket.
+    #[error("{bucket} is owned by {owner}, not by this wallet ({wallet})")]
+    NotOwner {
+        /// The bucket.
+        bucket: BucketId,
+        /// Its owner.
+        owner: AccountId,
+        /// The wallet's account.
+        wallet: AccountId,
+    },
+    /// The bucket takes no writes.
+    #[error("{bucket} is {status} and takes no writes{hint}")]
+    ReadOnly {
+        /// The bucket.
+        bucket: BucketId,
+        /// Its status.
+        status: &'static str,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The key is not usable.
+    #[error(transparent)]
+    Key(#[from] peercloud_ledger::object_entry::KeyError),
+    /// No object under the key.
+    #[error("no object {key:?} in {bucket}")]
+    NotFound {
+        /// The bucket.
+        bucket: BucketId,
+        /// The key.
+        key: String,
+    },
+    /// The index answered with an entry not signed by the bucket's owner,
+    /// of another bucket, or of another key.
+    #[error("the node's index answer for {bucket} is not the owner's ({reason}); try another node")]
+    Forged {
+        /// The bucket.
+        bucket: BucketId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Storing or reading the object's chunks failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a put did.
+#[derive(Debug, Clone)]
+pub struct ObjectPut {
+    /// The key.
+    pub key: String,
+    /// The store's receipt (manifest CID, sizes, chunks).
+    pub receipt: PutReceipt,
+    /// Index replicas that acknowledged the entry.
+    pub replicas: usize,
+    /// The bucket's bytes after the put (its signed usage).
+    pub bucket_bytes: u64,
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectItem {
+    /// Its key.
+    pub key: String,
+    /// What it names.
+    pub object: ObjectRef,
+    /// When it was written, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// The bucket, checked to be owned by `owner`.
+fn owned_bucket(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+) -> Result<BucketView, BucketError> {
+    let view = node.bucket(bucket)?;
+    if view.owner != owner.account_id() {
+        return Err(BucketError::NotOwner {
+            bucket: *bucket,
+            owner: view.owner,
+            wallet: owner.account_id(),
+        });
+    }
+    Ok(view)
+}
+
+/// Refuses a write to a bucket that is not active, saying why.
+fn writable(view: &BucketView) -> Result<(), BucketError> {
+    let (status, hint) = match view.status {
+        BucketState::Active => return Ok(()),
+        BucketState::ReadOnly => (
+            "read-only (its deposit ran out)",
+            "; `peercloud bucket deposit` into it to write again",
+        ),
+        BucketState::Closed => ("closed", ""),
+        BucketState::Expired => ("expired", ""),
+    };
+    Err(BucketError::ReadOnly {
+        bucket: view.id,
+        status,
+        hint,
+    })
+}
+
+/// An index answer whose every record was checked against the owner.
+struct Checked {
+    entries: Vec<Signed<ObjectEntry>>,
+    usage: Option<Signed<BucketUsage>>,
+}
+
+/// Checks what the index answered: every entry signed by the owner, of the
+/// bucket (and of `key` when given); the usage too.
+fn checked(
+    view: &BucketView,
+    answer: IndexView,
+    key: Option<&str>,
+) -> Result<Checked, BucketError> {
+    let forged = |reason: String| BucketError::Forged {
+        bucket: view.id,
+        reason,
+    };
+    let owner = *view.owner.key();
+    let mut entries = Vec::with_capacity(answer.entries.len());
+    for Canonical(entry) in answer.entries {
+        if entry.signer != owner || entry.verify().is_err() {
+            return Err(forged(format!(
+                "entry {:?} is not signed by the owner",
+                entry.body.key
+            )));
+        }
+        if entry.body.bucket != view.id || key.is_some_and(|k| k != entry.body.key) {
+            return Err(forged(format!(
+                "entry {:?} was not asked for",
+                entry.body.key
+            )));
+        }
+        entries.push(entry);
+    }
+    let usage = match answer.usage {
+        Some(Canonical(usage)) => {
+            if usage.signer != owner || usage.verify().is_err() || usage.body.bucket != view.id {
+                return Err(forged("its usage is not the owner's".into()));
+            }
+            Some(usage)
+        }
+        None => None,
+    };
+    Ok(Checked { entries, usage })
+}
+
+/// The store options a bucket's cluster asks for.
+fn redundancy_of(view: &BucketView, clusters: &impl NodeApi) -> Result<Redundancy, BucketError> {
+    let cluster = clusters.cluster(&view.cluster)?;
+    Ok(match cluster.terms.redundancy {
+        peercloud_api::RedundancyView::Replicas { copies } => Redundancy::Replicas(copies),
+        peercloud_api::RedundancyView::ReedSolomon { data, parity } => {
+            Redundancy::Erasure { data, parity }
+        }
+    })
+}
+
+/// Writes `entry` with the usage it implies (the bucket's signed bytes less
+/// the key's old size plus its new one) to a quorum of index replicas.
+fn write_entry(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    view: &BucketView,
+    key: &str,
+    object: Option<ObjectRef>,
+) -> Result<(usize, u64), BucketError> {
+    let Checked {
+        entries: current,
+        usage,
+    } = checked(view, node.index_get(&view.id, key)?, Some(key))?;
+    let old = current.first();
+    let old_size = old.and_then(|e| e.body.object).map_or(0, |o| o.size);
+    let new_size = object.map_or(0, |o| o.size);
+    let (seq, bytes) = usage.map_or((0, 0), |u| (u.body.seq, u.body.stored_bytes));
+    let bytes = bytes.saturating_sub(old_size).saturating_add(new_size);
+    let now = now_ms();
+    // Strictly after what it replaces, even if this clock is behind.
+    let at_ms = old.map_or(now, |e| now.max(e.body.at_ms + 1));
+    let entry = Signed::new(
+        ObjectEntry {
+            bucket: view.id,
+            key: key.to_owned(),
+            object,
+            at_ms,
+        },
+        owner,
+    );
+    let usage = Signed::new(
+        BucketUsage {
+            bucket: view.id,
+            stored_bytes: bytes,
+            seq: seq + 1,
+            at_ms: now,
+        },
+        owner,
+    );
+    let receipt = node.index_write(
+        &view.id,
+        &IndexWrite {
+            entries: vec![Canonical(entry)],
+            usage: Some(Canonical(usage)),
+            receipts: Vec::new(),
+        },
+    )?;
+    Ok((receipt.replicas, bytes))
+}
+
+/// Stores `reader` as `key` in `bucket`, sealed to `owner`, on the bucket's
+/// cluster with its redundancy; replaces what the key named before.
+pub fn put(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    key: &str,
+    reader: impl Read,
+) -> Result<ObjectPut, BucketError> {
+    check_key(key)?;
+    let view = owned_bucket(node, owner, bucket)?;
+    writable(&view)?;
+    let options = PutOptions {
+        name: Some(key.to_owned()),
+        redundancy: redundancy_of(&view, node)?,
+        ..PutOptions::default()
+    };
+    let store = ApiStore::in_cluster(node, view.cluster);
+    let receipt = put_object(&store, reader, &owner.public(), &options)?;
+    let object = ObjectRef {
+        manifest: receipt.manifest_cid,
+        size: receipt.size_bytes,
+    };
+    let (replicas, bucket_bytes) = write_entry(node, owner, &view, key, Some(object))?;
+    Ok(ObjectPut {
+        key: key.to_owned(),
+        receipt,
+        replicas,
+        bucket_bytes,
+    })
+}
+
+/// What `key` names in `bucket` now (checked against the owner).
+pub fn head(node: &impl NodeApi, bucket: &BucketId, key: &str) -> Result<ObjectItem, BucketError> {
+    check_key(key)?;
+    let view = node.bucket(bucket)?;
+    checked(&view, node.index_get(bucket, key)?, Some(key))?
+        .entries
+        .into_iter()
+        .find_map(|e| {
+            e.body.object.map(|object| ObjectItem {
+                key: e.body.key.clone(),
+                object,
+                at_ms: e.body.at_ms,
+            })
+        })
+        .ok_or_else(|| BucketError::NotFound {
+            bucket: *bucket,
+            key: key.to_owned(),
+        })
+}
+
+/// Reads `key` of `bucket` into `out`, verified and decrypted with `owner`'s key.
+pub fn get(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    key: &str,
+    out: impl Write,
+) -> Result<(ObjectItem, GetReceipt), BucketError> {
+    let item = head(node, bucket, key)?;
+    let store = ApiStore::new(node);
+    let receipt = get_object(&store, &item.object.manifest, &owner.x25519_secret(), out)?;
+    acknowledge(node, owner, bucket, &store.served())?;
+    Ok((item, receipt))
+}
+
+/// The billing period `at_ms` falls in, for a bucket created at
+/// `created_ms` with periods of `period_ms`.
+pub fn period_at(created_ms: u64, period_ms: u64, at_ms: u64) -> u64 {
+    at_ms
+        .saturating_sub(created_ms)
+        .checked_div(period_ms)
+        .unwrap_or(0)
+}
+
+/// Signs the owner's bandwidth receipts for bytes `served` (by node) in the
+/// bucket's current period: each node's receipt is cumulative over the
+/// period, so the new one adds these bytes to the highest the index holds.
+/// A node is paid for bytes only through these receipts.
+pub fn acknowledge(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    served: &BTreeMap<NodeId, u64>,
+) -> Result<(), BucketError> {
+    let served: Vec<(&NodeId, &u64)> = served.iter().filter(|(_, b)| **b > 0).collect();
+    if served.is_empty() {
+        return Ok(());
+    }
+    let view = node.bucket(bucket)?;
+    if view.owner != owner.account_id() {
+        // Someone else's public object: the owner acknowledges only its own reads.
+        return Ok(());
+    }
+    let period = period_at(view.created_ms, view.billing_period_ms, now_ms());
+    let evidence = node.index_evidence(
+        bucket,
+        &EvidenceQuery {
+            period,
+            until_ms: None,
+        },
+    )?;
+    let owner_key = *view.owner.key();
+    let before: BTreeMap<NodeId, u64> = evidence
+        .receipts
+        .into_iter()
+        .map(|Canonical(r)| r)
+        .filter(|r| {
+            r.signer == owner_key
+                && r.verify().is_ok()
+                && r.body.bucket == *bucket
+                && r.body.period == period
+        })
+        .map(|r| (r.body.node, r.body.bytes))
+        .collect();
+    let receipts = served
+        .into_iter()
+        .map(|(served_by, bytes)| {
+            let total = before
+                .get(served_by)
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(*bytes);
+            Canonical(Signed::new(
+                BandwidthReceipt {
+                    bucket: *bucket,
+                    node: *served_by,
+                    period,
+                    bytes: total,
+                    receiver: owner.account_id(),
+                },
+                owner,
+            ))
+        })
+        .collect();
+    node.index_write(
+        bucket,
+        &IndexWrite {
+            receipts,
+            ..IndexWrite::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Every live object under `prefix`, in key order (paging through the index).
+pub fn list(
+    node: &impl NodeApi,
+    bucket: &BucketId,
+    prefix: &str,
+) -> Result<Vec<ObjectItem>, BucketError> {
+    let view = node.bucket(bucket)?;
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = ListQuery {
+            prefix: Some(prefix.to_owned()),
+            after: after.clone(),
+            limit: None,
+        };
+        let answer = node.index_list(bucket, &query)?;
+        let more = answer.more;
+        let entries = checked(&view, answer, None)?.entries;
+        if let Some(entry) = entries.iter().find(|e| !e.body.key.starts_with(prefix)) {
+            return Err(BucketError::Forged {
+                bucket: *bucket,
+                reason: format!("key {:?} is not under {prefix:?}", entry.body.key),
+            });
+        }
+        let last = entries.last().map(|e| e.body.key.clone());
+        items.extend(entries.into_iter().filter_map(|e| {
+            e.body.object.map(|object| ObjectItem {
+                key: e.body.key,
+                object,
+                at_ms: e.body.at_ms,
+            })
+        }));
+        match (more, last) {
+            (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// Deletes `key` from `bucket` (a signed tombstone; the bucket's usage
+/// drops by the object's size). Deleting a key that names nothing is
+/// refused as not found.
+pub fn delete(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<ObjectItem, BucketError> {
+    let item = head(node, bucket, key)?;
+    let view = owned_bucket(node, owner, bucket)?;
+    writable(&view)?;
+    write_entry(node, owner, &view, key, None)?;
+    Ok(item)
+}

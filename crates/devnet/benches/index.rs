@@ -1,0 +1,211 @@
+//! The object index benchmark: a grid of six providers (in-process daemons
+//! serving their HTTP APIs on loopback), a funded bucket in its cluster, and
+//! clients talking HTTP to one provider as the CLI does:
+//!
+//! 1. **Index writes/s**: owner-signed entries, one per request, from
+//!    [`WRITERS`] client threads at once (each request is a quorum write of
+//!    three replicas, each a durable group commit), with one of the bucket's
+//!    index replicas stopped half way through the last run; then every
+//!    acknowledged key is listed back, and the count of missing ones printed
+//!    (it must be 0).
+//! 2. **Small-object puts/s**: `bucket::put` of 1 KiB objects (sealed, stored
+//!    on three members of the cluster, then indexed) from [`WRITERS`] threads.
+//! 3. **Lists of 1,000 keys per minute**: from [`LISTERS`] threads for a few
+//!    seconds.
+//!
+//! Run: `cargo bench -p peercloud-devnet --bench index`. It prints medians
+//! of [`RUNS`] runs itself (no criterion): every sample is a whole
+//! multi-node flow.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use peercloud_api::{Canonical, IndexWrite, ListQuery};
+use peercloud_client::{NodeApi, NodeClient, bucket, submit_signed};
+use peercloud_devnet::{Grid, node_dir};
+use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef, TxKind};
+use peercloud_types::{Amount, ContentId, Keypair, Signed, clock::now_ms};
+
+/// Providers of the grid.
+const PROVIDERS: usize = 6;
+/// Client threads writing at once.
+const WRITERS: usize = 32;
+/// Entries each run of the write benchmark writes.
+const ENTRIES_PER_RUN: usize = 4_000;
+/// Small objects each run of the put benchmark stores.
+const OBJECTS_PER_RUN: usize = 300;
+/// Client threads listing at once.
+const LISTERS: usize = 4;
+/// How long each list run lasts.
+const LIST_RUN: Duration = Duration::from_secs(5);
+/// Runs of each benchmark; the median is printed.
+const RUNS: usize = 3;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Runs `work(thread, i)` for `total` items over `threads` threads; the
+/// items done per second.
+fn rate(threads: usize, total: usize, work: impl Fn(usize) + Sync) -> f64 {
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    work(i);
+                }
+            });
+        }
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn entry(owner: &Keypair, bucket: BucketId, key: String) -> Signed<ObjectEntry> {
+    Signed::new(
+        ObjectEntry {
+            bucket,
+            object: Some(ObjectRef {
+                manifest: ContentId::of(key.as_bytes()),
+                size: 1_024,
+            }),
+            key,
+            at_ms: now_ms(),
+        },
+        owner,
+    )
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of six providers");
+    let owner = grid.user().clone();
+    let node = grid.node(1).expect("node 1");
+    let nonce = node
+        .account(&owner.account_id())
+        .expect("account")
+        .next_nonce;
+    let create = TxKind::CreateBucket {
+        cluster: grid.cluster(),
+        public: false,
+    };
+    submit_signed(&node, &owner, create, true).expect("bucket");
+    let bucket = BucketId::derive(&owner.account_id(), nonce);
+    let deposit = TxKind::DepositBucket {
+        bucket,
+        amount: Amount::from_tokens(100),
+    };
+    submit_signed(&node, &owner, deposit, true).expect("deposit");
+    let http = NodeClient::from_node_dir(&node_dir(dir.path(), 1)).expect("node 1's API");
+
+    // 1. Index writes, a replica stopped half way through the last run.
+    let mut writes = Vec::new();
+    for run in 0..RUNS {
+        let last = run + 1 == RUNS;
+        let per_second = rate(WRITERS, ENTRIES_PER_RUN, |i| {
+            if last && i == ENTRIES_PER_RUN / 2 {
+                stop_an_index_replica(&grid, &bucket, 1);
+            }
+            let write = IndexWrite {
+                entries: vec![Canonical(entry(&owner, bucket, format!("w{run}/{i:05}")))],
+                ..IndexWrite::default()
+            };
+            http.index_write(&bucket, &write).expect("an index write");
+        });
+        writes.push(per_second);
+    }
+    let listed = bucket::list(&http, &bucket, &format!("w{}/", RUNS - 1)).expect("list back");
+    let lost = ENTRIES_PER_RUN - listed.len();
+    println!(
+        "index writes: {:.0}/s median of {RUNS} runs ({}), {WRITERS} writers, one entry per request; \
+         {lost} of {ENTRIES_PER_RUN} acknowledged writes missing after stopping an index replica mid-run",
+        median(writes.clone()),
+        writes
+            .iter()
+            .map(|w| format!("{w:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+
+    // 2. Small-object puts (data and index), with the replica still stopped.
+    let object = vec![5u8; 1_024];
+    let mut puts = Vec::new();
+    for run in 0..RUNS {
+        puts.push(rate(WRITERS, OBJECTS_PER_RUN, |i| {
+            bucket::put(
+                &http,
+                &owner,
+                &bucket,
+                &format!("o{run}/{i:05}"),
+                &object[..],
+            )
+            .expect("a small-object put");
+        }));
+    }
+    println!(
+        "small-object puts (1 KiB, 3 replicas + index): {:.0}/s median of {RUNS} runs ({})",
+        median(puts.clone()),
+        puts.iter()
+            .map(|p| format!("{p:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+
+    // 3. Lists of 1,000 keys.
+    let query = ListQuery {
+        prefix: Some("w0/".into()),
+        after: None,
+        limit: Some(1_000),
+    };
+    let mut lists = Vec::new();
+    for _ in 0..RUNS {
+        let done = AtomicUsize::new(0);
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..LISTERS {
+                scope.spawn(|| {
+                    while start.elapsed() < LIST_RUN {
+                        let page = http.index_list(&bucket, &query).expect("a list");
+                        assert_eq!(page.entries.len(), 1_000);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        lists.push(done.load(Ordering::Relaxed) as f64 * 60.0 / start.elapsed().as_secs_f64());
+    }
+    println!(
+        "lists of 1,000 keys: {:.0}/min median of {RUNS} runs ({}), {LISTERS} listers",
+        median(lists.clone()),
+        lists
+            .iter()
+            .map(|l| format!("{l:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+}
+
+/// Stops one of the bucket's index replicas other than node `keep`.
+fn stop_an_index_replica(grid: &Grid, bucket: &BucketId, keep: usize) {
+    let holder = (1..grid.len()).find(|&i| {
+        i != keep
+            && grid.node(i).is_some_and(|n| {
+                n.service()
+                    .inner()
+                    .index
+                    .table()
+                    .list(bucket, "", None, 1)
+                    .is_ok_and(|e| !e.is_empty())
+            })
+    });
+    if let Some(i) = holder {
+        grid.stop(i);
+        println!("(stopped node {i}, an index replica of the bucket)");
+    }
+}

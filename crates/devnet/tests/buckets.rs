@@ -1,0 +1,203 @@
+//! Objects in a bucket across real daemons (an in-process grid): named
+//! objects are put, listed by prefix, overwritten, read back and deleted
+//! through the bucket's index, which lives on three members of the cluster
+//! and is written by quorum, so it keeps every acknowledged write with one
+//! of its replicas stopped. Only the bucket's owner can write an entry; the
+//! usage the owner signs follows what the bucket holds.
+
+mod common;
+
+use common::*;
+
+use peercloud_api::{Canonical, ErrorCode, IndexWrite, ListQuery};
+use peercloud_client::bucket::{self, BucketError};
+use peercloud_client::{ClientError, NodeApi, submit_signed};
+use peercloud_devnet::{Grid, InProcessNode};
+use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef, TxKind};
+use peercloud_node::daemon::INDEX_REPLICAS;
+use peercloud_types::{Amount, ContentId, Keypair, Signed};
+
+/// Creates a funded bucket in the grid's cluster, owned by the grid's user.
+fn funded_bucket(grid: &Grid, node: &InProcessNode) -> BucketId {
+    let user = grid.user();
+    let nonce = node
+        .account(&user.account_id())
+        .expect("the user's account")
+        .next_nonce;
+    let create = TxKind::CreateBucket {
+        cluster: grid.cluster(),
+        public: false,
+    };
+    submit_signed(node, user, create, true).expect("the bucket is created");
+    let bucket = BucketId::derive(&user.account_id(), nonce);
+    let deposit = TxKind::DepositBucket {
+        bucket,
+        amount: Amount::from_tokens(50),
+    };
+    submit_signed(node, user, deposit, true).expect("the deposit");
+    bucket
+}
+
+/// Nodes whose own index replica holds `key` of `bucket`.
+fn index_holders(grid: &Grid, bucket: &BucketId, key: &str) -> Vec<usize> {
+    (0..grid.len())
+        .filter(|&i| {
+            inner(grid, i)
+                .index
+                .table()
+                .get(bucket, key)
+                .expect("a readable index")
+                .is_some()
+        })
+        .collect()
+}
+
+/// [`index_holders`] once all [`INDEX_REPLICAS`] have it: a write is
+/// acknowledged by a quorum, the last replica commits in the background.
+fn all_index_holders(grid: &Grid, bucket: &BucketId, key: &str) -> Vec<usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let holders = index_holders(grid, bucket, key);
+        if holders.len() >= INDEX_REPLICAS || std::time::Instant::now() > deadline {
+            return holders;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn keys(items: &[peercloud_client::ObjectItem]) -> Vec<&str> {
+    items.iter().map(|i| i.key.as_str()).collect()
+}
+
+fn read(node: &InProcessNode, owner: &Keypair, bucket: &BucketId, key: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    bucket::get(node, owner, bucket, key, &mut out).expect("the object reads back");
+    out
+}
+
+#[test]
+fn objects_are_put_listed_overwritten_read_and_deleted_through_the_quorum_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let node = grid.node(1).expect("node 1");
+    let user = grid.user();
+    let bucket = funded_bucket(&grid, &node);
+
+    let first = vec![7u8; 3 << 20];
+    let put = bucket::put(&node, user, &bucket, "docs/a.txt", &first[..]).expect("put a");
+    assert!(put.replicas >= 2, "acknowledged by a quorum");
+    assert_eq!(put.bucket_bytes, 3 << 20);
+    bucket::put(&node, user, &bucket, "docs/b.txt", &b"bee"[..]).expect("put b");
+    bucket::put(&node, user, &bucket, "img/c.png", &b"sea"[..]).expect("put c");
+    assert_eq!(
+        all_index_holders(&grid, &bucket, "docs/a.txt").len(),
+        INDEX_REPLICAS,
+        "the entry is on exactly the bucket's index replicas"
+    );
+
+    let docs = bucket::list(&node, &bucket, "docs/").expect("list docs/");
+    assert_eq!(keys(&docs), ["docs/a.txt", "docs/b.txt"]);
+    assert_eq!(docs[0].object.size, 3 << 20);
+    assert_eq!(
+        keys(&bucket::list(&node, &bucket, "").expect("list all")).len(),
+        3
+    );
+    // Another node reads the same index.
+    let other = grid.node(3).expect("node 3");
+    assert_eq!(read(&other, user, &bucket, "docs/a.txt"), first);
+
+    // Overwrite: the key names the new object; the usage counts it once.
+    let second = b"a shorter second version".to_vec();
+    let put = bucket::put(&node, user, &bucket, "docs/a.txt", &second[..]).expect("overwrite");
+    assert_eq!(put.bucket_bytes, second.len() as u64 + 3 + 3);
+    assert_eq!(read(&other, user, &bucket, "docs/a.txt"), second);
+
+    // Delete: gone from listings and gets; a second delete is not found.
+    bucket::delete(&node, user, &bucket, "docs/b.txt").expect("delete b");
+    assert_eq!(
+        keys(&bucket::list(&node, &bucket, "docs/").expect("list")),
+        ["docs/a.txt"]
+    );
+    let err = bucket::get(&node, user, &bucket, "docs/b.txt", Vec::new()).expect_err("deleted");
+    assert!(matches!(err, BucketError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("docs/b.txt"), "{err}");
+    assert!(matches!(
+        bucket::delete(&node, user, &bucket, "docs/b.txt"),
+        Err(BucketError::NotFound { .. })
+    ));
+
+    // Someone else's wallet cannot put into the bucket, and an entry it
+    // signs is refused by the index itself.
+    let stranger = Keypair::generate();
+    let err = bucket::put(&node, &stranger, &bucket, "x", &b"x"[..]).expect_err("not the owner");
+    assert!(matches!(err, BucketError::NotOwner { .. }), "{err}");
+    let forged = Signed::new(
+        ObjectEntry {
+            bucket,
+            key: "docs/a.txt".into(),
+            object: Some(ObjectRef {
+                manifest: ContentId::of(b"elsewhere"),
+                size: 1,
+            }),
+            at_ms: u64::MAX / 2,
+        },
+        &stranger,
+    );
+    let write = IndexWrite {
+        entries: vec![Canonical(forged)],
+        ..IndexWrite::default()
+    };
+    match node.index_write(&bucket, &write) {
+        Err(ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::NotOwner, "{message}");
+        }
+        other => panic!("a forged entry must be refused, got {other:?}"),
+    }
+    assert_eq!(read(&node, user, &bucket, "docs/a.txt"), second);
+}
+
+#[test]
+fn the_index_keeps_every_acknowledged_write_with_one_replica_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let user = grid.user();
+    // Through a provider: the validator does not store chunks.
+    let node1 = grid.node(1).expect("node 1");
+    let bucket = funded_bucket(&grid, &node1);
+    bucket::put(&node1, user, &bucket, "k/000", &b"first"[..]).expect("first put");
+    let replicas = all_index_holders(&grid, &bucket, "k/000");
+    assert_eq!(replicas.len(), INDEX_REPLICAS);
+    // Stop one replica (not the validator, which makes the blocks), and
+    // write and read through a node that is not a replica when there is one.
+    let stopped = *replicas
+        .iter()
+        .find(|&&i| i != 0)
+        .expect("a provider replica");
+    assert!(grid.stop(stopped));
+    let entry = (1..grid.len())
+        .find(|i| *i != stopped && !replicas.contains(i))
+        .or_else(|| (1..grid.len()).find(|i| *i != stopped))
+        .expect("another provider");
+    let node = grid.node(entry).expect("a running node");
+    for i in 1..=40 {
+        let key = format!("k/{i:03}");
+        bucket::put(&node, user, &bucket, &key, key.as_bytes()).expect("a put with a replica down");
+    }
+    let listed = bucket::list(&node, &bucket, "k/").expect("a list with a replica down");
+    assert_eq!(listed.len(), 41, "every acknowledged write is listed");
+    assert_eq!(read(&node, user, &bucket, "k/017"), b"k/017");
+    // Paging: a small page still walks every key, in order.
+    let page = node
+        .index_list(
+            &bucket,
+            &ListQuery {
+                prefix: Some("k/".into()),
+                after: Some("k/010".into()),
+                limit: Some(5),
+            },
+        )
+        .expect("a page");
+    let got: Vec<String> = page.entries.iter().map(|e| e.0.body.key.clone()).collect();
+    assert_eq!(got, ["k/011", "k/012", "k/013", "k/014", "k/015"]);
+    assert!(page.more);
+}

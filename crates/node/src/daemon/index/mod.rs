@@ -1,0 +1,876 @@
+//! Buckets' object indexes, kept by the bucket's cluster, not the ledger
+//! (a write per block would cap a bucket at the block rate). As garage
+//! keeps its metadata tables: each bucket's index lives on
+//! [`INDEX_REPLICAS`] members of its cluster (the first of a rendezvous
+//! ranking of the members by the bucket id, weighted like chunk placement),
+//! a write is acknowledged once a quorum of them committed it durably, and a
+//! read asks them all and takes the first quorum's answers, merged
+//! last-writer-wins. Quorum writes and quorum reads overlap in at least one
+//! replica, so a read sees every acknowledged write while one replica of
+//! three is down; a read also sends the winners back to replicas that
+//! answered with less (read repair).
+//!
+//! ```text
+//!  index_write ─IndexPut─► each replica: owner's signature? bucket writable? member of its cluster?
+//!              ◄─Ack────── after its group commit (IndexTable::merge, one fsync per batch)
+//!  index_get / index_list ─IndexGet / IndexList─► replicas ─IndexEntries─► merge, repair stale ones
+//! ```
+//!
+//! Entries are signed by the bucket's owner (`Signed<ObjectEntry>`), so a
+//! replica can only withhold an entry, never forge or change one.
+
+pub(crate) mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use peercloud_api::ErrorCode;
+use peercloud_ledger::object_entry::{check_key, newer};
+use peercloud_ledger::{
+    BandwidthReceipt, BucketId, BucketStatus, BucketUsage, ClusterId, ObjectEntry, State,
+};
+use peercloud_net::Protocol;
+use peercloud_store::{PlacementNode, rank, vnodes_for};
+use peercloud_types::{AccountId, ContentId, NodeId, Signed};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AskError, Inner};
+use crate::wire::Message;
+use table::{Batch, IndexTable, IndexTableError};
+
+/// Replicas of each bucket's index.
+pub const INDEX_REPLICAS: usize = 3;
+/// Most entries one list answer carries.
+pub const INDEX_PAGE_MAX: u32 = 1_000;
+/// Most entries one request writes.
+pub const INDEX_WRITE_ENTRIES_MAX: usize = 1_000;
+/// Most writes one group commit takes.
+const WRITE_BATCH_MAX: usize = 1_024;
+/// Writes queued for the writer before senders wait.
+const WRITE_QUEUE: usize = 4_096;
+
+/// An index operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IndexError {
+    /// No such bucket on the ledger.
+    #[error("{bucket} is not on the ledger")]
+    UnknownBucket {
+        /// The bucket.
+        bucket: BucketId,
+    },
+    /// The bucket's cluster has no active member to keep its index.
+    #[error("{bucket}: its {cluster} has no active member to keep its index")]
+    NoMembers {
+        /// The bucket.
+        bucket: BucketId,
+        /// Its cluster.
+        cluster: ClusterId,
+    },
+    /// The request is malformed (no entries, two buckets, a bad key).
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signature does not verify.
+    #[error("{what}: the signature does not verify")]
+    BadSignature {
+        /// What was signed.
+        what: String,
+    },
+    /// Signed by someone other than the bucket's owner.
+    #[error("{what} is signed by {signer}, not by {bucket}'s owner {owner}")]
+    NotOwner {
+        /// What was signed.
+        what: String,
+        /// The bucket.
+        bucket: BucketId,
+        /// Who signed.
+        signer: AccountId,
+        /// The owner.
+        owner: AccountId,
+    },
+    /// The bucket takes no writes now.
+    #[error("{bucket} is {status} and takes no writes{hint}")]
+    ReadOnly {
+        /// The bucket.
+        bucket: BucketId,
+        /// Its status, in words.
+        status: &'static str,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// This node does not keep the bucket's index.
+    #[error("node {node} is not an active member of {cluster}, which keeps {bucket}'s index")]
+    NotReplica {
+        /// This node.
+        node: NodeId,
+        /// The bucket.
+        bucket: BucketId,
+        /// Its cluster.
+        cluster: ClusterId,
+    },
+    /// Fewer replicas than a quorum answered.
+    #[error(
+        "{bucket}'s index: {got} of {wanted} replicas needed answered ({})",
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Quorum {
+        /// The bucket.
+        bucket: BucketId,
+        /// Replicas a quorum needs.
+        wanted: usize,
+        /// Replicas that answered.
+        got: usize,
+        /// Why each other did not.
+        failures: Vec<AskError>,
+    },
+    /// The local index database failed.
+    #[error(transparent)]
+    Table(Arc<IndexTableError>),
+}
+
+impl IndexError {
+    /// The code the API and the wire answer this error with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IndexError::UnknownBucket { .. } => ErrorCode::NotFound,
+            IndexError::Invalid { .. } => ErrorCode::BadRequest,
+            IndexError::BadSignature { .. } => ErrorCode::BadSignature,
+            IndexError::NotOwner { .. } => ErrorCode::NotOwner,
+            IndexError::ReadOnly { .. } => ErrorCode::BucketReadOnly,
+            IndexError::NotReplica { .. } => ErrorCode::NotPlaced,
+            IndexError::NoMembers { .. } | IndexError::Quorum { .. } => ErrorCode::Unavailable,
+            IndexError::Table(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn invalid(reason: impl Into<String>) -> IndexError {
+        IndexError::Invalid {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A write waiting for the next group commit.
+struct PendingWrite {
+    batch: Batch,
+    reply: oneshot::Sender<Result<(), Arc<IndexTableError>>>,
+}
+
+/// This node's replica of the indexes it keeps, and the writer that
+/// commits what arrives together in one transaction.
+#[derive(Debug)]
+pub struct LocalIndex {
+    table: Arc<IndexTable>,
+    writes: mpsc::Sender<PendingWrite>,
+}
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWrite")
+            .field("entries", &self.batch.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalIndex {
+    /// Opens the replica at `path` and starts its writer (on the current
+    /// tokio runtime).
+    pub fn open(path: &std::path::Path) -> Result<LocalIndex, IndexTableError> {
+        let table = Arc::new(IndexTable::open(path)?);
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(table.clone(), queue));
+        Ok(LocalIndex { table, writes })
+    }
+
+    /// The replica's table, for reads.
+    pub fn table(&self) -> &IndexTable {
+        &self.table
+    }
+
+    /// Merges a write and answers once it is durable.
+    pub async fn write(&self, batch: Batch) -> Result<(), IndexError> {
+        let (reply, done) = oneshot::channel();
+        let stopped =
+            || IndexError::invalid("the index writer stopped (the node is shutting down)");
+        self.writes
+            .send(PendingWrite { batch, reply })
+            .await
+            .map_err(|_| stopped())?;
+        done.await
+            .map_err(|_| stopped())?
+            .map_err(IndexError::Table)
+    }
+}
+
+/// Commits queued writes in batches: everything that arrived while the last
+/// commit ran goes into the next one, so concurrent writers share an fsync.
+async fn write_loop(table: Arc<IndexTable>, mut queue: mpsc::Receiver<PendingWrite>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut all = Batch::default();
+        for write in &mut batch {
+            all.entries.append(&mut write.batch.entries);
+            all.usages.append(&mut write.batch.usages);
+            all.receipts.append(&mut write.batch.receipts);
+        }
+        let table = table.clone();
+        let result = tokio::task::spawn_blocking(move || table.merge(&all))
+            .await
+            .unwrap_or_else(|join| {
+                Err(IndexTableError::Damaged {
+                    path: "index writer".into(),
+                    reason: format!("the commit task failed: {join}"),
+                })
+            })
+            .map(|_| ())
+            .map_err(Arc::new);
+        for write in batch {
+            let _ = write.reply.send(result.clone());
+        }
+    }
+}
+
+/// Checks a write against the ledger: one bucket, on the ledger, every
+/// entry, usage and receipt signed by its owner (a receipt's receiver is
+/// the owner), keys valid; entries and usages only while the bucket is
+/// writable (receipts of reads are taken while it is read-only too).
+/// Returns the bucket.
+pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, IndexError> {
+    let Batch {
+        entries,
+        usages,
+        receipts,
+    } = batch;
+    let bucket = entries
+        .first()
+        .map(|e| e.body.bucket)
+        .or(usages.first().map(|u| u.body.bucket))
+        .or(receipts.first().map(|r| r.body.bucket))
+        .ok_or_else(|| IndexError::invalid("an index write carries nothing"))?;
+    if entries.len() > INDEX_WRITE_ENTRIES_MAX || receipts.len() > INDEX_WRITE_ENTRIES_MAX {
+        return Err(IndexError::invalid(format!(
+            "an index write carries {} entries and {} receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
+            entries.len(),
+            receipts.len()
+        )));
+    }
+    if usages.len() > 1 {
+        return Err(IndexError::invalid(
+            "an index write carries one usage at most",
+        ));
+    }
+    let record = state
+        .bucket(&bucket)
+        .ok_or(IndexError::UnknownBucket { bucket })?;
+    let writes = !entries.is_empty() || !usages.is_empty();
+    match record.status {
+        BucketStatus::Active => {}
+        BucketStatus::ReadOnly { .. } if !writes => {}
+        BucketStatus::ReadOnly { .. } => {
+            return Err(IndexError::ReadOnly {
+                bucket,
+                status: "read-only (its deposit ran out)",
+                hint: "; deposit into it to write again",
+            });
+        }
+        BucketStatus::Closed | BucketStatus::Expired => {
+            return Err(IndexError::ReadOnly {
+                bucket,
+                status: "closed",
+                hint: "",
+            });
+        }
+    }
+    let owned = |what: String, signer: &peercloud_types::PublicKey| {
+        if *signer == *record.owner.key() {
+            Ok(())
+        } else {
+            Err(IndexError::NotOwner {
+                what,
+                bucket,
+                signer: AccountId(*signer),
+                owner: record.owner,
+            })
+        }
+    };
+    let of_bucket = |what: &str, other: BucketId| {
+        if other == bucket {
+            Ok(())
+        } else {
+            Err(IndexError::invalid(format!(
+                "a write to {bucket} carries {what} of {other}"
+            )))
+        }
+    };
+    for entry in entries {
+        let what = format!("the entry of key {:?} in {bucket}", entry.body.key);
+        of_bucket("an entry", entry.body.bucket)?;
+        check_key(&entry.body.key).map_err(|e| IndexError::invalid(e.to_string()))?;
+        entry
+            .verify()
+            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        owned(what, &entry.signer)?;
+    }
+    for receipt in receipts {
+        let body = &receipt.body;
+        let what = format!(
+            "the receipt of {} bytes from node {} in {bucket}",
+            body.bytes, body.node
+        );
+        of_bucket("a receipt", body.bucket)?;
+        receipt
+            .verify()
+            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        owned(what.clone(), &receipt.signer)?;
+        if body.receiver != record.owner {
+            return Err(IndexError::invalid(format!(
+                "{what} names {} as its receiver, not the owner",
+                body.receiver
+            )));
+        }
+    }
+    for usage in usages {
+        let what = format!("the usage of {bucket}");
+        of_bucket("the usage", usage.body.bucket)?;
+        usage
+            .verify()
+            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        owned(what, &usage.signer)?;
+    }
+    Ok(bucket)
+}
+
+/// The active members of a cluster as placement nodes, each weighted by the
+/// capacity it offers.
+pub(crate) fn cluster_nodes(state: &State, cluster: &ClusterId) -> Vec<PlacementNode> {
+    let Some(record) = state.cluster(cluster) else {
+        return Vec::new();
+    };
+    let active: Vec<_> = record
+        .members
+        .iter()
+        .filter(|(_, m)| m.status == peercloud_ledger::MemberStatus::Active)
+        .collect();
+    let largest = active
+        .iter()
+        .map(|(_, m)| m.capacity_bytes)
+        .max()
+        .unwrap_or(0);
+    active
+        .into_iter()
+        .map(|(node, m)| PlacementNode {
+            node: *node,
+            owner: m.owner,
+            vnodes: vnodes_for(m.capacity_bytes, largest),
+        })
+        .collect()
+}
+
+/// The key a bucket's index replicas are ranked by.
+fn index_cid(bucket: &BucketId) -> ContentId {
+    ContentId::of(&bucket.0.0)
+}
+
+/// What a quorum read found: the merged entries in key order and the
+/// bucket's latest usage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexRead {
+    /// Entries (tombstones too), newest per key, in key order.
+    pub entries: Vec<Signed<ObjectEntry>>,
+    /// The highest-sequence usage any replica had.
+    pub usage: Option<Signed<BucketUsage>>,
+    /// A list page stopped at its limit: more keys may follow the last one.
+    pub more: bool,
+}
+
+/// What a quorum of replicas holds as evidence for a bill.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// The highest-sequence usage signed by the period's end.
+    pub usage: Option<Signed<BucketUsage>>,
+    /// The period's receipts, the most bytes per serving node, by node.
+    pub receipts: Vec<Signed<BandwidthReceipt>>,
+}
+
+/// Replicas a quorum needs of `n`.
+fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// One replica's answer to a read.
+#[derive(Debug, Clone)]
+enum Answer {
+    Entries(Vec<Signed<ObjectEntry>>, Option<Signed<BucketUsage>>),
+    Evidence(Evidence),
+}
+
+impl Inner {
+    /// The bucket's index replicas (best first).
+    fn index_replicas(&self, bucket: &BucketId) -> Result<Vec<NodeId>, IndexError> {
+        let chain = self.chain();
+        let state = chain.state();
+        let record = state
+            .bucket(bucket)
+            .ok_or(IndexError::UnknownBucket { bucket: *bucket })?;
+        let nodes = cluster_nodes(state, &record.cluster);
+        let replicas: Vec<NodeId> = rank(&index_cid(bucket), &nodes)
+            .into_iter()
+            .take(INDEX_REPLICAS)
+            .map(|n| n.node)
+            .collect();
+        if replicas.is_empty() {
+            return Err(IndexError::NoMembers {
+                bucket: *bucket,
+                cluster: record.cluster,
+            });
+        }
+        Ok(replicas)
+    }
+
+    /// Writes a batch (entries, at most one usage, receipts; all of one
+    /// bucket) to the bucket's index replicas; answers once a quorum
+    /// committed it. The others go on in the background.
+    pub async fn index_write(self: &Arc<Self>, batch: Batch) -> Result<usize, IndexError> {
+        let bucket = check_write(self.chain().state(), &batch)?;
+        let replicas = self.index_replicas(&bucket)?;
+        let wanted = quorum(replicas.len());
+        let encoded = put_message(&batch).to_bytes();
+        let mut pending: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|node| {
+                let (inner, node) = (self.clone(), *node);
+                let (batch, encoded) = (batch.clone(), encoded.clone());
+                tokio::spawn(async move { inner.put_index_on(node, batch, encoded).await })
+            })
+            .collect();
+        let (mut acks, mut failures) = (0, Vec::new());
+        while let Some(joined) = pending.next().await {
+            match joined {
+                Ok(Ok(())) => acks += 1,
+                Ok(Err(err)) => failures.push(err),
+                Err(join) => failures.push(AskError::Net {
+                    node: self.node_id(),
+                    reason: format!("index write task failed: {join}"),
+                }),
+            }
+            if acks >= wanted {
+                return Ok(acks);
+            }
+        }
+        Err(IndexError::Quorum {
+            bucket,
+            wanted,
+            got: acks,
+            failures,
+        })
+    }
+
+    /// Writes to one replica: this node's own table, or a remote one.
+    async fn put_index_on(
+        &self,
+        node: NodeId,
+        batch: Batch,
+        encoded: Vec<u8>,
+    ) -> Result<(), AskError> {
+        if node == self.node_id() {
+            return self
+                .index
+                .write(batch)
+                .await
+                .map_err(|e| AskError::Refused {
+                    node,
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+        }
+        match self.ask_encoded(&node, Protocol::Index, encoded).await? {
+            Message::Ack => Ok(()),
+            other => Err(AskError::Net {
+                node,
+                reason: format!("unexpected answer to an index put: {other:?}"),
+            }),
+        }
+    }
+
+    /// The entry of `key` (a tombstone too) by quorum read.
+    pub async fn index_get(
+        self: &Arc<Self>,
+        bucket: BucketId,
+        key: String,
+    ) -> Result<IndexRead, IndexError> {
+        check_key(&key).map_err(|e| IndexError::invalid(e.to_string()))?;
+        let answers = self
+            .index_read(bucket, Message::IndexGet { bucket, key })
+            .await?;
+        let read = merge_answers(&answers, None);
+        self.repair_index(&answers, &read);
+        Ok(read)
+    }
+
+    /// A page of entries under `prefix` after `after` (tombstones too) by
+    /// quorum read.
+    pub async fn index_list(
+        self: &Arc<Self>,
+        bucket: BucketId,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<IndexRead, IndexError> {
+        let limit = limit.clamp(1, INDEX_PAGE_MAX);
+        let request = Message::IndexList {
+            bucket,
+            prefix,
+            after,
+            limit,
+        };
+        let answers = self.index_read(bucket, request).await?;
+        let read = merge_answers(&answers, Some(limit as usize));
+        self.repair_index(&answers, &read);
+        Ok(read)
+    }
+
+    /// The evidence for a bill of `period` by quorum read: the last usage
+    /// signed by `until_ms`, and the most bytes per serving node.
+    pub async fn index_evidence(
+        self: &Arc<Self>,
+        bucket: BucketId,
+        period: u64,
+        until_ms: u64,
+    ) -> Result<Evidence, IndexError> {
+        let request = Message::IndexEvidenceRequest {
+            bucket,
+            period,
+            until_ms,
+        };
+        let answers = self.index_read(bucket, request).await?;
+        let mut merged = Evidence::default();
+        let mut receipts: BTreeMap<NodeId, Signed<BandwidthReceipt>> = BTreeMap::new();
+        for (_, answer) in answers {
+            let Answer::Evidence(evidence) = answer else {
+                continue;
+            };
+            if let Some(u) = evidence.usage
+                && merged
+                    .usage
+                    .as_ref()
+                    .is_none_or(|c| u.body.seq > c.body.seq)
+            {
+                merged.usage = Some(u);
+            }
+            for receipt in evidence.receipts {
+                match receipts.get(&receipt.body.node) {
+                    Some(have) if have.body.bytes >= receipt.body.bytes => {}
+                    _ => {
+                        receipts.insert(receipt.body.node, receipt);
+                    }
+                }
+            }
+        }
+        merged.receipts = receipts.into_values().collect();
+        Ok(merged)
+    }
+
+    /// Asks every replica and returns the first quorum's answers.
+    async fn index_read(
+        self: &Arc<Self>,
+        bucket: BucketId,
+        request: Message,
+    ) -> Result<Vec<(NodeId, Answer)>, IndexError> {
+        let replicas = self.index_replicas(&bucket)?;
+        let wanted = quorum(replicas.len());
+        let mut pending: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|node| {
+                let (inner, node, request) = (self.clone(), *node, request.clone());
+                async move { (node, inner.read_index_on(node, request).await) }
+            })
+            .collect();
+        let (mut answers, mut failures) = (Vec::new(), Vec::new());
+        while let Some((node, outcome)) = pending.next().await {
+            match outcome {
+                Ok(answer) => answers.push((node, answer)),
+                Err(err) => failures.push(err),
+            }
+            if answers.len() >= wanted {
+                return Ok(answers);
+            }
+        }
+        Err(IndexError::Quorum {
+            bucket,
+            wanted,
+            got: answers.len(),
+            failures,
+        })
+    }
+
+    /// One replica's answer to a read.
+    async fn read_index_on(&self, node: NodeId, request: Message) -> Result<Answer, AskError> {
+        let answer = if node == self.node_id() {
+            read_local(self, request)
+        } else {
+            self.ask(&node, Protocol::Index, &request).await?
+        };
+        match answer {
+            Message::IndexEntries { entries, usage } => Ok(Answer::Entries(entries, usage)),
+            Message::IndexEvidence { usage, receipts } => {
+                Ok(Answer::Evidence(Evidence { usage, receipts }))
+            }
+            Message::Error { code, message } => Err(AskError::Refused {
+                node,
+                code,
+                message,
+            }),
+            other => Err(AskError::Net {
+                node,
+                reason: format!("unexpected answer to an index read: {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends each replica that answered the winners it lacked (in the background).
+    fn repair_index(self: &Arc<Self>, answers: &[(NodeId, Answer)], read: &IndexRead) {
+        for (node, answer) in answers {
+            let Answer::Entries(entries, usage) = answer else {
+                continue;
+            };
+            let have: BTreeMap<&str, &Signed<ObjectEntry>> =
+                entries.iter().map(|e| (e.body.key.as_str(), e)).collect();
+            let stale: Vec<Signed<ObjectEntry>> = read
+                .entries
+                .iter()
+                .filter(|w| have.get(w.body.key.as_str()).is_none_or(|h| newer(w, h)))
+                .cloned()
+                .collect();
+            let usage_stale = match (&read.usage, usage) {
+                (Some(w), Some(h)) => w.body.seq > h.body.seq,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if stale.is_empty() && !usage_stale {
+                continue;
+            }
+            let batch = Batch {
+                entries: stale,
+                usages: if usage_stale {
+                    read.usage.iter().cloned().collect()
+                } else {
+                    Vec::new()
+                },
+                receipts: Vec::new(),
+            };
+            let (inner, node) = (self.clone(), *node);
+            tokio::spawn(async move {
+                let encoded = put_message(&batch).to_bytes();
+                if let Err(err) = inner.put_index_on(node, batch, encoded).await {
+                    tracing::debug!(%node, %err, "index read repair failed");
+                }
+            });
+        }
+    }
+}
+
+/// The index put carrying `batch` (at most one usage: [`check_write`]).
+fn put_message(batch: &Batch) -> Message {
+    Message::IndexPut {
+        entries: batch.entries.clone(),
+        usage: batch.usages.first().cloned(),
+        receipts: batch.receipts.clone(),
+    }
+}
+
+/// Merges replicas' entry answers: newest entry per key, highest usage.
+/// For a list page (`page`), a replica that filled its page knows nothing
+/// past its last key, so the merge stops at the smallest such last key and
+/// reports `more`.
+fn merge_answers(answers: &[(NodeId, Answer)], page: Option<usize>) -> IndexRead {
+    let mut winners: BTreeMap<String, Signed<ObjectEntry>> = BTreeMap::new();
+    let mut usage: Option<Signed<BucketUsage>> = None;
+    let mut horizon: Option<&str> = None;
+    for (_, answer) in answers {
+        let Answer::Entries(entries, their_usage) = answer else {
+            continue;
+        };
+        for entry in entries {
+            match winners.get(&entry.body.key) {
+                Some(current) if !newer(entry, current) => {}
+                _ => {
+                    winners.insert(entry.body.key.clone(), entry.clone());
+                }
+            }
+        }
+        if let Some(u) = their_usage
+            && usage.as_ref().is_none_or(|c| u.body.seq > c.body.seq)
+        {
+            usage = Some(u.clone());
+        }
+        if let (Some(limit), Some(last)) = (page, entries.last())
+            && entries.len() >= limit
+        {
+            let last = last.body.key.as_str();
+            horizon = Some(horizon.map_or(last, |h| h.min(last)));
+        }
+    }
+    let mut entries: Vec<_> = winners
+        .into_values()
+        .filter(|e| horizon.is_none_or(|h| e.body.key.as_str() <= h))
+        .collect();
+    if let Some(limit) = page {
+        entries.truncate(limit);
+    }
+    IndexRead {
+        entries,
+        usage,
+        more: horizon.is_some(),
+    }
+}
+
+/// This node's answer to a get, list or evidence request from its own table.
+fn read_local(inner: &Inner, request: Message) -> Message {
+    let table = inner.index.table();
+    let answer = match request {
+        Message::IndexGet { bucket, key } => table.get(&bucket, &key).and_then(|e| {
+            Ok(Message::IndexEntries {
+                entries: e.into_iter().collect(),
+                usage: table.usage(&bucket)?,
+            })
+        }),
+        Message::IndexList {
+            bucket,
+            prefix,
+            after,
+            limit,
+        } => table
+            .list(
+                &bucket,
+                &prefix,
+                after.as_deref(),
+                limit.clamp(1, INDEX_PAGE_MAX) as usize,
+            )
+            .and_then(|entries| {
+                Ok(Message::IndexEntries {
+                    entries,
+                    usage: table.usage(&bucket)?,
+                })
+            }),
+        Message::IndexEvidenceRequest {
+            bucket,
+            period,
+            until_ms,
+        } => table.usage_until(&bucket, until_ms).and_then(|usage| {
+            Ok(Message::IndexEvidence {
+                usage,
+                receipts: table.receipts(&bucket, period)?,
+            })
+        }),
+        other => {
+            return Message::error(
+                ErrorCode::BadRequest,
+                format!("not an index read: {}", super::gossip::kind_of(&other)),
+            );
+        }
+    };
+    answer.unwrap_or_else(|err| Message::error(ErrorCode::Internal, err.to_string()))
+}
+
+/// Answers another node's index put: checked against the ledger and this
+/// node's membership in the bucket's cluster, then merged durably.
+pub(crate) async fn on_index_put(inner: &Arc<Inner>, batch: Batch) -> Message {
+    let checked = {
+        let chain = inner.chain();
+        let state = chain.state();
+        check_write(state, &batch).and_then(|bucket| {
+            let cluster = state
+                .bucket(&bucket)
+                .map(|b| b.cluster)
+                .ok_or(IndexError::UnknownBucket { bucket })?;
+            let me = inner.node_id();
+            if cluster_nodes(state, &cluster).iter().any(|n| n.node == me) {
+                Ok(())
+            } else {
+                Err(IndexError::NotReplica {
+                    node: me,
+                    bucket,
+                    cluster,
+                })
+            }
+        })
+    };
+    let written = match checked {
+        Ok(()) => inner.index.write(batch).await,
+        Err(err) => Err(err),
+    };
+    match written {
+        Ok(()) => Message::Ack,
+        Err(err) => Message::error(err.code(), err.to_string()),
+    }
+}
+
+/// Answers another node's index get, list or evidence request.
+pub(crate) fn on_index_read(inner: &Inner, request: Message) -> Message {
+    read_local(inner, request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_ledger::ObjectRef;
+    use peercloud_types::{Hash32, Keypair};
+
+    fn entry(key: &str, at_ms: u64) -> Signed<ObjectEntry> {
+        Signed::new(
+            ObjectEntry {
+                bucket: BucketId(Hash32([1; 32])),
+                key: key.to_owned(),
+                object: Some(ObjectRef {
+                    manifest: ContentId::of(key.as_bytes()),
+                    size: at_ms,
+                }),
+                at_ms,
+            },
+            &Keypair::from_seed(&[4; 32]),
+        )
+    }
+
+    fn node(i: u8) -> NodeId {
+        Keypair::from_seed(&[i; 32]).node_id()
+    }
+
+    #[test]
+    fn a_merge_takes_the_newest_per_key_and_stops_where_a_full_page_stopped() {
+        let a = (
+            node(1),
+            Answer::Entries(vec![entry("a", 1), entry("b", 5)], None),
+        );
+        let b = (
+            node(2),
+            Answer::Entries(vec![entry("a", 2), entry("c", 1)], None),
+        );
+        let read = merge_answers(&[a.clone(), b.clone()], None);
+        let got: Vec<_> = read
+            .entries
+            .iter()
+            .map(|e| (e.body.key.as_str(), e.body.at_ms))
+            .collect();
+        assert_eq!(got, [("a", 2), ("b", 5), ("c", 1)]);
+        assert!(!read.more);
+        // Pages of 2: replica a knows nothing past "b", so "c" waits for the next page.
+        let read = merge_answers(&[a, b], Some(2));
+        let got: Vec<_> = read.entries.iter().map(|e| e.body.key.as_str()).collect();
+        assert_eq!(got, ["a", "b"]);
+        assert!(read.more);
+    }
+
+    #[test]
+    fn quorum_is_a_strict_majority() {
+        assert_eq!([1, 2, 3, 4, 5].map(quorum), [1, 2, 2, 3, 3]);
+    }
+}
