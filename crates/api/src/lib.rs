@@ -6,6 +6,7 @@
 //! unchanged; amounts travel as decimal PCL strings, never floats.
 
 mod canonical;
+mod earnings;
 mod error;
 mod objects;
 mod storage;
@@ -17,9 +18,10 @@ use peercloud_types::{
 use serde::{Deserialize, Serialize};
 
 pub use canonical::{Canonical, HexBytes};
+pub use earnings::*;
 pub use error::{ApiError, ErrorCode};
 pub use objects::{
-    EvidenceQuery, EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
+    EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
 };
 pub use storage::*;
 

@@ -79,3 +79,18 @@ pub struct IndexView {
     /// A list stopped at its limit: ask again with `after` = the last key.
     pub more: bool,
 }
+
+/// `GET /v1/buckets/{id}/health`: every live object's pieces checked where
+/// the cluster placed them (an audit each, no download): how many are lost
+/// now. The bucket's index replicas rebuild lost pieces by themselves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthView {
+    /// Live objects checked.
+    pub objects: usize,
+    /// Pieces checked (manifests, copies of replicated chunks, erasure pieces).
+    pub pieces: usize,
+    /// Pieces (or copies) lost now: missing, corrupt, or on a node that did not answer.
+    pub lost: usize,
+    /// Objects that could not be checked, and why.
+    pub problems: Vec<String>,
+}

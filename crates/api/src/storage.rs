@@ -456,6 +456,7 @@ mod tests {
             proposals,
             next_proposal: 5,
             open_buckets: 1,
+            audit_reports: BTreeMap::new(),
         };
         let view = ClusterView::new(id, &record);
         let json = serde_json::to_value(&view).unwrap();

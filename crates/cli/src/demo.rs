@@ -1,13 +1,20 @@
-//! `peercloud demo`: the run-once flow end to end across real node processes.
+//! `peercloud demo`: the run-once flow end to end across real node processes,
+//! then storage.
 //!
-//! It starts a devnet — a validator and five providers, each its own
+//! It starts a devnet — a validator and seven providers, each its own
 //! `peercloud node` process talking libp2p on loopback — in a temporary
 //! directory, and drives it through the first provider's API as a user would. It renders
 //! a picture by sending one `render` job per tile (each run on k = 2 nodes whose
 //! digests must agree), stitches the tiles into `render.png`, counts the words
-//! of a small corpus, and prints each job's phase timeline and every account's
-//! balance before and after. Exits non-zero if anything failed or if the books
-//! do not balance.
+//! of a small corpus, and prints each job's phase timeline. Then the storage
+//! act (`storage.rs`): a funded bucket in the devnet's cluster, an RS(4+2)
+//! object and the picture put into it, a provider killed, the read still
+//! working, the repair, and each farmer's storage and bandwidth earnings
+//! after a few 2 s billing periods. Last, every account's balance before and
+//! after. Exits non-zero if anything failed, if the running nodes disagree
+//! on the state root or if the books do not balance.
+
+mod storage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +39,9 @@ const DEMO_DEADLINE_SECS: u64 = 60;
 /// Demo options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Providers in the grid (at least 3: chunks keep 3 replicas on distinct nodes).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=32))]
+    /// Providers in the grid (at least 7: RS(4+2) keeps each object's six
+    /// pieces of a group on six distinct nodes even after one is killed).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(7..=32))]
     providers: u16,
     /// Picture width in pixels.
     #[arg(long, default_value_t = 768)]
@@ -80,6 +88,9 @@ fn accounts(
     }
     let treasury = Keypair::load(&node_dir(dir, 0).join(OWNER_KEY_FILE))?;
     out.push(("treasury".to_owned(), treasury.account_id()));
+    // The storage cluster's creator: paid the managers' fee on every bill.
+    let manager = peercloud_devnet::cluster::manager_key(dir)?;
+    out.push(("cluster manager".to_owned(), manager.account_id()));
     Ok(out)
 }
 
@@ -95,17 +106,24 @@ fn holdings(client: &NodeClient, accounts: &[(String, AccountId)]) -> anyhow::Re
         .collect()
 }
 
-/// Waits until every node has the validator's tip, then checks they all hold
-/// the same state root and that the books balance.
-fn check_agreement(devnet: &Devnet) -> anyhow::Result<Books> {
-    let clients = devnet
+/// Waits until every running node (all but those of `down`) has the
+/// validator's tip, then checks they all hold the same state root and that
+/// the books balance.
+fn check_agreement(devnet: &Devnet, down: &[usize]) -> anyhow::Result<Books> {
+    let running: Vec<_> = devnet
         .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !down.contains(i))
+        .map(|(_, n)| n)
+        .collect();
+    let clients = running
         .iter()
         .map(|n| NodeClient::from_node_dir(&n.dir))
         .collect::<Result<Vec<_>, _>>()?;
     let target = clients[0].ledger()?;
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    for (client, node) in clients.iter().zip(&devnet.nodes) {
+    for (client, node) in clients.iter().zip(&running) {
         loop {
             let view = client.ledger()?;
             if view.height >= target.height {
@@ -141,14 +159,17 @@ fn check_agreement(devnet: &Devnet) -> anyhow::Result<Books> {
         height: target.height,
         root: target.state_root,
         supply: target.supply,
+        nodes: running.len(),
     })
 }
 
-/// What every node agreed on at the end.
+/// What every running node agreed on at the end.
 struct Books {
     height: u64,
     root: Hash32,
     supply: Amount,
+    /// How many nodes agreed (the running ones).
+    nodes: usize,
 }
 
 /// A devnet started for the demo, with the user's wallet and node.
@@ -176,12 +197,48 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
             temp.path().to_owned()
         }
     };
-    let stage = start(&dir, usize::from(args.providers), json)?;
+    let mut stage = start(&dir, usize::from(args.providers), json)?;
     let before = holdings(&stage.client, &stage.accounts)?;
-    check_agreement(&stage.devnet)?;
+    check_agreement(&stage.devnet, &[])?;
 
-    let mut reports = render(&stage, &args, json)?;
-    let wordcount = wordcount(&stage)?;
+    let (reports, counts) = compute(&stage, &args, json)?;
+    let jobs = Jobs {
+        reports: &reports,
+        counts: &counts,
+    };
+    if !json {
+        jobs.print(&args);
+    }
+    let storage = storage::run(&mut stage, &args.out, json)?;
+
+    // The books: every running node agrees on the state root, supply is conserved.
+    let books = check_agreement(&stage.devnet, &[storage.killed()])?;
+    let after = holdings(&stage.client, &stage.accounts)?;
+    let summary = Summary {
+        jobs,
+        accounts: &stage.accounts,
+        before: &before,
+        after: &after,
+        books: &books,
+        killed: storage.killed(),
+    };
+    if json {
+        let mut value = summary.json(&args);
+        value["storage"] = storage.json();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        summary.print();
+        println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
+    }
+    drop(stage);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The compute part: the picture's tiles, then the word count; the reports
+/// (wordcount's last) and wordcount's `counts.json`.
+fn compute(stage: &Stage, args: &DemoArgs, json: bool) -> anyhow::Result<(Vec<JobReport>, String)> {
+    let mut reports = render(stage, args, json)?;
+    let wordcount = wordcount(stage)?;
     let counts = wordcount
         .outputs
         .iter()
@@ -189,27 +246,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
         .context("wordcount produced no counts.json")?;
     reports.push(wordcount);
-
-    // The books: every node agrees on the state root, supply is conserved.
-    let books = check_agreement(&stage.devnet)?;
-    let after = holdings(&stage.client, &stage.accounts)?;
-    let summary = Summary {
-        reports: &reports,
-        accounts: &stage.accounts,
-        before: &before,
-        after: &after,
-        books: &books,
-        counts: &counts,
-        nodes: stage.devnet.nodes.len(),
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary.json(&args))?);
-    } else {
-        summary.print(&args);
-        println!("Done in {:.1}s.", started.elapsed().as_secs_f64());
-    }
-    drop(stage);
-    Ok(ExitCode::SUCCESS)
+    Ok((reports, counts))
 }
 
 /// Writes the devnet into `dir` (funding the user's wallet there), starts
@@ -233,7 +270,9 @@ fn start(dir: &Path, providers: usize, json: bool) -> anyhow::Result<Stage> {
             dir.display()
         );
     }
-    let devnet = Devnet::up(dir, providers, &options).context("starting the devnet")?;
+    let terms = storage::cluster_terms(providers);
+    let devnet =
+        Devnet::up_with_terms(dir, providers, &options, terms).context("starting the devnet")?;
     if !json {
         for n in &devnet.nodes {
             println!(
@@ -367,18 +406,14 @@ fn wordcount(stage: &Stage) -> anyhow::Result<JobReport> {
     run_job(&stage.client, &stage.user, &bundle, &RunOptions::default()).context("wordcount")
 }
 
-/// Everything the demo prints at the end.
-struct Summary<'a> {
+/// The compute part's outcome: the jobs' reports and wordcount's counts.
+#[derive(Clone, Copy)]
+struct Jobs<'a> {
     reports: &'a [JobReport],
-    accounts: &'a [(String, AccountId)],
-    before: &'a Holdings,
-    after: &'a Holdings,
-    books: &'a Books,
     counts: &'a str,
-    nodes: usize,
 }
 
-impl Summary<'_> {
+impl Jobs<'_> {
     fn distinct_nodes(&self) -> usize {
         self.reports
             .iter()
@@ -387,9 +422,8 @@ impl Summary<'_> {
             .len()
     }
 
-    fn json(&self, args: &DemoArgs) -> serde_json::Value {
-        let jobs: Vec<_> = self
-            .reports
+    fn json(&self) -> Vec<serde_json::Value> {
+        self.reports
             .iter()
             .map(|r| {
                 serde_json::json!({
@@ -400,23 +434,10 @@ impl Summary<'_> {
                     "refunded": r.refunded.to_string(), "fuel": r.fuel, "digest": r.digest.to_string(),
                 })
             })
-            .collect();
-        let balances: BTreeMap<_, _> = self
-            .accounts
-            .iter()
-            .map(|(label, id)| {
-                let ((b0, s0), (b1, s1)) = (self.before[label], self.after[label]);
-                (label.clone(), serde_json::json!({"account": id.to_string(), "balance_before": b0.to_string(),
-                    "stake_before": s0.to_string(), "balance_after": b1.to_string(), "stake_after": s1.to_string()}))
-            })
-            .collect();
-        serde_json::json!({"jobs": jobs, "balances": balances, "picture": args.out.display().to_string(),
-            "ledger_height": self.books.height, "state_root": self.books.root.to_string(),
-            "supply": self.books.supply.to_string(),
-            "nodes_used": self.distinct_nodes(),
-            "wordcount": serde_json::from_str::<serde_json::Value>(self.counts).ok()})
+            .collect()
     }
 
+    /// Each job's timeline and pay, the picture and the word count.
     fn print(&self, args: &DemoArgs) {
         let redundancy = self.reports.first().map_or(0, |r| r.nodes.len());
         println!("Jobs (each run on {redundancy} nodes; digests compared before payment):");
@@ -446,6 +467,40 @@ impl Summary<'_> {
         );
         println!("Word count: {}", summarise_counts(self.counts));
         println!();
+    }
+}
+
+/// Everything the demo prints at the end.
+struct Summary<'a> {
+    jobs: Jobs<'a>,
+    accounts: &'a [(String, AccountId)],
+    before: &'a Holdings,
+    after: &'a Holdings,
+    books: &'a Books,
+    /// The provider the storage act killed.
+    killed: usize,
+}
+
+impl Summary<'_> {
+    fn json(&self, args: &DemoArgs) -> serde_json::Value {
+        let balances: BTreeMap<_, _> = self
+            .accounts
+            .iter()
+            .map(|(label, id)| {
+                let ((b0, s0), (b1, s1)) = (self.before[label], self.after[label]);
+                (label.clone(), serde_json::json!({"account": id.to_string(), "balance_before": b0.to_string(),
+                    "stake_before": s0.to_string(), "balance_after": b1.to_string(), "stake_after": s1.to_string()}))
+            })
+            .collect();
+        serde_json::json!({"jobs": self.jobs.json(), "balances": balances, "picture": args.out.display().to_string(),
+            "ledger_height": self.books.height, "state_root": self.books.root.to_string(),
+            "supply": self.books.supply.to_string(), "nodes_agreeing": self.books.nodes,
+            "nodes_used": self.jobs.distinct_nodes(),
+            "wordcount": serde_json::from_str::<serde_json::Value>(self.jobs.counts).ok()})
+    }
+
+    /// Every account's balance before and after, and the ledger's state.
+    fn print(&self) {
         println!(
             "{:<16} {:>18} {:>18} {:>10}",
             "account", "balance before", "balance after", "stake"
@@ -464,9 +519,10 @@ impl Summary<'_> {
         println!();
         let root = self.books.root.to_string();
         println!(
-            "Ledger: {} blocks; all {} nodes hold state root {}; supply conserved ({} PCL).",
+            "Ledger: {} blocks; all {} running nodes (node-{} was killed) hold state root {}; supply conserved ({} PCL).",
             self.books.height + 1,
-            self.nodes,
+            self.books.nodes,
+            self.killed,
             root.get(..16).unwrap_or(&root),
             self.books.supply
         );

@@ -8,6 +8,7 @@ mod color;
 mod demo;
 mod devnet;
 mod display;
+mod earnings;
 mod job;
 mod ledger;
 mod node;
@@ -93,6 +94,10 @@ fn main() -> ExitCode {
     let data_dir = paths::data_dir(cli.data_dir.as_deref());
     let result = match cli.command {
         Command::Demo(args) => demo::run(args, cli.json),
+        Command::Node(node::NodeArgs {
+            command: Some(node::NodeCommand::Earnings { limit }),
+            ..
+        }) => earnings::run(limit, cli.data_dir.as_deref(), &cli.node_api, cli.json),
         Command::Node(args) => {
             let dir = match cli.data_dir.clone() {
                 Some(dir) => Ok(dir),

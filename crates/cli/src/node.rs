@@ -1,14 +1,15 @@
 //! `peercloud node`: runs this machine as a grid member until Ctrl-C.
 //! Settings: a flag beats its environment variable (clap reads both), which
 //! beats `<data-dir>/config.toml` (or `--config`), which beats the default.
+//! `peercloud node earnings` asks a running node instead (`earnings.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
-use peercloud_api::Role;
+use clap::{Args, Subcommand};
+use peercloud_api::{EARNINGS_LIMIT_MAX, Role};
 use peercloud_node::config::{NodeConfig, Settings};
 use peercloud_node::daemon::Node;
 use peercloud_node::ready::Ready;
@@ -24,7 +25,11 @@ const BLOCKING_THREAD_IDLE: Duration = Duration::from_secs(1);
 
 /// Options of `peercloud node`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
+    /// Ask a running node instead of running one.
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
     /// A TOML config file (default: <data-dir>/config.toml when present).
     #[arg(long, env = "PEERCLOUD_CONFIG")]
     config: Option<PathBuf>,
@@ -58,6 +63,25 @@ pub struct NodeArgs {
     /// Stop when standard input closes (set by `devnet up` for its children).
     #[arg(long, hide = true)]
     stop_with_parent: bool,
+}
+
+/// What to ask a running node (the API options say which: `--node-dir DIR`
+/// for your own node's data directory).
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// What the node earned from storage: totals (storage, bandwidth, per
+    /// bucket), its reputation and the stake it locked in clusters, then its
+    /// most recent payments.
+    Earnings {
+        /// Recent payments to list, newest first (0 lists none).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 20,
+            value_parser = clap::value_parser!(u32).range(0..=i64::from(EARNINGS_LIMIT_MAX))
+        )]
+        limit: u32,
+    },
 }
 
 impl NodeArgs {

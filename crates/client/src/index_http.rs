@@ -3,7 +3,7 @@
 //! `/` kept), prefixes and markers in the query.
 
 use peercloud_api::{
-    EvidenceQuery, EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
+    EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
 };
 use peercloud_ledger::{BucketId, ClusterId};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -25,6 +25,9 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// How long a bucket's health check may take (it audits every piece).
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `{sep}cluster=ID` when a cluster is given, else nothing.
 pub(crate) fn scope_query(sep: char, cluster: Option<&ClusterId>) -> String {
@@ -67,6 +70,14 @@ impl NodeClient {
             route.push_str(&format!("&until_ms={until}"));
         }
         self.get_json(&route)
+    }
+
+    /// `GET /v1/buckets/{id}/health`: every live object's pieces checked.
+    /// Slow for a large bucket (an audit per piece), so it waits longer.
+    pub fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
+        let url = self.url(&format!("/buckets/{}/health", bucket.0));
+        let response = self.send(self.http.get(&url), &url, HEALTH_TIMEOUT)?;
+        crate::decode_json(response, &url, HEALTH_TIMEOUT)
     }
 
     /// `GET /v1/buckets/{id}/objects?prefix=…&after=…&limit=…`: a page.

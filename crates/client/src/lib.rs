@@ -23,6 +23,7 @@
 //! nothing unverified leaves the client.
 
 pub mod bucket;
+mod earnings_http;
 mod error;
 pub mod flow;
 mod index_http;
@@ -46,9 +47,9 @@ use serde::de::DeserializeOwned;
 
 use peercloud_api::{
     API_ADDR_FILE, API_PREFIX, AccountView, ApiError, BucketView, Canonical, ClusterView,
-    DispatchRequest, DispatchResponse, ErrorCode, EvidenceQuery, EvidenceView, IndexView,
-    IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery, OffersRequest, OffersResponse,
-    SERVED_BY_HEADER, StatusView, SubmitTx, TOKEN_FILE, TxReceipt, WaitQuery,
+    DispatchRequest, DispatchResponse, ErrorCode, EvidenceQuery, EvidenceView, HealthView,
+    IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery, OffersRequest,
+    OffersResponse, SERVED_BY_HEADER, StatusView, SubmitTx, TOKEN_FILE, TxReceipt, WaitQuery,
 };
 
 pub use bucket::{BucketError, ObjectItem, ObjectPut};
@@ -481,6 +482,12 @@ impl NodeApi for NodeClient {
         query: &EvidenceQuery,
     ) -> Result<EvidenceView, ClientError> {
         NodeClient::index_evidence(self, bucket, query)
+    }
+    fn earnings(&self, limit: Option<u32>) -> Result<peercloud_api::EarningsView, ClientError> {
+        NodeClient::earnings(self, limit)
+    }
+    fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
+        NodeClient::bucket_health(self, bucket)
     }
 }
 

@@ -5,9 +5,9 @@
 //! written once, over this trait.
 
 use peercloud_api::{
-    AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EvidenceQuery,
-    EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery,
-    OffersRequest, OffersResponse, TxReceipt, WaitQuery,
+    AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EarningsView,
+    EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, JobView,
+    LedgerView, ListQuery, OffersRequest, OffersResponse, TxReceipt, WaitQuery,
 };
 use peercloud_ledger::{BucketId, ClusterId, Tx};
 use peercloud_store::VerifiedChunk;
@@ -116,6 +116,15 @@ pub trait NodeApi: Send + Sync {
         bucket: &BucketId,
         query: &EvidenceQuery,
     ) -> Result<EvidenceView, ClientError>;
+
+    /// What the node earned from storage (totals, per bucket, the newest
+    /// `limit` payments; the node's default when `None`) and how it stands:
+    /// reputation, stake, stake locked in clusters.
+    fn earnings(&self, limit: Option<u32>) -> Result<EarningsView, ClientError>;
+
+    /// Every live object of `bucket` checked where the cluster placed its
+    /// pieces: how many are lost now.
+    fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError>;
 }
 
 impl<T: NodeApi + ?Sized> NodeApi for &T {
@@ -199,5 +208,11 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
         query: &EvidenceQuery,
     ) -> Result<EvidenceView, ClientError> {
         (**self).index_evidence(bucket, query)
+    }
+    fn earnings(&self, limit: Option<u32>) -> Result<EarningsView, ClientError> {
+        (**self).earnings(limit)
+    }
+    fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
+        (**self).bucket_health(bucket)
     }
 }

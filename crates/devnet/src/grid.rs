@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use peercloud_api::{
     AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EvidenceQuery,
-    EvidenceView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView, ListQuery,
-    OffersRequest, OffersResponse, TxReceipt, WaitQuery,
+    EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView,
+    ListQuery, OffersRequest, OffersResponse, TxReceipt, WaitQuery,
 };
 use peercloud_client::{ClientError, NodeApi};
 use peercloud_ledger::{BucketId, ClusterId, ClusterTerms, Tx};
@@ -410,6 +410,16 @@ impl NodeApi for InProcessNode {
         Ok(self
             .runtime
             .block_on(self.service.index_evidence(*bucket, *query))?)
+    }
+
+    fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
+        Ok(self.runtime.block_on(self.service.bucket_health(*bucket))?)
+    }
+
+    fn earnings(&self, limit: Option<u32>) -> Result<peercloud_api::EarningsView, ClientError> {
+        Ok(self
+            .service
+            .earnings(peercloud_api::EarningsQuery { limit })?)
     }
 
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use peercloud_api::TOKEN_FILE;
 use peercloud_client::{NodeClient, read_token_file};
-use peercloud_ledger::{ClusterId, GenesisConfig, Params};
+use peercloud_ledger::{ClusterId, ClusterTerms, GenesisConfig, Params};
 use peercloud_types::{AccountId, Amount, Hash32};
 
 use peercloud_node::config::{CONFIG_FILE, Settings};
@@ -24,7 +24,7 @@ use peercloud_node::ready::Ready;
 
 use crate::amounts::{
     FARMER_STAKE_TOKENS, FARMER_TOKENS, LOCATIONS, MANAGER_TOKENS, SLASH_BPS,
-    STAKE_MIN_TO_SERVE_TOKENS, TX_FEE, USER_TOKENS,
+    STAKE_MIN_TO_SERVE_TOKENS, TX_FEE, USER_TOKENS, cluster_terms,
 };
 use crate::cluster::{self, ClusterError, manager_key_path};
 
@@ -249,6 +249,18 @@ impl Devnet {
     /// sets up the devnet's storage cluster (or finds it, on a restart):
     /// returns once every node shows it with every provider active.
     pub fn up(dir: &Path, providers: usize, options: &UpOptions) -> Result<Devnet, DevnetError> {
+        Devnet::up_with_terms(dir, providers, options, cluster_terms(providers))
+    }
+
+    /// [`Devnet::up`] whose storage cluster, when it creates one, has
+    /// `terms` (a billing period of seconds, say, to watch bills come); a
+    /// restarted devnet keeps the cluster it has.
+    pub fn up_with_terms(
+        dir: &Path,
+        providers: usize,
+        options: &UpOptions,
+        terms: ClusterTerms,
+    ) -> Result<Devnet, DevnetError> {
         let mut nodes = Vec::with_capacity(providers + 1);
         let validator = spawn(dir, 0, None, options)?;
         let bootstrap = validator.ready.p2p.clone();
@@ -265,13 +277,14 @@ impl Devnet {
         for started in pending {
             devnet.nodes.push(wait_ready(started)?);
         }
-        devnet.cluster = devnet.set_up_cluster()?;
+        devnet.cluster = devnet.set_up_cluster(terms)?;
         Ok(devnet)
     }
 
-    /// Sets up the storage cluster through the validator's API and waits
-    /// until every node's API shows it whole; returns its id.
-    fn set_up_cluster(&self) -> Result<ClusterId, DevnetError> {
+    /// Sets up the storage cluster (with `terms` when it creates it) through
+    /// the validator's API and waits until every node's API shows it whole;
+    /// returns its id.
+    fn set_up_cluster(&self, terms: ClusterTerms) -> Result<ClusterId, DevnetError> {
         let clients = self
             .nodes
             .iter()
@@ -293,7 +306,6 @@ impl Devnet {
         let Some(validator) = clients.first() else {
             return Err(DevnetError::Size(0));
         };
-        let terms = crate::amounts::cluster_terms(farmers.len());
         let view = cluster::ensure(validator, &manager, &farmers, terms)?;
         cluster::wait_seen(&clients, &view.id, farmers.len())?;
         Ok(view.id)

@@ -5,7 +5,9 @@
 //! treasury, then its handler. Handlers mutate the state freely; on any error
 //! the journal rolls back everything the transaction did, fee and nonce
 //! included, so a refused transaction leaves no trace. Job handlers live in
-//! `jobs.rs`; accounts, stake and nodes here; balance moves in `funds.rs`.
+//! `jobs.rs`; clusters, buckets and audits in `clusters.rs`, `buckets.rs`
+//! and `audits.rs`; accounts, stake and nodes here; balance moves in
+//! `funds.rs`.
 
 use peercloud_types::{AccountId, Amount, NodeId, PriceSheet, Resources, Signed};
 
@@ -17,7 +19,7 @@ use crate::params::{GENESIS_ALLOCATIONS_MAX, REPUTATION_START};
 use crate::records::NodeRecord;
 use crate::state::State;
 use crate::tx::{Tx, TxKind, verify_registration_proof};
-use crate::{buckets, clusters};
+use crate::{audits, buckets, clusters};
 
 // The type lives in `context.rs`; re-exported so `apply::BlockContext` keeps working.
 pub use crate::context::BlockContext;
@@ -215,6 +217,22 @@ fn execute(
             buckets::bill(state, &signer, bill, ctx, events)
         }
         TxKind::ExpireBucket { bucket } => buckets::expire(state, bucket, ctx, events),
+        TxKind::ReportAudit {
+            cluster,
+            auditor,
+            node,
+            epoch,
+            cid,
+        } => {
+            let report = audits::Report {
+                cluster: *cluster,
+                auditor: *auditor,
+                node: *node,
+                epoch: *epoch,
+                cid: *cid,
+            };
+            audits::report(state, &signer, &report, ctx, events)
+        }
     }
 }
 

@@ -250,6 +250,11 @@ pub(crate) fn bill(
         }
         .into());
     }
+    // The evidence first: a receipt that is not the owner's is refused as
+    // that, whatever the state of the period it names.
+    for (index, receipt) in receipts.iter().enumerate() {
+        check_receipt(&record, &bucket, period, index, receipt)?;
+    }
     if period < record.next_period {
         return Err(StorageError::PeriodAlreadyBilled { bucket, period }.into());
     }
@@ -291,7 +296,6 @@ pub(crate) fn bill(
     let mut seen = BTreeSet::new();
     for (index, receipt) in receipts.iter().enumerate() {
         let body = &receipt.body;
-        check_receipt(&record, &bucket, period, index, receipt)?;
         let owner = match cluster.members.get(&body.node) {
             Some(m) if m.status == MemberStatus::Active => m.owner,
             _ => {

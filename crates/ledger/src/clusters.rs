@@ -9,13 +9,17 @@
 //!   never see terms change under them); members keep the stake they locked.
 //! - A member leaves (or is removed) with its whole stake back. The last
 //!   active member may not leave while the cluster has open buckets (their
-//!   data would have no holder); the managers may still remove it.
+//!   data would have no holder); the managers may still remove it. A member
+//!   judged by its audits leaves through the same path, less a slash
+//!   (`audits.rs`).
+//! - `SetTerms` clears the failed-audit tally: a new billing period
+//!   renumbers the audit epochs.
 //! - A proposal goes stale `PROPOSAL_TTL_MS` after it was made; stale ones
 //!   are dropped when the next proposal is made.
 
 use std::collections::BTreeMap;
 
-use peercloud_types::{AccountId, NodeId};
+use peercloud_types::{AccountId, Amount, NodeId};
 
 use crate::context::BlockContext;
 use crate::error::TxError;
@@ -146,6 +150,7 @@ pub(crate) fn create(
         proposals: BTreeMap::new(),
         next_proposal: 0,
         open_buckets: 0,
+        audit_reports: BTreeMap::new(),
     };
     state.clusters.put(cluster, record);
     events.push(Event::Storage(StorageEvent::ClusterCreated {
@@ -398,11 +403,14 @@ fn execute(
             }
         }
         ClusterAction::Remove(node) => {
-            if let Some(member) = record.members.remove(node) {
-                release_stake(state, cluster, node, &member, events)?;
-            }
+            remove_member(state, record, cluster, node, Amount::ZERO, events)?;
         }
-        ClusterAction::SetTerms(terms) => record.terms = *terms,
+        ClusterAction::SetTerms(terms) => {
+            // A new billing period renumbers the audit epochs: reports
+            // counted under the old numbering would mix with the new.
+            record.terms = *terms;
+            record.audit_reports.clear();
+        }
     }
     events.push(Event::Storage(StorageEvent::ClusterDecided {
         cluster: *cluster,
@@ -412,18 +420,43 @@ fn execute(
     Ok(())
 }
 
-fn release_stake(
+/// Takes `node` out of `record` (the caller writes the record back): the
+/// one way a member leaves, by a decision (`Remove`), by its owner
+/// (`LeaveCluster`) or judged by its audits (`ReportAudit`). `slashed` of
+/// its stake goes to the treasury, the rest back to its owner, so the whole
+/// stake is accounted for; the reports against it go with it (a node that
+/// joins again starts with none).
+pub(crate) fn remove_member(
     state: &mut State,
+    record: &mut ClusterRecord,
     cluster: &ClusterId,
     node: &NodeId,
-    member: &Member,
+    slashed: Amount,
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
-    credit(state, &member.owner, member.stake)?;
+    let member = record.members.remove(node).ok_or(StorageError::NotMember {
+        cluster: *cluster,
+        node: *node,
+    })?;
+    let returned = member
+        .stake
+        .checked_sub(slashed)
+        .ok_or(TxError::Overflow { what: "a slash" })?;
+    if !slashed.is_zero() {
+        let treasury = state.params().treasury;
+        credit(state, &treasury, slashed)?;
+    }
+    credit(state, &member.owner, returned)?;
+    for reports in record.audit_reports.values_mut() {
+        reports.remove(node);
+    }
+    record
+        .audit_reports
+        .retain(|_, reports| !reports.is_empty());
     events.push(Event::Storage(StorageEvent::MemberLeft {
         cluster: *cluster,
         node: *node,
-        stake: member.stake,
+        stake: returned,
     }));
     Ok(())
 }
@@ -464,7 +497,7 @@ pub(crate) fn leave(
         }
         .into());
     }
-    record.members.remove(node);
+    remove_member(state, &mut record, cluster, node, Amount::ZERO, events)?;
     state.clusters.put(*cluster, record);
-    release_stake(state, cluster, node, &member, events)
+    Ok(())
 }

@@ -39,8 +39,10 @@ const META_FORMAT: &str = "format";
 /// withdrawals), and the state root hashes them, so a version-1 chain cannot
 /// be continued: it is refused with [`DbError::UnsupportedFormat`]. 3: the
 /// state root covers the clusters and buckets tables. 4: a bill's usage is
-/// optional (blocks hold transactions in their new encoding).
-const FORMAT_VERSION: u8 = 4;
+/// optional (blocks hold transactions in their new encoding). 5: cluster
+/// records are version 2 (they keep the failed-audit tally, which the state
+/// root hashes), so a version-4 chain's cluster entries no longer decode.
+const FORMAT_VERSION: u8 = 5;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

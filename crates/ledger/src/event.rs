@@ -4,7 +4,7 @@
 //! a job, a requester that its job settled) and to the dashboard. Events are
 //! derived from the state change; they are not part of the state root.
 
-use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId};
+use peercloud_types::{AccountId, Amount, ContentId, Hash32, JobId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::records::ResultClaim;
@@ -162,7 +162,7 @@ pub enum Event {
     Storage(StorageEvent),
 }
 
-/// What a cluster, bucket or billing transaction did.
+/// What a cluster, bucket, billing or audit transaction did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StorageEvent {
     /// A cluster was created.
@@ -208,7 +208,8 @@ pub enum StorageEvent {
         /// What it did.
         action: ClusterAction,
     },
-    /// A member left or was removed; its stake went back to its owner.
+    /// A member left or was removed; its stake went back to its owner
+    /// (less a slash, when its audits were judged failed).
     MemberLeft {
         /// The cluster.
         cluster: ClusterId,
@@ -290,5 +291,33 @@ pub enum StorageEvent {
         expired: bool,
         /// Refunded to the owner.
         refund: Amount,
+    },
+    /// A member reported another's failed audit (every accepted report).
+    AuditReported {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The member that ran the audit.
+        auditor: NodeId,
+        /// The member that failed it.
+        node: NodeId,
+        /// The audit epoch (block time / the cluster's billing period).
+        epoch: u64,
+        /// The piece it was challenged for.
+        cid: ContentId,
+    },
+    /// Enough distinct auditors reported a node in one epoch: `slashed` of
+    /// its member stake went to the treasury, `returned` to its owner, and
+    /// it left the cluster (a `MemberLeft` with `returned` follows).
+    AuditFailed {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node judged.
+        node: NodeId,
+        /// The epoch of the reports.
+        epoch: u64,
+        /// Stake taken to the treasury.
+        slashed: Amount,
+        /// Stake given back to its owner.
+        returned: Amount,
     },
 }

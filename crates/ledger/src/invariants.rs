@@ -2,15 +2,17 @@
 //! debug builds and by tests: supply conserved (balances, stakes, job
 //! escrow, cluster member stakes and bucket deposits add up to what genesis
 //! minted), escrow and deposits never over-released, closed jobs and
-//! buckets hold nothing, counters agree with the records they count.
+//! buckets hold nothing, counters agree with the records they count, audit
+//! tallies hold only active members short of a judgement.
 
 use std::collections::BTreeMap;
 
 use peercloud_types::{AccountId, Amount, JobId, NodeId};
 
+use crate::params::AUDIT_REPORTS_TO_SLASH;
 use crate::records::JobRecord;
 use crate::state::State;
-use crate::storage_records::{BucketId, ClusterId};
+use crate::storage_records::{BucketId, ClusterId, ClusterRecord, MemberStatus};
 
 /// A broken ledger invariant: a bug, never a user error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +102,20 @@ pub enum InvariantError {
         bucket: BucketId,
         /// Held.
         held: Amount,
+    },
+    /// A cluster's failed-audit tally holds an entry it should not: for a
+    /// node that is no active member, or with enough auditors to have
+    /// judged it.
+    #[error("{cluster}'s audit tally of epoch {epoch} holds node {node}, which {reason}")]
+    AuditTally {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The epoch.
+        epoch: u64,
+        /// The node.
+        node: NodeId,
+        /// What is wrong with the entry.
+        reason: &'static str,
     },
     /// A cluster's count of open buckets disagrees with the buckets.
     #[error("{cluster} records {recorded} open buckets, the buckets table holds {counted}")]
@@ -236,6 +252,7 @@ impl State {
             }
         }
         for (cluster, record) in self.clusters.iter() {
+            check_audit_tally(cluster, record)?;
             let counted = open.get(cluster).copied().unwrap_or(0);
             if record.open_buckets != counted {
                 return Err(InvariantError::OpenBuckets {
@@ -247,6 +264,43 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Every node in `record`'s failed-audit tally is an active member that
+/// auditors of fewer than `AUDIT_REPORTS_TO_SLASH` distinct owners reported
+/// (the report that reaches it judges and removes the node, its entries
+/// with it).
+fn check_audit_tally(cluster: &ClusterId, record: &ClusterRecord) -> Result<(), InvariantError> {
+    for (epoch, reports) in &record.audit_reports {
+        for (node, auditors) in reports {
+            let active = record
+                .members
+                .get(node)
+                .is_some_and(|m| m.status == MemberStatus::Active);
+            let reason = if !active {
+                "is not an active member"
+            } else if auditors
+                .iter()
+                .filter_map(|a| record.members.get(a).map(|m| m.owner))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= AUDIT_REPORTS_TO_SLASH
+            {
+                "has enough auditors to have been judged"
+            } else if auditors.is_empty() {
+                "has no auditor"
+            } else {
+                continue;
+            };
+            return Err(InvariantError::AuditTally {
+                cluster: *cluster,
+                epoch: *epoch,
+                node: *node,
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What `job` still holds in escrow, or the invariant it breaks.

@@ -15,10 +15,10 @@ use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, Offer, Signed};
 use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::Event;
-use crate::funds::{account_or_default, credit, debit};
+use crate::funds::{account_or_default, credit, debit, slash_share};
 use crate::params::{
-    BPS_DENOMINATOR, REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING,
-    REPUTATION_PENALTY_NO_MAJORITY, REPUTATION_PENALTY_WITHDRAWN, REPUTATION_REWARD,
+    REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING, REPUTATION_PENALTY_NO_MAJORITY,
+    REPUTATION_PENALTY_WITHDRAWN, REPUTATION_REWARD,
 };
 use crate::records::{Award, JobRecord, JobState, ResultClaim};
 use crate::state::State;
@@ -507,13 +507,9 @@ fn slash(
     owner: &AccountId,
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
-    let slash_bps = u128::from(state.params().slash_bps);
     let treasury = state.params().treasury;
     let mut account = account_or_default(state, owner);
-    let amount = account
-        .stake
-        .checked_mul_div(slash_bps, u128::from(BPS_DENOMINATOR))
-        .ok_or(TxError::Overflow { what: "a slash" })?;
+    let amount = slash_share(state, account.stake)?;
     if amount.is_zero() {
         return Ok(());
     }

@@ -24,16 +24,18 @@
 //!   db       ─► block, params, records, state
 //!   genesis  ─► block, context, params, state, tx        (GenesisConfig, block 0)
 //!   block    ─► apply, context, error, event, params, state, tx
-//!   apply    ─► buckets, clusters, jobs, funds, context, error, event, params,
-//!               records, state, tx
+//!   apply    ─► audits, buckets, clusters, jobs, funds, context, error, event,
+//!               params, records, state, tx
+//!   audits   ─► clusters, funds, context, error, event, params, state,
+//!               storage_error, storage_records          (failed audits, judgement)
 //!   buckets  ─► billing, clusters, funds, context, error, event, params, state,
 //!               storage_error, storage_records
 //!   clusters ─► funds, context, error, event, params, state, storage_error,
 //!               storage_records
 //!   jobs     ─► funds, context, error, event, params, records, state
-//!   funds    ─► error, records, state                    (debit, credit)
+//!   funds    ─► error, params, records, state            (debit, credit, slash_share)
 //!   context  ─► state                                    (BlockContext)
-//!   invariants ─► state, storage_records               (check_invariants)
+//!   invariants ─► params, records, state, storage_records (check_invariants)
 //!   state    ─► params, records, root, storage_records, table
 //!   error    ─► records, storage_error
 //!   event    ─► records, storage_records
@@ -49,6 +51,7 @@
 //! replays the block log reaches the same state root.
 
 pub mod apply;
+mod audits;
 pub mod billing;
 pub mod block;
 mod buckets;
@@ -90,6 +93,6 @@ pub use state::{Checkpoint, EntryError, State, Tip};
 pub use storage_error::StorageError;
 pub use storage_records::{
     BandwidthReceipt, BucketId, BucketRecord, BucketStatus, BucketUsage, ClusterAction, ClusterId,
-    ClusterRecord, ClusterTerms, Member, MemberStatus, Proposal, Redundancy,
+    ClusterRecord, ClusterTerms, EpochReports, Member, MemberStatus, Proposal, Redundancy,
 };
 pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

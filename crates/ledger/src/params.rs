@@ -1,7 +1,8 @@
 //! The chain's fixed parameters: [`Params`] (who may mint the devnet supply,
 //! who proposes blocks, where fees and slashes go, the minimum fee, stake and
 //! slash), their validation and their digest, and the constants every chain
-//! shares: basis points, the reputation steps, the bound on a genesis.
+//! shares: basis points, the reputation steps, the bound on a genesis, the
+//! storage bounds and the audit quorum.
 //!
 //! Params are fixed at genesis and hashed into every state root, so two nodes
 //! with different params can never agree on a root by accident.
@@ -33,6 +34,18 @@ pub const REPUTATION_PENALTY_WITHDRAWN: u32 = 150;
 /// Reputation lost by every node of a job whose k results had no majority:
 /// nobody can tell who was wrong, so the step is small.
 pub const REPUTATION_PENALTY_NO_MAJORITY: u32 = 100;
+/// Reputation lost by a storage member judged to have failed its audits
+/// (`ReportAudit` from [`AUDIT_REPORTS_TO_SLASH`] auditors): losing or
+/// corrupting data a bucket pays to keep is nearly as bad as a wrong answer
+/// (500), and worse than a missed job (300), since the data may be gone.
+pub const REPUTATION_PENALTY_AUDIT: u32 = 400;
+
+/// Distinct auditors whose failure reports of one node in one audit epoch
+/// judge it (slash, removal, reputation): 2, a majority of the 3 index
+/// replicas that keep each bucket's index and audit every piece of it. One
+/// auditor alone (which may itself be faulty or lying) never judges a node;
+/// two agreeing are the majority of the replicas that could have looked.
+pub const AUDIT_REPORTS_TO_SLASH: usize = 2;
 
 /// Most allocations one genesis may carry: bounds the genesis transaction
 /// (about 60 bytes each, so at most ~6 MB).
@@ -94,8 +107,9 @@ pub struct Params {
     pub min_fee: Amount,
     /// Stake a node's owner must hold for the node to be awarded a job.
     pub stake_min_to_serve: Amount,
-    /// Fraction of an owner's stake slashed per node that disagreed with a
-    /// job's majority, in basis points (at most [`BPS_DENOMINATOR`]).
+    /// Fraction slashed, in basis points (at most [`BPS_DENOMINATOR`]): of
+    /// an owner's stake per node that disagreed with a job's majority, and
+    /// of a cluster member's stake when its audits are judged failed.
     pub slash_bps: u32,
 }
 

@@ -1,11 +1,11 @@
-//! Why a cluster, bucket or billing transaction was refused. Carried in
+//! Why a cluster, bucket, billing or audit transaction was refused. Carried in
 //! [`crate::TxError::Storage`]; like every refusal, it leaves the state untouched.
 
 use peercloud_types::{AccountId, Amount, NodeId};
 
 use crate::storage_records::{BucketId, ClusterId};
 
-/// A refused cluster, bucket or billing transaction.
+/// A refused cluster, bucket, billing or audit transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     /// A cluster needs 1..=max managers.
@@ -387,5 +387,65 @@ pub enum StorageError {
         ends_ms: u64,
         /// The block's time.
         time_ms: u64,
+    },
+    /// The auditor of a report is not an active member of the cluster.
+    #[error("auditor {auditor} is not an active member of {cluster}")]
+    AuditorNotActive {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The auditor named.
+        auditor: NodeId,
+    },
+    /// The reported node is not an active member of the cluster (it never
+    /// joined, is pending, left, or was already judged).
+    #[error("reported node {node} is not an active member of {cluster}")]
+    AuditedNotActive {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node reported.
+        node: NodeId,
+    },
+    /// A node reporting itself.
+    #[error("node {node} cannot report its own audit in {cluster}")]
+    SelfAudit {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The node, auditor and audited at once.
+        node: NodeId,
+    },
+    /// Only the auditor's owner may report for it.
+    #[error("auditor {auditor} is owned by {owner}, not by the signer {signer}")]
+    NotAuditorOwner {
+        /// The auditor.
+        auditor: NodeId,
+        /// Its owner (as the cluster recorded it when it joined).
+        owner: AccountId,
+        /// Who signed.
+        signer: AccountId,
+    },
+    /// A report for an epoch other than the current one or the one before.
+    #[error(
+        "audit epoch {epoch} of {cluster} is not reportable: the current epoch is {current}, \
+         only it and the one before are accepted"
+    )]
+    AuditEpochOutOfRange {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The epoch the report names.
+        epoch: u64,
+        /// The epoch of the block (block time / the cluster's billing period).
+        current: u64,
+    },
+    /// The auditor already reported this node in this epoch.
+    #[error("auditor {auditor} already reported node {node} in audit epoch {epoch} of {cluster}")]
+    AuditAlreadyReported {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The auditor.
+        auditor: NodeId,
+        /// The node reported.
+        node: NodeId,
+        /// The epoch.
+        epoch: u64,
     },
 }

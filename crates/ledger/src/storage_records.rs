@@ -3,11 +3,11 @@
 //! signed evidence a bill carries (the owner's running usage and each
 //! receiver's bandwidth receipt).
 //!
-//! Cluster and bucket records are state entries (`Kind::StateEntry`,
-//! version 1) in their own tables; `BucketUsage` and `BandwidthReceipt` are
+//! Cluster and bucket records are state entries (`Kind::StateEntry`;
+//! clusters version 2, buckets version 1) in their own tables; `BucketUsage` and `BandwidthReceipt` are
 //! signed off-chain and carried in `BillBucket` (their own kinds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use peercloud_types::{AccountId, Amount, Hash32, Kind, NodeId, Versioned};
 use serde::{Deserialize, Serialize};
@@ -250,7 +250,18 @@ pub struct ClusterRecord {
     pub next_proposal: u64,
     /// Buckets in it that are not closed or expired.
     pub open_buckets: u32,
+    /// Failed-audit reports by audit epoch (block time / billing period):
+    /// only the current epoch and the one before are kept (older ones are
+    /// pruned whenever a report applies), and a node leaves its entries when
+    /// it is judged, so it stays bounded by two epochs × members.
+    pub audit_reports: BTreeMap<u64, EpochReports>,
 }
+
+/// One audit epoch's failure reports: for each reported node, the distinct
+/// member nodes (auditors) that reported it. A node stays here with fewer
+/// than `AUDIT_REPORTS_TO_SLASH` auditors: the report that reaches it judges
+/// the node and removes its entry.
+pub type EpochReports = BTreeMap<NodeId, BTreeSet<NodeId>>;
 
 impl ClusterRecord {
     /// The placement weights: each active member's capacity, in node id
@@ -271,7 +282,8 @@ impl ClusterRecord {
 
 impl Versioned for ClusterRecord {
     const KIND: u8 = Kind::StateEntry as u8;
-    const VERSION: u8 = 1;
+    /// 2: the failed-audit tally (`audit_reports`).
+    const VERSION: u8 = 2;
 }
 
 /// Where a bucket is in its life.

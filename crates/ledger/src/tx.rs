@@ -6,8 +6,8 @@
 //! [`Tx`] is `Kind::Tx`, version 2 (the chain id came in 2).
 
 use peercloud_types::{
-    AccountId, Amount, Hash32, JobId, Keypair, Kind, NodeId, Offer, PriceSheet, Resources, Signed,
-    Versioned,
+    AccountId, Amount, ContentId, Hash32, JobId, Keypair, Kind, NodeId, Offer, PriceSheet,
+    Resources, Signed, Versioned,
 };
 use serde::{Deserialize, Serialize};
 
@@ -228,6 +228,26 @@ pub enum TxKind {
         /// The bucket.
         bucket: BucketId,
     },
+    /// A failed audit: the signer's member node `auditor` challenged member
+    /// `node` for piece `cid` in audit `epoch` (block time / the cluster's
+    /// billing period) and the answer failed (missing, corrupt, a bad proof
+    /// or none). Signed by the owner of `auditor`; for the current epoch or
+    /// the one before. Reports of one node in one epoch from
+    /// `AUDIT_REPORTS_TO_SLASH` distinct auditors judge it: part of its
+    /// stake is slashed and it leaves the cluster. Passes are not reported.
+    /// (Appended last: the variants before it keep their encoding.)
+    ReportAudit {
+        /// The cluster both nodes are active members of.
+        cluster: ClusterId,
+        /// The member node that ran the audit (its owner signs).
+        auditor: NodeId,
+        /// The member node that failed it.
+        node: NodeId,
+        /// The audit epoch: block time / the cluster's billing period.
+        epoch: u64,
+        /// The piece it was challenged for.
+        cid: ContentId,
+    },
 }
 
 impl TxKind {
@@ -257,6 +277,7 @@ impl TxKind {
             TxKind::CloseBucket { .. } => "close-bucket",
             TxKind::BillBucket { .. } => "bill-bucket",
             TxKind::ExpireBucket { .. } => "expire-bucket",
+            TxKind::ReportAudit { .. } => "report-audit",
         }
     }
 }

@@ -2,8 +2,9 @@
 //! and nodes: transfers, stakes, posts, awards, results (right and wrong),
 //! withdrawals, settles, expires (early ones included), clusters (creation,
 //! joins, 1-of-2 and 2-of-2 decisions, leaves), buckets (deposits, bills
-//! with usage and receipts, some from strangers, closes, expiries), replays
-//! and forgeries, at random times.
+//! with usage and receipts, some from strangers, closes, expiries), failed
+//! audit reports (judgements included), replays and forgeries, at random
+//! times.
 //!
 //! Each transaction is first applied alone to a shadow state, where a refusal
 //! must leave the state and its root untouched; the sequencer then builds the
@@ -283,7 +284,7 @@ impl Model {
                     job: self.job(shadow, *job, &[JobState::Posted, JobState::Awarded])?,
                 },
             ),
-            Op::Storage(op) => self.storage_tx(shadow, op)?,
+            Op::Storage(op) => self.storage_tx(shadow, op, time_ms)?,
             Op::Replay { pick } => {
                 if self.accepted.is_empty() {
                     return None;
@@ -368,7 +369,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
             owner,
         ));
     }
-    let (cluster, bucket) = storage::genesis_storage(&users, &nodes, &mut extra);
+    let (clusters, bucket) = storage::genesis_storage(&users, &nodes, &mut extra);
     let (mut sequencer, genesis) = config.build(&key(1), &key(2), extra).unwrap();
     prop_assert!(genesis.rejected.is_empty());
     let minted = ALLOCATION.checked_mul(USERS as u128).unwrap();
@@ -382,7 +383,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         users,
         nodes,
         jobs: Vec::new(),
-        clusters: vec![cluster],
+        clusters,
         buckets: vec![bucket],
         accepted: Vec::new(),
     };

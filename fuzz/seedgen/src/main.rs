@@ -300,6 +300,20 @@ fn main() {
                 &farmer,
             ),
         ),
+        (
+            "report_audit",
+            tx(
+                4,
+                TxKind::ReportAudit {
+                    cluster: ClusterId::derive(&user.account_id(), 5),
+                    auditor: node.node_id(),
+                    node: node2.node_id(),
+                    epoch: 1_700_000_050_000 / 86_400_000,
+                    cid: ContentId::of(b"sealed chunk"),
+                },
+                &farmer,
+            ),
+        ),
     ];
 
     let config = GenesisConfig {

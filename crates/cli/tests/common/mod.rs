@@ -24,7 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peercloud_api::{AccountView, LedgerView};
 use peercloud_client::NodeClient;
+use peercloud_devnet::amounts::cluster_terms;
 use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
+use peercloud_ledger::ClusterTerms;
 use peercloud_types::{AccountId, Amount, Hash32, Keypair, NodeId};
 
 /// Providers in a devnet unless a test needs another count.
@@ -114,6 +116,16 @@ impl Net {
     /// provider `i` (1-based), like a fault switch. Waits until every node
     /// sees every provider registered at the same tip.
     pub fn up(providers: usize, env: Vec<(usize, String, String)>) -> Net {
+        Net::up_with_terms(providers, env, cluster_terms(providers))
+    }
+
+    /// [`Net::up`] whose storage cluster has `terms` (a billing period of
+    /// seconds, say).
+    pub fn up_with_terms(
+        providers: usize,
+        env: Vec<(usize, String, String)>,
+        terms: ClusterTerms,
+    ) -> Net {
         let root = tempfile::Builder::new()
             .prefix("peercloud-devnet-test-")
             .tempdir()
@@ -139,7 +151,8 @@ impl Net {
             log: Some("info".into()),
         };
         let started = Instant::now();
-        let devnet = Devnet::up(&devnet_dir, providers, &options).expect("the devnet comes up");
+        let devnet = Devnet::up_with_terms(&devnet_dir, providers, &options, terms)
+            .expect("the devnet comes up");
         let net = Net {
             devnet,
             user,

@@ -1,15 +1,17 @@
-//! The storage half of the model: cluster, bucket and billing operations,
-//! the transactions they become, and the live cluster the genesis block sets up.
+//! The storage half of the model: cluster, bucket, billing and audit
+//! operations, the transactions they become, and the live cluster the
+//! genesis block sets up.
 
 use peercloud_ledger::{
-    BandwidthReceipt, BucketId, BucketStatus, BucketUsage, ClusterAction, ClusterId, ClusterTerms,
-    MemberStatus, Redundancy, State, Tx, TxKind,
+    BandwidthReceipt, BucketId, BucketStatus, BucketUsage, ClusterAction, ClusterId, ClusterRecord,
+    ClusterTerms, MemberStatus, Redundancy, State, Tx, TxKind,
 };
-use peercloud_types::{Amount, Keypair, Signed};
+use peercloud_types::{Amount, ContentId, Keypair, NodeId, Signed};
 use proptest::prelude::*;
 
 use super::{Model, NODES, USERS};
 use crate::common::*;
+use peercloud_ledger::params::AUDIT_REPORTS_TO_SLASH;
 
 #[derive(Debug, Clone)]
 pub(crate) enum StorageOp {
@@ -61,6 +63,16 @@ pub(crate) enum StorageOp {
         bucket: usize,
         by: usize,
     },
+    /// A failed audit, mostly between two active members of a cluster, of
+    /// this epoch or the last (`epoch_back` 2 is refused); a `stranger`
+    /// report names any node and is signed by any node's owner.
+    ReportAudit {
+        cluster: usize,
+        auditor: usize,
+        node: usize,
+        epoch_back: u64,
+        stranger: bool,
+    },
 }
 
 pub(crate) fn storage_op() -> impl Strategy<Value = StorageOp> {
@@ -77,6 +89,8 @@ pub(crate) fn storage_op() -> impl Strategy<Value = StorageOp> {
             .prop_map(|(bucket, by, stored_mib, served_mib, stranger)| StorageOp::Bill { bucket, by, stored_mib, served_mib, stranger }),
         1 => (any::<usize>(), user.clone()).prop_map(|(bucket, by)| StorageOp::Close { bucket, by }),
         1 => (any::<usize>(), user).prop_map(|(bucket, by)| StorageOp::Expire { bucket, by }),
+        6 => (any::<usize>(), 0..NODES, 0..NODES, prop::sample::select(vec![0u64, 0, 0, 1, 1, 2]), prop::bool::weighted(0.1))
+            .prop_map(|(cluster, auditor, node, epoch_back, stranger)| StorageOp::ReportAudit { cluster, auditor, node, epoch_back, stranger }),
     ]
 }
 
@@ -103,8 +117,13 @@ impl Model {
         }
     }
 
-    /// The transaction for a storage op, if it applies.
-    pub(crate) fn storage_tx(&self, shadow: &State, op: &StorageOp) -> Option<Signed<Tx>> {
+    /// The transaction for a storage op at block time `time_ms`, if it applies.
+    pub(crate) fn storage_tx(
+        &self,
+        shadow: &State,
+        op: &StorageOp,
+        time_ms: u64,
+    ) -> Option<Signed<Tx>> {
         let user = |i: usize| &self.users[i % USERS];
         // Users 1..=3 own nodes 0..=2.
         let owner = |node: usize| &self.users[node + 1];
@@ -291,8 +310,95 @@ impl Model {
                 let kind = TxKind::ExpireBucket { bucket };
                 self.sign(shadow, user(*by), kind)
             }
+            StorageOp::ReportAudit {
+                cluster,
+                auditor,
+                node,
+                epoch_back,
+                stranger,
+            } => {
+                // Mostly a cluster with an auditor quorum and a node to judge.
+                let judging: Vec<ClusterId> = self
+                    .clusters
+                    .iter()
+                    .copied()
+                    .filter(|c| {
+                        shadow
+                            .cluster(c)
+                            .is_some_and(|r| r.weights().len() > AUDIT_REPORTS_TO_SLASH)
+                    })
+                    .collect();
+                let cluster = match Self::pick(&judging, *cluster) {
+                    Some(id) if !cluster.is_multiple_of(8) => id,
+                    _ => Self::pick(&self.clusters, *cluster)?,
+                };
+                let record = shadow.cluster(&cluster)?;
+                let epoch = (time_ms / record.terms.billing_period_ms).saturating_sub(*epoch_back);
+                let (auditor_id, node_id) = if *stranger {
+                    (self.nodes[*auditor].node_id(), self.nodes[*node].node_id())
+                } else {
+                    audit_pair(record, epoch, *auditor, *node)
+                        .unwrap_or((self.nodes[*auditor].node_id(), self.nodes[*node].node_id()))
+                };
+                let signer = match self.nodes.iter().position(|n| n.node_id() == auditor_id) {
+                    Some(i) if !stranger => owner(i),
+                    _ => owner(*node),
+                };
+                let kind = TxKind::ReportAudit {
+                    cluster,
+                    auditor: auditor_id,
+                    node: node_id,
+                    epoch,
+                    cid: ContentId::of(&[*node as u8]),
+                };
+                self.sign(shadow, signer, kind)
+            }
         })
     }
+}
+
+/// An (auditor, node) pair of distinct active members of `record`: mostly
+/// (unless `node` is 0) a node `epoch`'s tally names already, with an
+/// auditor that has not reported it yet, so reports reach a judgement.
+fn audit_pair(
+    record: &ClusterRecord,
+    epoch: u64,
+    auditor: usize,
+    node: usize,
+) -> Option<(NodeId, NodeId)> {
+    let active: Vec<NodeId> = record
+        .members
+        .iter()
+        .filter(|(_, m)| m.status == MemberStatus::Active)
+        .map(|(id, _)| *id)
+        .collect();
+    let tallied: Vec<(NodeId, Vec<NodeId>)> = record
+        .audit_reports
+        .get(&epoch)
+        .map(|reports| {
+            reports
+                .iter()
+                .map(|(reported, auditors)| {
+                    let fresh = active
+                        .iter()
+                        .copied()
+                        .filter(|a| a != reported && !auditors.contains(a))
+                        .collect();
+                    (*reported, fresh)
+                })
+                .filter(|(_, fresh): &(NodeId, Vec<NodeId>)| !fresh.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if node != 0
+        && let Some((reported, fresh)) = tallied.get(node % tallied.len().max(1))
+    {
+        return Some((fresh[auditor % fresh.len()], *reported));
+    }
+    let auditor_id = *active.get(auditor % active.len().max(1))?;
+    let others: Vec<NodeId> = active.into_iter().filter(|id| *id != auditor_id).collect();
+    let node_id = *others.get(node % others.len().max(1))?;
+    Some((auditor_id, node_id))
 }
 
 /// Terms of the model's clusters: short periods so blocks cross them, prices
@@ -311,12 +417,15 @@ fn model_terms() -> ClusterTerms {
 
 /// Users 0 and 1 run a 2-of-2 cluster where nodes 0 and 1 are active and
 /// node 2 pending; user 0 funds a bucket in it, so storage ops meet a live
-/// cluster. Appends the transactions to `extra`; returns the two ids.
+/// cluster. User 2 runs a 1-of-2 cluster (with user 3) where all three
+/// nodes are active, so audit reports can reach a judgement (two auditors
+/// and the node they report). Appends the transactions to `extra`; returns
+/// the clusters' ids and the bucket's.
 pub(crate) fn genesis_storage(
     users: &[Keypair],
     nodes: &[Keypair],
     extra: &mut Vec<Signed<Tx>>,
-) -> (ClusterId, BucketId) {
+) -> (Vec<ClusterId>, BucketId) {
     let signed = |signer: &Keypair, nonce: u64, kind: TxKind| {
         let tx = Tx {
             chain: params().digest(),
@@ -357,5 +466,31 @@ pub(crate) fn genesis_storage(
     extra.push(signed(manager, 4, create));
     let amount = Amount::from_tokens(20);
     extra.push(signed(manager, 5, TxKind::DepositBucket { bucket, amount }));
-    (cluster, bucket)
+
+    // Users 1, 2 and 3 are at nonces 5, 3 and 3.
+    let auditing_manager = &users[2];
+    let auditing = ClusterId::derive(&auditing_manager.account_id(), 4);
+    let create = TxKind::CreateCluster {
+        managers: vec![auditing_manager.account_id(), users[3].account_id()],
+        threshold: 1,
+        terms: model_terms(),
+    };
+    extra.push(signed(auditing_manager, 4, create));
+    for (i, (node, nonce)) in nodes.iter().zip([6, 5, 4]).enumerate() {
+        let join = TxKind::JoinCluster {
+            cluster: auditing,
+            node: node.node_id(),
+            capacity_bytes: (i as u64 + 1) << 20,
+        };
+        extra.push(signed(&users[i + 1], nonce, join));
+    }
+    for (node, nonce) in nodes.iter().zip(6..) {
+        let action = ClusterAction::Admit(node.node_id());
+        let propose = TxKind::ProposeCluster {
+            cluster: auditing,
+            action,
+        };
+        extra.push(signed(auditing_manager, nonce, propose));
+    }
+    (vec![cluster, auditing], bucket)
 }

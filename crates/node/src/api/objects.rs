@@ -6,19 +6,20 @@
 //!   GET  /v1/buckets/{id}/objects/{key}             ─► Service::index_get   ─► IndexView (one entry or none)
 //!   GET  /v1/buckets/{id}/objects?prefix&after&limit ─► Service::index_list ─► IndexView (a page)
 //!   GET  /v1/buckets/{id}/evidence?period&until_ms    ─► Service::index_evidence ─► EvidenceView
+//!   GET  /v1/buckets/{id}/health                     ─► Service::bucket_health ─► HealthView
 //! ```
 
 use axum::extract::{Path, Query, State};
 use peercloud_api::{
-    ApiError, Canonical, EvidenceQuery, EvidenceView, IndexView, IndexWrite, IndexWriteReceipt,
-    ListQuery,
+    ApiError, Canonical, EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite,
+    IndexWriteReceipt, ListQuery,
 };
 use peercloud_ledger::BucketId;
 use tracing::Instrument;
 
 use super::server::{Body, Failure, parse, rejection};
 use super::service::Service;
-use crate::daemon::{Batch, INDEX_PAGE_MAX, IndexError, IndexRead};
+use crate::daemon::{Batch, INDEX_PAGE_MAX, IndexError, IndexRead, RepairMemory, RepairMode};
 
 /// Largest index write body: a batch of 1,000 entries of long keys, hex.
 pub const INDEX_WRITE_BODY_BYTES_MAX: usize = 4 << 20;
@@ -97,6 +98,23 @@ impl Service {
             .map_err(api_error)
     }
 
+    /// `GET /v1/buckets/{id}/health`: every live object's pieces checked
+    /// where the cluster placed them (nothing rebuilt by this call).
+    pub async fn bucket_health(&self, bucket: BucketId) -> Result<HealthView, ApiError> {
+        let mut down = RepairMemory::default();
+        self.inner()
+            .repair_bucket(bucket, &mut down, RepairMode::Check)
+            .instrument(tracing::debug_span!("bucket_health", %bucket))
+            .await
+            .map(|report| HealthView {
+                objects: report.objects,
+                pieces: report.pieces,
+                lost: report.lost,
+                problems: report.unrepaired,
+            })
+            .map_err(api_error)
+    }
+
     /// `GET /v1/buckets/{id}/objects`: a page of the keys under a prefix.
     pub async fn index_list(
         &self,
@@ -143,6 +161,14 @@ pub(super) async fn evidence(
     let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
     let bucket: BucketId = parse(&bucket, "a bucket id")?;
     Ok(axum::Json(service.index_evidence(bucket, query).await?))
+}
+
+pub(super) async fn health(
+    State(service): State<Service>,
+    Path(bucket): Path<String>,
+) -> Result<axum::Json<HealthView>, Failure> {
+    let bucket: BucketId = parse(&bucket, "a bucket id")?;
+    Ok(axum::Json(service.bucket_health(bucket).await?))
 }
 
 pub(super) async fn list(

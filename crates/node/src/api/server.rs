@@ -37,7 +37,7 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tracing::Instrument;
 
 use super::service::Service;
-use super::{objects, storage};
+use super::{earnings, objects, storage};
 use crate::daemon::Inner;
 
 /// An API refusal, answered as `{code, message}` with its code's status.
@@ -317,6 +317,7 @@ pub fn router(service: Service) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/ledger", get(ledger))
         .route("/v1/accounts/{id}", get(account))
+        .route("/v1/earnings", get(earnings::earnings))
         .route("/v1/accounts/{id}/buckets", get(storage::buckets_of))
         .route("/v1/clusters", get(storage::clusters))
         .route("/v1/clusters/{id}", get(storage::cluster))
@@ -327,6 +328,7 @@ pub fn router(service: Service) -> Router {
         )
         .route("/v1/buckets/{id}/objects", get(objects::list))
         .route("/v1/buckets/{id}/evidence", get(objects::evidence))
+        .route("/v1/buckets/{id}/health", get(objects::health))
         .route("/v1/buckets/{id}/objects/{*key}", get(objects::get))
         .route("/v1/tx", post(submit_tx))
         .route(

@@ -9,6 +9,9 @@
 //! - Following: every other node applies blocks in order, buffering a few
 //!   that arrive early and asking a peer for the ones it missed; a periodic
 //!   sync catches a node up after a restart or a partition.
+//! - Recording: each block this node commits has this node's storage
+//!   payments recorded (`earnings.rs`) under the chain lock, before waiters
+//!   hear of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,7 +279,10 @@ pub(crate) async fn validator_loop(
                 let room = BLOCK_TXS_MAX - batch.len();
                 batch.extend(held.take_ready(chain.state(), now, room));
                 let outcome = chain.propose(std::mem::take(&mut batch), now, &inner.node_key);
-                if let Ok((_, rejected)) = &outcome {
+                if let Ok((committed, rejected)) = &outcome {
+                    if let Some(committed) = committed {
+                        inner.record_earnings(committed);
+                    }
                     hold_or_log(&mut held, chain.state(), rejected, now);
                 }
                 outcome
@@ -384,7 +390,11 @@ fn apply_in_order(inner: &Inner, blocks: Vec<Block>) -> usize {
             if height != chain.next_height() {
                 continue;
             }
-            chain.apply(&block)
+            let outcome = chain.apply(&block);
+            if let Ok(committed) = &outcome {
+                inner.record_earnings(committed);
+            }
+            outcome
         };
         match outcome {
             Ok(committed) => {

@@ -18,11 +18,13 @@
 mod billing;
 mod chunks;
 mod closer;
+mod earnings;
 mod gossip;
 mod held;
 mod index;
 mod ledger;
 mod provider;
+mod repair;
 mod requester;
 
 use std::collections::HashMap;
@@ -40,11 +42,15 @@ use tracing::Instrument;
 
 pub use chunks::audit::{AuditFailure, AuditOutcome};
 pub use chunks::{ChunkError, ChunkRelease, NetStore, PutRefusal};
+pub use earnings::{
+    EARNINGS_FILE, Earnings, EarningsError, PAYMENTS_KEPT, Payment, Summary, Totals,
+};
 pub use index::table::Batch;
 pub use index::table::{INDEX_FORMAT_VERSION, IndexTableError};
 pub use index::{Evidence, INDEX_PAGE_MAX, INDEX_REPLICAS, IndexError, IndexRead, LocalIndex};
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
+pub use repair::{HOLDER_GRACE, REPAIR_INTERVAL, RepairMemory, RepairMode, RepairReport};
 pub use requester::RequesterError;
 
 use crate::chain::{Chain, ChainError, Committed};
@@ -87,6 +93,9 @@ pub enum StartError {
     /// The object index could not be opened.
     #[error(transparent)]
     Index(#[from] IndexTableError),
+    /// The earnings record could not be opened or caught up.
+    #[error(transparent)]
+    Earnings(#[from] EarningsError),
     /// The sandbox could not start.
     #[error("sandbox: {0}")]
     Compute(#[from] ComputeError),
@@ -148,6 +157,8 @@ pub struct Inner {
     pub store: Arc<FsChunkStore>,
     /// This node's replica of the object indexes it keeps.
     pub index: LocalIndex,
+    /// What this node earned from storage, recorded as blocks commit.
+    pub earnings: Earnings,
     /// The sandbox.
     pub executor: Arc<Executor>,
     /// The validator's queue of candidate transactions (validator only).
@@ -347,6 +358,8 @@ impl Node {
         let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
         let validator = genesis.params.validator == node_key.public();
         let chain = Chain::open(&dir, &genesis)?;
+        let earnings = Earnings::open(&dir.join(EARNINGS_FILE), node_key.node_id())?;
+        earnings.catch_up(&chain)?;
         let store = Arc::new(FsChunkStore::open(dir.join("chunks"))?);
         let index = LocalIndex::open(&dir.join(INDEX_FILE))?;
         let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
@@ -370,6 +383,7 @@ impl Node {
             committed,
             store,
             index,
+            earnings,
             executor,
             mempool,
             early: Mutex::new(std::collections::BTreeMap::new()),
@@ -390,6 +404,7 @@ impl Node {
         if !validator {
             tokio::spawn(closer::closer_loop(inner.clone()));
             tokio::spawn(billing::billing_loop(inner.clone()));
+            tokio::spawn(repair::repair_loop(inner.clone()));
         }
         tokio::spawn(event_loop(inner.clone(), events, sync_tx));
         let listener = tokio::net::TcpListener::bind(inner.config.api)

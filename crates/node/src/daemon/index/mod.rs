@@ -7,7 +7,8 @@
 //! read asks them all and takes the first quorum's answers, merged
 //! last-writer-wins. Quorum writes and quorum reads overlap in at least one
 //! replica, so a read sees every acknowledged write while one replica of
-//! three is down; a read also sends the winners back to replicas that
+//! three is down (with two down, a read answers from the one left: possibly
+//! stale, never forged); a read also sends the winners back to replicas that
 //! answered with less (read repair).
 //!
 //! ```text
@@ -603,6 +604,15 @@ impl Inner {
             if answers.len() >= wanted {
                 return Ok(answers);
             }
+        }
+        // Fewer than a quorum answered because the others cannot be reached:
+        // a degraded read still answers with what the reachable replicas
+        // hold (entries are the owner's, so they can be stale, never forged),
+        // so objects stay readable while replicas are down.
+        let unreachable = failures.iter().all(|f| matches!(f, AskError::Net { .. }));
+        if !answers.is_empty() && unreachable {
+            tracing::warn!(%bucket, got = answers.len(), wanted, "degraded index read");
+            return Ok(answers);
         }
         Err(IndexError::Quorum {
             bucket,

@@ -1,0 +1,151 @@
+//! Repair across real daemons (an in-process grid of eight providers whose
+//! cluster keeps RS(4+2)): with two providers stopped, an erasure-coded
+//! object and a small one still read back at once, and without anyone
+//! asking, the bucket's index replicas rebuild every lost piece from the
+//! survivors and place it on a member the group does not use, until every
+//! group again has its six pieces on six distinct running nodes and every
+//! manifest three running holders.
+
+mod common;
+
+use common::*;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use peercloud_client::{NodeApi, bucket, submit_signed};
+use peercloud_devnet::Grid;
+use peercloud_ledger::{BucketId, TxKind};
+use peercloud_store::Manifest;
+use peercloud_types::{Amount, ContentId};
+
+/// Providers: six pieces per group on distinct nodes even with two stopped.
+const PROVIDERS: usize = 8;
+
+/// Deterministic, incompressible-looking content (xorshift64).
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The running nodes (of `running`) whose own store holds `cid`.
+fn running_holders(grid: &Grid, running: &[usize], cid: &ContentId) -> BTreeSet<usize> {
+    holders(grid, cid)
+        .into_iter()
+        .filter(|i| running.contains(i))
+        .collect()
+}
+
+#[test]
+fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of eight providers");
+    let node = grid.node(1).expect("node 1");
+    let user = grid.user();
+    let nonce = node
+        .account(&user.account_id())
+        .expect("account")
+        .next_nonce;
+    let create = TxKind::CreateBucket {
+        cluster: grid.cluster(),
+        public: false,
+    };
+    submit_signed(&node, user, create, true).expect("bucket");
+    let bucket = BucketId::derive(&user.account_id(), nonce);
+    let deposit = TxKind::DepositBucket {
+        bucket,
+        amount: Amount::from_tokens(50),
+    };
+    submit_signed(&node, user, deposit, true).expect("deposit");
+    let big = content(10 << 20, 1);
+    let small = content(3_000, 2);
+    let put = bucket::put(&node, user, &bucket, "big.bin", &big[..]).expect("put big");
+    bucket::put(&node, user, &bucket, "small.txt", &small[..]).expect("put small");
+    let manifest: &Manifest = &put.receipt.manifest;
+    assert_eq!(
+        manifest.group_count(),
+        3,
+        "10 MiB in groups of four 1 MiB chunks"
+    );
+
+    let health = node.bucket_health(&bucket).expect("health");
+    assert_eq!((health.objects, health.lost), (2, 0), "{health:?}");
+    // 1 manifest + 3 groups of 6 pieces, and the small object's manifest and chunk.
+    assert_eq!(health.pieces, 1 + 18 + 2);
+
+    // Stop two providers that hold pieces, not the one the user talks to.
+    let stopped = [PROVIDERS - 1, PROVIDERS];
+    for i in stopped {
+        assert!(grid.stop(i));
+    }
+    let running: Vec<usize> = (0..=PROVIDERS).filter(|i| !stopped.contains(i)).collect();
+    let mut out = Vec::new();
+    bucket::get(&node, user, &bucket, "big.bin", &mut out).expect("read with two lost");
+    assert!(out == big, "the object reads back byte-identical");
+    let health = node.bucket_health(&bucket).expect("health");
+    assert!(
+        health.lost > 0,
+        "two stopped holders show as lost pieces: {health:?}"
+    );
+
+    // Repair: every group's six pieces on six distinct running nodes, every
+    // manifest on three, without anyone asking.
+    let small_manifest = bucket::head(&node, &bucket, "small.txt")
+        .expect("small")
+        .object
+        .manifest;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut short = Vec::new();
+        for g in 0..manifest.group_count() {
+            let group = manifest.group(g).expect("a group");
+            let pieces: Vec<ContentId> = manifest.chunks[group.data]
+                .iter()
+                .chain(&manifest.parity_chunks[group.parity])
+                .copied()
+                .collect();
+            let mut nodes = BTreeSet::new();
+            let mut held = 0;
+            for cid in &pieces {
+                let on = running_holders(&grid, &running, cid);
+                held += usize::from(!on.is_empty());
+                nodes.extend(on);
+            }
+            if held < pieces.len() || nodes.len() < pieces.len() {
+                short.push(format!(
+                    "group {g}: {held} of 6 pieces on {} nodes",
+                    nodes.len()
+                ));
+            }
+        }
+        for cid in [put.receipt.manifest_cid, small_manifest] {
+            let on = running_holders(&grid, &running, &cid);
+            if on.len() < 3 {
+                short.push(format!("manifest {cid} on {} running nodes", on.len()));
+            }
+        }
+        if short.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not repaired within 60 s: {}",
+            short.join("; ")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let health = node.bucket_health(&bucket).expect("health");
+    assert_eq!(health.lost, 0, "the health check agrees: {health:?}");
+    // And it still reads, now from full redundancy.
+    let mut out = Vec::new();
+    bucket::get(&node, user, &bucket, "small.txt", &mut out).expect("small reads");
+    assert_eq!(out, small);
+}

@@ -1,0 +1,736 @@
+//! What this node earned from storage: every `StoragePaid` of a bill (or a
+//! close) that names this node, storage or bandwidth, with the block that
+//! paid it, and the totals, overall and per bucket. A redb database in the
+//! data directory ([`EARNINGS_FILE`]), format-checked on open.
+//!
+//! Where the payments come from. The ledger keeps blocks, not their events,
+//! and a block's events depend on the state before it, of which only the
+//! tip's survives. So the node records a block's payments where it applies
+//! the block (`daemon/ledger.rs`: the validator's proposal, a follower's
+//! apply), right after the block is on disk and while it still holds the
+//! chain lock: blocks are recorded in chain order, each once (a height
+//! already recorded is skipped, a gap refused), and an API read under the
+//! same lock sees the record and the ledger at the same block. A crash
+//! between the two writes, or a failed write of this record, leaves the
+//! record behind the chain; at start [`Earnings::catch_up`] replays the
+//! block log from genesis into a scratch state (the only way to get a past
+//! block's events back) and records the blocks it missed. The same path
+//! fills a new record on a node that already has a chain. A replay re-checks
+//! every block, so it costs one pass over the log, and only at a start that
+//! finds the record behind.
+//!
+//! ```text
+//!  Chain::apply / propose ─(chain lock held)─► Earnings::record(height, time, events)
+//!        one durable commit: payments (seq → payment), totals, per bucket, next height
+//!  Node::start ─► Earnings::catch_up(chain): replay from genesis, record heights ≥ next
+//!  GET /v1/earnings ─(chain lock held)─► Earnings::summary(limit) + the ledger's standing
+//! ```
+//!
+//! Bounded: the last [`PAYMENTS_KEPT`] payments in detail (older ones are
+//! dropped as new ones come), the totals forever (one row per bucket that
+//! ever paid this node).
+
+use std::path::{Path, PathBuf};
+
+use peercloud_ledger::{
+    Block, BlockError, BucketId, Event, ParamsError, State, StorageEvent, apply_block,
+};
+use peercloud_types::{Amount, Hash32, NodeId};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::Inner;
+use crate::chain::{Chain, ChainError, Committed};
+
+/// File name of the earnings record in a node's data directory.
+pub const EARNINGS_FILE: &str = "earnings.redb";
+/// Format of the earnings record; another is refused by name.
+pub const EARNINGS_FORMAT_VERSION: u64 = 1;
+/// Payments kept in detail: years of a node's bills at a few buckets a
+/// month, about 1 MiB on disk; the totals keep counting past it.
+pub const PAYMENTS_KEPT: u64 = 10_000;
+/// Blocks read from the log at once during a catch-up (and recorded in one
+/// commit): as many as a block sync answers.
+const REPLAY_BLOCKS_PER_READ: u32 = 256;
+/// Bytes of blocks read at once during a catch-up: a sync answer's bound.
+const REPLAY_BYTES_PER_READ: usize = 8 << 20;
+
+/// Meta: `format`, `next_height` (the next block to record), `next_seq`
+/// (the next payment's number), `payments` (counted ever).
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// Totals ever, in base units: `storage`, `bandwidth`.
+const TOTALS: TableDefinition<'_, &str, u128> = TableDefinition::new("totals");
+/// Per bucket: id → (storage, bandwidth in base units, payments).
+const BUCKETS: TableDefinition<'_, [u8; 32], (u128, u128, u64)> = TableDefinition::new("buckets");
+/// Payments in detail: number → (height, block time ms, bucket id, amount
+/// in base units, for bandwidth).
+const PAYMENTS: TableDefinition<'_, u64, (u64, u64, [u8; 32], u128, bool)> =
+    TableDefinition::new("payments");
+
+/// The earnings record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EarningsError {
+    /// redb failed.
+    #[error("earnings record {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        source: Box<redb::Error>,
+    },
+    /// The database was written by another format.
+    #[error(
+        "earnings record {path} is format {found}; this node reads format {EARNINGS_FORMAT_VERSION} \
+         (move the file away: the node rebuilds it from its block log)"
+    )]
+    Format {
+        /// The database file.
+        path: PathBuf,
+        /// The format found.
+        found: u64,
+    },
+    /// A block out of order: the record takes blocks one after the other.
+    #[error("earnings record {path} is at block {expected}, was given block {got}")]
+    Gap {
+        /// The database file.
+        path: PathBuf,
+        /// The next block it records.
+        expected: u64,
+        /// The block it was given.
+        got: u64,
+    },
+    /// The chain's params cannot start a replay.
+    #[error("replaying the block log for the earnings record: {0}")]
+    Params(#[from] ParamsError),
+    /// The block log could not be read.
+    #[error("reading the block log for the earnings record: {0}")]
+    Chain(Box<ChainError>),
+    /// A block of the log is missing.
+    #[error("the block log has no block {height} (its tip is past it): cannot replay it")]
+    MissingBlock {
+        /// The height.
+        height: u64,
+    },
+    /// A block of the log did not replay.
+    #[error("replaying block {height} for the earnings record: {source}")]
+    Replay {
+        /// The height.
+        height: u64,
+        /// Why the ledger refused it.
+        source: Box<BlockError>,
+    },
+}
+
+/// One payment for this node's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payment {
+    /// Height of the block that paid it.
+    pub height: u64,
+    /// That block's time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The bucket that paid.
+    pub bucket: BucketId,
+    /// How much.
+    pub amount: Amount,
+    /// For bytes served (`true`) or stored.
+    pub bandwidth: bool,
+}
+
+/// What was earned: storage and bandwidth, and how many payments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// For bytes stored.
+    pub storage: Amount,
+    /// For bytes served.
+    pub bandwidth: Amount,
+    /// Payments counted.
+    pub payments: u64,
+}
+
+/// What the record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The last block recorded (`None`: not even genesis yet).
+    pub recorded_height: Option<u64>,
+    /// Everything, ever.
+    pub totals: Totals,
+    /// Per bucket, in bucket id order.
+    pub buckets: Vec<(BucketId, Totals)>,
+    /// The newest payments, newest first.
+    pub recent: Vec<Payment>,
+}
+
+/// What [`Earnings::record`] did with a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The block was recorded, with this many payments for this node.
+    Block {
+        /// Payments it held for this node.
+        payments: usize,
+    },
+    /// The block was recorded before: nothing changed.
+    Already,
+}
+
+/// The payments of one block for this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BlockPayments {
+    height: u64,
+    payments: Vec<Payment>,
+}
+
+/// This node's earnings record.
+#[derive(Debug)]
+pub struct Earnings {
+    db: Database,
+    path: PathBuf,
+    node: NodeId,
+    kept: u64,
+}
+
+impl Earnings {
+    /// Opens (or creates) the record of `node`'s earnings at `path`.
+    pub fn open(path: &Path, node: NodeId) -> Result<Earnings, EarningsError> {
+        Earnings::open_keeping(path, node, PAYMENTS_KEPT)
+    }
+
+    /// [`Earnings::open`] keeping `kept` payments in detail (at least one).
+    fn open_keeping(path: &Path, node: NodeId, kept: u64) -> Result<Earnings, EarningsError> {
+        let earnings = Earnings {
+            db: Database::create(path).map_err(|e| db_error(path, e))?,
+            path: path.to_path_buf(),
+            node,
+            kept: kept.max(1),
+        };
+        let txn = earnings.db.begin_write().map_err(|e| earnings.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| earnings.err(e))?;
+            let found = meta
+                .get("format")
+                .map_err(|e| earnings.err(e))?
+                .map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format", EARNINGS_FORMAT_VERSION)
+                        .map_err(|e| earnings.err(e))?;
+                }
+                Some(EARNINGS_FORMAT_VERSION) => {}
+                Some(found) => {
+                    return Err(EarningsError::Format {
+                        path: earnings.path.clone(),
+                        found,
+                    });
+                }
+            }
+            txn.open_table(TOTALS).map_err(|e| earnings.err(e))?;
+            txn.open_table(BUCKETS).map_err(|e| earnings.err(e))?;
+            txn.open_table(PAYMENTS).map_err(|e| earnings.err(e))?;
+        }
+        txn.commit().map_err(|e| earnings.err(e))?;
+        Ok(earnings)
+    }
+
+    fn err(&self, source: impl Into<redb::Error>) -> EarningsError {
+        db_error(&self.path, source)
+    }
+
+    /// The next block the record takes (0: none recorded yet).
+    pub fn next_height(&self) -> Result<u64, EarningsError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let next = meta.get("next_height").map_err(|e| self.err(e))?;
+        Ok(next.map_or(0, |v| v.value()))
+    }
+
+    /// Records block `height`'s payments for this node from its `events`,
+    /// durably: the block must be the next one ([`EarningsError::Gap`]
+    /// otherwise); one recorded before is [`Recorded::Already`].
+    pub fn record(
+        &self,
+        height: u64,
+        time_ms: u64,
+        events: &[Event],
+    ) -> Result<Recorded, EarningsError> {
+        let next = self.next_height()?;
+        if height < next {
+            return Ok(Recorded::Already);
+        }
+        let block = self.payments_of(height, time_ms, events);
+        let payments = block.payments.len();
+        self.commit(next, &[block])?;
+        Ok(Recorded::Block { payments })
+    }
+
+    /// This node's payments among `events`.
+    fn payments_of(&self, height: u64, time_ms: u64, events: &[Event]) -> BlockPayments {
+        let payments = events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Storage(StorageEvent::StoragePaid {
+                    bucket,
+                    node: Some(node),
+                    amount,
+                    bandwidth,
+                    ..
+                }) if *node == self.node => Some(Payment {
+                    height,
+                    time_ms,
+                    bucket: *bucket,
+                    amount: *amount,
+                    bandwidth: *bandwidth,
+                }),
+                _ => None,
+            })
+            .collect();
+        BlockPayments { height, payments }
+    }
+
+    /// Writes consecutive `blocks`, the first of which must be `next`, in
+    /// one durable commit, dropping the payments past the last
+    /// [`Earnings::kept`].
+    fn commit(&self, next: u64, blocks: &[BlockPayments]) -> Result<(), EarningsError> {
+        let mut want = next;
+        for block in blocks {
+            if block.height != want {
+                return Err(EarningsError::Gap {
+                    path: self.path.clone(),
+                    expected: want,
+                    got: block.height,
+                });
+            }
+            want += 1;
+        }
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let mut totals = txn.open_table(TOTALS).map_err(|e| self.err(e))?;
+            let mut buckets = txn.open_table(BUCKETS).map_err(|e| self.err(e))?;
+            let mut payments = txn.open_table(PAYMENTS).map_err(|e| self.err(e))?;
+            let read = |meta: &redb::Table<'_, &str, u64>, key: &str| {
+                meta.get(key)
+                    .map(|v| v.map_or(0, |v| v.value()))
+                    .map_err(|e| self.err(e))
+            };
+            let mut seq = read(&meta, "next_seq")?;
+            let mut count = read(&meta, "payments")?;
+            for payment in blocks.iter().flat_map(|b| &b.payments) {
+                let units = payment.amount.base_units();
+                let kind = if payment.bandwidth {
+                    "bandwidth"
+                } else {
+                    "storage"
+                };
+                let total = totals
+                    .get(kind)
+                    .map_err(|e| self.err(e))?
+                    .map_or(0, |v| v.value());
+                // Saturating: a sum of real payments stays far below u128.
+                totals
+                    .insert(kind, total.saturating_add(units))
+                    .map_err(|e| self.err(e))?;
+                let key = payment.bucket.0.0;
+                let (storage, bandwidth, n) = buckets
+                    .get(key)
+                    .map_err(|e| self.err(e))?
+                    .map_or((0, 0, 0), |v| v.value());
+                let row = if payment.bandwidth {
+                    (storage, bandwidth.saturating_add(units), n + 1)
+                } else {
+                    (storage.saturating_add(units), bandwidth, n + 1)
+                };
+                buckets.insert(key, row).map_err(|e| self.err(e))?;
+                let detail = (
+                    payment.height,
+                    payment.time_ms,
+                    key,
+                    units,
+                    payment.bandwidth,
+                );
+                payments.insert(seq, detail).map_err(|e| self.err(e))?;
+                seq += 1;
+                count += 1;
+            }
+            let cut = seq.saturating_sub(self.kept);
+            payments
+                .retain_in(..cut, |_, _| false)
+                .map_err(|e| self.err(e))?;
+            meta.insert("next_seq", seq).map_err(|e| self.err(e))?;
+            meta.insert("payments", count).map_err(|e| self.err(e))?;
+            meta.insert("next_height", want).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The totals, per bucket, and the newest `limit` payments, newest first.
+    pub fn summary(&self, limit: usize) -> Result<Summary, EarningsError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let get = |key: &str| {
+            meta.get(key)
+                .map(|v| v.map(|v| v.value()))
+                .map_err(|e| self.err(e))
+        };
+        let recorded_height = get("next_height")?.and_then(|next| next.checked_sub(1));
+        let payments = get("payments")?.unwrap_or(0);
+        let table = txn.open_table(TOTALS).map_err(|e| self.err(e))?;
+        let total = |kind: &str| {
+            table
+                .get(kind)
+                .map(|v| Amount::from_base_units(v.map_or(0, |v| v.value())))
+                .map_err(|e| self.err(e))
+        };
+        let totals = Totals {
+            storage: total("storage")?,
+            bandwidth: total("bandwidth")?,
+            payments,
+        };
+        let table = txn.open_table(BUCKETS).map_err(|e| self.err(e))?;
+        let mut buckets = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = row.map_err(|e| self.err(e))?;
+            let (storage, bandwidth, payments) = value.value();
+            buckets.push((
+                BucketId(Hash32(key.value())),
+                Totals {
+                    storage: Amount::from_base_units(storage),
+                    bandwidth: Amount::from_base_units(bandwidth),
+                    payments,
+                },
+            ));
+        }
+        let table = txn.open_table(PAYMENTS).map_err(|e| self.err(e))?;
+        let mut recent = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))?.rev().take(limit) {
+            let (_, value) = row.map_err(|e| self.err(e))?;
+            let (height, time_ms, bucket, units, bandwidth) = value.value();
+            recent.push(Payment {
+                height,
+                time_ms,
+                bucket: BucketId(Hash32(bucket)),
+                amount: Amount::from_base_units(units),
+                bandwidth,
+            });
+        }
+        Ok(Summary {
+            recorded_height,
+            totals,
+            buckets,
+            recent,
+        })
+    }
+
+    /// Records the blocks of `chain` past this record's last one, replaying
+    /// the block log from genesis to get their events back; answers how many
+    /// blocks it recorded (none when the record is at the chain's tip).
+    pub fn catch_up(&self, chain: &Chain) -> Result<u64, EarningsError> {
+        let from = self.next_height()?;
+        let end = chain.next_height();
+        if from >= end {
+            return Ok(0);
+        }
+        tracing::info!(
+            from,
+            tip = end - 1,
+            "earnings record behind the chain: replaying the block log"
+        );
+        let mut state = State::new(chain.state().params().clone())?;
+        let mut height = 0;
+        let mut next = from;
+        while height < end {
+            let blocks = chain
+                .blocks_from(height, REPLAY_BLOCKS_PER_READ, REPLAY_BYTES_PER_READ)
+                .map_err(|e| EarningsError::Chain(Box::new(e)))?;
+            if blocks.is_empty() {
+                return Err(EarningsError::MissingBlock { height });
+            }
+            let mut missed = Vec::new();
+            for block in blocks.iter().take_while(|b| b.height() < end) {
+                let events = replay(&mut state, block, height)?;
+                if height >= from {
+                    let time_ms = block.header.body.time_ms;
+                    missed.push(self.payments_of(height, time_ms, &events));
+                }
+                height += 1;
+            }
+            if !missed.is_empty() {
+                self.commit(next, &missed)?;
+                next = height;
+            }
+        }
+        Ok(end - from)
+    }
+}
+
+/// Applies `block`, which must be block `height`, to `state`.
+fn replay(state: &mut State, block: &Block, height: u64) -> Result<Vec<Event>, EarningsError> {
+    if block.height() != height {
+        return Err(EarningsError::MissingBlock { height });
+    }
+    apply_block(state, block).map_err(|source| EarningsError::Replay {
+        height,
+        source: Box::new(source),
+    })
+}
+
+fn db_error(path: &Path, source: impl Into<redb::Error>) -> EarningsError {
+    EarningsError::Db {
+        path: path.to_path_buf(),
+        source: Box::new(source.into()),
+    }
+}
+
+impl Inner {
+    /// Records `committed`'s payments for this node. Called right after the
+    /// block is on disk, with the chain lock still held, so blocks are
+    /// recorded in order; a failure is logged and caught up at the next start.
+    pub(crate) fn record_earnings(&self, committed: &Committed) {
+        let block = &committed.block;
+        let height = block.height();
+        match self
+            .earnings
+            .record(height, block.header.body.time_ms, &committed.events)
+        {
+            Ok(Recorded::Block { payments }) if payments > 0 => {
+                tracing::debug!(height, payments, "storage payments recorded");
+            }
+            Ok(_) => {}
+            // Behind since an earlier failure, logged then.
+            Err(e @ EarningsError::Gap { .. }) => tracing::debug!(%e, "earnings not recorded"),
+            Err(e) => tracing::error!(
+                height,
+                %e,
+                "earnings not recorded; the record catches up when the node restarts"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::Genesis;
+    use peercloud_ledger::{GenesisConfig, Params, Tx, TxKind};
+    use peercloud_types::{AccountId, Keypair};
+
+    fn node(seed: u8) -> NodeId {
+        Keypair::from_seed(&[seed; 32]).node_id()
+    }
+
+    fn paid(bucket: u8, to: u8, amount: u128, bandwidth: bool) -> Event {
+        Event::Storage(StorageEvent::StoragePaid {
+            bucket: BucketId(Hash32([bucket; 32])),
+            node: Some(node(to)),
+            to: AccountId(Keypair::from_seed(&[to; 32]).public()),
+            amount: Amount::from_base_units(amount),
+            bandwidth,
+        })
+    }
+
+    fn managers_fee(bucket: u8, amount: u128) -> Event {
+        Event::Storage(StorageEvent::StoragePaid {
+            bucket: BucketId(Hash32([bucket; 32])),
+            node: None,
+            to: AccountId(Keypair::from_seed(&[9; 32]).public()),
+            amount: Amount::from_base_units(amount),
+            bandwidth: false,
+        })
+    }
+
+    #[test]
+    fn records_this_nodes_payments_in_order_and_keeps_them_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(EARNINGS_FILE);
+        let me = node(1);
+        let earnings = Earnings::open(&path, me).expect("open");
+        assert_eq!(earnings.next_height().expect("height"), 0);
+        let empty = earnings.summary(10).expect("summary");
+        assert_eq!(empty.recorded_height, None);
+        assert_eq!(empty.totals, Totals::default());
+
+        assert_eq!(
+            earnings.record(0, 100, &[]).expect("genesis"),
+            Recorded::Block { payments: 0 }
+        );
+        let block = [
+            paid(5, 1, 300, false),
+            paid(5, 2, 999, false),
+            managers_fee(5, 50),
+            paid(5, 1, 70, true),
+        ];
+        assert_eq!(
+            earnings.record(1, 200, &block).expect("bill"),
+            Recorded::Block { payments: 2 }
+        );
+        // A block twice is recorded once; a block ahead of the next is refused.
+        assert_eq!(
+            earnings.record(1, 200, &block).expect("again"),
+            Recorded::Already
+        );
+        let gap = earnings.record(3, 400, &block).expect_err("a gap");
+        assert!(
+            gap.to_string().contains("is at block 2, was given block 3"),
+            "{gap}"
+        );
+        earnings
+            .record(2, 300, &[paid(6, 1, 5, false)])
+            .expect("second bucket");
+        drop(earnings);
+
+        let earnings = Earnings::open(&path, me).expect("reopen");
+        let summary = earnings.summary(2).expect("summary");
+        assert_eq!(summary.recorded_height, Some(2));
+        assert_eq!(
+            summary.totals,
+            Totals {
+                storage: Amount::from_base_units(305),
+                bandwidth: Amount::from_base_units(70),
+                payments: 3,
+            }
+        );
+        let five = BucketId(Hash32([5; 32]));
+        let six = BucketId(Hash32([6; 32]));
+        assert_eq!(
+            summary.buckets,
+            vec![
+                (
+                    five,
+                    Totals {
+                        storage: Amount::from_base_units(300),
+                        bandwidth: Amount::from_base_units(70),
+                        payments: 2,
+                    }
+                ),
+                (
+                    six,
+                    Totals {
+                        storage: Amount::from_base_units(5),
+                        bandwidth: Amount::ZERO,
+                        payments: 1,
+                    }
+                ),
+            ]
+        );
+        // Newest first, as many as asked.
+        let newest = Payment {
+            height: 2,
+            time_ms: 300,
+            bucket: six,
+            amount: Amount::from_base_units(5),
+            bandwidth: false,
+        };
+        let before = Payment {
+            height: 1,
+            time_ms: 200,
+            bucket: five,
+            amount: Amount::from_base_units(70),
+            bandwidth: true,
+        };
+        assert_eq!(summary.recent, vec![newest, before]);
+        assert_eq!(earnings.summary(0).expect("summary").recent, vec![]);
+    }
+
+    #[test]
+    fn keeps_the_last_payments_in_detail_and_the_totals_forever() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let earnings =
+            Earnings::open_keeping(&dir.path().join(EARNINGS_FILE), node(1), 3).expect("open");
+        for height in 0..5u64 {
+            let amount = u128::from(height) + 1;
+            earnings
+                .record(height, height * 10, &[paid(1, 1, amount, false)])
+                .expect("record");
+        }
+        let summary = earnings.summary(100).expect("summary");
+        let heights: Vec<u64> = summary.recent.iter().map(|p| p.height).collect();
+        assert_eq!(heights, [4, 3, 2]);
+        assert_eq!(summary.totals.payments, 5);
+        assert_eq!(summary.totals.storage, Amount::from_base_units(15));
+        assert_eq!(summary.buckets[0].1.payments, 5);
+    }
+
+    fn transfer(chain: &Chain, from: &Keypair, to: &Keypair) -> peercloud_types::Signed<Tx> {
+        let state = chain.state();
+        peercloud_types::Signed::new(
+            Tx {
+                chain: state.chain_id(),
+                nonce: state.next_nonce(&from.public()),
+                fee: state.params().min_fee,
+                kind: TxKind::Transfer {
+                    to: to.account_id(),
+                    amount: Amount::from_tokens(1),
+                },
+            },
+            from,
+        )
+    }
+
+    #[test]
+    fn a_record_behind_the_chain_catches_up_from_the_block_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (validator, alice, bob) = (
+            Keypair::generate(),
+            Keypair::generate(),
+            Keypair::generate(),
+        );
+        let config = GenesisConfig {
+            params: Params {
+                genesis_authority: validator.account_id(),
+                validator: validator.public(),
+                treasury: validator.account_id(),
+                min_fee: Amount::from_base_units(100_000),
+                stake_min_to_serve: Amount::from_tokens(10),
+                slash_bps: 1_000,
+            },
+            allocations: vec![(alice.account_id(), Amount::from_tokens(1_000))],
+            time_ms: 1_000,
+        };
+        let genesis = Genesis::create(&config, &validator).expect("genesis");
+        let mut chain = Chain::open(dir.path(), &genesis).expect("chain");
+        for time in [2_000, 3_000, 4_000] {
+            let tx = transfer(&chain, &alice, &bob);
+            let (block, _) = chain.propose(vec![tx], time, &validator).expect("block");
+            assert!(block.is_some());
+        }
+        let earnings = Earnings::open(&dir.path().join(EARNINGS_FILE), node(1)).expect("open");
+        // A new record on a chain of four blocks replays them all, once.
+        assert_eq!(earnings.catch_up(&chain).expect("catch up"), 4);
+        assert_eq!(earnings.next_height().expect("height"), 4);
+        assert_eq!(earnings.catch_up(&chain).expect("caught up"), 0);
+        // The next block is recorded as it commits; one missed is caught up.
+        let tx = transfer(&chain, &alice, &bob);
+        let (block, _) = chain.propose(vec![tx], 5_000, &validator).expect("block");
+        let block = block.expect("a block");
+        let recorded = earnings.record(4, 5_000, &block.events).expect("record");
+        assert_eq!(recorded, Recorded::Block { payments: 0 });
+        let tx = transfer(&chain, &alice, &bob);
+        chain.propose(vec![tx], 6_000, &validator).expect("block");
+        assert_eq!(earnings.catch_up(&chain).expect("catch up"), 1);
+        assert_eq!(
+            earnings.summary(10).expect("summary").recorded_height,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn another_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(EARNINGS_FILE);
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", 99)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let err = Earnings::open(&path, node(1))
+            .expect_err("format 99")
+            .to_string();
+        assert!(
+            err.contains("format 99") && err.contains(EARNINGS_FILE),
+            "{err}"
+        );
+    }
+}
