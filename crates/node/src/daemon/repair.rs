@@ -49,6 +49,10 @@ use super::{AskError, AuditOutcome, Inner, NetStore};
 
 /// How often a bucket's index replicas look for lost pieces.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(3);
+/// Most live objects one audit or repair pass over a bucket checks; the
+/// next pass goes on from there, so a large bucket is covered over several
+/// passes and the background load stays bounded.
+pub const OBJECTS_PER_PASS: usize = 64;
 /// How long a holder may be unreachable before its pieces are rebuilt
 /// elsewhere (a devnet's restarts take about a second).
 pub const HOLDER_GRACE: Duration = Duration::from_secs(5);
@@ -92,6 +96,8 @@ pub struct RepairMemory {
     proved: HashMap<ContentId, BTreeSet<NodeId>>,
     /// Holders that failed a piece they had proved, found by the last pass.
     failed: Vec<(NodeId, ContentId)>,
+    /// Where the next pass over each bucket starts (after this key).
+    cursor: HashMap<BucketId, String>,
 }
 
 impl RepairMemory {
@@ -169,6 +175,17 @@ impl Pass<'_> {
 }
 
 impl Inner {
+    /// The seed this node's challenges are drawn from: the hash of the
+    /// latest block and this node's id, so a holder cannot know its leaves
+    /// before the block, and two auditors ask for different ones.
+    fn audit_seed(&self) -> Hash32 {
+        let tip = self.chain().state().tip().map_or(Hash32::ZERO, |t| t.hash);
+        let mut input = b"peercloud audit seed v1".to_vec();
+        input.extend_from_slice(&tip.0);
+        input.extend_from_slice(&self.node_id().key().0);
+        Hash32::of(&input)
+    }
+
     /// Checks one holder of `cid` (of `len` bytes) with an audit.
     async fn check_piece(
         &self,
@@ -177,7 +194,7 @@ impl Inner {
         len: u64,
         down: &mut RepairMemory,
     ) -> Held {
-        let seed = Hash32::of(&crate::daemon::now_ms().to_le_bytes());
+        let seed = self.audit_seed();
         match self.audit(node, cid, len, &seed).await {
             Ok(AuditOutcome::Passed { .. }) => {
                 down.since.remove(node);
@@ -224,10 +241,20 @@ impl Inner {
             mode,
             report: &mut report,
         };
-        let mut after = None;
+        // A check covers the whole bucket; an audit or repair pass goes on
+        // from where the last one stopped, at most OBJECTS_PER_PASS objects.
+        let budget = match mode {
+            RepairMode::Check => usize::MAX,
+            RepairMode::Audit | RepairMode::Repair => OBJECTS_PER_PASS,
+        };
+        let mut after = match mode {
+            RepairMode::Check => None,
+            RepairMode::Audit | RepairMode::Repair => pass.down.cursor.remove(&bucket),
+        };
+        let page_size = (budget.min(super::INDEX_PAGE_MAX as usize)) as u32;
         loop {
             let page = self
-                .index_list(bucket, String::new(), after.clone(), super::INDEX_PAGE_MAX)
+                .index_list(bucket, String::new(), after.clone(), page_size)
                 .await?;
             for entry in &page.entries {
                 if let Some(object) = entry.body.object {
@@ -235,10 +262,18 @@ impl Inner {
                     self.repair_object(object.manifest, &mut pass).await;
                 }
             }
-            match (page.more, page.entries.last()) {
-                (true, Some(last)) => after = Some(last.body.key.clone()),
-                _ => break,
+            after = match (page.more, page.entries.last()) {
+                (true, Some(last)) => Some(last.body.key.clone()),
+                _ => None,
+            };
+            if after.is_none() || pass.report.objects >= budget {
+                break;
             }
+        }
+        if let Some(key) = after
+            && mode != RepairMode::Check
+        {
+            pass.down.cursor.insert(bucket, key);
         }
         Ok(report)
     }
