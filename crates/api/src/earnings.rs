@@ -3,9 +3,12 @@
 //! ledger (reputation, stake to serve, stake locked in clusters), so one
 //! call answers "what am I earning and how am I standing". Amounts read as
 //! decimal PCL strings, kinds as plain words (`"storage"`, `"bandwidth"`).
+//! It also shows how the node is audited: the audits it answered and how,
+//! and the reports and judgements of it on the ledger, so every move of its
+//! reputation and stake has its reason beside it.
 
 use peercloud_ledger::{BucketId, ClusterId};
-use peercloud_types::{AccountId, Amount, NodeId};
+use peercloud_types::{AccountId, Amount, ContentId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::MemberState;
@@ -20,6 +23,7 @@ pub const EARNINGS_LIMIT_DEFAULT: u32 = 100;
 pub struct EarningsQuery {
     /// Most recent payments to list, newest first (0..=[`EARNINGS_LIMIT_MAX`];
     /// [`EARNINGS_LIMIT_DEFAULT`] when absent; 0 lists none, totals only).
+    /// The same bound applies to each list of audits.
     pub limit: Option<u32>,
 }
 
@@ -144,6 +148,136 @@ pub struct EarningsView {
     pub recent: Vec<PaymentView>,
     /// Reputation and stakes.
     pub standing: StandingView,
+    /// How the node is audited (empty from a node that predates it).
+    #[serde(default)]
+    pub audits: AuditsView,
+}
+
+/// How the node answered an audit, from its own side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAnswerKind {
+    /// It sent a proof.
+    Proved,
+    /// It does not have the piece.
+    Missing,
+    /// Its copy of the piece is corrupt.
+    Corrupt,
+    /// Its store or the proof failed.
+    Error,
+}
+
+impl AuditAnswerKind {
+    /// Whether the node proved the piece.
+    pub fn passed(self) -> bool {
+        self == AuditAnswerKind::Proved
+    }
+}
+
+impl std::fmt::Display for AuditAnswerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            AuditAnswerKind::Proved => "proved",
+            AuditAnswerKind::Missing => "missing",
+            AuditAnswerKind::Corrupt => "corrupt",
+            AuditAnswerKind::Error => "error",
+        })
+    }
+}
+
+/// How many audits the node answered, by outcome, ever (kept across
+/// restarts; a node may lose the last seconds of them in a crash).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCountsView {
+    /// Proofs sent.
+    pub proved: u64,
+    /// Pieces it did not have.
+    pub missing: u64,
+    /// Pieces whose copy was corrupt.
+    pub corrupt: u64,
+    /// Other failures.
+    pub error: u64,
+}
+
+impl AuditCountsView {
+    /// Audits passed (proved).
+    pub fn passed(&self) -> u64 {
+        self.proved
+    }
+
+    /// Audits failed: missing, corrupt or an error.
+    pub fn failed(&self) -> u64 {
+        self.missing
+            .saturating_add(self.corrupt)
+            .saturating_add(self.error)
+    }
+}
+
+/// One audit the node answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnsweredAuditView {
+    /// When, ms since the Unix epoch (the node's clock).
+    pub time_ms: u64,
+    /// The piece it was asked to prove.
+    pub cid: ContentId,
+    /// The node that asked (`None`: a peer that names no node key).
+    pub auditor: Option<NodeId>,
+    /// How it answered.
+    pub outcome: AuditAnswerKind,
+}
+
+/// A member's report of the node's failed audit, taken by the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReportView {
+    /// Height of the block that took it.
+    pub height: u64,
+    /// That block's time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The member that reported.
+    pub auditor: NodeId,
+    /// The audit epoch (block time / the cluster's billing period).
+    pub epoch: u64,
+    /// The piece.
+    pub cid: ContentId,
+}
+
+/// The ledger's judgement of the node on its reports: part of its member
+/// stake slashed, the rest returned, and the node removed from the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditJudgementView {
+    /// Height of the block that judged it.
+    pub height: u64,
+    /// That block's time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The epoch of the reports.
+    pub epoch: u64,
+    /// Stake taken to the treasury.
+    pub slashed: Amount,
+    /// Stake given back to the owner.
+    pub returned: Amount,
+}
+
+/// How the node is audited: its answers (counts ever, the newest in
+/// detail) and the ledger's reports and judgements of it, newest first,
+/// each list bounded by the query's limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditsView {
+    /// Answers by outcome, ever.
+    pub answered: AuditCountsView,
+    /// The newest answers, newest first.
+    pub recent: Vec<AnsweredAuditView>,
+    /// Reports of the node, ever.
+    pub reports_total: u64,
+    /// The newest reports, newest first.
+    pub reports: Vec<AuditReportView>,
+    /// Judgements of the node, ever.
+    pub judgements_total: u64,
+    /// The newest judgements, newest first.
+    pub judgements: Vec<AuditJudgementView>,
 }
 
 impl EarningsView {
@@ -199,8 +333,45 @@ mod tests {
                 cluster_stake: Amount::ZERO,
                 clusters: Vec::new(),
             },
+            audits: AuditsView {
+                answered: AuditCountsView {
+                    proved: 5,
+                    missing: 1,
+                    corrupt: 2,
+                    error: 0,
+                },
+                recent: vec![AnsweredAuditView {
+                    time_ms: 2_000,
+                    cid: ContentId::of(b"piece"),
+                    auditor: Some(key.node_id()),
+                    outcome: AuditAnswerKind::Corrupt,
+                }],
+                reports_total: 0,
+                reports: Vec::new(),
+                judgements_total: 1,
+                judgements: vec![AuditJudgementView {
+                    height: 9,
+                    time_ms: 3_000,
+                    cluster: ClusterId(Hash32([2; 32])),
+                    epoch: 4,
+                    slashed: Amount::from_base_units(1_000_000_000),
+                    returned: Amount::ZERO,
+                }],
+            },
         };
         assert!(view.behind());
+        assert_eq!(
+            (view.audits.answered.passed(), view.audits.answered.failed()),
+            (5, 3)
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["audits"]["recent"][0]["outcome"], "corrupt");
+        assert_eq!(json["audits"]["judgements"][0]["slashed"], "1");
+        // A view from a node without audits still reads.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("audits");
+        let read: EarningsView = serde_json::from_value(old).unwrap();
+        assert_eq!(read.audits, AuditsView::default());
         let again: EarningsView =
             serde_json::from_str(&serde_json::to_string(&view).unwrap()).unwrap();
         assert_eq!(again, view);

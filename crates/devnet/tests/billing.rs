@@ -14,10 +14,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use peercloud_api::{Canonical, ErrorCode, EvidenceQuery, IndexWrite};
-use peercloud_client::{ClientError, NodeApi, bucket, submit_signed};
+use peercloud_client::{ClientError, NodeApi, bucket};
 use peercloud_devnet::Grid;
 use peercloud_devnet::amounts::cluster_terms;
-use peercloud_ledger::{BandwidthReceipt, BucketId, Event, StorageEvent, TxKind};
+use peercloud_ledger::{BandwidthReceipt, Event, StorageEvent};
 use peercloud_types::{Amount, Keypair, NodeId, Signed};
 
 /// Providers: enough for 3 replicas and one that holds no copy.
@@ -39,21 +39,7 @@ fn members_are_paid_per_period_for_bytes_stored_and_only_servers_for_bytes_ackno
     let mut blocks = inner(&grid, 1).committed.subscribe();
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, user, create, true).expect("bucket");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(100),
-    };
-    submit_signed(&node, user, deposit, true).expect("deposit");
+    let bucket = funded_bucket(&grid, &node, 100);
 
     let data = vec![3u8; 2 << 20];
     bucket::put(&node, user, &bucket, "data.bin", &data[..]).expect("put");

@@ -11,32 +11,11 @@ use common::*;
 
 use peercloud_api::{Canonical, ErrorCode, IndexWrite, ListQuery};
 use peercloud_client::bucket::{self, BucketError};
-use peercloud_client::{ClientError, NodeApi, submit_signed};
+use peercloud_client::{ClientError, NodeApi};
 use peercloud_devnet::{Grid, InProcessNode};
-use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef, TxKind};
+use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef};
 use peercloud_node::daemon::INDEX_REPLICAS;
-use peercloud_types::{Amount, ContentId, Keypair, Signed};
-
-/// Creates a funded bucket in the grid's cluster, owned by the grid's user.
-fn funded_bucket(grid: &Grid, node: &InProcessNode) -> BucketId {
-    let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("the user's account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(node, user, create, true).expect("the bucket is created");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(50),
-    };
-    submit_signed(node, user, deposit, true).expect("the deposit");
-    bucket
-}
+use peercloud_types::{ContentId, Keypair, Signed};
 
 /// Nodes whose own index replica holds `key` of `bucket`.
 fn index_holders(grid: &Grid, bucket: &BucketId, key: &str) -> Vec<usize> {
@@ -81,7 +60,7 @@ fn objects_are_put_listed_overwritten_read_and_deleted_through_the_quorum_index(
     let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let bucket = funded_bucket(&grid, &node);
+    let bucket = funded_bucket(&grid, &node, 50);
 
     let first = vec![7u8; 3 << 20];
     let put = bucket::put(&node, user, &bucket, "docs/a.txt", &first[..]).expect("put a");
@@ -163,7 +142,7 @@ fn the_index_keeps_every_acknowledged_write_with_one_replica_stopped() {
     let user = grid.user();
     // Through a provider: the validator does not store chunks.
     let node1 = grid.node(1).expect("node 1");
-    let bucket = funded_bucket(&grid, &node1);
+    let bucket = funded_bucket(&grid, &node1, 50);
     bucket::put(&node1, user, &bucket, "k/000", &b"first"[..]).expect("first put");
     let replicas = all_index_holders(&grid, &bucket, "k/000");
     assert_eq!(replicas.len(), INDEX_REPLICAS);

@@ -20,10 +20,10 @@ use peercloud_api::{
     EARNINGS_LIMIT_MAX, EarningsQuery, EarningsView, ErrorCode, EvidenceQuery, MemberState,
     PaymentKind,
 };
-use peercloud_client::{ClientError, NodeApi, NodeClient, bucket, submit_signed};
+use peercloud_client::{ClientError, NodeApi, NodeClient, bucket};
 use peercloud_devnet::amounts::{FARMER_STAKE_TOKENS, cluster_terms};
 use peercloud_devnet::{Grid, node_dir};
-use peercloud_ledger::{BucketId, Event, StorageEvent, TxKind};
+use peercloud_ledger::{BucketId, Event, StorageEvent};
 use peercloud_node::api::Service;
 use peercloud_node::chain::Committed;
 use peercloud_node::config::{NodeConfig, Settings};
@@ -149,21 +149,7 @@ fn every_provider_sees_what_it_earned_and_a_restart_rebuilds_it_from_the_block_l
     let providers: Vec<usize> = (1..=PROVIDERS).collect();
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, user, create, true).expect("bucket");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(100),
-    };
-    submit_signed(&node, user, deposit, true).expect("deposit");
+    let bucket = funded_bucket(&grid, &node, 100);
 
     // Nothing earned yet: no bucket was ever billed.
     let before: BTreeMap<usize, EarningsView> = providers

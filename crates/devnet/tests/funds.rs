@@ -56,16 +56,7 @@ fn a_bucket_out_of_funds_is_warned_then_read_only_with_nothing_deleted_then_ende
         .expect("a grid whose cluster bills every second");
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, user, create, true).expect("bucket");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
+    let bucket = funded_bucket(&grid, &node, 0);
     let deposit = |amount: Amount| {
         submit_signed(&node, user, TxKind::DepositBucket { bucket, amount }, true)
             .expect("deposit");

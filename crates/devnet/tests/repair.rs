@@ -13,28 +13,13 @@ use common::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use peercloud_client::{NodeApi, bucket, submit_signed};
+use peercloud_client::{NodeApi, bucket};
 use peercloud_devnet::Grid;
-use peercloud_ledger::{BucketId, TxKind};
 use peercloud_store::Manifest;
-use peercloud_types::{Amount, ContentId};
+use peercloud_types::ContentId;
 
 /// Providers: six pieces per group on distinct nodes even with two stopped.
 const PROVIDERS: usize = 8;
-
-/// Deterministic, incompressible-looking content (xorshift64).
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// The running nodes (of `running`) whose own store holds `cid`.
 fn running_holders(grid: &Grid, running: &[usize], cid: &ContentId) -> BTreeSet<usize> {
@@ -50,21 +35,7 @@ fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itsel
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of eight providers");
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, user, create, true).expect("bucket");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(50),
-    };
-    submit_signed(&node, user, deposit, true).expect("deposit");
+    let bucket = funded_bucket(&grid, &node, 50);
     let big = content(10 << 20, 1);
     let small = content(3_000, 2);
     let put = bucket::put(&node, user, &bucket, "big.bin", &big[..]).expect("put big");

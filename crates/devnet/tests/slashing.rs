@@ -11,13 +11,13 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-use peercloud_client::{NodeApi, bucket, submit_signed};
+use peercloud_client::{NodeApi, bucket};
 use peercloud_devnet::Grid;
 use peercloud_devnet::amounts::cluster_terms;
-use peercloud_ledger::{BucketId, Event, StorageEvent, TxKind};
+use peercloud_ledger::{Event, StorageEvent};
 use peercloud_node::daemon::REPAIR_INTERVAL;
 use peercloud_store::testing::Tamper;
-use peercloud_types::{Amount, Keypair};
+use peercloud_types::Keypair;
 
 const PROVIDERS: usize = 8;
 
@@ -32,21 +32,7 @@ fn a_holder_that_corrupts_a_piece_is_reported_slashed_removed_and_the_piece_rebu
     let mut blocks = inner(&grid, 1).committed.subscribe();
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
-    let nonce = node
-        .account(&user.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, user, create, true).expect("bucket");
-    let bucket = BucketId::derive(&user.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(50),
-    };
-    submit_signed(&node, user, deposit, true).expect("deposit");
+    let bucket = funded_bucket(&grid, &node, 50);
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
     let put = bucket::put(&node, user, &bucket, "data.bin", &data[..]).expect("put");
 

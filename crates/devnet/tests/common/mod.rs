@@ -30,3 +30,47 @@ pub fn holders(grid: &Grid, cid: &ContentId) -> Vec<usize> {
         .filter(|&i| inner(grid, i).store.has(cid).expect("a readable store"))
         .collect()
 }
+
+/// Creates a bucket in the grid's cluster, owned by the grid's user, through
+/// `node`, and (unless `tokens` is 0) funds it with `tokens` PCL; returns its id.
+pub fn funded_bucket(
+    grid: &Grid,
+    node: &peercloud_devnet::InProcessNode,
+    tokens: u64,
+) -> peercloud_ledger::BucketId {
+    use peercloud_client::{NodeApi, submit_signed};
+    use peercloud_ledger::{BucketId, TxKind};
+    let user = grid.user();
+    let nonce = node
+        .account(&user.account_id())
+        .expect("the user's account")
+        .next_nonce;
+    let create = TxKind::CreateBucket {
+        cluster: grid.cluster(),
+        public: false,
+    };
+    submit_signed(node, user, create, true).expect("the bucket is created");
+    let bucket = BucketId::derive(&user.account_id(), nonce);
+    if tokens > 0 {
+        let deposit = TxKind::DepositBucket {
+            bucket,
+            amount: peercloud_types::Amount::from_tokens(tokens),
+        };
+        submit_signed(node, user, deposit, true).expect("the deposit");
+    }
+    bucket
+}
+
+/// Deterministic, incompressible-looking content (xorshift64).
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

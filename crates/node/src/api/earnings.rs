@@ -4,23 +4,26 @@
 //! totals are of the same block.
 //!
 //! ```text
-//!   GET /v1/earnings?limit=N ─► Service::earnings ─► EarningsView
+//!   GET /v1/earnings?limit=N ─► Service::earnings ─► EarningsView (payments, standing, audits)
 //! ```
 
 use axum::extract::{Query, State};
 use peercloud_api::{
-    ApiError, BucketEarningsView, ClusterStakeView, EARNINGS_LIMIT_DEFAULT, EARNINGS_LIMIT_MAX,
-    EarningsQuery, EarningsView, PaymentKind, PaymentView, StandingView,
+    AnsweredAuditView, ApiError, AuditAnswerKind, AuditCountsView, AuditJudgementView,
+    AuditReportView, AuditsView, BucketEarningsView, ClusterStakeView, EARNINGS_LIMIT_DEFAULT,
+    EARNINGS_LIMIT_MAX, EarningsQuery, EarningsView, PaymentKind, PaymentView, StandingView,
 };
 use peercloud_ledger::State as LedgerState;
 use peercloud_types::{AccountId, Amount, NodeId};
 
 use super::server::{Failure, rejection};
 use super::service::Service;
-use crate::daemon::{PAYMENTS_KEPT, Payment, Totals};
+use crate::daemon::{AUDITS_KEPT, AuditAnswer, AuditSummary, PAYMENTS_KEPT, Payment, Totals};
 
 // A view may list every payment the node keeps in detail, and no more.
 const _: () = assert!(EARNINGS_LIMIT_MAX as u64 == PAYMENTS_KEPT);
+// The same limit bounds each list of audits, which keeps as many.
+const _: () = assert!(EARNINGS_LIMIT_MAX as u64 == AUDITS_KEPT);
 
 impl Service {
     /// `GET /v1/earnings`: this node's storage earnings (totals, per bucket,
@@ -69,7 +72,61 @@ impl Service {
                 .collect(),
             recent: summary.recent.into_iter().map(payment_view).collect(),
             standing: standing(state, &node, &owner),
+            audits: audits_view(summary.audits),
         })
+    }
+}
+
+fn audits_view(audits: AuditSummary) -> AuditsView {
+    let counts = audits.answered;
+    AuditsView {
+        answered: AuditCountsView {
+            proved: counts.proved,
+            missing: counts.missing,
+            corrupt: counts.corrupt,
+            error: counts.error,
+        },
+        recent: audits
+            .recent
+            .into_iter()
+            .map(|a| AnsweredAuditView {
+                time_ms: a.time_ms,
+                cid: a.cid,
+                auditor: a.auditor,
+                outcome: match a.outcome {
+                    AuditAnswer::Proved => AuditAnswerKind::Proved,
+                    AuditAnswer::Missing => AuditAnswerKind::Missing,
+                    AuditAnswer::Corrupt => AuditAnswerKind::Corrupt,
+                    AuditAnswer::Error => AuditAnswerKind::Error,
+                },
+            })
+            .collect(),
+        reports_total: audits.reports_total,
+        reports: audits
+            .reports
+            .into_iter()
+            .map(|r| AuditReportView {
+                height: r.height,
+                time_ms: r.time_ms,
+                cluster: r.cluster,
+                auditor: r.auditor,
+                epoch: r.epoch,
+                cid: r.cid,
+            })
+            .collect(),
+        judgements_total: audits.judgements_total,
+        judgements: audits
+            .judgements
+            .into_iter()
+            .map(|j| AuditJudgementView {
+                height: j.height,
+                time_ms: j.time_ms,
+                cluster: j.cluster,
+                epoch: j.epoch,
+                slashed: j.slashed,
+                returned: j.returned,
+            })
+            .collect(),
     }
 }
 

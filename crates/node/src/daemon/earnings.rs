@@ -29,8 +29,16 @@
 //! Bounded: the last [`PAYMENTS_KEPT`] payments in detail (older ones are
 //! dropped as new ones come), the totals forever (one row per bucket that
 //! ever paid this node).
+//!
+//! Audits (`audits.rs`): the same record keeps the audits this node
+//! answered (off the answer path, through a small batching writer) and the
+//! ledger's reports and judgements of this node (with each block's
+//! payments), so a farmer can see each audit and what it cost.
+
+mod audits;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use peercloud_ledger::{
     Block, BlockError, BucketId, Event, ParamsError, State, StorageEvent, apply_block,
@@ -40,11 +48,23 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use super::Inner;
 use crate::chain::{Chain, ChainError, Committed};
+pub use audits::{
+    AUDITS_KEPT, AnswerCounts, AnsweredAudit, AuditAnswer, AuditJudgement, AuditReport,
+    AuditSummary,
+};
+use audits::{AuditLog, BlockAudits};
 
 /// File name of the earnings record in a node's data directory.
 pub const EARNINGS_FILE: &str = "earnings.redb";
 /// Format of the earnings record; another is refused by name.
-pub const EARNINGS_FORMAT_VERSION: u64 = 1;
+///
+/// 2: the audit tables (answers, reports, judgements of this node). A
+/// format 1 record is migrated by emptying it: the block log gives back
+/// its payments and the reports it never recorded (the next
+/// [`Earnings::catch_up`] replays it from genesis).
+pub const EARNINGS_FORMAT_VERSION: u64 = 2;
+/// The format before the audit tables, migrated on open.
+const EARNINGS_FORMAT_NO_AUDITS: u64 = 1;
 /// Payments kept in detail: years of a node's bills at a few buckets a
 /// month, about 1 MiB on disk; the totals keep counting past it.
 pub const PAYMENTS_KEPT: u64 = 10_000;
@@ -110,6 +130,14 @@ pub enum EarningsError {
         /// The height.
         height: u64,
     },
+    /// The audit log's writer thread could not start.
+    #[error("earnings record {path}: starting the audit log writer: {source}")]
+    Writer {
+        /// The database file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// A block of the log did not replay.
     #[error("replaying block {height} for the earnings record: {source}")]
     Replay {
@@ -157,6 +185,8 @@ pub struct Summary {
     pub buckets: Vec<(BucketId, Totals)>,
     /// The newest payments, newest first.
     pub recent: Vec<Payment>,
+    /// Audits answered, and the ledger's reports and judgements of this node.
+    pub audits: AuditSummary,
 }
 
 /// What [`Earnings::record`] did with a block.
@@ -171,20 +201,23 @@ pub enum Recorded {
     Already,
 }
 
-/// The payments of one block for this node.
+/// The payments, reports and judgements of one block for this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct BlockPayments {
     height: u64,
     payments: Vec<Payment>,
+    audits: BlockAudits,
 }
 
 /// This node's earnings record.
 #[derive(Debug)]
 pub struct Earnings {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     node: NodeId,
     kept: u64,
+    /// The writer of answered audits (stopped and flushed when dropped).
+    audit_log: AuditLog,
 }
 
 impl Earnings {
@@ -193,40 +226,65 @@ impl Earnings {
         Earnings::open_keeping(path, node, PAYMENTS_KEPT)
     }
 
-    /// [`Earnings::open`] keeping `kept` payments in detail (at least one).
+    /// [`Earnings::open`] keeping `kept` payments and audits in detail (at
+    /// least one).
     fn open_keeping(path: &Path, node: NodeId, kept: u64) -> Result<Earnings, EarningsError> {
-        let earnings = Earnings {
-            db: Database::create(path).map_err(|e| db_error(path, e))?,
-            path: path.to_path_buf(),
-            node,
-            kept: kept.max(1),
-        };
-        let txn = earnings.db.begin_write().map_err(|e| earnings.err(e))?;
+        let kept = kept.max(1);
+        let db = Arc::new(Database::create(path).map_err(|e| db_error(path, e))?);
+        let err = |e: redb::Error| db_error(path, e);
+        let txn = db.begin_write().map_err(|e| err(e.into()))?;
         {
-            let mut meta = txn.open_table(META).map_err(|e| earnings.err(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
             let found = meta
                 .get("format")
-                .map_err(|e| earnings.err(e))?
+                .map_err(|e| err(e.into()))?
                 .map(|v| v.value());
             match found {
-                None => {
-                    meta.insert("format", EARNINGS_FORMAT_VERSION)
-                        .map_err(|e| earnings.err(e))?;
-                }
+                None => {}
                 Some(EARNINGS_FORMAT_VERSION) => {}
+                Some(EARNINGS_FORMAT_NO_AUDITS) => {
+                    tracing::info!(
+                        path = %path.display(),
+                        "earnings record of format 1: emptied, rebuilt from the block log"
+                    );
+                    meta.retain(|_, _| false).map_err(|e| err(e.into()))?;
+                    txn.delete_table(TOTALS).map_err(|e| err(e.into()))?;
+                    txn.delete_table(BUCKETS).map_err(|e| err(e.into()))?;
+                    txn.delete_table(PAYMENTS).map_err(|e| err(e.into()))?;
+                }
                 Some(found) => {
                     return Err(EarningsError::Format {
-                        path: earnings.path.clone(),
+                        path: path.to_path_buf(),
                         found,
                     });
                 }
             }
-            txn.open_table(TOTALS).map_err(|e| earnings.err(e))?;
-            txn.open_table(BUCKETS).map_err(|e| earnings.err(e))?;
-            txn.open_table(PAYMENTS).map_err(|e| earnings.err(e))?;
+            meta.insert("format", EARNINGS_FORMAT_VERSION)
+                .map_err(|e| err(e.into()))?;
+            txn.open_table(TOTALS).map_err(|e| err(e.into()))?;
+            txn.open_table(BUCKETS).map_err(|e| err(e.into()))?;
+            txn.open_table(PAYMENTS).map_err(|e| err(e.into()))?;
+            audits::create_tables(&txn, path)?;
         }
-        txn.commit().map_err(|e| earnings.err(e))?;
-        Ok(earnings)
+        txn.commit().map_err(|e| err(e.into()))?;
+        let audit_log =
+            AuditLog::start(db.clone(), path, kept).map_err(|source| EarningsError::Writer {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Earnings {
+            db,
+            path: path.to_path_buf(),
+            node,
+            kept,
+            audit_log,
+        })
+    }
+
+    /// Records an audit this node answered, off the caller's path: queued
+    /// for the audit log's writer, never waiting (a full queue drops it).
+    pub fn record_answer(&self, answer: AnsweredAudit) {
+        self.audit_log.push(answer);
     }
 
     fn err(&self, source: impl Into<redb::Error>) -> EarningsError {
@@ -281,7 +339,12 @@ impl Earnings {
                 _ => None,
             })
             .collect();
-        BlockPayments { height, payments }
+        let audits = BlockAudits::of(&self.node, height, time_ms, events);
+        BlockPayments {
+            height,
+            payments,
+            audits,
+        }
     }
 
     /// Writes consecutive `blocks`, the first of which must be `next`, in
@@ -359,6 +422,8 @@ impl Earnings {
             meta.insert("payments", count).map_err(|e| self.err(e))?;
             meta.insert("next_height", want).map_err(|e| self.err(e))?;
         }
+        audits::write_block_audits(&txn, blocks.iter().map(|b| &b.audits), self.kept)
+            .map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))
     }
 
@@ -412,11 +477,13 @@ impl Earnings {
                 bandwidth,
             });
         }
+        let audits = audits::summary(&txn, limit).map_err(|e| self.err(e))?;
         Ok(Summary {
             recorded_height,
             totals,
             buckets,
             recent,
+            audits,
         })
     }
 

@@ -43,7 +43,8 @@ use tracing::Instrument;
 pub use chunks::audit::{AuditFailure, AuditOutcome};
 pub use chunks::{ChunkError, ChunkRelease, NetStore, PutRefusal};
 pub use earnings::{
-    EARNINGS_FILE, Earnings, EarningsError, PAYMENTS_KEPT, Payment, Summary, Totals,
+    AUDITS_KEPT, AnswerCounts, AnsweredAudit, AuditAnswer, AuditJudgement, AuditReport,
+    AuditSummary, EARNINGS_FILE, Earnings, EarningsError, PAYMENTS_KEPT, Payment, Summary, Totals,
 };
 pub use index::table::Batch;
 pub use index::table::{INDEX_FORMAT_VERSION, IndexTableError};
@@ -683,7 +684,8 @@ async fn answer(
             chunks::on_delete(inner, peer, cid).await
         }
         (Protocol::Chunk, Message::AuditRequest { cid, challenge }) => {
-            chunks::audit::on_audit(inner, cid, challenge).await
+            let auditor = peercloud_net::node_id_of(&peer);
+            chunks::audit::on_audit(inner, auditor, cid, challenge).await
         }
         (
             Protocol::Index,

@@ -317,11 +317,14 @@ impl Inner {
     async fn repair_copies(self: &Arc<Self>, cid: ContentId, len: u64, pass: &mut Pass<'_>) {
         pass.report.pieces += 1;
         let wanted = (REPLICAS_DEFAULT as usize).min(pass.nodes.len());
-        let ranked: Vec<NodeId> = rank(&cid, &pass.nodes)
+        let known = pass.down.proved.get(&cid).cloned().unwrap_or_default();
+        let mut ranked: Vec<NodeId> = rank(&cid, &pass.nodes)
             .into_iter()
             .take(window(REPLICAS_DEFAULT as usize))
             .map(|n| n.node)
             .collect();
+        // Its known holders first (stable: the ranking after them).
+        ranked.sort_by_key(|n| !known.contains(n));
         let (mut good, mut free) = (Vec::new(), Vec::new());
         let mut waiting = 0;
         for node in &ranked {
@@ -410,8 +413,13 @@ impl Inner {
             pass.report.pieces += 1;
             let mut found = None;
             let mut waiting = false;
-            let ranked = rank(cid, &pass.nodes);
-            for node in ranked.into_iter().take(GROUP_PIECES_MAX) {
+            // Where it was proved before first (no needless "missing" answers
+            // from nodes ranked ahead of its holder), then the ranking.
+            let known = pass.down.proved.get(cid).cloned().unwrap_or_default();
+            let mut ranked = rank(cid, &pass.nodes);
+            ranked.truncate(GROUP_PIECES_MAX);
+            ranked.sort_by_key(|n| !known.contains(&n.node));
+            for node in ranked {
                 match self
                     .check_piece(&node.node, *cid, *len as u64, pass.down)
                     .await

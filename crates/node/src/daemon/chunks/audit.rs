@@ -25,7 +25,7 @@ use peercloud_store::audit::{AuditError, AuditProof, Challenge, prove, verify};
 use peercloud_store::{ChunkStore, StoreError};
 use peercloud_types::{ContentId, Hash32, NodeId, encode};
 
-use super::super::{AskError, Inner, gossip};
+use super::super::{AnsweredAudit, AskError, AuditAnswer, Inner, gossip, now_ms};
 use crate::wire::Message;
 
 /// What auditing one holder found.
@@ -107,7 +107,33 @@ pub enum AuditFailure {
 /// A peer asks this node to prove that it holds `cid`. The chunk is read
 /// verified, so a copy gone bad is answered `chunk_corrupt` (never proved:
 /// its proof would fail anyway, and the holder should know first).
-pub(crate) async fn on_audit(inner: &Inner, cid: ContentId, challenge: Challenge) -> Message {
+///
+/// Every answer goes to the earnings record's audit log with the
+/// `auditor` (the asking peer's node, `None` when its peer id names no
+/// node key) and the outcome, queued without waiting: the answer never
+/// waits on a disk.
+pub(crate) async fn on_audit(
+    inner: &Inner,
+    auditor: Option<NodeId>,
+    cid: ContentId,
+    challenge: Challenge,
+) -> Message {
+    let (answer, outcome) = answer_audit(inner, cid, challenge).await;
+    inner.earnings.record_answer(AnsweredAudit {
+        time_ms: now_ms(),
+        cid,
+        auditor,
+        outcome,
+    });
+    answer
+}
+
+/// The answer to an audit of `cid`, and how it reads from this side.
+async fn answer_audit(
+    inner: &Inner,
+    cid: ContentId,
+    challenge: Challenge,
+) -> (Message, AuditAnswer) {
     let node = inner.node_id();
     let store = inner.store.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -116,19 +142,32 @@ pub(crate) async fn on_audit(inner: &Inner, cid: ContentId, challenge: Challenge
     })
     .await;
     match read {
-        Ok(Ok(Ok(proof))) => Message::AuditProof(proof),
-        Ok(Ok(Err(e))) => Message::error(ErrorCode::BadRequest, format!("node {node}: {e}")),
-        Ok(Err(e @ StoreError::NotFound { .. })) => {
-            Message::error(ErrorCode::NotFound, format!("node {node}: {e}"))
-        }
+        Ok(Ok(Ok(proof))) => (Message::AuditProof(proof), AuditAnswer::Proved),
+        Ok(Ok(Err(e))) => (
+            Message::error(ErrorCode::BadRequest, format!("node {node}: {e}")),
+            AuditAnswer::Error,
+        ),
+        Ok(Err(e @ StoreError::NotFound { .. })) => (
+            Message::error(ErrorCode::NotFound, format!("node {node}: {e}")),
+            AuditAnswer::Missing,
+        ),
         Ok(Err(e @ StoreError::Corrupt { .. })) => {
             tracing::warn!(%cid, %e, "an audited chunk held here is corrupt");
-            Message::error(ErrorCode::ChunkCorrupt, format!("node {node}: {e}"))
+            (
+                Message::error(ErrorCode::ChunkCorrupt, format!("node {node}: {e}")),
+                AuditAnswer::Corrupt,
+            )
         }
-        Ok(Err(e)) => Message::error(ErrorCode::StoreFailed, format!("node {node}: {e}")),
-        Err(e) => Message::error(
-            ErrorCode::Internal,
-            format!("node {node}: the audit task failed: {e}"),
+        Ok(Err(e)) => (
+            Message::error(ErrorCode::StoreFailed, format!("node {node}: {e}")),
+            AuditAnswer::Error,
+        ),
+        Err(e) => (
+            Message::error(
+                ErrorCode::Internal,
+                format!("node {node}: the audit task failed: {e}"),
+            ),
+            AuditAnswer::Error,
         ),
     }
 }
@@ -147,7 +186,7 @@ impl Inner {
     ) -> Result<AuditOutcome, AskError> {
         let challenge = Challenge::derive(seed, &cid, len);
         let answer = if *node == self.node_id() {
-            match on_audit(self, cid, challenge.clone()).await {
+            match on_audit(self, Some(*node), cid, challenge.clone()).await {
                 Message::Error { code, message } => Err(AskError::Refused {
                     node: *node,
                     code,
