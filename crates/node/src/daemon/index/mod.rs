@@ -20,7 +20,11 @@
 //! Entries are signed by the bucket's owner (`Signed<ObjectEntry>`), so a
 //! replica can only withhold an entry, never forge or change one.
 
+mod rules;
 pub(crate) mod table;
+
+use rules::index_cid;
+pub(crate) use rules::{check_write, cluster_nodes};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,12 +32,10 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_api::ErrorCode;
 use peercloud_ledger::object_entry::{check_key, newer};
-use peercloud_ledger::{
-    BandwidthReceipt, BucketId, BucketStatus, BucketUsage, ClusterId, ObjectEntry, State,
-};
+use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ClusterId, ObjectEntry};
 use peercloud_net::Protocol;
-use peercloud_store::{PlacementNode, rank, vnodes_for};
-use peercloud_types::{AccountId, ContentId, NodeId, Signed};
+use peercloud_store::rank;
+use peercloud_types::{AccountId, NodeId, Signed};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AskError, Inner};
@@ -238,147 +240,6 @@ async fn write_loop(table: Arc<IndexTable>, mut queue: mpsc::Receiver<PendingWri
             let _ = write.reply.send(result.clone());
         }
     }
-}
-
-/// Checks a write against the ledger: one bucket, on the ledger, every
-/// entry, usage and receipt signed by its owner (a receipt's receiver is
-/// the owner), keys valid; entries and usages only while the bucket is
-/// writable (receipts of reads are taken while it is read-only too).
-/// Returns the bucket.
-pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, IndexError> {
-    let Batch {
-        entries,
-        usages,
-        receipts,
-    } = batch;
-    let bucket = entries
-        .first()
-        .map(|e| e.body.bucket)
-        .or(usages.first().map(|u| u.body.bucket))
-        .or(receipts.first().map(|r| r.body.bucket))
-        .ok_or_else(|| IndexError::invalid("an index write carries nothing"))?;
-    if entries.len() > INDEX_WRITE_ENTRIES_MAX || receipts.len() > INDEX_WRITE_ENTRIES_MAX {
-        return Err(IndexError::invalid(format!(
-            "an index write carries {} entries and {} receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
-            entries.len(),
-            receipts.len()
-        )));
-    }
-    if usages.len() > 1 {
-        return Err(IndexError::invalid(
-            "an index write carries one usage at most",
-        ));
-    }
-    let record = state
-        .bucket(&bucket)
-        .ok_or(IndexError::UnknownBucket { bucket })?;
-    let writes = !entries.is_empty() || !usages.is_empty();
-    match record.status {
-        BucketStatus::Active => {}
-        BucketStatus::ReadOnly { .. } if !writes => {}
-        BucketStatus::ReadOnly { .. } => {
-            return Err(IndexError::ReadOnly {
-                bucket,
-                status: "read-only (its deposit ran out)",
-                hint: "; deposit into it to write again",
-            });
-        }
-        BucketStatus::Closed | BucketStatus::Expired => {
-            return Err(IndexError::ReadOnly {
-                bucket,
-                status: "closed",
-                hint: "",
-            });
-        }
-    }
-    let owned = |what: String, signer: &peercloud_types::PublicKey| {
-        if *signer == *record.owner.key() {
-            Ok(())
-        } else {
-            Err(IndexError::NotOwner {
-                what,
-                bucket,
-                signer: AccountId(*signer),
-                owner: record.owner,
-            })
-        }
-    };
-    let of_bucket = |what: &str, other: BucketId| {
-        if other == bucket {
-            Ok(())
-        } else {
-            Err(IndexError::invalid(format!(
-                "a write to {bucket} carries {what} of {other}"
-            )))
-        }
-    };
-    for entry in entries {
-        let what = format!("the entry of key {:?} in {bucket}", entry.body.key);
-        of_bucket("an entry", entry.body.bucket)?;
-        check_key(&entry.body.key).map_err(|e| IndexError::invalid(e.to_string()))?;
-        entry
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
-        owned(what, &entry.signer)?;
-    }
-    for receipt in receipts {
-        let body = &receipt.body;
-        let what = format!(
-            "the receipt of {} bytes from node {} in {bucket}",
-            body.bytes, body.node
-        );
-        of_bucket("a receipt", body.bucket)?;
-        receipt
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
-        owned(what.clone(), &receipt.signer)?;
-        if body.receiver != record.owner {
-            return Err(IndexError::invalid(format!(
-                "{what} names {} as its receiver, not the owner",
-                body.receiver
-            )));
-        }
-    }
-    for usage in usages {
-        let what = format!("the usage of {bucket}");
-        of_bucket("the usage", usage.body.bucket)?;
-        usage
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
-        owned(what, &usage.signer)?;
-    }
-    Ok(bucket)
-}
-
-/// The active members of a cluster as placement nodes, each weighted by the
-/// capacity it offers.
-pub(crate) fn cluster_nodes(state: &State, cluster: &ClusterId) -> Vec<PlacementNode> {
-    let Some(record) = state.cluster(cluster) else {
-        return Vec::new();
-    };
-    let active: Vec<_> = record
-        .members
-        .iter()
-        .filter(|(_, m)| m.status == peercloud_ledger::MemberStatus::Active)
-        .collect();
-    let largest = active
-        .iter()
-        .map(|(_, m)| m.capacity_bytes)
-        .max()
-        .unwrap_or(0);
-    active
-        .into_iter()
-        .map(|(node, m)| PlacementNode {
-            node: *node,
-            owner: m.owner,
-            vnodes: vnodes_for(m.capacity_bytes, largest),
-        })
-        .collect()
-}
-
-/// The key a bucket's index replicas are ranked by.
-fn index_cid(bucket: &BucketId) -> ContentId {
-    ContentId::of(&bucket.0.0)
 }
 
 /// What a quorum read found: the merged entries in key order and the
@@ -833,7 +694,7 @@ pub(crate) fn on_index_read(inner: &Inner, request: Message) -> Message {
 mod tests {
     use super::*;
     use peercloud_ledger::ObjectRef;
-    use peercloud_types::{Hash32, Keypair};
+    use peercloud_types::{ContentId, Hash32, Keypair};
 
     fn entry(key: &str, at_ms: u64) -> Signed<ObjectEntry> {
         Signed::new(
