@@ -3,6 +3,7 @@
 //! each call does, [`server`] puts it behind axum, a bearer token from a file
 //! in the data directory, and `{code, message}` errors.
 
+mod chunks;
 mod earnings;
 mod objects;
 pub mod server;

@@ -28,16 +28,15 @@ use axum::serve::{Listener, ListenerExt};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use peercloud_api::*;
-use peercloud_ledger::ClusterId;
 use peercloud_net::protocol::CHUNK_MESSAGE_BYTES_MAX;
 use peercloud_store::GROUP_PIECES_MAX;
-use peercloud_types::{AccountId, ContentId, JobId};
+use peercloud_types::{AccountId, JobId};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, TryAcquireError};
 use tracing::Instrument;
 
 use super::service::Service;
-use super::{earnings, objects, storage};
+use super::{chunks, earnings, objects, storage};
 use crate::daemon::Inner;
 
 /// An API refusal, answered as `{code, message}` with its code's status.
@@ -85,7 +84,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 /// Raw bytes (a chunk) whose refusal is an [`ApiError`].
-struct Raw(Bytes);
+pub(super) struct Raw(pub(super) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Raw {
     type Rejection = Failure;
@@ -333,11 +332,13 @@ pub fn router(service: Service) -> Router {
         .route("/v1/tx", post(submit_tx))
         .route(
             "/v1/chunks/{cid}",
-            put(put_chunk).get(get_chunk).delete(delete_chunk),
+            put(chunks::put_chunk)
+                .get(chunks::get_chunk)
+                .delete(chunks::delete_chunk),
         )
         .route(
             CHUNK_GROUPS_ROUTE,
-            post(put_chunk_group).layer(DefaultBodyLimit::max(CHUNK_GROUP_BODY_BYTES_MAX)),
+            post(chunks::put_chunk_group).layer(DefaultBodyLimit::max(CHUNK_GROUP_BODY_BYTES_MAX)),
         )
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/offers", post(offers))
@@ -429,125 +430,6 @@ async fn account(State(service): State<Shared>, Path(id): Path<String>) -> Answe
 
 async fn submit_tx(State(service): State<Shared>, Body(body): Body<SubmitTx>) -> Answer<TxReceipt> {
     Ok(axum::Json(service.submit(body.tx.0, body.wait).await?))
-}
-
-/// The query of a chunk put: `cluster=ID` places it on that cluster's
-/// members (a bucket's chunk) instead of network-wide.
-#[derive(Debug, serde::Deserialize)]
-struct ScopeQuery {
-    cluster: Option<String>,
-}
-
-/// The cluster a put's query names, parsed.
-fn scope(cluster: Option<&str>) -> Result<Option<ClusterId>, Failure> {
-    cluster.map(|c| parse(c, "a cluster id")).transpose()
-}
-
-async fn put_chunk(
-    State(service): State<Shared>,
-    Path(cid): Path<String>,
-    query: Result<Query<ScopeQuery>, axum::extract::rejection::QueryRejection>,
-    Raw(body): Raw,
-) -> Result<StatusCode, Failure> {
-    let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
-    let cid: ContentId = parse(&cid, "a CID")?;
-    let cluster = scope(query.cluster.as_deref())?;
-    // The body as it came, without a copy when it is one buffer.
-    service.put_chunk(cid, Vec::from(body), cluster).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// The query of [`CHUNK_GROUPS_ROUTE`]: `pieces=CID:BYTES,CID:BYTES,…`, the
-/// group's pieces in order (data, then parity); the body is their bytes, one
-/// after the other. `cluster=ID` places them on that cluster's members.
-#[derive(Debug, serde::Deserialize)]
-struct GroupQuery {
-    pieces: String,
-    cluster: Option<String>,
-}
-
-async fn put_chunk_group(
-    State(service): State<Shared>,
-    query: Result<Query<GroupQuery>, axum::extract::rejection::QueryRejection>,
-    Raw(body): Raw,
-) -> Result<StatusCode, Failure> {
-    let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
-    let cluster = scope(query.cluster.as_deref())?;
-    let pieces = split_group(&query.pieces, &body)?;
-    service.put_chunk_group(pieces, cluster).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Cuts a chunk-group body into its pieces as `spec` (`CID:BYTES,…`) lists them.
-fn split_group(spec: &str, body: &[u8]) -> Result<Vec<(ContentId, Vec<u8>)>, Failure> {
-    let listed: Vec<&str> = spec.split(',').filter(|s| !s.is_empty()).collect();
-    if listed.is_empty() || listed.len() > GROUP_PIECES_MAX {
-        return Err(Failure(ApiError::bad_request(format!(
-            "a chunk group lists 1..={GROUP_PIECES_MAX} pieces, this one {}",
-            listed.len()
-        ))));
-    }
-    let mut pieces = Vec::with_capacity(listed.len());
-    let mut rest = body;
-    for (index, item) in listed.into_iter().enumerate() {
-        let (cid, len) = item.split_once(':').ok_or_else(|| {
-            Failure(ApiError::bad_request(format!(
-                "piece {index} is {item:?}, not CID:BYTES"
-            )))
-        })?;
-        let cid: ContentId = parse(cid, "a CID")?;
-        let len: usize = len.parse().map_err(|_| {
-            Failure(ApiError::bad_request(format!(
-                "piece {index}'s length {len:?} is not a whole number"
-            )))
-        })?;
-        if len > rest.len() {
-            return Err(Failure(ApiError::bad_request(format!(
-                "piece {index} is listed as {len} bytes but only {} bytes of the body are left",
-                rest.len()
-            ))));
-        }
-        let (bytes, after) = rest.split_at(len);
-        pieces.push((cid, bytes.to_vec()));
-        rest = after;
-    }
-    if !rest.is_empty() {
-        return Err(Failure(ApiError::bad_request(format!(
-            "the body holds {} bytes past the pieces listed",
-            rest.len()
-        ))));
-    }
-    Ok(pieces)
-}
-
-async fn delete_chunk(
-    State(service): State<Shared>,
-    Path(cid): Path<String>,
-) -> Result<StatusCode, Failure> {
-    let cid: ContentId = parse(&cid, "a CID")?;
-    service.delete_chunk(cid).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn get_chunk(
-    State(service): State<Shared>,
-    Path(cid): Path<String>,
-) -> Result<Response, Failure> {
-    let cid: ContentId = parse(&cid, "a CID")?;
-    let (bytes, served_by) = service.get_chunk(cid).await?;
-    let served_by = axum::http::HeaderValue::from_str(&served_by.to_string())
-        .map_err(|e| Failure(ApiError::new(ErrorCode::Internal, e.to_string())))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/octet-stream"),
-            ),
-            (header::HeaderName::from_static(SERVED_BY_HEADER), served_by),
-        ],
-        bytes,
-    )
-        .into_response())
 }
 
 async fn job(
@@ -820,7 +702,7 @@ mod tests {
         let body = [a.clone(), b.clone()].concat();
         let spec = format!("{ca}:{},{cb}:{}", a.len(), b.len());
         assert_eq!(
-            super::split_group(&spec, &body).unwrap(),
+            super::super::chunks::split_group(&spec, &body).unwrap(),
             vec![(ca, a.clone()), (cb, b)]
         );
         for (bad, says) in [
@@ -830,7 +712,7 @@ mod tests {
             (format!("{ca}:x"), "not a whole number"),
             (String::new(), "1..=20 pieces"),
         ] {
-            let super::Failure(err) = super::split_group(&bad, &body).unwrap_err();
+            let super::Failure(err) = super::super::chunks::split_group(&bad, &body).unwrap_err();
             assert!(err.message.contains(says), "{bad:?}: {}", err.message);
         }
     }
