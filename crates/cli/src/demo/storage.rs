@@ -272,6 +272,7 @@ pub(super) fn run(stage: &mut Stage, picture: &Path, json: bool) -> anyhow::Resu
     let farmers = pay::farmer_earnings(&stage.devnet, &names, &bucket, &fault, &billed, &served)?;
     pay::check_paid(&farmers)?;
     pay::print(&farmers, out);
+    show_judgement(stage, fault.victim, out)?;
     Ok(StorageReport {
         cluster,
         bucket,
@@ -541,6 +542,30 @@ fn kill_and_repair(
         after_kill,
         repair,
     })
+}
+
+/// Says what the cluster's audits made of the killed node: past the holder
+/// grace its peers report it, and two owners' reports remove it, its stake
+/// slashed (it is not paid for storage it no longer holds).
+fn show_judgement(stage: &Stage, victim: usize, out: Out) -> anyhow::Result<()> {
+    let text = &stage.devnet.nodes[victim].ready.node;
+    let node: peercloud_types::NodeId = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("node-{victim} printed {text:?}, not a node id: {e}"))?;
+    let cluster = stage
+        .client
+        .cluster(&stage.devnet.cluster)
+        .context("reading the cluster after the repair")?;
+    match cluster.member(&node) {
+        None => out.line(format_args!(
+            "  audits   node-{victim} failed its peers' audits past the grace: reported on the ledger, slashed and removed ({} members now)",
+            cluster.members.len()
+        )),
+        Some(_) => out.line(format_args!(
+            "  audits   node-{victim} failed its peers' audits; its judgement is still on its way"
+        )),
+    }
+    Ok(())
 }
 
 /// Waits (up to [`REPAIR_WAIT`] from the kill) until the bucket's health

@@ -20,7 +20,8 @@
 //!
 //! These audits are also the cluster's proof of storage: a holder that had
 //! proved a piece and then fails it (answers without it, with it corrupt,
-//! with a bad proof, or not at all past the grace) is reported on the ledger
+//! or with a bad proof), or a member that does not answer at all past the
+//! grace, is reported on the ledger
 //! (`ReportAudit`); the reports of two members in one audit epoch get it
 //! slashed and removed from the cluster, and its pieces are rebuilt
 //! elsewhere.
@@ -116,7 +117,9 @@ impl RepairMemory {
         self.proved.entry(cid).or_default().insert(node);
     }
 
-    /// `node` failed `cid`: a failure to report when it had proved it.
+    /// `node` answered without `cid` (or with it bad): a failure to report
+    /// when it had proved it (a node ranked ahead of a piece's holder
+    /// answers "missing" too, and never had it).
     fn failed(&mut self, node: NodeId, cid: ContentId) {
         if let Some(nodes) = self.proved.get_mut(&cid)
             && nodes.remove(&node)
@@ -209,7 +212,9 @@ impl Inner {
             Err(AskError::Net { .. }) => {
                 down.since.entry(*node).or_insert_with(Instant::now);
                 if down.gone(node) {
-                    down.failed(*node, cid);
+                    // Gone past the grace: no answer is a failed audit,
+                    // whether or not it had proved this piece before.
+                    down.failed.push((*node, cid));
                 }
                 Held::Unreachable
             }
