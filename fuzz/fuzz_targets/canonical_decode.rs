@@ -66,6 +66,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = offer.verify();
     }
     canonical::<Offer>(data);
+    if let Some(repair) = canonical::<Signed<peercloud_ledger::RepairReceipt>>(data) {
+        same_after_round_trip(&repair.body);
+        let _ = repair.verify();
+    }
     if let Some(tx) = canonical::<Signed<Tx>>(data) {
         check_signed_tx(&tx);
     }

@@ -81,6 +81,7 @@ fuzz_target!(|data: &[u8]| {
             entries,
             usage,
             receipts,
+            repairs,
         } => {
             // What a replica runs on every entry before any ledger lookup.
             for entry in entries {
@@ -93,6 +94,24 @@ fuzz_target!(|data: &[u8]| {
             receipts.iter().for_each(|r| {
                 let _ = r.verify();
             });
+            repairs.iter().for_each(|r| {
+                let _ = r.verify();
+            });
+        }
+        Message::RepairPut {
+            cid,
+            bytes,
+            previous,
+            ..
+        } => {
+            let _ = cid.matches(bytes);
+            if let Some(previous) = previous {
+                let _ = previous.verify();
+            }
+        }
+        Message::RepairAck(receipt) => {
+            same_after_round_trip(&receipt.body);
+            let _ = receipt.verify();
         }
         Message::Error { code, .. } => {
             let _ = code.http_status();

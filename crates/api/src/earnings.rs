@@ -35,6 +35,8 @@ pub enum PaymentKind {
     Storage,
     /// Bytes the node served that the bucket's owner acknowledged.
     Bandwidth,
+    /// Pieces the node rebuilt onto other nodes, which acknowledged them.
+    Repair,
 }
 
 impl std::fmt::Display for PaymentKind {
@@ -42,6 +44,7 @@ impl std::fmt::Display for PaymentKind {
         f.pad(match self {
             PaymentKind::Storage => "storage",
             PaymentKind::Bandwidth => "bandwidth",
+            PaymentKind::Repair => "repair",
         })
     }
 }
@@ -70,16 +73,20 @@ pub struct BucketEarningsView {
     pub storage: Amount,
     /// Paid for bytes served.
     pub bandwidth: Amount,
+    /// Paid for pieces rebuilt onto other nodes.
+    #[serde(default)]
+    pub repair: Amount,
     /// How many payments.
     pub payments: u64,
 }
 
 impl BucketEarningsView {
-    /// Storage and bandwidth together (saturating: a sum of real payments
-    /// is far below the supply).
+    /// Storage, bandwidth and repair together (saturating: a sum of real
+    /// payments is far below the supply).
     pub fn total(&self) -> Amount {
         self.storage
             .checked_add(self.bandwidth)
+            .and_then(|sum| sum.checked_add(self.repair))
             .unwrap_or(Amount::from_base_units(u128::MAX))
     }
 }
@@ -138,7 +145,10 @@ pub struct EarningsView {
     pub storage: Amount,
     /// Paid for bytes served, ever.
     pub bandwidth: Amount,
-    /// Both.
+    /// Paid for pieces rebuilt onto other nodes, ever.
+    #[serde(default)]
+    pub repair: Amount,
+    /// All three.
     pub total: Amount,
     /// How many payments, ever.
     pub payments: u64,
@@ -304,6 +314,7 @@ mod tests {
         };
         let json = serde_json::to_value(payment).unwrap();
         assert_eq!(json["kind"], "bandwidth");
+        assert_eq!(serde_json::to_value(PaymentKind::Repair).unwrap(), "repair");
         assert_eq!(json["amount"], "1.5");
         assert_eq!(
             serde_json::from_value::<PaymentView>(json).unwrap(),
@@ -319,6 +330,7 @@ mod tests {
             recorded_height: Some(8),
             storage: Amount::ZERO,
             bandwidth: Amount::ZERO,
+            repair: Amount::ZERO,
             total: Amount::ZERO,
             payments: 0,
             buckets: Vec::new(),

@@ -56,9 +56,11 @@ pub enum BucketCommand {
     /// List the buckets your wallet owns.
     Mine,
     /// Store a file (or standard input, `-`) in your bucket under a key,
-    /// encrypted to your wallet; replaces what the key named before.
+    /// encrypted to your wallet (in the clear in a public bucket); replaces
+    /// what the key named before.
     Put(PutArgs),
-    /// Fetch an object of your bucket by its key, verify and decrypt it.
+    /// Fetch an object of your bucket (or of anyone's public bucket, no
+    /// wallet needed) by its key, verify and decrypt it.
     Get(GetArgs),
     /// List the objects of a bucket (under a prefix): size, time, key.
     Ls(LsArgs),

@@ -60,6 +60,7 @@ fn render(view: &EarningsView, red: bool) -> String {
     ));
     line(format!("  storage   {}", display::pcl(&view.storage)));
     line(format!("  bandwidth {}", display::pcl(&view.bandwidth)));
+    line(format!("  repair    {}", display::pcl(&view.repair)));
     if view.behind() {
         line(format!(
             "  (recorded through block {}, the node is at {}: restart the node to count the rest)",
@@ -99,9 +100,10 @@ fn render(view: &EarningsView, red: bool) -> String {
         for bucket in &view.buckets {
             line(format!("  {}", bucket.bucket));
             line(format!(
-                "    storage {}, bandwidth {}, {} payment{}",
+                "    storage {}, bandwidth {}, repair {}, {} payment{}",
                 display::pcl(&bucket.storage),
                 display::pcl(&bucket.bandwidth),
+                display::pcl(&bucket.repair),
                 bucket.payments,
                 plural(bucket.payments)
             ));
@@ -285,12 +287,14 @@ mod tests {
             recorded_height: Some(40),
             storage: pcl("1.25"),
             bandwidth: pcl("0.5"),
-            total: pcl("1.75"),
+            repair: pcl("0.25"),
+            total: pcl("2"),
             payments: 3,
             buckets: vec![BucketEarningsView {
                 bucket,
                 storage: pcl("1.25"),
                 bandwidth: pcl("0.5"),
+                repair: pcl("0.25"),
                 payments: 3,
             }],
             recent: vec![PaymentView {
@@ -319,14 +323,15 @@ mod tests {
         };
         let text = render(&view, false);
         for wanted in [
-            "earned      1.75 PCL in 3 payments",
+            "earned      2 PCL in 3 payments",
             "  storage   1.25 PCL",
             "  bandwidth 0.5 PCL",
+            "  repair    0.25 PCL",
             "recorded through block 40, the node is at 42",
             "reputation  510 (2 jobs agreed, 0 faulted)",
             "stake       50 PCL to serve, 10 PCL in 1 cluster\n",
             "active   10 PCL  1.0 GiB offered",
-            "storage 1.25 PCL, bandwidth 0.5 PCL, 3 payments",
+            "storage 1.25 PCL, bandwidth 0.5 PCL, repair 0.25 PCL, 3 payments",
             "2026-03-01 14:05:09 UTC",
             "bandwidth",
             &bucket.to_string(),

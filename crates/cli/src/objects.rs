@@ -172,7 +172,16 @@ pub fn get(
         Some(output) => output,
         None => default_output(&key)?,
     };
-    let wallet = load_wallet(data_dir)?;
+    // A public bucket is read by anyone, wallet or not; only its owner's
+    // reads sign bandwidth receipts.
+    let view = client.bucket(&bucket).map_err(explain)?;
+    let wallet = if view.public {
+        load_wallet(data_dir)
+            .ok()
+            .filter(|w| w.account_id() == view.owner)
+    } else {
+        Some(load_wallet(data_dir)?)
+    };
     // The key is looked up first only to size the progress bar on a terminal.
     let total = if std::io::stderr().is_terminal() {
         bucket::head(client, &bucket, &key)
@@ -183,7 +192,11 @@ pub fn get(
         0
     };
     let fetch = |out: &mut dyn Write| {
-        bucket::get(client, &wallet, &bucket, &key, out).map_err(|err| object_error(err, &what))
+        match &wallet {
+            Some(wallet) => bucket::get(client, wallet, &bucket, &key, out),
+            None => bucket::get_public(client, &bucket, &key, out),
+        }
+        .map_err(|err| object_error(err, &what))
     };
     if to_stdout {
         let bar = transfer_bar(Some(total), "fetching")?;

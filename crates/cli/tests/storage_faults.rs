@@ -281,6 +281,7 @@ fn a_node_claiming_bandwidth_no_one_acknowledged_is_not_paid_for_it() {
                 period,
                 usage: None,
                 receipts: vec![forged],
+                repairs: Vec::new(),
             };
             let err = submit_signed(&node, &owner, bill, true).expect_err("a forged receipt");
             assert!(err.to_string().contains("receipt"), "{err}");

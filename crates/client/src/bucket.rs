@@ -22,7 +22,8 @@ use peercloud_api::{BucketState, BucketView, EvidenceQuery, IndexView, IndexWrit
 use peercloud_ledger::object_entry::check_key;
 use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry, ObjectRef};
 use peercloud_store::{
-    GetReceipt, PutOptions, PutReceipt, Redundancy, StoreError, get_object, put_object,
+    GetReceipt, PutOptions, PutReceipt, Redundancy, StoreError, get_object, get_public_object,
+    put_object,
 };
 use peercloud_types::{AccountId, Keypair, NodeId, Signed, clock::now_ms};
 
@@ -246,8 +247,9 @@ fn write_entry(
     Ok((receipt.replicas, bytes))
 }
 
-/// Stores `reader` as `key` in `bucket`, sealed to `owner`, on the bucket's
-/// cluster with its redundancy; replaces what the key named before.
+/// Stores `reader` as `key` in `bucket` on the bucket's cluster with its
+/// redundancy, sealed to `owner` (in the clear in a public bucket);
+/// replaces what the key named before.
 pub fn put(
     node: &impl NodeApi,
     owner: &Keypair,
@@ -261,6 +263,7 @@ pub fn put(
     let options = PutOptions {
         name: Some(key.to_owned()),
         redundancy: redundancy_of(&view, node)?,
+        public: view.public,
         ..PutOptions::default()
     };
     let store = ApiStore::in_cluster(node, view.cluster);
@@ -298,7 +301,9 @@ pub fn head(node: &impl NodeApi, bucket: &BucketId, key: &str) -> Result<ObjectI
         })
 }
 
-/// Reads `key` of `bucket` into `out`, verified and decrypted with `owner`'s key.
+/// Reads `key` of `bucket` into `out`, verified and decrypted with `owner`'s
+/// key (an object of a public bucket is read by any wallet; only the
+/// owner's reads sign bandwidth receipts).
 pub fn get(
     node: &impl NodeApi,
     owner: &Keypair,
@@ -315,6 +320,21 @@ pub fn get(
     if let Err(err) = acknowledge(node, owner, bucket, &store.served()) {
         tracing::warn!(%bucket, key, %err, "bandwidth receipts not written");
     }
+    Ok((item, receipt))
+}
+
+/// Reads `key` of the public `bucket` into `out` as anyone, without a
+/// wallet: the entry is checked against the owner's signature and every
+/// chunk against its CID. A private bucket's object is refused.
+pub fn get_public(
+    node: &impl NodeApi,
+    bucket: &BucketId,
+    key: &str,
+    out: impl Write,
+) -> Result<(ObjectItem, GetReceipt), BucketError> {
+    let item = head(node, bucket, key)?;
+    let store = ApiStore::new(node);
+    let receipt = get_public_object(&store, &item.object.manifest, out)?;
     Ok((item, receipt))
 }
 

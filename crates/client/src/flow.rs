@@ -261,7 +261,10 @@ fn stage<A: NodeApi>(
                 ..PutOptions::default()
             };
             let receipt = put_object(store, bytes.as_slice(), &wallet.public(), &options)?;
-            (receipt.manifest_cid, receipt.key)
+            let key = receipt.key.ok_or(StoreError::Sealing {
+                source: peercloud_store::SealError::NoKey,
+            })?;
+            (receipt.manifest_cid, key)
         }
         Content::Stored(cid) => {
             let manifest = read_manifest(store, cid)?;

@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use peercloud_ledger::billing::PaidFor;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -100,17 +101,17 @@ fn members_are_paid_per_period_for_bytes_stored_and_only_servers_for_bytes_ackno
             for event in &committed.events {
                 if let Event::Storage(StorageEvent::StoragePaid {
                     node: Some(paid),
-                    bandwidth,
+                    paid_for,
                     bucket: b,
                     ..
                 }) = event
                     && *b == bucket
                 {
-                    if *bandwidth {
-                        bandwidth_paid.insert(*paid);
-                    } else {
-                        storage_paid.insert(*paid);
-                    }
+                    match paid_for {
+                        PaidFor::Bandwidth => bandwidth_paid.insert(*paid),
+                        PaidFor::Storage => storage_paid.insert(*paid),
+                        PaidFor::Repair => false,
+                    };
                 }
             }
         }

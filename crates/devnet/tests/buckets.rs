@@ -180,3 +180,49 @@ fn the_index_keeps_every_acknowledged_write_with_one_replica_stopped() {
     assert_eq!(got, ["k/011", "k/012", "k/013", "k/014", "k/015"]);
     assert!(page.more);
 }
+
+#[test]
+fn a_public_bucket_holds_plaintext_that_anyone_reads_and_only_the_owner_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let node = grid.node(2).expect("node 2");
+    let user = grid.user();
+    let bucket = new_bucket(&grid, &node, 50, true);
+    assert!(node.bucket(&bucket).expect("the bucket").public);
+
+    let page = content((2 << 20) + 77, 5);
+    let put = bucket::put(&node, user, &bucket, "site/index.html", &page[..]).expect("put");
+    let manifest = put.receipt.manifest.clone();
+    assert!(manifest.is_public() && put.receipt.key.is_none());
+    // Holders keep the plaintext: the first chunk is named by its content.
+    let first = ContentId::of(&page[..1 << 20]);
+    assert_eq!(manifest.chunks[0], first);
+    assert!(!holders(&grid, &first).is_empty(), "the chunk is held");
+
+    // Anyone reads it: without a wallet, and with another wallet.
+    let mut out = Vec::new();
+    let (item, got) =
+        bucket::get_public(&node, &bucket, "site/index.html", &mut out).expect("an anonymous read");
+    assert_eq!(out, page);
+    assert_eq!(item.object.manifest, put.receipt.manifest_cid);
+    assert_eq!(got.info.name.as_deref(), Some("site/index.html"));
+    let stranger = Keypair::generate();
+    assert_eq!(read(&node, &stranger, &bucket, "site/index.html"), page);
+    assert_eq!(read(&node, user, &bucket, "site/index.html"), page);
+
+    // Nobody but the owner writes into it.
+    let err = bucket::put(&node, &stranger, &bucket, "site/x", &b"defaced"[..]).unwrap_err();
+    assert!(matches!(err, BucketError::NotOwner { .. }), "{err}");
+
+    // A private bucket's object is not read as a public one.
+    let private = funded_bucket(&grid, &node, 10);
+    bucket::put(&node, user, &private, "secret", &b"mine"[..]).expect("put secret");
+    let err = bucket::get_public(&node, &private, "secret", std::io::sink()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BucketError::Store(peercloud_store::StoreError::NotPublic { .. })
+        ),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use peercloud_ledger::billing::PaidFor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -88,13 +89,13 @@ impl Seen {
                     bucket,
                     node: Some(paid),
                     amount,
-                    bandwidth,
+                    paid_for,
                     ..
                 }) if paid == node => {
-                    let kind = if *bandwidth {
-                        PaymentKind::Bandwidth
-                    } else {
-                        PaymentKind::Storage
+                    let kind = match paid_for {
+                        PaidFor::Storage => PaymentKind::Storage,
+                        PaidFor::Bandwidth => PaymentKind::Bandwidth,
+                        PaidFor::Repair => PaymentKind::Repair,
                     };
                     Some((height, *bucket, kind, *amount))
                 }
@@ -321,19 +322,19 @@ fn every_provider_sees_what_it_earned_and_a_restart_rebuilds_it_from_the_block_l
     let rebuilt: Vec<_> = view
         .recent
         .iter()
-        .map(|p| {
-            (
-                p.height,
-                p.bucket,
-                p.amount,
-                p.kind == PaymentKind::Bandwidth,
-            )
-        })
+        .map(|p| (p.height, p.bucket, p.amount, p.kind.to_string()))
         .collect();
     let original: Vec<_> = kept
         .recent
         .iter()
-        .map(|p| (p.height, p.bucket, p.amount, p.bandwidth))
+        .map(|p| {
+            let kind = match p.paid_for {
+                PaidFor::Storage => PaymentKind::Storage,
+                PaidFor::Bandwidth => PaymentKind::Bandwidth,
+                PaidFor::Repair => PaymentKind::Repair,
+            };
+            (p.height, p.bucket, p.amount, kind.to_string())
+        })
         .collect();
     assert_eq!(rebuilt, original);
     runtime.block_on(again.shutdown());

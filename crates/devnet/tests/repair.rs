@@ -4,19 +4,23 @@
 //! asking, the bucket's index replicas rebuild every lost piece from the
 //! survivors and place it on a member the group does not use, until every
 //! group again has its six pieces on six distinct running nodes and every
-//! manifest three running holders.
+//! manifest three running holders. The repairers are paid for the pieces
+//! their receivers acknowledged, in the next bills.
 
 mod common;
 
 use common::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use peercloud_client::{NodeApi, bucket};
 use peercloud_devnet::Grid;
+use peercloud_devnet::amounts::cluster_terms;
+use peercloud_ledger::billing::PaidFor;
+use peercloud_ledger::{Event, StorageEvent};
 use peercloud_store::Manifest;
-use peercloud_types::ContentId;
+use peercloud_types::{Amount, ContentId, Keypair, NodeId};
 
 /// Providers: six pieces per group on distinct nodes even with two stopped.
 const PROVIDERS: usize = 8;
@@ -32,7 +36,13 @@ fn running_holders(grid: &Grid, running: &[usize], cid: &ContentId) -> BTreeSet<
 #[test]
 fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of eight providers");
+    let mut terms = cluster_terms(PROVIDERS);
+    // Short periods and bytes dear enough that a few MiB of repair pay.
+    terms.billing_period_ms = 3_000;
+    terms.price_per_gib_served = Amount::from_tokens(1_000);
+    let grid = Grid::start_with_terms(dir.path(), PROVIDERS, Keypair::generate(), |_, _| {}, terms)
+        .expect("a grid of eight providers");
+    let mut blocks = inner(&grid, 1).committed.subscribe();
     let node = grid.node(1).expect("node 1");
     let user = grid.user();
     let bucket = funded_bucket(&grid, &node, 50);
@@ -119,4 +129,41 @@ fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itsel
     let mut out = Vec::new();
     bucket::get(&node, user, &bucket, "small.txt", &mut out).expect("small reads");
     assert_eq!(out, small);
+
+    // The repairers are paid for what their receivers acknowledged: a bill
+    // of a later period carries the receipts, and only running members
+    // (the index replicas that rebuilt) are paid for repair.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut repaid: BTreeMap<NodeId, Amount> = BTreeMap::new();
+    while repaid.is_empty() {
+        while let Ok(committed) = blocks.try_recv() {
+            for event in &committed.events {
+                if let Event::Storage(StorageEvent::StoragePaid {
+                    node: Some(paid),
+                    amount,
+                    paid_for: PaidFor::Repair,
+                    bucket: b,
+                    ..
+                }) = event
+                    && *b == bucket
+                {
+                    let sum = repaid.entry(*paid).or_insert(Amount::ZERO);
+                    *sum = sum.checked_add(*amount).expect("a sum");
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no repair paid within 30 s of the repair"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopped_ids: Vec<NodeId> = stopped.iter().map(|&i| node_id(&grid, i)).collect();
+    for (paid, amount) in &repaid {
+        assert!(
+            !stopped_ids.contains(paid),
+            "a stopped node was paid for repair"
+        );
+        assert!(*amount > Amount::ZERO);
+    }
 }

@@ -207,12 +207,14 @@ fn execute(
             period,
             usage,
             receipts,
+            repairs,
         } => {
             let bill = buckets::Bill {
                 bucket: *bucket,
                 period: *period,
                 usage: usage.as_ref(),
                 receipts,
+                repairs,
             };
             buckets::bill(state, &signer, bill, ctx, events)
         }

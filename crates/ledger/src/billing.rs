@@ -5,13 +5,15 @@
 //!   (2^30 × 30 days in ms))`, one product of at most 256 bits divided once
 //!   ([`mul_div_floor`]), so no intermediate rounding.
 //! - Bandwidth, per receipt: `floor(bytes × price_per_gib_served / 2^30)`.
+//! - Repair, per repairer: the same price on the bytes its receivers
+//!   acknowledged (capped by the caller at one full rebuild of the bucket).
 //! - When the deposit cannot cover the whole charge, every part is scaled
 //!   by `available / charged` (rounding down): the deposit pays what it has.
 //! - The managers' fee is `floor(part × fee_bps / 10 000)` of each part and
 //!   goes to the cluster's creator; the rest of the storage part is split
 //!   among the active members in proportion to their capacity (rounding
 //!   down), the rest of each bandwidth part goes to the owner of the node
-//!   that served.
+//!   that served, the rest of each repair part to the repairer's owner.
 //!
 //! What rounding leaves over is never paid: it stays in the deposit (and
 //! goes back to the owner when the bucket ends), so a bill pays out at most
@@ -20,6 +22,7 @@
 use std::collections::BTreeMap;
 
 use peercloud_types::{AccountId, Amount, NodeId};
+use serde::{Deserialize, Serialize};
 
 use crate::params::{BPS_DENOMINATOR, GIB, MONTH_MS};
 
@@ -91,6 +94,17 @@ pub struct Holder {
     pub capacity_bytes: u64,
 }
 
+/// What a payment out of a bucket is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PaidFor {
+    /// Bytes held (and the managers' fee).
+    Storage,
+    /// Bytes served to a receiver who acknowledged them.
+    Bandwidth,
+    /// Pieces rebuilt and put on another node, which acknowledged them.
+    Repair,
+}
+
 /// One payment out of a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payout {
@@ -100,9 +114,12 @@ pub struct Payout {
     pub to: AccountId,
     /// How much.
     pub amount: Amount,
-    /// For bytes served (`true`) or stored (`false`).
-    pub bandwidth: bool,
+    /// What for.
+    pub paid_for: PaidFor,
 }
+
+/// A bill's transfer parts: per node, its owner and the charge.
+pub type Parts = BTreeMap<NodeId, (AccountId, Amount)>;
 
 /// A bill's charge and who gets what of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,13 +140,15 @@ impl Settlement {
     }
 }
 
-/// Splits a bill of `storage` (for the `holders`) and `bandwidth` (per
-/// serving node and its owner) out of `available`, with `fee_bps` to
-/// `manager`. With no holders the storage part is not charged (nobody held
-/// the data). `None` only on an overflow no bounded input reaches.
+/// Splits a bill of `storage` (for the `holders`), `bandwidth` (per
+/// serving node and its owner) and `repairs` (per repairer and its owner)
+/// out of `available`, with `fee_bps` to `manager`. With no holders the
+/// storage part is not charged (nobody held the data). `None` only on an
+/// overflow no bounded input reaches.
 pub fn settle(
     storage: Amount,
-    bandwidth: &BTreeMap<NodeId, (AccountId, Amount)>,
+    bandwidth: &Parts,
+    repairs: &Parts,
     holders: &[Holder],
     available: Amount,
     fee_bps: u32,
@@ -143,6 +162,7 @@ pub fn settle(
     };
     let charged = bandwidth
         .values()
+        .chain(repairs.values())
         .try_fold(storage, |sum, (_, part)| sum.checked_add(*part))?;
     let scale = |part: Amount| -> Option<Amount> {
         if available >= charged {
@@ -179,10 +199,14 @@ pub fn settle(
             node: Some(holder.node),
             to: holder.owner,
             amount: Amount::from_base_units(share),
-            bandwidth: false,
+            paid_for: PaidFor::Storage,
         });
     }
-    for (node, (owner, part)) in bandwidth {
+    let transfers = bandwidth
+        .iter()
+        .map(|part| (part, PaidFor::Bandwidth))
+        .chain(repairs.iter().map(|part| (part, PaidFor::Repair)));
+    for ((node, (owner, part)), paid_for) in transfers {
         let part = scale(*part)?;
         let part_fee = fee_of(part)?;
         fee = fee.checked_add(part_fee)?;
@@ -190,7 +214,7 @@ pub fn settle(
             node: Some(*node),
             to: *owner,
             amount: part.checked_sub(part_fee)?,
-            bandwidth: true,
+            paid_for,
         });
     }
     payouts.insert(
@@ -199,7 +223,7 @@ pub fn settle(
             node: None,
             to: manager,
             amount: fee,
-            bandwidth: false,
+            paid_for: PaidFor::Storage,
         },
     );
     payouts.retain(|p| !p.amount.is_zero());

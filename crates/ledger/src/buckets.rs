@@ -10,7 +10,8 @@
 //!   this bucket, signed no later than the period's end, and not older than
 //!   the usage the last bill used; a bill without one charges the bytes the
 //!   last bill used (nothing was written since). Receipts must be signed by their
-//!   receiver, which must be the bucket's owner.
+//!   receiver, which must be the bucket's owner. Repair receipts are
+//!   `repairs.rs`'s.
 //! - A read-only bucket becomes active again when a deposit brings it to at
 //!   least the last period's charge.
 //! - `CloseBucket` bills the storage since the last billed period at the last
@@ -20,20 +21,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use peercloud_types::{AccountId, Amount, NodeId, Signed};
+use peercloud_types::{AccountId, Amount, Signed};
 
-use crate::billing::{Holder, bandwidth_charge, settle, storage_charge};
+use crate::billing::{Holder, Parts, bandwidth_charge, settle, storage_charge};
 use crate::clusters::cluster_record;
 use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::{Event, StorageEvent};
 use crate::funds::{credit, debit};
 use crate::params::LOW_DEPOSIT_PERIODS;
+use crate::repairs::repair_parts;
 use crate::state::State;
 use crate::storage_error::StorageError;
 use crate::storage_records::{
     BandwidthReceipt, BucketId, BucketRecord, BucketStatus, BucketUsage, ClusterId, ClusterRecord,
-    MemberStatus,
+    MemberStatus, RepairReceipt,
 };
 
 fn bucket_record(state: &State, bucket: &BucketId) -> Result<BucketRecord, StorageError> {
@@ -176,15 +178,15 @@ fn holders(cluster: &ClusterRecord) -> Vec<Holder> {
         .collect()
 }
 
-/// Pays a bill of `storage` and `bandwidth` out of `record`'s deposit;
-/// returns (charged, paid).
+/// Pays a bill of `storage`, `bandwidth` and `repairs` out of `record`'s
+/// deposit; returns (charged, paid).
 fn pay(
     state: &mut State,
     bucket: &BucketId,
     record: &mut BucketRecord,
     cluster: &ClusterRecord,
     storage: Amount,
-    bandwidth: &BTreeMap<NodeId, (AccountId, Amount)>,
+    (bandwidth, repairs): (&Parts, &Parts),
     events: &mut Vec<Event>,
 ) -> Result<(Amount, Amount), TxError> {
     let overflow = TxError::Overflow { what: "a bill" };
@@ -192,6 +194,7 @@ fn pay(
     let settlement = settle(
         storage,
         bandwidth,
+        repairs,
         &holders(cluster),
         available,
         cluster.terms.manager_fee_bps,
@@ -209,7 +212,7 @@ fn pay(
             node: payout.node,
             to: payout.to,
             amount: payout.amount,
-            bandwidth: payout.bandwidth,
+            paid_for: payout.paid_for,
         }));
     }
     record.released = record.released.checked_add(paid).ok_or(overflow)?;
@@ -222,6 +225,7 @@ pub(crate) struct Bill<'a> {
     pub(crate) period: u64,
     pub(crate) usage: Option<&'a Signed<BucketUsage>>,
     pub(crate) receipts: &'a [Signed<BandwidthReceipt>],
+    pub(crate) repairs: &'a [Signed<RepairReceipt>],
 }
 
 pub(crate) fn bill(
@@ -236,6 +240,7 @@ pub(crate) fn bill(
         period,
         usage,
         receipts,
+        repairs,
     } = bill;
     let mut record = bucket_record(state, &bucket)?;
     let cluster = cluster_record(state, &record.cluster)?;
@@ -315,6 +320,7 @@ pub(crate) fn bill(
         })?;
         bandwidth.insert(body.node, (owner, charge));
     }
+    let repairs = repair_parts(&cluster, &bucket, period, stored_bytes, repairs)?;
     let storage = storage_charge(stored_bytes, length, cluster.terms.price_per_gib_month).ok_or(
         TxError::Overflow {
             what: "a storage charge",
@@ -326,7 +332,7 @@ pub(crate) fn bill(
         &mut record,
         &cluster,
         storage,
-        &bandwidth,
+        (&bandwidth, &repairs),
         events,
     )?;
     record.next_period = period.saturating_add(1);
@@ -493,7 +499,7 @@ pub(crate) fn close(
             &mut record,
             &cluster,
             storage,
-            &BTreeMap::new(),
+            (&Parts::new(), &Parts::new()),
             events,
         )?;
         events.push(Event::Storage(StorageEvent::BucketBilled {

@@ -7,6 +7,7 @@
 use peercloud_types::{AccountId, Amount, ContentId, Hash32, JobId, NodeId};
 use serde::{Deserialize, Serialize};
 
+use crate::billing::PaidFor;
 use crate::records::ResultClaim;
 use crate::storage_records::{BucketId, ClusterAction, ClusterId};
 
@@ -257,8 +258,8 @@ pub enum StorageEvent {
         to: AccountId,
         /// How much.
         amount: Amount,
-        /// For bytes served (`true`) or stored (`false`).
-        bandwidth: bool,
+        /// What for: bytes stored, served, or rebuilt in a repair.
+        paid_for: PaidFor,
     },
     /// A bucket's deposit covers fewer than `LOW_DEPOSIT_PERIODS` periods
     /// at its current charge (raised once per crossing).

@@ -67,6 +67,7 @@ mod jobs;
 pub mod object_entry;
 pub mod params;
 pub mod records;
+pub mod repairs;
 pub mod root;
 pub mod state;
 pub mod storage_error;
@@ -94,5 +95,6 @@ pub use storage_error::StorageError;
 pub use storage_records::{
     BandwidthReceipt, BucketId, BucketRecord, BucketStatus, BucketUsage, ClusterAction, ClusterId,
     ClusterRecord, ClusterTerms, EpochReports, Member, MemberStatus, Proposal, Redundancy,
+    RepairReceipt,
 };
 pub use tx::{Tx, TxKind, registration_proof, verify_registration_proof};

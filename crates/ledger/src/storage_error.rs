@@ -366,6 +366,39 @@ pub enum StorageError {
         /// The cluster.
         cluster: ClusterId,
     },
+    /// A repair receipt that is not the receiver node's signature, or whose
+    /// bucket or period is not the bill's.
+    #[error("repair receipt {index} {reason}")]
+    BadRepairReceipt {
+        /// Its position.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A repair receipt whose repairer or receiver is not a member, or
+    /// whose two nodes have one owner (nobody is paid for moving bytes
+    /// between its own nodes).
+    #[error("repair receipt {index} pays {repairer} for pieces put on {receiver}: {reason}")]
+    RepairNotPayable {
+        /// Its position.
+        index: usize,
+        /// The repairer.
+        repairer: NodeId,
+        /// The receiver.
+        receiver: NodeId,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// Two repair receipts of one pair in one bill (they are cumulative).
+    #[error(
+        "two repair receipts of {repairer} to {receiver} in one bill; a receipt is cumulative per period"
+    )]
+    DuplicateRepairReceipt {
+        /// The repairer.
+        repairer: NodeId,
+        /// The receiver.
+        receiver: NodeId,
+    },
     /// Two receipts for one node in one bill (receipts are cumulative).
     #[error("node {node} has two receipts in one bill; a receipt is cumulative per period")]
     DuplicateReceipt {

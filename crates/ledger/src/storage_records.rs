@@ -4,8 +4,8 @@
 //! receiver's bandwidth receipt).
 //!
 //! Cluster and bucket records are state entries (`Kind::StateEntry`;
-//! clusters version 2, buckets version 1) in their own tables; `BucketUsage` and `BandwidthReceipt` are
-//! signed off-chain and carried in `BillBucket` (their own kinds).
+//! clusters version 2, buckets version 1) in their own tables; `BucketUsage`, `BandwidthReceipt` and
+//! `RepairReceipt` are signed off-chain and carried in `BillBucket` (their own kinds).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -392,6 +392,29 @@ pub struct BandwidthReceipt {
 
 impl Versioned for BandwidthReceipt {
     const KIND: u8 = Kind::BandwidthReceipt as u8;
+    const VERSION: u8 = 1;
+}
+
+/// A node's acknowledgement of the bytes of rebuilt pieces `repairer` put
+/// on it while repairing `bucket` in billing `period`: cumulative, signed by
+/// the receiving node's key. The repairer is paid for them, at the price
+/// of bytes served, so rebuilding what a lost node held is paid work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReceipt {
+    /// The bucket repaired.
+    pub bucket: BucketId,
+    /// The billing period.
+    pub period: u64,
+    /// The node that rebuilt the pieces and put them.
+    pub repairer: NodeId,
+    /// The node that received them (and signs this receipt).
+    pub receiver: NodeId,
+    /// Bytes received, cumulative over the period.
+    pub bytes: u64,
+}
+
+impl Versioned for RepairReceipt {
+    const KIND: u8 = Kind::RepairReceipt as u8;
     const VERSION: u8 = 1;
 }
 

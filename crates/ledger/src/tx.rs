@@ -12,7 +12,7 @@ use peercloud_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::storage_records::{
-    BandwidthReceipt, BucketId, BucketUsage, ClusterAction, ClusterId, ClusterTerms,
+    BandwidthReceipt, BucketId, BucketUsage, ClusterAction, ClusterId, ClusterTerms, RepairReceipt,
 };
 
 /// Domain tag of the message a node key signs to say which account owns it.
@@ -36,7 +36,8 @@ pub struct Tx {
 impl Versioned for Tx {
     const KIND: u8 = Kind::Tx as u8;
     /// 2: the chain id (1 had none, so it could be replayed across networks).
-    const VERSION: u8 = 2;
+    /// 3: a bill carries repair receipts.
+    const VERSION: u8 = 3;
 }
 
 /// The actions a transaction can carry.
@@ -221,6 +222,9 @@ pub enum TxKind {
         usage: Option<Signed<BucketUsage>>,
         /// One cumulative receipt per serving node.
         receipts: Vec<Signed<BandwidthReceipt>>,
+        /// One cumulative repair receipt per (repairer, receiver) pair,
+        /// signed by the receiver's node key.
+        repairs: Vec<Signed<RepairReceipt>>,
     },
     /// Ends a read-only bucket whose grace is over, refunding what is left.
     /// Anyone.

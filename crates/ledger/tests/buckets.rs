@@ -51,6 +51,7 @@ fn bill_kind(w: &World, bucket: BucketId, period: u64, seq: u64) -> TxKind {
         period,
         usage: Some(usage(&w.bob, bucket, GIB, seq)),
         receipts: vec![receipt(w, &w.bob, bucket, 1, period, GIB / 2)],
+        repairs: Vec::new(),
     }
 }
 
@@ -233,6 +234,7 @@ fn a_bill_without_a_new_usage_charges_the_bytes_of_the_last_bill() {
             period: 1,
             usage: None,
             receipts: Vec::new(),
+            repairs: Vec::new(),
         },
     );
     let charged = storage_events(&events)
@@ -269,6 +271,7 @@ fn evidence_that_is_not_the_owners_or_not_this_periods_is_refused() {
             period: 0,
             usage: Some(usage),
             receipts,
+            repairs: Vec::new(),
         };
     let good_usage = usage(&bob, bucket, GIB, 1);
     let cases: Vec<(TxKind, Expected)> = vec![

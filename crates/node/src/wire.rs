@@ -8,7 +8,7 @@
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{
-    BandwidthReceipt, Block, BucketId, BucketUsage, ClusterId, ObjectEntry, Tx,
+    BandwidthReceipt, Block, BucketId, BucketUsage, ClusterId, ObjectEntry, RepairReceipt, Tx,
 };
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
 use peercloud_types::{ContentId, Decline, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
@@ -192,6 +192,9 @@ pub enum Message {
         usage: Option<Signed<BucketUsage>>,
         /// The owner's bandwidth receipts (cumulative per node and period).
         receipts: Vec<Signed<BandwidthReceipt>>,
+        /// Receivers' repair receipts (cumulative per repairer, receiver
+        /// and period).
+        repairs: Vec<Signed<RepairReceipt>>,
     },
     /// Index protocol: the entry of one key (answered [`Message::IndexEntries`]).
     IndexGet {
@@ -230,6 +233,8 @@ pub enum Message {
         usage: Option<Signed<BucketUsage>>,
         /// The period's receipts, one per serving node.
         receipts: Vec<Signed<BandwidthReceipt>>,
+        /// The period's repair receipts, one per (repairer, receiver).
+        repairs: Vec<Signed<RepairReceipt>>,
     },
     /// Index protocol: what one replica holds for a get or a list, and the
     /// bucket's latest usage there.
@@ -239,16 +244,38 @@ pub enum Message {
         /// The bucket's latest usage.
         usage: Option<Signed<BucketUsage>>,
     },
+    /// Chunk protocol: keep this piece, rebuilt by the sender while
+    /// repairing `bucket`, and acknowledge its bytes: answered
+    /// [`Message::RepairAck`] (a piece already held here adds no bytes),
+    /// or refused as a `ChunkPut` would be.
+    RepairPut {
+        /// Its CID (checked against the bytes).
+        cid: ContentId,
+        /// The cluster it is placed in.
+        cluster: ClusterId,
+        /// The bucket repaired (a bucket of `cluster`).
+        bucket: BucketId,
+        /// The billing period the repair falls in.
+        period: u64,
+        /// This receiver's last receipt to the sender for the bucket and
+        /// period, which the new one adds to (none: the first).
+        previous: Option<Signed<RepairReceipt>>,
+        /// The piece.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Chunk protocol: the receiver's cumulative receipt for a repair put.
+    RepairAck(Signed<RepairReceipt>),
 }
 
 impl Versioned for Message {
     const KIND: u8 = Kind::Message as u8;
     /// 2: specs travel in their canonical encoding (1 carried JSON), error
     /// codes are the API's `ErrorCode`. 3: declines are signed. 4: a chunk
-    /// put names the cluster it is placed in. (Variants
-    /// appended since, such as the index protocol's, leave the others'
-    /// encoding as it was.)
-    const VERSION: u8 = 4;
+    /// put names the cluster it is placed in. 5: index writes and evidence
+    /// carry repair receipts. (Variants appended since, such as the repair
+    /// put's, leave the others' encoding as it was.)
+    const VERSION: u8 = 5;
 }
 
 impl Message {

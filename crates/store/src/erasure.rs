@@ -34,7 +34,6 @@ use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::error::StoreError;
 use crate::manifest::{ChunkGroup, Manifest};
-use crate::seal::TAG_BYTES;
 use crate::store::ChunkStore;
 
 /// Pieces of one group fetched at once during a recovery: as many reads in
@@ -255,10 +254,7 @@ pub fn recover_group<S: ChunkStore + ?Sized>(
     group: &ChunkGroup,
     failed: &[(usize, StoreError)],
 ) -> Result<Vec<Vec<u8>>, StoreError> {
-    let lens: Vec<usize> = manifest.chunk_sizes[group.data.clone()]
-        .iter()
-        .map(|&size| size as usize + TAG_BYTES)
-        .collect();
+    let lens = manifest.group_lens(group);
     let shard = shard_bytes(&lens);
     let data = manifest.chunks[group.data.clone()]
         .iter()

@@ -145,6 +145,12 @@ pub enum StoreError {
         /// The object.
         cid: ContentId,
     },
+    /// The object is sealed to its owner, and was asked for as a public one.
+    #[error("object {cid} is private: it is sealed to its owner, not public")]
+    NotPublic {
+        /// The object.
+        cid: ContentId,
+    },
     /// An object key was given that does not open this object.
     #[error("the object key given does not open object {cid}")]
     KeyMismatch {

@@ -42,14 +42,14 @@ pub use erasure::{ErasureError, recover_group};
 pub use error::StoreError;
 pub use fs::FsChunkStore;
 pub use manifest::{
-    CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, ChunkGroup, ERASURE_SHARDS_MAX,
+    Access, CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, ChunkGroup, ERASURE_SHARDS_MAX,
     MANIFEST_VERSION, Manifest, ManifestError, OBJECT_CHUNKS_MAX, ObjectInfo, REPLICAS_DEFAULT,
     Redundancy,
 };
 pub use mem::MemChunkStore;
 pub use object::{
     GetReceipt, PutOptions, PutReceipt, READ_PARALLELISM_REMOTE, delete_object, get_object,
-    get_object_with_key, put_object, read_manifest,
+    get_object_with_key, get_public_object, put_object, read_manifest,
 };
 pub use placement::{
     GROUP_PIECES_MAX, GroupPlacementError, PLACEMENT_WINDOW_FACTOR, PlacementNode, VNODES_MAX,

@@ -24,10 +24,16 @@
 //! checks kind, version, canonical form, and every bound below, so a CID that
 //! names some other chunk is refused with a typed error.
 //!
-//! Version 2 added [`Manifest::parity_chunks`]. Version 1 manifests are not
-//! read: the version is also in every chunk's AAD, so a version-1 object's
-//! chunks would need the opener to seal under the old byte as well, and no
-//! version-1 object outlives a devnet (there was no release).
+//! **Public objects** ([`Access::Public`], the objects of a public bucket):
+//! the chunks are the plaintext itself, so a chunk's CID is the BLAKE3 of
+//! its content and anyone holding the object's CID reads it; the
+//! description is in the clear, and there is no object key. The same bytes
+//! put twice with the same options name the same object.
+//!
+//! Version 2 added [`Manifest::parity_chunks`], version 3 [`Access`].
+//! Older manifests are not read: the version is also in every chunk's AAD,
+//! so an older object's chunks would need the opener to seal under the old
+//! byte as well, and no such object outlives a devnet (there was no release).
 
 use peercloud_types::{ContentId, DecodeError, Hash32, Kind, Versioned, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -35,8 +41,8 @@ use serde::{Deserialize, Serialize};
 use crate::seal::{ChunkCipher, ObjectKey, SEALED_KEY_BYTES, SealError, TAG_BYTES};
 
 /// The manifest format version (the encoding's version byte; bound into chunk
-/// AAD). 2: the parity chunks of erasure-coded objects.
-pub const MANIFEST_VERSION: u8 = 2;
+/// AAD). 2: the parity chunks of erasure-coded objects; 3: public objects.
+pub const MANIFEST_VERSION: u8 = 3;
 /// Default plaintext bytes per chunk: 1 MiB. Large enough that per-chunk costs
 /// (a file, an fsync, 36 manifest bytes, a placement lookup) vanish against
 /// the data; small enough that a repair or a range read moves little.
@@ -195,10 +201,26 @@ pub struct Manifest {
     pub total_bytes: u64,
     /// How the chunks are kept alive.
     pub redundancy: Redundancy,
-    /// The object key sealed to the owner's X25519 key.
-    pub wrapped_key: Vec<u8>,
-    /// The [`ObjectInfo`], sealed under the object key.
-    pub sealed_info: Vec<u8>,
+    /// Who can read the object.
+    pub access: Access,
+}
+
+/// Who can read an object, and how its content is described.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    /// Only the owner (and whoever the owner hands the object key): the
+    /// chunks are sealed under a fresh object key.
+    Sealed {
+        /// The object key sealed to the owner's X25519 key.
+        wrapped_key: Vec<u8>,
+        /// The [`ObjectInfo`], sealed under the object key.
+        sealed_info: Vec<u8>,
+    },
+    /// Anyone with the object's CID: the chunks are the plaintext.
+    Public {
+        /// The object's description, in the clear.
+        info: ObjectInfo,
+    },
 }
 
 impl Versioned for Manifest {
@@ -393,18 +415,26 @@ impl Manifest {
                 total_bytes: self.total_bytes,
             });
         }
-        if self.wrapped_key.len() != SEALED_KEY_BYTES {
-            return Err(ManifestError::WrappedKeyLength {
-                len: self.wrapped_key.len(),
-                expected: SEALED_KEY_BYTES,
-            });
-        }
-        if !(TAG_BYTES..=SEALED_INFO_BYTES_MAX).contains(&self.sealed_info.len()) {
-            return Err(ManifestError::SealedInfoLength {
-                len: self.sealed_info.len(),
-                min: TAG_BYTES,
-                max: SEALED_INFO_BYTES_MAX,
-            });
+        match &self.access {
+            Access::Sealed {
+                wrapped_key,
+                sealed_info,
+            } => {
+                if wrapped_key.len() != SEALED_KEY_BYTES {
+                    return Err(ManifestError::WrappedKeyLength {
+                        len: wrapped_key.len(),
+                        expected: SEALED_KEY_BYTES,
+                    });
+                }
+                if !(TAG_BYTES..=SEALED_INFO_BYTES_MAX).contains(&sealed_info.len()) {
+                    return Err(ManifestError::SealedInfoLength {
+                        len: sealed_info.len(),
+                        min: TAG_BYTES,
+                        max: SEALED_INFO_BYTES_MAX,
+                    });
+                }
+            }
+            Access::Public { info } => info.validate()?,
         }
         self.redundancy.validate()?;
         self.validate_parity()
@@ -474,15 +504,50 @@ impl Manifest {
         self.chunks.iter().chain(&self.parity_chunks)
     }
 
-    /// Unwraps the object key with the owner's X25519 secret
-    /// (`Keypair::x25519_secret()`).
-    pub fn unwrap_key(&self, owner_secret: &crypto_box::SecretKey) -> Result<ObjectKey, SealError> {
-        ObjectKey::open_sealed(&self.wrapped_key, owner_secret)
+    /// Whether anyone can read the object (its chunks are plaintext).
+    pub fn is_public(&self) -> bool {
+        matches!(self.access, Access::Public { .. })
     }
 
-    /// Opens the sealed description with the object key.
-    pub fn open_info(&self, key: &ObjectKey) -> Result<ObjectInfo, ManifestError> {
-        let mut buf = self.sealed_info.clone();
+    /// Bytes a data chunk of `size` plaintext bytes occupies as stored: the
+    /// sealing tag more for a sealed object, the plaintext for a public one.
+    pub fn stored_len(&self, size: u32) -> usize {
+        match self.access {
+            Access::Sealed { .. } => size as usize + TAG_BYTES,
+            Access::Public { .. } => size as usize,
+        }
+    }
+
+    /// The stored lengths of `group`'s data chunks, in order.
+    pub fn group_lens(&self, group: &ChunkGroup) -> Vec<usize> {
+        self.chunk_sizes[group.data.clone()]
+            .iter()
+            .map(|&size| self.stored_len(size))
+            .collect()
+    }
+
+    /// Unwraps the object key with the owner's X25519 secret
+    /// (`Keypair::x25519_secret()`); a public object has none.
+    pub fn unwrap_key(&self, owner_secret: &crypto_box::SecretKey) -> Result<ObjectKey, SealError> {
+        match &self.access {
+            Access::Sealed { wrapped_key, .. } => ObjectKey::open_sealed(wrapped_key, owner_secret),
+            Access::Public { .. } => Err(SealError::PublicObject),
+        }
+    }
+
+    /// The description: in the clear for a public object, else opened with
+    /// the object key (a public object needs none).
+    pub fn open_info(&self, key: Option<&ObjectKey>) -> Result<ObjectInfo, ManifestError> {
+        let (sealed_info, key) = match (&self.access, key) {
+            (Access::Public { info }, _) => return Ok(info.clone()),
+            (Access::Sealed { sealed_info, .. }, Some(key)) => (sealed_info, key),
+            (Access::Sealed { .. }, None) => {
+                return Err(ManifestError::InfoSeal {
+                    source: SealError::NoKey,
+                });
+            }
+        };
+        let mut buf = sealed_info.clone();
         key.cipher()
             .open_info(&mut buf)
             .map_err(|source| ManifestError::InfoSeal { source })?;
@@ -499,10 +564,15 @@ impl Manifest {
         Ok(info)
     }
 
-    /// Bytes the sealed data chunks occupy on one node (plaintext plus one tag
-    /// per chunk).
+    /// Bytes the stored data chunks occupy on one node (plaintext plus one
+    /// tag per chunk when sealed).
     pub fn sealed_bytes(&self) -> u64 {
-        self.total_bytes + (self.chunks.len() as u64) * (TAG_BYTES as u64)
+        match self.access {
+            Access::Sealed { .. } => {
+                self.total_bytes + (self.chunks.len() as u64) * (TAG_BYTES as u64)
+            }
+            Access::Public { .. } => self.total_bytes,
+        }
     }
 
     /// Bytes the parity chunks occupy (0 for replicas): each is its group's
@@ -511,11 +581,7 @@ impl Manifest {
         (0..self.group_count())
             .filter_map(|g| self.group(g))
             .map(|group| {
-                let lens: Vec<usize> = self.chunk_sizes[group.data.clone()]
-                    .iter()
-                    .map(|&size| size as usize + TAG_BYTES)
-                    .collect();
-                (crate::erasure::shard_bytes(&lens) * group.parity.len()) as u64
+                (crate::erasure::shard_bytes(&self.group_lens(&group)) * group.parity.len()) as u64
             })
             .sum()
     }
@@ -540,7 +606,20 @@ mod tests {
             redundancy in arb_redundancy(),
             wrapped_key in proptest::collection::vec(any::<u8>(), SEALED_KEY_BYTES),
             sealed_info in proptest::collection::vec(any::<u8>(), TAG_BYTES..200),
+            public in any::<bool>(),
+            name in proptest::option::of("[a-z/.]{0,40}"),
         ) -> Manifest {
+            let access = if public {
+                Access::Public {
+                    info: ObjectInfo {
+                        plaintext_hash: Hash32::of(&seed.to_le_bytes()),
+                        content_type: Some("text/html".into()),
+                        name,
+                    },
+                }
+            } else {
+                Access::Sealed { wrapped_key, sealed_info }
+            };
             let chunks = (0..sizes.len())
                 .map(|i| ContentId::of(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat()))
                 .collect();
@@ -551,8 +630,7 @@ mod tests {
                 parity_chunks: Vec::new(),
                 total_bytes,
                 redundancy,
-                wrapped_key,
-                sealed_info,
+                access,
             };
             let parity = manifest.group_count() * redundancy.parity_per_group();
             manifest.parity_chunks = (0..parity)
@@ -613,9 +691,58 @@ mod tests {
             parity_chunks: Vec::new(),
             total_bytes: 10,
             redundancy: Redundancy::default(),
-            wrapped_key: vec![0; SEALED_KEY_BYTES],
-            sealed_info: vec![0; TAG_BYTES],
+            access: Access::Sealed {
+                wrapped_key: vec![0; SEALED_KEY_BYTES],
+                sealed_info: vec![0; TAG_BYTES],
+            },
         }
+    }
+
+    fn public() -> Manifest {
+        Manifest {
+            access: Access::Public {
+                info: ObjectInfo {
+                    plaintext_hash: Hash32::of(b"x"),
+                    content_type: Some("text/html".into()),
+                    name: Some("index.html".into()),
+                },
+            },
+            ..valid()
+        }
+    }
+
+    #[test]
+    fn a_public_object_has_its_description_in_the_clear_and_no_key() {
+        let m = public();
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m.clone()));
+        assert!(m.is_public());
+        assert_eq!(
+            m.open_info(None).unwrap().name.as_deref(),
+            Some("index.html")
+        );
+        let owner = crypto_box::SecretKey::from([7; 32]);
+        assert_eq!(m.unwrap_key(&owner), Err(SealError::PublicObject));
+        assert_eq!(m.stored_len(10), 10, "public chunks carry no tag");
+        assert_eq!(m.sealed_bytes(), 10);
+        assert_eq!(valid().stored_len(10), 10 + TAG_BYTES);
+        assert!(matches!(
+            valid().open_info(None),
+            Err(ManifestError::InfoSeal {
+                source: SealError::NoKey
+            })
+        ));
+        let mut long = public();
+        long.access = Access::Public {
+            info: ObjectInfo {
+                plaintext_hash: Hash32::ZERO,
+                content_type: None,
+                name: Some("n".repeat(NAME_BYTES_MAX + 1)),
+            },
+        };
+        assert!(matches!(
+            Manifest::decode(&long.encode()),
+            Err(ManifestError::NameTooLong { .. })
+        ));
     }
 
     #[test]
@@ -629,13 +756,19 @@ mod tests {
             Err(ManifestError::ChunkSizeOutOfRange { size: 0, .. })
         ));
         let mut m = valid();
-        m.wrapped_key.pop();
+        m.access = Access::Sealed {
+            wrapped_key: vec![0; SEALED_KEY_BYTES - 1],
+            sealed_info: vec![0; TAG_BYTES],
+        };
         assert!(matches!(
             m.validate(),
             Err(ManifestError::WrappedKeyLength { .. })
         ));
         let mut m = valid();
-        m.sealed_info = vec![0; SEALED_INFO_BYTES_MAX + 1];
+        m.access = Access::Sealed {
+            wrapped_key: vec![0; SEALED_KEY_BYTES],
+            sealed_info: vec![0; SEALED_INFO_BYTES_MAX + 1],
+        };
         assert!(matches!(
             m.validate(),
             Err(ManifestError::SealedInfoLength { .. })
@@ -721,15 +854,15 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_manifest_is_refused_by_its_version() {
+    fn an_older_manifest_is_refused_by_its_version() {
         let mut bytes = valid().encode();
-        bytes[1] = 1;
+        bytes[1] = 2;
         assert!(matches!(
             Manifest::decode(&bytes),
             Err(ManifestError::Decode {
                 source: DecodeError::UnsupportedVersion {
-                    found: 1,
-                    supported: 2
+                    found: 2,
+                    supported: 3
                 }
             })
         ));
@@ -760,11 +893,14 @@ mod tests {
             name: Some("notes.txt".into()),
         };
         let mut m = valid();
-        m.sealed_info = info.seal(&key.cipher()).unwrap();
-        assert_eq!(m.open_info(&key).unwrap(), info);
+        m.access = Access::Sealed {
+            wrapped_key: vec![0; SEALED_KEY_BYTES],
+            sealed_info: info.seal(&key.cipher()).unwrap(),
+        };
+        assert_eq!(m.open_info(Some(&key)).unwrap(), info);
         let other = ObjectKey::generate().unwrap();
         assert!(matches!(
-            m.open_info(&other),
+            m.open_info(Some(&other)),
             Err(ManifestError::InfoSeal { .. })
         ));
         let long = ObjectInfo {

@@ -54,7 +54,7 @@ use peercloud_types::{ContentId, Hash32, PublicKey};
 use crate::erasure::chunk_or_recovered;
 use crate::error::StoreError;
 use crate::manifest::{
-    CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, Manifest, ManifestError,
+    Access, CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, Manifest, ManifestError,
     OBJECT_CHUNKS_MAX, OBJECT_PARITY_CHUNKS_MAX, ObjectInfo, Redundancy,
 };
 use crate::seal::{ChunkCipher, ObjectKey, TAG_BYTES};
@@ -99,6 +99,9 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// Name to record (sealed).
     pub name: Option<String>,
+    /// Store the object public: plaintext chunks and description, no key
+    /// (the objects of a public bucket).
+    pub public: bool,
 }
 
 impl Default for PutOptions {
@@ -108,6 +111,7 @@ impl Default for PutOptions {
             redundancy: Redundancy::default(),
             content_type: None,
             name: None,
+            public: false,
         }
     }
 }
@@ -145,8 +149,9 @@ pub struct PutReceipt {
     /// Plaintext bytes stored.
     pub size_bytes: u64,
     /// The object key, for handing to an executor with
-    /// [`crate::seal_key_to`]. The owner can always recover it from the manifest.
-    pub key: ObjectKey,
+    /// [`crate::seal_key_to`] (`None` for a public object). The owner can
+    /// always recover it from the manifest.
+    pub key: Option<ObjectKey>,
 }
 
 /// What a get read.
@@ -215,11 +220,18 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     owner: &PublicKey,
     options: &PutOptions,
 ) -> Result<PutReceipt, StoreError> {
-    let (key, wrapped_key) = new_object_key(owner, options)?;
-    let cipher = key.cipher();
+    let sealing = new_object_key(owner, options)?;
+    let cipher = sealing.as_ref().map(|(key, _)| key.cipher());
     let mut produced = Produced::default();
     let mut hasher = blake3::Hasher::new();
-    let outcome = seal_and_write(store, reader, &cipher, options, &mut hasher, &mut produced);
+    let outcome = seal_and_write(
+        store,
+        reader,
+        cipher.as_ref(),
+        options,
+        &mut hasher,
+        &mut produced,
+    );
     if let Err(err) = outcome {
         remove_chunks(store, &produced.all());
         return Err(err);
@@ -230,8 +242,21 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         content_type: options.content_type.clone(),
         name: options.name.clone(),
     };
-    let (manifest_cid, manifest) =
-        write_manifest(store, &cipher, &info, produced, options, wrapped_key)?;
+    let (key, wrapped_key) = sealing.unzip();
+    let access = match (cipher.as_ref(), wrapped_key) {
+        (Some(cipher), Some(wrapped_key)) => match info.seal(cipher) {
+            Ok(sealed_info) => Access::Sealed {
+                wrapped_key,
+                sealed_info,
+            },
+            Err(source) => {
+                remove_chunks(store, &produced.all());
+                return Err(StoreError::Options { source });
+            }
+        },
+        _ => Access::Public { info: info.clone() },
+    };
+    let (manifest_cid, manifest) = write_manifest(store, produced, options, access)?;
     tracing::debug!(
         object = %manifest_cid,
         size_bytes = manifest.total_bytes,
@@ -247,15 +272,18 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
     })
 }
 
-/// A put's set-up: checks the options and the owner's key, then draws a fresh
-/// object key and wraps it to the owner.
+/// A put's set-up: checks the options and the owner's key, then (unless the
+/// object is public) draws a fresh object key and wraps it to the owner.
 fn new_object_key(
     owner: &PublicKey,
     options: &PutOptions,
-) -> Result<(ObjectKey, Vec<u8>), StoreError> {
+) -> Result<Option<(ObjectKey, Vec<u8>)>, StoreError> {
     options
         .validate()
         .map_err(|source| StoreError::Options { source })?;
+    if options.public {
+        return Ok(None);
+    }
     let owner_x25519 = owner
         .x25519()
         .ok_or(StoreError::InvalidOwnerKey { owner: *owner })?;
@@ -263,7 +291,7 @@ fn new_object_key(
     let wrapped_key = key
         .seal_to(&owner_x25519)
         .map_err(|source| StoreError::Sealing { source })?;
-    Ok((key, wrapped_key))
+    Ok(Some((key, wrapped_key)))
 }
 
 /// The put pipeline: seals `reader` on the caller's thread while
@@ -272,7 +300,7 @@ fn new_object_key(
 fn seal_and_write<S: ChunkStore + ?Sized, R: Read>(
     store: &S,
     reader: R,
-    cipher: &ChunkCipher,
+    cipher: Option<&ChunkCipher>,
     options: &PutOptions,
     hasher: &mut blake3::Hasher,
     produced: &mut Produced,
@@ -322,31 +350,21 @@ fn join_writers(
     written
 }
 
-/// Seals `info`, builds the manifest of the chunks `produced` and stores it,
-/// giving the object its name; on failure removes the object's chunks.
+/// Builds the manifest of the chunks `produced` and stores it, giving the
+/// object its name; on failure removes the object's chunks.
 fn write_manifest<S: ChunkStore + ?Sized>(
     store: &S,
-    cipher: &ChunkCipher,
-    info: &ObjectInfo,
     produced: Produced,
     options: &PutOptions,
-    wrapped_key: Vec<u8>,
+    access: Access,
 ) -> Result<(ContentId, Manifest), StoreError> {
-    let sealed_info = match info.seal(cipher) {
-        Ok(sealed) => sealed,
-        Err(source) => {
-            remove_chunks(store, &produced.all());
-            return Err(StoreError::Options { source });
-        }
-    };
     let manifest = Manifest {
         chunks: produced.chunks,
         chunk_sizes: produced.chunk_sizes,
         parity_chunks: produced.parity_chunks,
         total_bytes: produced.total_bytes,
         redundancy: options.redundancy,
-        wrapped_key,
-        sealed_info,
+        access,
     };
     debug_assert_eq!(manifest.validate(), Ok(()));
     let bytes = manifest.encode();
@@ -429,7 +447,7 @@ impl Shape {
 /// for an erasure-coded object also close each group with its parity.
 fn seal_chunks<R: Read>(
     mut reader: R,
-    cipher: &ChunkCipher,
+    cipher: Option<&ChunkCipher>,
     shape: &Shape,
     full_tx: &SyncSender<Batch>,
     free_rx: &Receiver<Batch>,
@@ -472,9 +490,11 @@ fn seal_chunks<R: Read>(
         }
         hasher.update(&buf);
         let index = produced.chunks.len() as u64;
-        cipher
-            .seal_in_place(index, &mut buf)
-            .map_err(|source| StoreError::Sealing { source })?;
+        if let Some(cipher) = cipher {
+            cipher
+                .seal_in_place(index, &mut buf)
+                .map_err(|source| StoreError::Sealing { source })?;
+        }
         let cid = ContentId::of(&buf);
         produced.chunks.push(cid);
         // `read` is at most `chunk_bytes`, itself at most CHUNK_BYTES_MAX (a u32).
@@ -561,7 +581,8 @@ pub fn read_manifest<S: ChunkStore + ?Sized>(
 
 /// Streams the object named `manifest_cid` into `writer`, as its owner
 /// (`owner_secret` = `Keypair::x25519_secret()`). Verifies every chunk's CID,
-/// decrypts it, and checks the whole plaintext's BLAKE3 at the end.
+/// decrypts it, and checks the whole plaintext's BLAKE3 at the end. A
+/// public object is read without the key.
 pub fn get_object<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     manifest_cid: &ContentId,
@@ -569,10 +590,28 @@ pub fn get_object<S: ChunkStore + ?Sized, W: Write>(
     writer: W,
 ) -> Result<GetReceipt, StoreError> {
     let manifest = read_manifest(store, manifest_cid)?;
+    if manifest.is_public() {
+        return read_object(store, manifest_cid, manifest, None, writer);
+    }
     let key = manifest
         .unwrap_key(owner_secret)
         .map_err(|_| StoreError::NotOwner { cid: *manifest_cid })?;
-    read_object(store, manifest_cid, manifest, &key, writer)
+    read_object(store, manifest_cid, manifest, Some(&key), writer)
+}
+
+/// Streams the public object named `manifest_cid` into `writer`, as anyone:
+/// verifies every chunk's CID and the whole plaintext's BLAKE3. A sealed
+/// object is refused ([`StoreError::NotPublic`]).
+pub fn get_public_object<S: ChunkStore + ?Sized, W: Write>(
+    store: &S,
+    manifest_cid: &ContentId,
+    writer: W,
+) -> Result<GetReceipt, StoreError> {
+    let manifest = read_manifest(store, manifest_cid)?;
+    if !manifest.is_public() {
+        return Err(StoreError::NotPublic { cid: *manifest_cid });
+    }
+    read_object(store, manifest_cid, manifest, None, writer)
 }
 
 /// Like [`get_object`] with the object key itself (an executor that opened a
@@ -584,7 +623,7 @@ pub fn get_object_with_key<S: ChunkStore + ?Sized, W: Write>(
     writer: W,
 ) -> Result<GetReceipt, StoreError> {
     let manifest = read_manifest(store, manifest_cid)?;
-    read_object(store, manifest_cid, manifest, key, writer)
+    read_object(store, manifest_cid, manifest, Some(key), writer)
 }
 
 /// Deletes the object's chunks (data and parity) and then its manifest from
@@ -608,13 +647,20 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
     manifest: Manifest,
-    key: &ObjectKey,
+    key: Option<&ObjectKey>,
     mut writer: W,
 ) -> Result<GetReceipt, StoreError> {
     let info = open_object_info(object, &manifest, key)?;
-    let cipher = key.cipher();
+    let cipher = key.filter(|_| !manifest.is_public()).map(ObjectKey::cipher);
     let mut hasher = blake3::Hasher::new();
-    let written = read_chunks(store, object, &manifest, &cipher, &mut hasher, &mut writer)?;
+    let written = read_chunks(
+        store,
+        object,
+        &manifest,
+        cipher.as_ref(),
+        &mut hasher,
+        &mut writer,
+    )?;
     writer
         .flush()
         .map_err(|source| StoreError::Write { source })?;
@@ -629,12 +675,13 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
     })
 }
 
-/// Opens the manifest's sealed info with `key`: a seal that does not open
-/// means the wrong key, anything else a bad manifest.
+/// Opens the manifest's sealed info with `key` (a public object's is in the
+/// clear): a seal that does not open means the wrong key, anything else a
+/// bad manifest.
 fn open_object_info(
     object: &ContentId,
     manifest: &Manifest,
-    key: &ObjectKey,
+    key: Option<&ObjectKey>,
 ) -> Result<ObjectInfo, StoreError> {
     manifest.open_info(key).map_err(|err| match err {
         ManifestError::InfoSeal { .. } => StoreError::KeyMismatch { cid: *object },
@@ -651,7 +698,7 @@ fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
     manifest: &Manifest,
-    cipher: &ChunkCipher,
+    cipher: Option<&ChunkCipher>,
     hasher: &mut blake3::Hasher,
     writer: &mut W,
 ) -> Result<u64, StoreError> {
@@ -729,7 +776,7 @@ fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
     manifest: &Manifest,
-    cipher: &ChunkCipher,
+    cipher: Option<&ChunkCipher>,
     queues: &Queues<'_>,
     hasher: &mut blake3::Hasher,
     writer: &mut W,
@@ -751,14 +798,16 @@ fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
             })?;
         let mut buf = chunk_or_recovered(store, object, manifest, index, read, &mut recovered)?;
         let index = index as u64;
-        cipher
-            .open_in_place(index, &mut buf)
-            .map_err(|source| StoreError::Seal {
-                object: *object,
-                index,
-                chunk: *cid,
-                source,
-            })?;
+        if let Some(cipher) = cipher {
+            cipher
+                .open_in_place(index, &mut buf)
+                .map_err(|source| StoreError::Seal {
+                    object: *object,
+                    index,
+                    chunk: *cid,
+                    source,
+                })?;
+        }
         let found = buf.len() as u64;
         if found < u64::from(size) {
             return Err(StoreError::Truncated {

@@ -101,6 +101,12 @@ pub enum SealError {
     /// Sealing a key to a recipient failed.
     #[error("sealing an object key to its recipient failed")]
     KeySealFailed,
+    /// A public object has no object key (its chunks are plaintext).
+    #[error("the object is public: it has no object key")]
+    PublicObject,
+    /// A sealed object was opened without its key.
+    #[error("the object is sealed and no object key was given")]
+    NoKey,
 }
 
 /// The random 256-bit key of one object. Never stored in the clear: the

@@ -12,8 +12,8 @@ use std::io::{self, Read};
 use peercloud_store::{
     CHUNK_BYTES_DEFAULT, ChunkInventory, ChunkStore, FsChunkStore, Manifest, ManifestError,
     MemChunkStore, ObjectKey, PutOptions, Redundancy, SealError, StoreError, delete_object,
-    get_object, get_object_with_key, open_sealed_key, put_object, read_manifest, seal_chunk,
-    seal_key_to,
+    get_object, get_object_with_key, get_public_object, open_sealed_key, put_object, read_manifest,
+    seal_chunk, seal_key_to,
 };
 use peercloud_types::{ContentId, Hash32, Keypair, PublicKey};
 use proptest::prelude::*;
@@ -175,7 +175,7 @@ fn only_the_owner_or_a_key_holder_reads() {
     // The owner hands the key to an executor, sealed to the executor's key.
     let executor = Keypair::generate();
     let key = receipt.manifest.unwrap_key(&owner.x25519_secret()).unwrap();
-    assert_eq!(key, receipt.key);
+    assert_eq!(Some(&key), receipt.key.as_ref());
     let sealed = seal_key_to(&key, &executor.public().x25519().unwrap()).unwrap();
     assert_eq!(
         open_sealed_key(&sealed, &stranger.x25519_secret()),
@@ -189,6 +189,74 @@ fn only_the_owner_or_a_key_holder_reads() {
     let wrong = ObjectKey::generate().unwrap();
     let err = get_object_with_key(&store, &cid, &wrong, io::sink()).unwrap_err();
     assert!(matches!(err, StoreError::KeyMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_public_object_is_plaintext_content_addressed_and_read_by_anyone() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(5 * SMALL_CHUNK_BYTES as usize + 123, 9);
+    for redundancy in [
+        Redundancy::Replicas(3),
+        Redundancy::Erasure { data: 4, parity: 2 },
+    ] {
+        let options = PutOptions {
+            public: true,
+            redundancy,
+            name: Some("site/index.html".into()),
+            content_type: Some("text/html".into()),
+            ..small()
+        };
+        let receipt = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+        assert!(receipt.manifest.is_public() && receipt.key.is_none());
+        // Chunks are the plaintext: chunk 0's CID is the BLAKE3 of the first bytes.
+        assert_eq!(
+            receipt.manifest.chunks[0],
+            ContentId::of(&data[..SMALL_CHUNK_BYTES as usize])
+        );
+        assert_eq!(receipt.manifest.sealed_bytes(), data.len() as u64);
+        // Content-addressed: the same bytes and options name the same object.
+        let again = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+        assert_eq!(again.manifest_cid, receipt.manifest_cid);
+
+        let stranger = Keypair::generate();
+        let mut out = Vec::new();
+        let got = get_public_object(&store, &receipt.manifest_cid, &mut out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(got.info.name.as_deref(), Some("site/index.html"));
+        assert_eq!(
+            get_bytes(&store, &receipt.manifest_cid, &stranger).unwrap(),
+            data
+        );
+        // The manifest and its description are readable by any node.
+        let manifest = read_manifest(&store, &receipt.manifest_cid).unwrap();
+        assert_eq!(
+            manifest.open_info(None).unwrap().content_type.as_deref(),
+            Some("text/html")
+        );
+    }
+
+    // A private object is not read as a public one.
+    let sealed = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let err = get_public_object(&store, &sealed.manifest_cid, io::sink()).unwrap_err();
+    assert!(matches!(err, StoreError::NotPublic { .. }), "{err}");
+}
+
+#[test]
+fn a_public_object_missing_a_chunk_fails_loudly() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(3 * SMALL_CHUNK_BYTES as usize, 10);
+    let options = PutOptions {
+        public: true,
+        ..small()
+    };
+    let receipt = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+    // A replicated public object with a chunk gone: the read names it.
+    let cid = receipt.manifest.chunks[1];
+    store.delete(&cid).unwrap();
+    let err = get_public_object(&store, &receipt.manifest_cid, io::sink()).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
 }
 
 #[test]
@@ -253,7 +321,7 @@ fn missing_chunks_and_truncated_or_reordered_objects_fail() {
     let owner = Keypair::generate();
     let data = content(5 * SMALL_CHUNK_BYTES as usize - 1000, 6);
     let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
-    let key = receipt.key.clone();
+    let key = receipt.key.clone().unwrap();
     let last = receipt.manifest.chunks.len() - 1;
 
     // Truncated: the last chunk, validly sealed at its index, holds fewer bytes.

@@ -47,6 +47,9 @@ pub enum Kind {
     AuditProof = 16,
     /// A bucket owner's signed entry of a bucket's object index.
     ObjectEntry = 17,
+    /// A node's signed acknowledgement of the repair pieces another node
+    /// rebuilt onto it.
+    RepairReceipt = 18,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

@@ -21,12 +21,12 @@ use peercloud_api::{
 use peercloud_ledger::records::Meta;
 use peercloud_ledger::{
     Account, Award, BandwidthReceipt, BucketId, BucketUsage, ClusterId, ClusterTerms,
-    GenesisConfig, JobRecord, JobState, NodeRecord, ObjectEntry, Params, ResultClaim, Tx, TxKind,
+    GenesisConfig, JobRecord, JobState, NodeRecord, ObjectEntry, Params, RepairReceipt, ResultClaim, Tx, TxKind,
     registration_proof,
 };
 use peercloud_store::audit::{Challenge, prove};
 use peercloud_store::seal::SEALED_KEY_BYTES;
-use peercloud_store::{ChunkMeta, Manifest, Redundancy, TAG_BYTES};
+use peercloud_store::{Access, ChunkMeta, Manifest, ObjectInfo, Redundancy, TAG_BYTES};
 use peercloud_types::encoding::{Kind, encode, encode_body_into};
 use peercloud_types::{
     Amount, ContentId, Decline, Hash32, JobId, JobSpec, Keypair, Offer, PriceSheet, Resources,
@@ -71,12 +71,13 @@ fn record<F: Serialize>(kind: Kind, version: u8, fields: &F) -> Vec<u8> {
 }
 
 /// `wire::Message`'s version: 2 carries specs in their canonical encoding
-/// and the API's `ErrorCode`; 3 signs declines; 4 names a chunk put's cluster.
-const MESSAGE_VERSION: u8 = 4;
+/// and the API's `ErrorCode`; 3 signs declines; 4 names a chunk put's
+/// cluster; 5 carries repair receipts in index writes and evidence.
+const MESSAGE_VERSION: u8 = 5;
 /// `wire::CapacityRequest`'s version: 2 carries the spec in its canonical encoding.
 const CAPACITY_REQUEST_VERSION: u8 = 2;
 
-/// A `wire::Message` (kind 8, version 4): variant index, then its fields.
+/// A `wire::Message` (kind 8, version 5): variant index, then its fields.
 fn message<F: Serialize>(variant: u32, fields: &F) -> Vec<u8> {
     record(Kind::Message, MESSAGE_VERSION, &(variant, fields))
 }
@@ -296,6 +297,16 @@ fn main() {
                         },
                         &user,
                     )],
+                    repairs: vec![Signed::new(
+                        RepairReceipt {
+                            bucket,
+                            period: 0,
+                            repairer: validator.node_id(),
+                            receiver: node.node_id(),
+                            bytes: 1 << 20,
+                        },
+                        &node,
+                    )],
                 },
                 &farmer,
             ),
@@ -333,8 +344,10 @@ fn main() {
         parity_chunks: Vec::new(),
         total_bytes: (1 << 20) + 1234,
         redundancy: Redundancy::Replicas(3),
-        wrapped_key: vec![7; SEALED_KEY_BYTES],
-        sealed_info: vec![9; TAG_BYTES + 40],
+        access: Access::Sealed {
+            wrapped_key: vec![7; SEALED_KEY_BYTES],
+            sealed_info: vec![9; TAG_BYTES + 40],
+        },
     };
     Manifest::decode(&manifest.encode()).expect("the seed manifest validates");
     let erasure_manifest = Manifest {
@@ -343,6 +356,17 @@ fn main() {
         ..manifest.clone()
     };
     Manifest::decode(&erasure_manifest.encode()).expect("the erasure seed manifest validates");
+    let public_manifest = Manifest {
+        access: Access::Public {
+            info: ObjectInfo {
+                plaintext_hash: Hash32::of(b"page"),
+                content_type: Some("text/html".into()),
+                name: Some("site/index.html".into()),
+            },
+        },
+        ..manifest.clone()
+    };
+    Manifest::decode(&public_manifest.encode()).expect("the public seed manifest validates");
 
     // canonical_decode: one file per record type.
     let t = "canonical_decode";
@@ -357,6 +381,7 @@ fn main() {
     seeds.put(t, "signed_block_header", &encode(&block.header));
     seeds.put(t, "manifest", &manifest.encode());
     seeds.put(t, "manifest_erasure", &erasure_manifest.encode());
+    seeds.put(t, "manifest_public", &public_manifest.encode());
     seeds.put(t, "job_spec", &encode(&spec));
     seeds.put(
         t,
@@ -482,11 +507,22 @@ fn main() {
         },
         &user,
     );
+    let repair = Signed::new(
+        RepairReceipt {
+            bucket,
+            period: 3,
+            repairer: validator.node_id(),
+            receiver: node.node_id(),
+            bytes: 1 << 20,
+        },
+        &node,
+    );
+    seeds.put("canonical_decode", "repair_receipt", &encode(&repair));
 
     // wire_message: one (or two) per variant of `wire::Message`, in declaration order
     // (Tx, Block, CapacityRequest, Offer, Decline, ChunkPut, ChunkGet, Chunk,
     // Dispatch, Result, SyncRequest, Blocks, Ack, Error, ChunkDelete,
-    // AuditRequest, AuditProof).
+    // AuditRequest, AuditProof, the index protocol's, RepairPut, RepairAck).
     let t = "wire_message";
     let cid = ContentId::of(b"sealed chunk");
     let sealed_object = |name: &str| {
@@ -620,6 +656,7 @@ fn main() {
                     vec![Raw(body(&object_entry))],
                     Some(Raw(body(&usage))),
                     vec![Raw(body(&receipt))],
+                    vec![Raw(body(&repair))],
                 ),
             ),
         ),
@@ -645,12 +682,34 @@ fn main() {
         ),
         (
             "21_index_evidence",
-            message(21, &(Some(Raw(body(&usage))), vec![Raw(body(&receipt))])),
+            message(
+                21,
+                &(
+                    Some(Raw(body(&usage))),
+                    vec![Raw(body(&receipt))],
+                    vec![Raw(body(&repair))],
+                ),
+            ),
         ),
         (
             "22_index_entries",
             message(22, &(vec![Raw(body(&object_entry))], None::<Raw>)),
         ),
+        (
+            "23_repair_put",
+            message(
+                23,
+                &(
+                    cid,
+                    ClusterId::derive(&user.account_id(), 5),
+                    bucket,
+                    3u64,
+                    Some(Raw(body(&repair))),
+                    b"rebuilt piece".to_vec(),
+                ),
+            ),
+        ),
+        ("24_repair_ack", message(24, &Raw(body(&repair)))),
     ];
     for (name, bytes) in &wire {
         seeds.put(t, name, bytes);

@@ -38,6 +38,16 @@ pub fn funded_bucket(
     node: &peercloud_devnet::InProcessNode,
     tokens: u64,
 ) -> peercloud_ledger::BucketId {
+    new_bucket(grid, node, tokens, false)
+}
+
+/// [`funded_bucket`], public (plaintext objects readable by anyone) or not.
+pub fn new_bucket(
+    grid: &Grid,
+    node: &peercloud_devnet::InProcessNode,
+    tokens: u64,
+    public: bool,
+) -> peercloud_ledger::BucketId {
     use peercloud_client::{NodeApi, submit_signed};
     use peercloud_ledger::{BucketId, TxKind};
     let user = grid.user();
@@ -47,7 +57,7 @@ pub fn funded_bucket(
         .next_nonce;
     let create = TxKind::CreateBucket {
         cluster: grid.cluster(),
-        public: false,
+        public,
     };
     submit_signed(node, user, create, true).expect("the bucket is created");
     let bucket = BucketId::derive(&user.account_id(), nonce);

@@ -4,7 +4,7 @@
 
 use peercloud_ledger::{
     BandwidthReceipt, BucketId, BucketStatus, BucketUsage, ClusterAction, ClusterId, ClusterRecord,
-    ClusterTerms, MemberStatus, Redundancy, State, Tx, TxKind,
+    ClusterTerms, MemberStatus, Redundancy, RepairReceipt, State, Tx, TxKind,
 };
 use peercloud_types::{Amount, ContentId, Keypair, NodeId, Signed};
 use proptest::prelude::*;
@@ -258,11 +258,30 @@ impl Model {
                         Signed::new(receipt, receiver)
                     })
                     .collect();
+                // A repair of node 2's onto node 0, signed by node 0 (by node 1
+                // when a stranger signs: refused).
+                let repairs = match (self.nodes.get(2), self.nodes.first(), self.nodes.get(1)) {
+                    (Some(repairer), Some(receiver), Some(other)) if served_mib % 2 == 0 => {
+                        let receipt = RepairReceipt {
+                            bucket,
+                            period: record.next_period,
+                            repairer: repairer.node_id(),
+                            receiver: receiver.node_id(),
+                            bytes: (served_mib * 3) << 20,
+                        };
+                        vec![Signed::new(
+                            receipt,
+                            if *stranger { other } else { receiver },
+                        )]
+                    }
+                    _ => Vec::new(),
+                };
                 let kind = TxKind::BillBucket {
                     bucket,
                     period: record.next_period,
                     usage: Some(Signed::new(usage, bucket_owner)),
                     receipts,
+                    repairs,
                 };
                 // Mostly the owner of an active member, sometimes anyone's node owner.
                 let cluster = shadow.cluster(&record.cluster)?;

@@ -8,7 +8,7 @@
 use peercloud_ledger::params::DAY_MS;
 use peercloud_ledger::{
     BandwidthReceipt, BucketId, BucketUsage, ClusterAction, ClusterId, ClusterTerms, Event,
-    Redundancy, StorageEvent, TxKind,
+    Redundancy, RepairReceipt, StorageEvent, TxKind,
 };
 use peercloud_types::{AccountId, Amount, Keypair, Signed};
 
@@ -123,6 +123,25 @@ pub fn usage(
         at_ms: 0,
     };
     Signed::new(usage, signer)
+}
+
+/// Fixture node `receiver`'s receipt (signed by `signer`'s node key) for
+/// `bytes` of pieces fixture node `repairer` rebuilt onto it in `period`.
+pub fn repair_receipt(
+    w: &World,
+    (repairer, receiver, signer): (usize, usize, usize),
+    bucket: BucketId,
+    period: u64,
+    bytes: u64,
+) -> Signed<RepairReceipt> {
+    let receipt = RepairReceipt {
+        bucket,
+        period,
+        repairer: w.nodes[repairer].node_id(),
+        receiver: w.nodes[receiver].node_id(),
+        bytes,
+    };
+    Signed::new(receipt, &w.nodes[signer])
 }
 
 /// `receiver`'s receipt for `bytes` fixture node `node` served from `bucket` in `period`.

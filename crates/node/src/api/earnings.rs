@@ -14,6 +14,7 @@ use peercloud_api::{
     EARNINGS_LIMIT_MAX, EarningsQuery, EarningsView, PaymentKind, PaymentView, StandingView,
 };
 use peercloud_ledger::State as LedgerState;
+use peercloud_ledger::billing::PaidFor;
 use peercloud_types::{AccountId, Amount, NodeId};
 
 use super::server::{Failure, rejection};
@@ -49,6 +50,7 @@ impl Service {
         let Totals {
             storage,
             bandwidth,
+            repair,
             payments,
         } = summary.totals;
         Ok(EarningsView {
@@ -58,7 +60,8 @@ impl Service {
             recorded_height: summary.recorded_height,
             storage,
             bandwidth,
-            total: sum(storage, bandwidth),
+            repair,
+            total: sum(sum(storage, bandwidth), repair),
             payments,
             buckets: summary
                 .buckets
@@ -67,6 +70,7 @@ impl Service {
                     bucket,
                     storage: t.storage,
                     bandwidth: t.bandwidth,
+                    repair: t.repair,
                     payments: t.payments,
                 })
                 .collect(),
@@ -141,10 +145,10 @@ fn payment_view(payment: Payment) -> PaymentView {
         height: payment.height,
         time_ms: payment.time_ms,
         bucket: payment.bucket,
-        kind: if payment.bandwidth {
-            PaymentKind::Bandwidth
-        } else {
-            PaymentKind::Storage
+        kind: match payment.paid_for {
+            PaidFor::Storage => PaymentKind::Storage,
+            PaidFor::Bandwidth => PaymentKind::Bandwidth,
+            PaidFor::Repair => PaymentKind::Repair,
         },
         amount: payment.amount,
     }

@@ -49,6 +49,7 @@ impl Service {
             entries: write.entries.into_iter().map(|e| e.0).collect(),
             usages: write.usage.into_iter().map(|u| u.0).collect(),
             receipts: write.receipts.into_iter().map(|r| r.0).collect(),
+            repairs: Vec::new(),
         };
         let buckets = batch
             .entries

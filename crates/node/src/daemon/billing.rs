@@ -4,10 +4,12 @@
 //! dead runner delays a bill, never loses it) whose next period has ended,
 //! gathers the evidence from a quorum of the bucket's index replicas (the
 //! owner's last usage signed by the period's end, and the owner's receipts
-//! for the bytes each member served in it) and submits `BillBucket`, signed
-//! by its owner. The ledger checks the evidence and pays every active
-//! member for the bytes stored (by capacity) and each serving node for the
-//! bytes acknowledged; the managers take their fee.
+//! for the bytes each member served in it, and the receivers' receipts for
+//! the pieces each member rebuilt onto them) and submits `BillBucket`,
+//! signed by its owner. The ledger checks the evidence and pays every
+//! active member for the bytes stored (by capacity), each serving node for
+//! the bytes acknowledged and each repairer for the pieces acknowledged;
+//! the managers take their fee.
 //!
 //! A read-only bucket whose grace is over is ended (`ExpireBucket`) by the
 //! same runner.
@@ -151,11 +153,24 @@ async fn run(inner: &Arc<Inner>, item: Due) {
                 let Some(record) = state.bucket(&bucket) else {
                     return;
                 };
-                let active = |node: &peercloud_types::NodeId| {
+                let member = |node: &peercloud_types::NodeId| {
                     state
                         .cluster(&record.cluster)
                         .and_then(|c| c.members.get(node))
-                        .is_some_and(|m| m.status == MemberStatus::Active)
+                };
+                let active = |node: &peercloud_types::NodeId| {
+                    member(node).is_some_and(|m| m.status == MemberStatus::Active)
+                };
+                // What the ledger pays: an active repairer, a member
+                // receiver, two owners (else the whole bill is refused).
+                let payable = |r: &peercloud_ledger::RepairReceipt| match (
+                    member(&r.repairer),
+                    member(&r.receiver),
+                ) {
+                    (Some(repairer), Some(receiver)) => {
+                        repairer.status == MemberStatus::Active && repairer.owner != receiver.owner
+                    }
+                    _ => false,
                 };
                 TxKind::BillBucket {
                     bucket,
@@ -167,6 +182,11 @@ async fn run(inner: &Arc<Inner>, item: Due) {
                         .receipts
                         .into_iter()
                         .filter(|r| active(&r.body.node))
+                        .collect(),
+                    repairs: evidence
+                        .repairs
+                        .into_iter()
+                        .filter(|r| payable(&r.body))
                         .collect(),
                 }
             }

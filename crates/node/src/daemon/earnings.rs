@@ -40,6 +40,7 @@ mod audits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use peercloud_ledger::billing::PaidFor;
 use peercloud_ledger::{
     Block, BlockError, BucketId, Event, ParamsError, State, StorageEvent, apply_block,
 };
@@ -61,8 +62,10 @@ pub const EARNINGS_FILE: &str = "earnings.redb";
 /// 2: the audit tables (answers, reports, judgements of this node). A
 /// format 1 record is migrated by emptying it: the block log gives back
 /// its payments and the reports it never recorded (the next
-/// [`Earnings::catch_up`] replays it from genesis).
-pub const EARNINGS_FORMAT_VERSION: u64 = 2;
+/// [`Earnings::catch_up`] replays it from genesis). 3: payments for
+/// repair (a format 2 record goes with a ledger of format 5, which this
+/// node refuses too).
+pub const EARNINGS_FORMAT_VERSION: u64 = 3;
 /// The format before the audit tables, migrated on open.
 const EARNINGS_FORMAT_NO_AUDITS: u64 = 1;
 /// Payments kept in detail: years of a node's bills at a few buckets a
@@ -77,14 +80,43 @@ const REPLAY_BYTES_PER_READ: usize = 8 << 20;
 /// Meta: `format`, `next_height` (the next block to record), `next_seq`
 /// (the next payment's number), `payments` (counted ever).
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-/// Totals ever, in base units: `storage`, `bandwidth`.
+/// Totals ever, in base units: `storage`, `bandwidth`, `repair`.
 const TOTALS: TableDefinition<'_, &str, u128> = TableDefinition::new("totals");
-/// Per bucket: id → (storage, bandwidth in base units, payments).
-const BUCKETS: TableDefinition<'_, [u8; 32], (u128, u128, u64)> = TableDefinition::new("buckets");
+/// Per bucket: id → (storage, bandwidth, repair in base units, payments).
+const BUCKETS: TableDefinition<'_, [u8; 32], (u128, u128, u128, u64)> =
+    TableDefinition::new("buckets");
 /// Payments in detail: number → (height, block time ms, bucket id, amount
-/// in base units, for bandwidth).
-const PAYMENTS: TableDefinition<'_, u64, (u64, u64, [u8; 32], u128, bool)> =
+/// in base units, what for: [`kind_byte`]).
+const PAYMENTS: TableDefinition<'_, u64, (u64, u64, [u8; 32], u128, u8)> =
     TableDefinition::new("payments");
+
+/// The byte a payment's kind is stored as.
+fn kind_byte(paid_for: PaidFor) -> u8 {
+    match paid_for {
+        PaidFor::Storage => 0,
+        PaidFor::Bandwidth => 1,
+        PaidFor::Repair => 2,
+    }
+}
+
+/// The kind a stored byte names (an unknown byte reads as storage: only
+/// this module writes the table).
+fn kind_of(byte: u8) -> PaidFor {
+    match byte {
+        1 => PaidFor::Bandwidth,
+        2 => PaidFor::Repair,
+        _ => PaidFor::Storage,
+    }
+}
+
+/// The [`TOTALS`] key of a payment's kind.
+fn total_key(paid_for: PaidFor) -> &'static str {
+    match paid_for {
+        PaidFor::Storage => "storage",
+        PaidFor::Bandwidth => "bandwidth",
+        PaidFor::Repair => "repair",
+    }
+}
 
 /// The earnings record failed.
 #[derive(Debug, thiserror::Error)]
@@ -159,17 +191,19 @@ pub struct Payment {
     pub bucket: BucketId,
     /// How much.
     pub amount: Amount,
-    /// For bytes served (`true`) or stored.
-    pub bandwidth: bool,
+    /// What for.
+    pub paid_for: PaidFor,
 }
 
-/// What was earned: storage and bandwidth, and how many payments.
+/// What was earned: storage, bandwidth and repair, and how many payments.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     /// For bytes stored.
     pub storage: Amount,
     /// For bytes served.
     pub bandwidth: Amount,
+    /// For pieces rebuilt onto other nodes.
+    pub repair: Amount,
     /// Payments counted.
     pub payments: u64,
 }
@@ -327,14 +361,14 @@ impl Earnings {
                     bucket,
                     node: Some(node),
                     amount,
-                    bandwidth,
+                    paid_for,
                     ..
                 }) if *node == self.node => Some(Payment {
                     height,
                     time_ms,
                     bucket: *bucket,
                     amount: *amount,
-                    bandwidth: *bandwidth,
+                    paid_for: *paid_for,
                 }),
                 _ => None,
             })
@@ -379,11 +413,7 @@ impl Earnings {
             let mut count = read(&meta, "payments")?;
             for payment in blocks.iter().flat_map(|b| &b.payments) {
                 let units = payment.amount.base_units();
-                let kind = if payment.bandwidth {
-                    "bandwidth"
-                } else {
-                    "storage"
-                };
+                let kind = total_key(payment.paid_for);
                 let total = totals
                     .get(kind)
                     .map_err(|e| self.err(e))?
@@ -393,14 +423,14 @@ impl Earnings {
                     .insert(kind, total.saturating_add(units))
                     .map_err(|e| self.err(e))?;
                 let key = payment.bucket.0.0;
-                let (storage, bandwidth, n) = buckets
+                let (storage, bandwidth, repair, n) = buckets
                     .get(key)
                     .map_err(|e| self.err(e))?
-                    .map_or((0, 0, 0), |v| v.value());
-                let row = if payment.bandwidth {
-                    (storage, bandwidth.saturating_add(units), n + 1)
-                } else {
-                    (storage.saturating_add(units), bandwidth, n + 1)
+                    .map_or((0, 0, 0, 0), |v| v.value());
+                let row = match payment.paid_for {
+                    PaidFor::Storage => (storage.saturating_add(units), bandwidth, repair, n + 1),
+                    PaidFor::Bandwidth => (storage, bandwidth.saturating_add(units), repair, n + 1),
+                    PaidFor::Repair => (storage, bandwidth, repair.saturating_add(units), n + 1),
                 };
                 buckets.insert(key, row).map_err(|e| self.err(e))?;
                 let detail = (
@@ -408,7 +438,7 @@ impl Earnings {
                     payment.time_ms,
                     key,
                     units,
-                    payment.bandwidth,
+                    kind_byte(payment.paid_for),
                 );
                 payments.insert(seq, detail).map_err(|e| self.err(e))?;
                 seq += 1;
@@ -448,18 +478,20 @@ impl Earnings {
         let totals = Totals {
             storage: total("storage")?,
             bandwidth: total("bandwidth")?,
+            repair: total("repair")?,
             payments,
         };
         let table = txn.open_table(BUCKETS).map_err(|e| self.err(e))?;
         let mut buckets = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
             let (key, value) = row.map_err(|e| self.err(e))?;
-            let (storage, bandwidth, payments) = value.value();
+            let (storage, bandwidth, repair, payments) = value.value();
             buckets.push((
                 BucketId(Hash32(key.value())),
                 Totals {
                     storage: Amount::from_base_units(storage),
                     bandwidth: Amount::from_base_units(bandwidth),
+                    repair: Amount::from_base_units(repair),
                     payments,
                 },
             ));
@@ -468,13 +500,13 @@ impl Earnings {
         let mut recent = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))?.rev().take(limit) {
             let (_, value) = row.map_err(|e| self.err(e))?;
-            let (height, time_ms, bucket, units, bandwidth) = value.value();
+            let (height, time_ms, bucket, units, kind) = value.value();
             recent.push(Payment {
                 height,
                 time_ms,
                 bucket: BucketId(Hash32(bucket)),
                 amount: Amount::from_base_units(units),
-                bandwidth,
+                paid_for: kind_of(kind),
             });
         }
         let audits = audits::summary(&txn, limit).map_err(|e| self.err(e))?;
@@ -574,230 +606,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::genesis::Genesis;
-    use peercloud_ledger::{GenesisConfig, Params, Tx, TxKind};
-    use peercloud_types::{AccountId, Keypair};
-
-    fn node(seed: u8) -> NodeId {
-        Keypair::from_seed(&[seed; 32]).node_id()
-    }
-
-    fn paid(bucket: u8, to: u8, amount: u128, bandwidth: bool) -> Event {
-        Event::Storage(StorageEvent::StoragePaid {
-            bucket: BucketId(Hash32([bucket; 32])),
-            node: Some(node(to)),
-            to: AccountId(Keypair::from_seed(&[to; 32]).public()),
-            amount: Amount::from_base_units(amount),
-            bandwidth,
-        })
-    }
-
-    fn managers_fee(bucket: u8, amount: u128) -> Event {
-        Event::Storage(StorageEvent::StoragePaid {
-            bucket: BucketId(Hash32([bucket; 32])),
-            node: None,
-            to: AccountId(Keypair::from_seed(&[9; 32]).public()),
-            amount: Amount::from_base_units(amount),
-            bandwidth: false,
-        })
-    }
-
-    #[test]
-    fn records_this_nodes_payments_in_order_and_keeps_them_across_a_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(EARNINGS_FILE);
-        let me = node(1);
-        let earnings = Earnings::open(&path, me).expect("open");
-        assert_eq!(earnings.next_height().expect("height"), 0);
-        let empty = earnings.summary(10).expect("summary");
-        assert_eq!(empty.recorded_height, None);
-        assert_eq!(empty.totals, Totals::default());
-
-        assert_eq!(
-            earnings.record(0, 100, &[]).expect("genesis"),
-            Recorded::Block { payments: 0 }
-        );
-        let block = [
-            paid(5, 1, 300, false),
-            paid(5, 2, 999, false),
-            managers_fee(5, 50),
-            paid(5, 1, 70, true),
-        ];
-        assert_eq!(
-            earnings.record(1, 200, &block).expect("bill"),
-            Recorded::Block { payments: 2 }
-        );
-        // A block twice is recorded once; a block ahead of the next is refused.
-        assert_eq!(
-            earnings.record(1, 200, &block).expect("again"),
-            Recorded::Already
-        );
-        let gap = earnings.record(3, 400, &block).expect_err("a gap");
-        assert!(
-            gap.to_string().contains("is at block 2, was given block 3"),
-            "{gap}"
-        );
-        earnings
-            .record(2, 300, &[paid(6, 1, 5, false)])
-            .expect("second bucket");
-        drop(earnings);
-
-        let earnings = Earnings::open(&path, me).expect("reopen");
-        let summary = earnings.summary(2).expect("summary");
-        assert_eq!(summary.recorded_height, Some(2));
-        assert_eq!(
-            summary.totals,
-            Totals {
-                storage: Amount::from_base_units(305),
-                bandwidth: Amount::from_base_units(70),
-                payments: 3,
-            }
-        );
-        let five = BucketId(Hash32([5; 32]));
-        let six = BucketId(Hash32([6; 32]));
-        assert_eq!(
-            summary.buckets,
-            vec![
-                (
-                    five,
-                    Totals {
-                        storage: Amount::from_base_units(300),
-                        bandwidth: Amount::from_base_units(70),
-                        payments: 2,
-                    }
-                ),
-                (
-                    six,
-                    Totals {
-                        storage: Amount::from_base_units(5),
-                        bandwidth: Amount::ZERO,
-                        payments: 1,
-                    }
-                ),
-            ]
-        );
-        // Newest first, as many as asked.
-        let newest = Payment {
-            height: 2,
-            time_ms: 300,
-            bucket: six,
-            amount: Amount::from_base_units(5),
-            bandwidth: false,
-        };
-        let before = Payment {
-            height: 1,
-            time_ms: 200,
-            bucket: five,
-            amount: Amount::from_base_units(70),
-            bandwidth: true,
-        };
-        assert_eq!(summary.recent, vec![newest, before]);
-        assert_eq!(earnings.summary(0).expect("summary").recent, vec![]);
-    }
-
-    #[test]
-    fn keeps_the_last_payments_in_detail_and_the_totals_forever() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let earnings =
-            Earnings::open_keeping(&dir.path().join(EARNINGS_FILE), node(1), 3).expect("open");
-        for height in 0..5u64 {
-            let amount = u128::from(height) + 1;
-            earnings
-                .record(height, height * 10, &[paid(1, 1, amount, false)])
-                .expect("record");
-        }
-        let summary = earnings.summary(100).expect("summary");
-        let heights: Vec<u64> = summary.recent.iter().map(|p| p.height).collect();
-        assert_eq!(heights, [4, 3, 2]);
-        assert_eq!(summary.totals.payments, 5);
-        assert_eq!(summary.totals.storage, Amount::from_base_units(15));
-        assert_eq!(summary.buckets[0].1.payments, 5);
-    }
-
-    fn transfer(chain: &Chain, from: &Keypair, to: &Keypair) -> peercloud_types::Signed<Tx> {
-        let state = chain.state();
-        peercloud_types::Signed::new(
-            Tx {
-                chain: state.chain_id(),
-                nonce: state.next_nonce(&from.public()),
-                fee: state.params().min_fee,
-                kind: TxKind::Transfer {
-                    to: to.account_id(),
-                    amount: Amount::from_tokens(1),
-                },
-            },
-            from,
-        )
-    }
-
-    #[test]
-    fn a_record_behind_the_chain_catches_up_from_the_block_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (validator, alice, bob) = (
-            Keypair::generate(),
-            Keypair::generate(),
-            Keypair::generate(),
-        );
-        let config = GenesisConfig {
-            params: Params {
-                genesis_authority: validator.account_id(),
-                validator: validator.public(),
-                treasury: validator.account_id(),
-                min_fee: Amount::from_base_units(100_000),
-                stake_min_to_serve: Amount::from_tokens(10),
-                slash_bps: 1_000,
-            },
-            allocations: vec![(alice.account_id(), Amount::from_tokens(1_000))],
-            time_ms: 1_000,
-        };
-        let genesis = Genesis::create(&config, &validator).expect("genesis");
-        let mut chain = Chain::open(dir.path(), &genesis).expect("chain");
-        for time in [2_000, 3_000, 4_000] {
-            let tx = transfer(&chain, &alice, &bob);
-            let (block, _) = chain.propose(vec![tx], time, &validator).expect("block");
-            assert!(block.is_some());
-        }
-        let earnings = Earnings::open(&dir.path().join(EARNINGS_FILE), node(1)).expect("open");
-        // A new record on a chain of four blocks replays them all, once.
-        assert_eq!(earnings.catch_up(&chain).expect("catch up"), 4);
-        assert_eq!(earnings.next_height().expect("height"), 4);
-        assert_eq!(earnings.catch_up(&chain).expect("caught up"), 0);
-        // The next block is recorded as it commits; one missed is caught up.
-        let tx = transfer(&chain, &alice, &bob);
-        let (block, _) = chain.propose(vec![tx], 5_000, &validator).expect("block");
-        let block = block.expect("a block");
-        let recorded = earnings.record(4, 5_000, &block.events).expect("record");
-        assert_eq!(recorded, Recorded::Block { payments: 0 });
-        let tx = transfer(&chain, &alice, &bob);
-        chain.propose(vec![tx], 6_000, &validator).expect("block");
-        assert_eq!(earnings.catch_up(&chain).expect("catch up"), 1);
-        assert_eq!(
-            earnings.summary(10).expect("summary").recorded_height,
-            Some(5)
-        );
-    }
-
-    #[test]
-    fn another_format_is_refused_by_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(EARNINGS_FILE);
-        {
-            let db = Database::create(&path).expect("create");
-            let txn = db.begin_write().expect("write");
-            txn.open_table(META)
-                .expect("meta")
-                .insert("format", 99)
-                .expect("insert");
-            txn.commit().expect("commit");
-        }
-        let err = Earnings::open(&path, node(1))
-            .expect_err("format 99")
-            .to_string();
-        assert!(
-            err.contains("format 99") && err.contains(EARNINGS_FILE),
-            "{err}"
-        );
-    }
-}
+mod tests;

@@ -83,5 +83,7 @@ pub(super) fn kind_of(message: &Message) -> &'static str {
         Message::IndexEntries { .. } => "index entries",
         Message::IndexEvidenceRequest { .. } => "index evidence request",
         Message::IndexEvidence { .. } => "index evidence",
+        Message::RepairPut { .. } => "repair put",
+        Message::RepairAck(_) => "repair ack",
     }
 }

@@ -15,6 +15,7 @@
 //! Everything shared lives in [`Inner`], behind an `Arc`; each piece of work
 //! runs in its own task so a slow job never stalls block following.
 
+mod answer;
 mod billing;
 mod chunks;
 mod closer;
@@ -636,7 +637,7 @@ async fn event_loop(
                 tokio::spawn(
                     async move {
                         let answer = match Message::from_bytes(&data) {
-                            Ok(message) => answer(&inner, peer, protocol, message).await,
+                            Ok(message) => answer::answer(&inner, peer, protocol, message).await,
                             Err(e) => {
                                 Message::error(ErrorCode::BadRequest, format!("undecodable: {e}"))
                             }
@@ -658,71 +659,6 @@ async fn event_loop(
         }
     }
     tracing::info!("network events ended");
-}
-
-/// Answers one request.
-async fn answer(
-    inner: &Arc<Inner>,
-    peer: peercloud_net::PeerId,
-    protocol: Protocol,
-    message: Message,
-) -> Message {
-    match (protocol, message) {
-        (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline(_))) => {
-            requester::on_offer(inner, m)
-        }
-        (
-            Protocol::Chunk,
-            Message::ChunkPut {
-                cid,
-                cluster,
-                bytes,
-            },
-        ) => chunks::on_put(inner, peer, cid, bytes, cluster).await,
-        (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
-        (Protocol::Chunk, Message::ChunkDelete { cid }) => {
-            chunks::on_delete(inner, peer, cid).await
-        }
-        (Protocol::Chunk, Message::AuditRequest { cid, challenge }) => {
-            let auditor = peercloud_net::node_id_of(&peer);
-            chunks::audit::on_audit(inner, auditor, cid, challenge).await
-        }
-        (
-            Protocol::Index,
-            Message::IndexPut {
-                entries,
-                usage,
-                receipts,
-            },
-        ) => {
-            let batch = index::table::Batch {
-                entries,
-                usages: usage.into_iter().collect(),
-                receipts,
-            };
-            index::on_index_put(inner, batch).await
-        }
-        (
-            Protocol::Index,
-            m @ (Message::IndexGet { .. }
-            | Message::IndexList { .. }
-            | Message::IndexEvidenceRequest { .. }),
-        ) => index::on_index_read(inner, m),
-        (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
-            provider::on_dispatch(inner.clone(), peer, dispatch).await
-        }
-        (Protocol::BlockSync, Message::SyncRequest { from, max }) => {
-            ledger::on_sync_request(inner, from, max)
-        }
-        (protocol, other) => Message::error(
-            ErrorCode::BadRequest,
-            format!(
-                "a {} message does not belong on {}",
-                gossip::kind_of(&other),
-                protocol.name()
-            ),
-        ),
-    }
 }
 
 /// Load one award adds to a node's recent load, in basis points: small, so

@@ -18,6 +18,9 @@
 //! unreachable for [`HOLDER_GRACE`] (a restart is not a loss); a holder that
 //! answers without the piece, or with it corrupt, is lost at once.
 //!
+//! A rebuilt piece goes to its new holder as a repair put, and the holder
+//! signs a receipt for its bytes that pays the repairer (`receipts.rs`).
+//!
 //! These audits are also the cluster's proof of storage: a holder that had
 //! proved a piece and then fails it (answers without it, with it corrupt,
 //! or with a bad proof), or a member that does not answer at all past the
@@ -40,13 +43,17 @@ use std::time::{Duration, Instant};
 use peercloud_ledger::{BucketId, ClusterId, TxKind};
 use peercloud_store::erasure::{self};
 use peercloud_store::{
-    ChunkGroup, GROUP_PIECES_MAX, Manifest, PlacementNode, REPLICAS_DEFAULT, StoreError, TAG_BYTES,
+    ChunkGroup, GROUP_PIECES_MAX, Manifest, PlacementNode, REPLICAS_DEFAULT, StoreError,
     group_candidate, rank, window,
 };
 use peercloud_types::{ContentId, Hash32, NodeId};
 
 use super::index::{INDEX_REPLICAS, cluster_nodes};
 use super::{AskError, AuditOutcome, Inner, NetStore};
+
+mod receipts;
+use receipts::RepairOf;
+pub use receipts::RepairReceipts;
 
 /// How often a bucket's index replicas look for lost pieces.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(3);
@@ -99,6 +106,8 @@ pub struct RepairMemory {
     failed: Vec<(NodeId, ContentId)>,
     /// Where the next pass over each bucket starts (after this key).
     cursor: HashMap<BucketId, String>,
+    /// The receipts of the pieces this node rebuilt onto others.
+    receipts: RepairReceipts,
 }
 
 impl RepairMemory {
@@ -164,6 +173,9 @@ enum Held {
 /// One pass over a bucket: its cluster's members, what it does, what it found.
 struct Pass<'a> {
     cluster: ClusterId,
+    bucket: BucketId,
+    /// The bucket's billing period now (what a repair is paid in).
+    period: u64,
     nodes: Vec<PlacementNode>,
     down: &'a mut RepairMemory,
     mode: RepairMode,
@@ -229,18 +241,28 @@ impl Inner {
         down: &mut RepairMemory,
         mode: RepairMode,
     ) -> Result<RepairReport, super::IndexError> {
-        let cluster = {
+        let (cluster, period, nodes) = {
             let chain = self.chain();
-            chain.state().bucket(&bucket).map(|b| b.cluster)
-        }
-        .ok_or(super::IndexError::UnknownBucket { bucket })?;
-        let nodes = {
-            let chain = self.chain();
-            cluster_nodes(chain.state(), &cluster)
+            let state = chain.state();
+            let record = state
+                .bucket(&bucket)
+                .ok_or(super::IndexError::UnknownBucket { bucket })?;
+            let length = state
+                .cluster(&record.cluster)
+                .map_or(1, |c| c.terms.billing_period_ms.max(1));
+            let now = state.tip().map_or(0, |t| t.time_ms).max(super::now_ms());
+            let period = now.saturating_sub(record.created_ms) / length;
+            (
+                record.cluster,
+                period,
+                cluster_nodes(state, &record.cluster),
+            )
         };
         let mut report = RepairReport::default();
         let mut pass = Pass {
             cluster,
+            bucket,
+            period,
             nodes,
             down,
             mode,
@@ -280,6 +302,10 @@ impl Inner {
         {
             pass.down.cursor.insert(bucket, key);
         }
+        if mode == RepairMode::Repair {
+            self.file_repair_receipts(&bucket, period, &mut pass.down.receipts)
+                .await;
+        }
         Ok(report)
     }
 
@@ -304,7 +330,7 @@ impl Inner {
             .await;
         if manifest.parity_chunks.is_empty() {
             for (cid, size) in manifest.chunks.iter().zip(&manifest.chunk_sizes) {
-                let len = u64::from(*size) + TAG_BYTES as u64;
+                let len = manifest.stored_len(*size) as u64;
                 self.repair_copies(*cid, len, pass).await;
             }
         } else {
@@ -387,8 +413,13 @@ impl Inner {
             if !tried.insert(target) {
                 continue;
             }
+            let of = RepairOf {
+                cluster: &pass.cluster,
+                bucket: &pass.bucket,
+                period: pass.period,
+            };
             match self
-                .put_chunk_to(&target, cid, bytes.clone(), Some(&pass.cluster))
+                .repair_put(&target, cid, bytes.clone(), &of, &mut pass.down.receipts)
                 .await
             {
                 Ok(()) => {
@@ -454,10 +485,7 @@ impl Inner {
         group: &ChunkGroup,
         pass: &mut Pass<'_>,
     ) {
-        let lens: Vec<usize> = manifest.chunk_sizes[group.data.clone()]
-            .iter()
-            .map(|&size| size as usize + TAG_BYTES)
-            .collect();
+        let lens = manifest.group_lens(group);
         let shard = erasure::shard_bytes(&lens);
         let pieces: Vec<(ContentId, usize)> = manifest.chunks[group.data.clone()]
             .iter()
@@ -567,8 +595,19 @@ impl Inner {
             if pass.down.since.contains_key(&target.node) || !tried.insert(target.node) {
                 continue;
             }
+            let of = RepairOf {
+                cluster: &pass.cluster,
+                bucket: &pass.bucket,
+                period: pass.period,
+            };
             match self
-                .put_chunk_to(&target.node, cid, bytes.to_vec(), Some(&pass.cluster))
+                .repair_put(
+                    &target.node,
+                    cid,
+                    bytes.to_vec(),
+                    &of,
+                    &mut pass.down.receipts,
+                )
                 .await
             {
                 Ok(()) => {

@@ -480,7 +480,7 @@ fn write_loop(db: &Database, path: &Path, answers: &Receiver<AnsweredAudit>, kep
 
 #[cfg(test)]
 mod tests {
-    use super::super::{EARNINGS_FILE, Earnings, META, PAYMENTS};
+    use super::super::{EARNINGS_FILE, Earnings, META};
     use super::*;
     use peercloud_types::Keypair;
     use redb::ReadableDatabase;
@@ -623,7 +623,10 @@ mod tests {
                 meta.insert("format", 1).expect("format");
                 meta.insert("next_height", 5).expect("height");
                 meta.insert("next_seq", 1).expect("seq");
-                let mut payments = txn.open_table(PAYMENTS).expect("payments");
+                // Format 1's payments table (a bool for bandwidth).
+                let old: redb::TableDefinition<'_, u64, (u64, u64, [u8; 32], u128, bool)> =
+                    redb::TableDefinition::new("payments");
+                let mut payments = txn.open_table(old).expect("payments");
                 payments
                     .insert(0, (4, 400, [5; 32], 10, false))
                     .expect("a payment");

@@ -32,7 +32,9 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_api::ErrorCode;
 use peercloud_ledger::object_entry::{check_key, newer};
-use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ClusterId, ObjectEntry};
+use peercloud_ledger::{
+    BandwidthReceipt, BucketId, BucketUsage, ClusterId, ObjectEntry, RepairReceipt,
+};
 use peercloud_net::Protocol;
 use peercloud_store::rank;
 use peercloud_types::{AccountId, NodeId, Signed};
@@ -224,6 +226,7 @@ async fn write_loop(table: Arc<IndexTable>, mut queue: mpsc::Receiver<PendingWri
             all.entries.append(&mut write.batch.entries);
             all.usages.append(&mut write.batch.usages);
             all.receipts.append(&mut write.batch.receipts);
+            all.repairs.append(&mut write.batch.repairs);
         }
         let table = table.clone();
         let result = tokio::task::spawn_blocking(move || table.merge(&all))
@@ -261,6 +264,9 @@ pub struct Evidence {
     pub usage: Option<Signed<BucketUsage>>,
     /// The period's receipts, the most bytes per serving node, by node.
     pub receipts: Vec<Signed<BandwidthReceipt>>,
+    /// The period's repair receipts, the most bytes per (repairer,
+    /// receiver), in that order.
+    pub repairs: Vec<Signed<RepairReceipt>>,
 }
 
 /// Replicas a quorum needs of `n`.
@@ -416,6 +422,7 @@ impl Inner {
         let answers = self.index_read(bucket, request).await?;
         let mut merged = Evidence::default();
         let mut receipts: BTreeMap<NodeId, Signed<BandwidthReceipt>> = BTreeMap::new();
+        let mut repairs: BTreeMap<(NodeId, NodeId), Signed<RepairReceipt>> = BTreeMap::new();
         for (_, answer) in answers {
             let Answer::Evidence(evidence) = answer else {
                 continue;
@@ -436,8 +443,18 @@ impl Inner {
                     }
                 }
             }
+            for receipt in evidence.repairs {
+                let pair = (receipt.body.repairer, receipt.body.receiver);
+                match repairs.get(&pair) {
+                    Some(have) if have.body.bytes >= receipt.body.bytes => {}
+                    _ => {
+                        repairs.insert(pair, receipt);
+                    }
+                }
+            }
         }
         merged.receipts = receipts.into_values().collect();
+        merged.repairs = repairs.into_values().collect();
         Ok(merged)
     }
 
@@ -492,9 +509,15 @@ impl Inner {
         };
         match answer {
             Message::IndexEntries { entries, usage } => Ok(Answer::Entries(entries, usage)),
-            Message::IndexEvidence { usage, receipts } => {
-                Ok(Answer::Evidence(Evidence { usage, receipts }))
-            }
+            Message::IndexEvidence {
+                usage,
+                receipts,
+                repairs,
+            } => Ok(Answer::Evidence(Evidence {
+                usage,
+                receipts,
+                repairs,
+            })),
             Message::Error { code, message } => Err(AskError::Refused {
                 node,
                 code,
@@ -536,7 +559,7 @@ impl Inner {
                 } else {
                     Vec::new()
                 },
-                receipts: Vec::new(),
+                ..Batch::default()
             };
             let (inner, node) = (self.clone(), *node);
             tokio::spawn(async move {
@@ -555,6 +578,7 @@ fn put_message(batch: &Batch) -> Message {
         entries: batch.entries.clone(),
         usage: batch.usages.first().cloned(),
         receipts: batch.receipts.clone(),
+        repairs: batch.repairs.clone(),
     }
 }
 
@@ -640,6 +664,7 @@ fn read_local(inner: &Inner, request: Message) -> Message {
             Ok(Message::IndexEvidence {
                 usage,
                 receipts: table.receipts(&bucket, period)?,
+                repairs: table.repairs(&bucket, period)?,
             })
         }),
         other => {

@@ -13,26 +13,32 @@ use super::{INDEX_WRITE_ENTRIES_MAX, IndexError};
 
 /// Checks a write against the ledger: one bucket, on the ledger, every
 /// entry, usage and receipt signed by its owner (a receipt's receiver is
-/// the owner), keys valid; entries and usages only while the bucket is
-/// writable (receipts of reads are taken while it is read-only too).
-/// Returns the bucket.
+/// the owner), every repair receipt by its receiving node, keys valid;
+/// entries and usages only while the bucket is writable (receipts of reads
+/// and repairs are taken while it is read-only too). Returns the bucket.
 pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, IndexError> {
     let Batch {
         entries,
         usages,
         receipts,
+        repairs,
     } = batch;
     let bucket = entries
         .first()
         .map(|e| e.body.bucket)
         .or(usages.first().map(|u| u.body.bucket))
         .or(receipts.first().map(|r| r.body.bucket))
+        .or(repairs.first().map(|r| r.body.bucket))
         .ok_or_else(|| IndexError::invalid("an index write carries nothing"))?;
-    if entries.len() > INDEX_WRITE_ENTRIES_MAX || receipts.len() > INDEX_WRITE_ENTRIES_MAX {
+    if entries.len() > INDEX_WRITE_ENTRIES_MAX
+        || receipts.len() > INDEX_WRITE_ENTRIES_MAX
+        || repairs.len() > INDEX_WRITE_ENTRIES_MAX
+    {
         return Err(IndexError::invalid(format!(
-            "an index write carries {} entries and {} receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
+            "an index write carries {} entries, {} receipts and {} repair receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
             entries.len(),
-            receipts.len()
+            receipts.len(),
+            repairs.len()
         )));
     }
     if usages.len() > 1 {
@@ -108,6 +114,17 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
                 "{what} names {} as its receiver, not the owner",
                 body.receiver
             )));
+        }
+    }
+    for repair in repairs {
+        let body = &repair.body;
+        let what = format!(
+            "the repair receipt of {} bytes from node {} to node {} in {bucket}",
+            body.bytes, body.repairer, body.receiver
+        );
+        of_bucket("a repair receipt", body.bucket)?;
+        if repair.signer != *body.receiver.key() || repair.verify().is_err() {
+            return Err(IndexError::BadSignature { what });
         }
     }
     for usage in usages {

@@ -2,8 +2,10 @@
 //! signed entries keyed by `bucket || key` (so a bucket's keys are one
 //! sorted range and a prefix listing is a range scan), of each bucket's
 //! signed usages by sequence (a bill takes the last one signed before its
-//! period ended), and of the owner's bandwidth receipts, the highest per
-//! bucket, period and serving node (they are cumulative).
+//! period ended), of the owner's bandwidth receipts, the highest per
+//! bucket, period and serving node (they are cumulative), and of the
+//! receivers' repair receipts, the highest per bucket, period, repairer and
+//! receiver.
 //!
 //! [`IndexTable::merge`] takes a batch (the index writer hands it every
 //! write that arrived while the last commit ran) and commits it durably in
@@ -16,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use peercloud_ledger::object_entry::newer;
-use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry};
+use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry, RepairReceipt};
 use peercloud_types::{NodeId, Signed, decode, encode};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -27,6 +29,10 @@ const USAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("usages")
 /// Receipts: `bucket id || period (big-endian) || node key` → encoded
 /// `Signed<BandwidthReceipt>` (the most bytes seen).
 const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
+/// Repair receipts: `bucket id || period (big-endian) || repairer key ||
+/// receiver key` → encoded `Signed<RepairReceipt>` (the most bytes seen).
+/// (Added in format 1: an index without it gets it on open.)
+const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
 /// The index database's format.
 const META: TableDefinition<'_, &str, u32> = TableDefinition::new("meta");
 /// Format of this database; another is refused by name.
@@ -72,6 +78,8 @@ pub struct Merged {
     pub usages: usize,
     /// Receipts that raised their node's count or were new.
     pub receipts: usize,
+    /// Repair receipts that raised their pair's count or were new.
+    pub repairs: usize,
 }
 
 /// A batch to merge: entries, usages and receipts (all checked by the caller).
@@ -83,6 +91,14 @@ pub struct Batch {
     pub usages: Vec<Signed<BucketUsage>>,
     /// Bandwidth receipts.
     pub receipts: Vec<Signed<BandwidthReceipt>>,
+    /// Repair receipts.
+    pub repairs: Vec<Signed<RepairReceipt>>,
+}
+
+fn repair_key(receipt: &RepairReceipt) -> Vec<u8> {
+    let mut out = receipt_key(&receipt.bucket, receipt.period, Some(&receipt.repairer));
+    out.extend_from_slice(&receipt.receiver.key().0);
+    out
 }
 
 fn usage_key(bucket: &BucketId, seq: u64) -> Vec<u8> {
@@ -146,6 +162,7 @@ impl IndexTable {
             txn.open_table(ENTRIES).map_err(|e| table.err(e))?;
             txn.open_table(USAGES).map_err(|e| table.err(e))?;
             txn.open_table(RECEIPTS).map_err(|e| table.err(e))?;
+            txn.open_table(REPAIRS).map_err(|e| table.err(e))?;
         }
         txn.commit().map_err(|e| table.err(e))?;
         Ok(table)
@@ -171,6 +188,7 @@ impl IndexTable {
             entries,
             usages,
             receipts,
+            repairs,
         } = batch;
         let mut merged = Merged::default();
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -218,6 +236,20 @@ impl IndexTable {
                         .insert(key.as_slice(), encode(receipt).as_slice())
                         .map_err(|e| self.err(e))?;
                     merged.receipts += 1;
+                }
+            }
+            let mut table = txn.open_table(REPAIRS).map_err(|e| self.err(e))?;
+            for receipt in repairs {
+                let key = repair_key(&receipt.body);
+                let current = match table.get(key.as_slice()).map_err(|e| self.err(e))? {
+                    Some(bytes) => Some(self.decode::<RepairReceipt>(bytes.value())?),
+                    None => None,
+                };
+                if current.is_none_or(|c| receipt.body.bytes > c.body.bytes) {
+                    table
+                        .insert(key.as_slice(), encode(receipt).as_slice())
+                        .map_err(|e| self.err(e))?;
+                    merged.repairs += 1;
                 }
             }
         }
@@ -306,8 +338,30 @@ impl IndexTable {
         bucket: &BucketId,
         period: u64,
     ) -> Result<Vec<Signed<BandwidthReceipt>>, IndexTableError> {
+        self.period_records(RECEIPTS, bucket, period)
+    }
+
+    /// The repair receipts of `bucket` for billing `period`, one per
+    /// (repairer, receiver) (the most bytes seen).
+    pub fn repairs(
+        &self,
+        bucket: &BucketId,
+        period: u64,
+    ) -> Result<Vec<Signed<RepairReceipt>>, IndexTableError> {
+        self.period_records(REPAIRS, bucket, period)
+    }
+
+    /// Every record of `table` under `bucket || period`.
+    fn period_records<
+        T: serde::Serialize + serde::de::DeserializeOwned + peercloud_types::Versioned,
+    >(
+        &self,
+        definition: TableDefinition<'_, &[u8], &[u8]>,
+        bucket: &BucketId,
+        period: u64,
+    ) -> Result<Vec<Signed<T>>, IndexTableError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(RECEIPTS).map_err(|e| self.err(e))?;
+        let table = txn.open_table(definition).map_err(|e| self.err(e))?;
         let prefix = receipt_key(bucket, period, None);
         let mut out = Vec::new();
         for item in table.range(prefix.as_slice()..).map_err(|e| self.err(e))? {
@@ -385,6 +439,7 @@ mod tests {
             entries,
             usages,
             receipts,
+            repairs: Vec::new(),
         }
     }
 
@@ -415,6 +470,7 @@ mod tests {
                 entries: 1,
                 usages: 2,
                 receipts: 3,
+                repairs: 0,
             }
         );
         drop(one);

@@ -1,0 +1,82 @@
+//! Answers a peer's request: each protocol's messages go to the module
+//! that owns them (chunks, audits, repairs, the index, job dispatch, block
+//! sync); a message on a protocol it does not belong to is refused naming
+//! both.
+
+use std::sync::Arc;
+
+use peercloud_api::ErrorCode;
+use peercloud_net::Protocol;
+
+use super::{Inner, chunks, gossip, index, ledger, provider, requester};
+use crate::wire::Message;
+
+/// Answers one request.
+pub(super) async fn answer(
+    inner: &Arc<Inner>,
+    peer: peercloud_net::PeerId,
+    protocol: Protocol,
+    message: Message,
+) -> Message {
+    match (protocol, message) {
+        (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline(_))) => {
+            requester::on_offer(inner, m)
+        }
+        (
+            Protocol::Chunk,
+            Message::ChunkPut {
+                cid,
+                cluster,
+                bytes,
+            },
+        ) => chunks::on_put(inner, peer, cid, bytes, cluster).await,
+        (Protocol::Chunk, Message::ChunkGet { cid }) => chunks::on_get(inner, cid).await,
+        (Protocol::Chunk, m @ Message::RepairPut { .. }) => {
+            chunks::on_repair_put(inner, peer, m).await
+        }
+        (Protocol::Chunk, Message::ChunkDelete { cid }) => {
+            chunks::on_delete(inner, peer, cid).await
+        }
+        (Protocol::Chunk, Message::AuditRequest { cid, challenge }) => {
+            let auditor = peercloud_net::node_id_of(&peer);
+            chunks::audit::on_audit(inner, auditor, cid, challenge).await
+        }
+        (
+            Protocol::Index,
+            Message::IndexPut {
+                entries,
+                usage,
+                receipts,
+                repairs,
+            },
+        ) => {
+            let batch = index::table::Batch {
+                entries,
+                usages: usage.into_iter().collect(),
+                receipts,
+                repairs,
+            };
+            index::on_index_put(inner, batch).await
+        }
+        (
+            Protocol::Index,
+            m @ (Message::IndexGet { .. }
+            | Message::IndexList { .. }
+            | Message::IndexEvidenceRequest { .. }),
+        ) => index::on_index_read(inner, m),
+        (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
+            provider::on_dispatch(inner.clone(), peer, dispatch).await
+        }
+        (Protocol::BlockSync, Message::SyncRequest { from, max }) => {
+            ledger::on_sync_request(inner, from, max)
+        }
+        (protocol, other) => Message::error(
+            ErrorCode::BadRequest,
+            format!(
+                "a {} message does not belong on {}",
+                gossip::kind_of(&other),
+                protocol.name()
+            ),
+        ),
+    }
+}
