@@ -226,3 +226,63 @@ fn a_public_bucket_holds_plaintext_that_anyone_reads_and_only_the_owner_writes()
         "{err}"
     );
 }
+
+#[test]
+fn a_member_that_becomes_an_index_replica_pulls_the_whole_index_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let user = grid.user();
+    let node1 = grid.node(1).expect("node 1");
+    let bucket = funded_bucket(&grid, &node1, 50);
+    let names: Vec<String> = (0..30).map(|i| format!("s/{i:03}")).collect();
+    for key in &names {
+        bucket::put(&node1, user, &bucket, key, key.as_bytes()).expect("a put");
+    }
+    let replicas = all_index_holders(&grid, &bucket, &names[29]);
+    assert_eq!(replicas.len(), INDEX_REPLICAS);
+
+    // A replica's owner takes it out of the cluster: the ranking moves and
+    // a member that held nothing of the bucket becomes a replica.
+    let leaving = *replicas
+        .iter()
+        .find(|&&i| i != 0 && i != 1)
+        .expect("a replica other than the validator and node 1");
+    let leaver = inner(&grid, leaving);
+    let leave = peercloud_ledger::TxKind::LeaveCluster {
+        cluster: grid.cluster(),
+        node: leaver.node_id(),
+    };
+    peercloud_client::submit_signed(&node1, &leaver.owner_key, leave, true).expect("it leaves");
+    let held = |i: usize| {
+        inner(&grid, i)
+            .index
+            .table()
+            .list(&bucket, "s/", None, 1_000)
+            .expect("a readable index")
+            .len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let newcomer = loop {
+        let found = (0..grid.len()).find(|i| !replicas.contains(i) && held(*i) == names.len());
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new replica pulled the index within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_ne!(newcomer, leaving);
+
+    // With another old replica stopped, a quorum of the new replicas (the
+    // newcomer and the one old replica left) still lists every key.
+    if let Some(&old) = replicas.iter().find(|&&i| i != 0 && i != 1 && i != leaving) {
+        assert!(grid.stop(old));
+    }
+    let listed = bucket::list(&node1, &bucket, "s/").expect("a list");
+    assert_eq!(
+        keys(&listed),
+        names.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}

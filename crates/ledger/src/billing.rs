@@ -124,9 +124,10 @@ pub type Parts = BTreeMap<NodeId, (AccountId, Amount)>;
 /// A bill's charge and who gets what of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
-    /// The full charge (storage plus bandwidth) before scaling.
+    /// The full charge (storage, bandwidth and repair) before scaling.
     pub charged: Amount,
-    /// The payments: the managers' fee, storage by node id, bandwidth by node id.
+    /// The payments: the managers' fee, storage by node id, bandwidth by
+    /// node id, repair by repairer id.
     /// Their sum is at most `min(charged, available)`.
     pub payouts: Vec<Payout>,
 }

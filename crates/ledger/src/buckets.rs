@@ -321,6 +321,12 @@ pub(crate) fn bill(
         bandwidth.insert(body.node, (owner, charge));
     }
     let repairs = repair_parts(&cluster, &bucket, period, stored_bytes, repairs)?;
+    let repair_charge = repairs
+        .values()
+        .try_fold(Amount::ZERO, |sum, (_, part)| sum.checked_add(*part))
+        .ok_or(TxError::Overflow {
+            what: "a repair charge",
+        })?;
     let storage = storage_charge(stored_bytes, length, cluster.terms.price_per_gib_month).ok_or(
         TxError::Overflow {
             what: "a storage charge",
@@ -339,7 +345,8 @@ pub(crate) fn bill(
     record.billed_until_ms = ends_ms;
     record.usage_seq = usage_seq;
     record.stored_bytes = stored_bytes;
-    record.last_charge = charged;
+    // The estimate of the next bill: a repair is a one-off, not a rate.
+    record.last_charge = charged.checked_sub(repair_charge).unwrap_or(charged);
     events.push(Event::Storage(StorageEvent::BucketBilled {
         bucket,
         period: Some(period),

@@ -8,7 +8,7 @@
 //! - both nodes are members of the bucket's cluster (the repairer an
 //!   active one: it is paid), and their owners differ — nobody is paid for
 //!   moving bytes between its own nodes;
-//! - one receipt per pair in a bill;
+//! - one receipt per pair in a bill, at most [`REPAIR_RECEIPTS_PER_BILL_MAX`];
 //! - the bytes paid in one bill are at most one full rebuild of the bucket
 //!   (its stored bytes times the cluster's expansion: `n` for `n` replicas,
 //!   `(k + m) / k` for Reed-Solomon, rounded up), taken in the order the
@@ -19,22 +19,27 @@ use std::collections::BTreeSet;
 
 use peercloud_types::Signed;
 
-use crate::billing::{Parts, bandwidth_charge, mul_div_floor};
+use crate::billing::{Parts, bandwidth_charge};
 use crate::error::TxError;
 use crate::storage_error::StorageError;
 use crate::storage_records::{BucketId, ClusterRecord, MemberStatus, Redundancy, RepairReceipt};
 
+/// Most repair receipts one bill carries: a bill stays small and quick to
+/// check whatever receivers sign (the bill runner keeps the largest).
+pub const REPAIR_RECEIPTS_PER_BILL_MAX: usize = 64;
+
 /// The most repair bytes one bill of a bucket holding `stored_bytes` pays
 /// for: one full rebuild under `redundancy`.
 pub fn repair_cap_bytes(stored_bytes: u64, redundancy: Redundancy) -> u64 {
+    let stored = u128::from(stored_bytes);
     let cap = match redundancy {
-        Redundancy::Replicas(n) => u128::from(stored_bytes) * u128::from(n),
+        Redundancy::Replicas(n) => stored * u128::from(n),
         Redundancy::ReedSolomon { data, parity } => {
             let pieces = u128::from(data) + u128::from(parity);
             let data = u128::from(data.max(1));
-            // ceil(stored × pieces / data)
-            mul_div_floor(u128::from(stored_bytes), pieces, data)
-                .map_or(u128::MAX, |floor| floor + 1)
+            // ceil(stored × pieces / data): stored < 2^64 and pieces < 2^9,
+            // so the product fits.
+            (stored * pieces).div_ceil(data)
         }
     };
     u64::try_from(cap).unwrap_or(u64::MAX)
@@ -50,6 +55,15 @@ pub(crate) fn repair_parts(
     stored_bytes: u64,
     repairs: &[Signed<RepairReceipt>],
 ) -> Result<Parts, TxError> {
+    if repairs.len() > REPAIR_RECEIPTS_PER_BILL_MAX {
+        return Err(StorageError::BadRepairReceipt {
+            index: REPAIR_RECEIPTS_PER_BILL_MAX,
+            reason: format!(
+                "is one too many: a bill carries at most {REPAIR_RECEIPTS_PER_BILL_MAX} repair receipts"
+            ),
+        }
+        .into());
+    }
     let mut left = repair_cap_bytes(stored_bytes, cluster.terms.redundancy);
     let mut bytes_by_repairer = std::collections::BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -138,10 +152,9 @@ mod tests {
     fn the_cap_is_one_full_rebuild() {
         assert_eq!(repair_cap_bytes(100, Redundancy::Replicas(3)), 300);
         // RS(4+2): 1.5x, rounded up.
-        assert_eq!(
-            repair_cap_bytes(100, Redundancy::ReedSolomon { data: 4, parity: 2 }),
-            151
-        );
+        let rs = Redundancy::ReedSolomon { data: 4, parity: 2 };
+        assert_eq!(repair_cap_bytes(100, rs), 150);
+        assert_eq!(repair_cap_bytes(101, rs), 152, "151.5 rounds up");
         assert_eq!(repair_cap_bytes(0, Redundancy::Replicas(3)), 0);
         assert_eq!(
             repair_cap_bytes(u64::MAX, Redundancy::Replicas(3)),

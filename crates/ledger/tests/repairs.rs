@@ -12,6 +12,7 @@ mod storage_common;
 use common::*;
 use peercloud_ledger::billing::PaidFor;
 use peercloud_ledger::params::DAY_MS;
+use peercloud_ledger::repairs::REPAIR_RECEIPTS_PER_BILL_MAX;
 use peercloud_ledger::{BucketId, RepairReceipt, StorageError, StorageEvent, TxError, TxKind};
 use peercloud_types::{Amount, Signed};
 use storage_common::*;
@@ -150,6 +151,13 @@ fn receipts_that_are_not_the_receivers_or_not_a_members_refuse_the_bill() {
             "a repairer that is not a member",
             vec![repair_receipt(&w, (2, 0, 0), bucket, 0, MIB)],
             |e| matches!(e, StorageError::RepairNotPayable { .. }),
+        ),
+        (
+            "more receipts than a bill carries",
+            (0..=REPAIR_RECEIPTS_PER_BILL_MAX)
+                .map(|i| repair_receipt(&w, (1, 0, 0), bucket, 0, MIB + i as u64))
+                .collect(),
+            |e| matches!(e, StorageError::BadRepairReceipt { .. }),
         ),
         (
             "one pair twice",

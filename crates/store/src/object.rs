@@ -37,7 +37,8 @@
 //! `READ_AHEAD_CHUNKS + 3 × readers` chunks, and the buffers are reused. The manifest is
 //! written only after every data chunk is durable, so an object CID never
 //! names an object whose chunks could be lost in a crash. A put that fails
-//! removes the chunks it already wrote (they are unique to its fresh key).
+//! removes the chunks it already wrote (they are unique to its fresh key;
+//! a public object's, named by their content, may be shared and are left).
 //!
 //! A get writes plaintext as it goes; every chunk written has been
 //! authenticated (CID and GCM tag), but if the call fails the writer holds a
@@ -233,7 +234,7 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
         &mut produced,
     );
     if let Err(err) = outcome {
-        remove_chunks(store, &produced.all());
+        remove_chunks(store, &produced.all(), options);
         return Err(err);
     }
 
@@ -250,7 +251,7 @@ pub fn put_object<S: ChunkStore + ?Sized, R: Read>(
                 sealed_info,
             },
             Err(source) => {
-                remove_chunks(store, &produced.all());
+                remove_chunks(store, &produced.all(), options);
                 return Err(StoreError::Options { source });
             }
         },
@@ -371,7 +372,8 @@ fn write_manifest<S: ChunkStore + ?Sized>(
     let manifest_cid = ContentId::of(&bytes);
     // Only now, with every data chunk durable, does the object get its name.
     if let Err(err) = store.put_many(&[VerifiedChunk::new(&bytes)]) {
-        remove_chunks(store, &manifest.all_chunks().copied().collect::<Vec<_>>());
+        let chunks: Vec<ContentId> = manifest.all_chunks().copied().collect();
+        remove_chunks(store, &chunks, options);
         return Err(err);
     }
     Ok((manifest_cid, manifest))
@@ -561,10 +563,15 @@ fn close_group(
     Ok(())
 }
 
-/// Best-effort removal of a failed put's chunks. They were sealed under a key
-/// drawn for this put alone, so no other object refers to them.
-fn remove_chunks<S: ChunkStore + ?Sized>(store: &S, chunks: &[ContentId]) {
-    store.abandon(chunks);
+/// Best-effort removal of a failed put's chunks. A sealed object's were
+/// sealed under a key drawn for this put alone, so no other object refers
+/// to them. A public object's are named by their content and may be
+/// another object's too (the same bytes put before): they are left, a
+/// little garbage rather than a hole in a live object.
+fn remove_chunks<S: ChunkStore + ?Sized>(store: &S, chunks: &[ContentId], options: &PutOptions) {
+    if !options.public {
+        store.abandon(chunks);
+    }
 }
 
 /// Reads and validates the manifest named `manifest_cid`.

@@ -213,14 +213,17 @@ impl StorageReport {
             .farmers
             .iter()
             .map(|f| {
-                let (storage, bandwidth) = f.earned.unzip();
+                let text = |pick: fn(&(Amount, Amount, Amount)) -> Amount| {
+                    f.earned.as_ref().map(|e| pick(e).to_string())
+                };
                 (
                     format!("farmer-{}", f.index),
                     serde_json::json!({
                     "node": f.node.to_string(), "down": f.earned.is_none(),
                     "served_bytes": f.served_bytes,
-                    "storage": storage.map(|a| a.to_string()),
-                    "bandwidth": bandwidth.map(|a| a.to_string())}),
+                    "storage": text(|e| e.0),
+                    "bandwidth": text(|e| e.1),
+                    "repair": text(|e| e.2)}),
                 )
             })
             .collect();

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use peercloud_ledger::repairs::REPAIR_RECEIPTS_PER_BILL_MAX;
 use peercloud_ledger::{BucketId, BucketStatus, MemberStatus, State, TxKind};
 use peercloud_store::rank;
 use peercloud_types::ContentId;
@@ -138,6 +139,17 @@ pub(crate) async fn billing_loop(inner: Arc<Inner>) {
     }
 }
 
+/// The repair receipts a bill carries: the largest ones, at most the
+/// ledger's [`REPAIR_RECEIPTS_PER_BILL_MAX`], in (repairer, receiver) order.
+fn largest_repairs(
+    mut repairs: Vec<peercloud_types::Signed<peercloud_ledger::RepairReceipt>>,
+) -> Vec<peercloud_types::Signed<peercloud_ledger::RepairReceipt>> {
+    repairs.sort_by_key(|r| std::cmp::Reverse(r.body.bytes));
+    repairs.truncate(REPAIR_RECEIPTS_PER_BILL_MAX);
+    repairs.sort_by_key(|r| (r.body.repairer, r.body.receiver));
+    repairs
+}
+
 /// Gathers the evidence and submits one bill (or expiry).
 async fn run(inner: &Arc<Inner>, item: Due) {
     let kind = match item {
@@ -183,11 +195,13 @@ async fn run(inner: &Arc<Inner>, item: Due) {
                         .into_iter()
                         .filter(|r| active(&r.body.node))
                         .collect(),
-                    repairs: evidence
-                        .repairs
-                        .into_iter()
-                        .filter(|r| payable(&r.body))
-                        .collect(),
+                    repairs: largest_repairs(
+                        evidence
+                            .repairs
+                            .into_iter()
+                            .filter(|r| payable(&r.body))
+                            .collect(),
+                    ),
                 }
             }
             Err(err) => {

@@ -42,7 +42,7 @@ use peercloud_types::{ContentId, NodeId};
 
 pub use holder::PutRefusal;
 pub(crate) use holder::{on_delete, on_get, on_put};
-pub(crate) use repair_put::on_repair_put;
+pub(crate) use repair_put::{RepairCounted, on_repair_put};
 
 use super::{AskError, Inner};
 use crate::wire::Message;

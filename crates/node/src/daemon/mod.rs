@@ -52,7 +52,9 @@ pub use index::table::{INDEX_FORMAT_VERSION, IndexTableError};
 pub use index::{Evidence, INDEX_PAGE_MAX, INDEX_REPLICAS, IndexError, IndexRead, LocalIndex};
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
-pub use repair::{HOLDER_GRACE, REPAIR_INTERVAL, RepairMemory, RepairMode, RepairReport};
+pub use repair::{
+    HOLDER_GRACE, REPAIR_INTERVAL, RepairMemory, RepairMode, RepairReport, RepairTotals,
+};
 pub use requester::RequesterError;
 
 use crate::chain::{Chain, ChainError, Committed};
@@ -161,6 +163,10 @@ pub struct Inner {
     pub index: LocalIndex,
     /// What this node earned from storage, recorded as blocks commit.
     pub earnings: Earnings,
+    /// What this node's repairs did since it started.
+    pub repairs: RepairTotals,
+    /// The pieces this node acknowledged in others' repairs.
+    pub(crate) repair_counted: Mutex<chunks::RepairCounted>,
     /// The sandbox.
     pub executor: Arc<Executor>,
     /// The validator's queue of candidate transactions (validator only).
@@ -386,6 +392,8 @@ impl Node {
             store,
             index,
             earnings,
+            repairs: RepairTotals::default(),
+            repair_counted: Mutex::new(chunks::RepairCounted::default()),
             executor,
             mempool,
             early: Mutex::new(std::collections::BTreeMap::new()),

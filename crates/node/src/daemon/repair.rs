@@ -1,9 +1,10 @@
 //! Repair: every object of a bucket back to full redundancy without anyone
 //! asking. Every member of a bucket's cluster audits it every
-//! [`REPAIR_INTERVAL`], and its index replicas also rebuild: for
-//! each live object they read its manifest and check every piece where the
-//! cluster placed it, with an audit (a proof of a few KiB that the holder
-//! has the piece intact, [`Inner::audit`]), not a download.
+//! [`REPAIR_INTERVAL`], and the first of its index replicas that is up
+//! also rebuilds (`routine.rs`): for each live object they read its
+//! manifest and check every piece where the cluster placed it, with an
+//! audit (a proof of a few KiB that the holder has the piece intact,
+//! [`Inner::audit`]), not a download.
 //!
 //! - A replicated chunk (the manifest, or an object kept in copies) wants
 //!   [`REPLICAS_DEFAULT`] holders among its candidates in the cluster; when
@@ -38,9 +39,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use peercloud_ledger::{BucketId, ClusterId, TxKind};
+use peercloud_ledger::{BucketId, ClusterId};
 use peercloud_store::erasure::{self};
 use peercloud_store::{
     ChunkGroup, GROUP_PIECES_MAX, Manifest, PlacementNode, REPLICAS_DEFAULT, StoreError,
@@ -48,12 +50,14 @@ use peercloud_store::{
 };
 use peercloud_types::{ContentId, Hash32, NodeId};
 
-use super::index::{INDEX_REPLICAS, cluster_nodes};
+use super::index::cluster_nodes;
 use super::{AskError, AuditOutcome, Inner, NetStore};
 
 mod receipts;
+mod routine;
 use receipts::RepairOf;
 pub use receipts::RepairReceipts;
+pub(crate) use routine::repair_loop;
 
 /// How often a bucket's index replicas look for lost pieces.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(3);
@@ -91,6 +95,29 @@ impl RepairReport {
     }
 }
 
+/// What a node's background repairs did since it started (its passes'
+/// reports added up): what an operator or a benchmark reads.
+#[derive(Debug, Default)]
+pub struct RepairTotals {
+    /// Pieces written to new holders.
+    pub rebuilt: AtomicU64,
+    /// Bytes written to new holders.
+    pub bytes_written: AtomicU64,
+    /// Bytes read to rebuild them.
+    pub bytes_read: AtomicU64,
+}
+
+impl RepairTotals {
+    fn add(&self, report: &RepairReport) {
+        self.rebuilt
+            .fetch_add(report.rebuilt as u64, Ordering::Relaxed);
+        self.bytes_written
+            .fetch_add(report.bytes_written, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(report.bytes_read, Ordering::Relaxed);
+    }
+}
+
 /// Most pieces a repairer remembers a holder of (a bound on its memory;
 /// past it, the pieces first seen are forgotten and audited anew).
 pub const PROVED_PIECES_MAX: usize = 1 << 20;
@@ -108,6 +135,9 @@ pub struct RepairMemory {
     cursor: HashMap<BucketId, String>,
     /// The receipts of the pieces this node rebuilt onto others.
     receipts: RepairReceipts,
+    /// The buckets whose index this node pulled from the other replicas
+    /// since it became one of them (`Inner::sync_index`).
+    synced: HashSet<BucketId>,
 }
 
 impl RepairMemory {
@@ -620,108 +650,5 @@ impl Inner {
             }
         }
         false
-    }
-}
-
-/// Repairs, every [`REPAIR_INTERVAL`], the buckets whose index this node keeps.
-pub(crate) async fn repair_loop(inner: Arc<Inner>) {
-    let mut down = RepairMemory::default();
-    let mut reported: HashSet<(NodeId, u64)> = HashSet::new();
-    loop {
-        tokio::time::sleep(REPAIR_INTERVAL).await;
-        // Every bucket of a cluster this node is an active member of: its
-        // index replicas repair it, the other members audit it.
-        let buckets: Vec<(BucketId, RepairMode)> = {
-            let chain = inner.chain();
-            let state = chain.state();
-            let me = inner.node_id();
-            state
-                .buckets()
-                .filter(|(_, b)| !b.status.is_closed())
-                .filter_map(|(id, b)| {
-                    let nodes = cluster_nodes(state, &b.cluster);
-                    if nodes.iter().all(|n| n.node != me) {
-                        return None;
-                    }
-                    let replica = rank(&ContentId::of(&id.0.0), &nodes)
-                        .iter()
-                        .take(INDEX_REPLICAS)
-                        .any(|n| n.node == me);
-                    Some((
-                        *id,
-                        if replica {
-                            RepairMode::Repair
-                        } else {
-                            RepairMode::Audit
-                        },
-                    ))
-                })
-                .collect()
-        };
-        for (bucket, mode) in buckets {
-            match inner.repair_bucket(bucket, &mut down, mode).await {
-                Ok(report) if report.lost > 0 || !report.unrepaired.is_empty() => {
-                    tracing::info!(
-                        %bucket,
-                        lost = report.lost,
-                        rebuilt = report.rebuilt,
-                        bytes_written = report.bytes_written,
-                        unrepaired = ?report.unrepaired,
-                        "repaired"
-                    );
-                }
-                Ok(_) => {}
-                Err(err) => tracing::debug!(%bucket, %err, "repair pass skipped"),
-            }
-            report_failures(&inner, &bucket, &mut down, &mut reported).await;
-        }
-    }
-}
-
-/// Reports on the ledger each holder that failed a piece it had proved
-/// (`ReportAudit`, signed by this node's owner), once per holder and audit
-/// epoch; two members' reports in one epoch get it slashed and removed.
-async fn report_failures(
-    inner: &Arc<Inner>,
-    bucket: &BucketId,
-    memory: &mut RepairMemory,
-    reported: &mut HashSet<(NodeId, u64)>,
-) {
-    let failures = memory.take_failures();
-    if failures.is_empty() {
-        return;
-    }
-    let (cluster, epoch) = {
-        let chain = inner.chain();
-        let state = chain.state();
-        let Some(cluster) = state.bucket(bucket).map(|b| b.cluster) else {
-            return;
-        };
-        let Some(period) = state.cluster(&cluster).map(|c| c.terms.billing_period_ms) else {
-            return;
-        };
-        let now = state.tip().map_or(0, |t| t.time_ms).max(super::now_ms());
-        (cluster, now.checked_div(period).unwrap_or(0))
-    };
-    reported.retain(|(_, e)| e + 1 >= epoch);
-    let me = inner.node_id();
-    for (node, cid) in failures {
-        if node == me || !reported.insert((node, epoch)) {
-            continue;
-        }
-        let kind = TxKind::ReportAudit {
-            cluster,
-            auditor: me,
-            node,
-            epoch,
-            cid,
-        };
-        match inner.sign_and_submit(&inner.owner_key, kind, false).await {
-            Ok(_) => tracing::warn!(%node, %cid, epoch, "reported a failed audit"),
-            Err(err) => {
-                reported.remove(&(node, epoch));
-                tracing::info!(%node, %cid, %err, "audit failure not reported; retrying");
-            }
-        }
     }
 }

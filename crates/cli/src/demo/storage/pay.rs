@@ -53,9 +53,9 @@ pub(super) struct FarmerEarnings {
     pub(super) node: NodeId,
     /// Bytes of the reads the owner acknowledged it served.
     pub(super) served_bytes: u64,
-    /// Storage and bandwidth paid by the bucket; `None` for the killed node,
-    /// whose API is gone.
-    pub(super) earned: Option<(Amount, Amount)>,
+    /// Storage, bandwidth and repair paid by the bucket; `None` for the
+    /// killed node, whose API is gone.
+    pub(super) earned: Option<(Amount, Amount, Amount)>,
 }
 
 /// Waits until the bucket is billed for at least [`PERIODS_BILLED_MIN`]
@@ -161,7 +161,11 @@ pub(super) fn farmer_earnings(
             let view = recorded(&client, billed.height)
                 .with_context(|| format!("{}'s earnings", process.name))?;
             let paid = view.buckets.iter().find(|b| b.bucket == *bucket);
-            Some(paid.map_or((Amount::ZERO, Amount::ZERO), |b| (b.storage, b.bandwidth)))
+            Some(
+                paid.map_or((Amount::ZERO, Amount::ZERO, Amount::ZERO), |b| {
+                    (b.storage, b.bandwidth, b.repair)
+                }),
+            )
         };
         farmers.push(FarmerEarnings {
             index,
@@ -198,7 +202,7 @@ fn recorded(client: &NodeClient, height: u64) -> anyhow::Result<EarningsView> {
 pub(super) fn check_paid(farmers: &[FarmerEarnings]) -> anyhow::Result<()> {
     let mut bandwidth_paid = 0;
     for f in farmers {
-        let Some((storage, bandwidth)) = f.earned else {
+        let Some((storage, bandwidth, _)) = f.earned else {
             continue;
         };
         ensure!(
@@ -220,28 +224,29 @@ pub(super) fn check_paid(farmers: &[FarmerEarnings]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The earnings table: each farmer's storage and bandwidth pay from the
-/// bucket and the bytes the owner acknowledged it served.
+/// The earnings table: each farmer's storage, bandwidth and repair pay from
+/// the bucket and the bytes the owner acknowledged it served.
 pub(super) fn print(farmers: &[FarmerEarnings], out: Out) {
     out.line(
         "  earnings paid by the bucket, as each farmer's own node records them (GET /v1/earnings):",
     );
     out.line(format_args!(
-        "  {:<10} {:<8} {:>16} {:>16} {:>10}",
-        "farmer", "node", "storage", "bandwidth", "served"
+        "  {:<10} {:<8} {:>16} {:>16} {:>16} {:>10}",
+        "farmer", "node", "storage", "bandwidth", "repair", "served"
     ));
     for f in farmers {
         let served = display::bytes(f.served_bytes);
         match f.earned {
-            Some((storage, bandwidth)) => out.line(format_args!(
-                "  farmer-{:<3} node-{:<3} {:>16} {:>16} {served:>10}",
+            Some((storage, bandwidth, repair)) => out.line(format_args!(
+                "  farmer-{:<3} node-{:<3} {:>16} {:>16} {:>16} {served:>10}",
                 f.index,
                 f.index,
                 display::pcl(&storage),
-                display::pcl(&bandwidth)
+                display::pcl(&bandwidth),
+                display::pcl(&repair)
             )),
             None => out.line(format_args!(
-                "  farmer-{:<3} node-{:<3} {:>33} {served:>10}",
+                "  farmer-{:<3} node-{:<3} {:>50} {served:>10}",
                 f.index, f.index, "(killed: not asked)"
             )),
         }
@@ -262,6 +267,7 @@ mod tests {
                 (
                     Amount::from_base_units(s.into()),
                     Amount::from_base_units(b.into()),
+                    Amount::ZERO,
                 )
             }),
         }

@@ -5,23 +5,67 @@
 //!
 //! The receipt is cumulative per (bucket, period, repairer): the repairer
 //! carries the last one this node signed it, this node checks that it is
-//! its own and adds the new piece's bytes. Nothing is kept here. A piece
-//! already held adds no bytes (a second repairer of the same piece, or one
-//! putting a piece again, earns nothing for it), and the ledger pays at
-//! most one full rebuild of the bucket per period, so a repairer and a
-//! receiver in collusion cannot drain a bucket.
+//! its own and adds the new piece's bytes. Only the bucket's index replicas
+//! (its repairers) are acknowledged, and a piece counts once per bucket and
+//! period on this node ([`RepairCounted`]): a piece already held, a second
+//! repairer of the same piece, or one deleting and putting a piece again
+//! earns nothing for it. The ledger pays at most one full rebuild of the
+//! bucket per bill. What this cannot tell is whether a piece belongs to the
+//! bucket at all (that would take the bucket's manifests): an index replica
+//! that puts pieces of its own making can bill up to that cap, and no more.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError};
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{BucketId, ClusterId, RepairReceipt};
 use peercloud_net::PeerId;
 use peercloud_store::ChunkStore;
-use peercloud_types::{NodeId, Signed};
+use peercloud_types::{ContentId, NodeId, Signed};
 
 use super::super::{Inner, now_ms};
 use super::holder::{PutRefusal, store_here};
 use crate::wire::Message;
+
+/// Most pieces a node remembers having counted (a bound on its memory:
+/// past it, new pieces are stored but count no bytes until the next period).
+pub const REPAIR_COUNTED_MAX: usize = 1 << 20;
+
+/// The pieces this node acknowledged in repairs, per bucket and period: a
+/// piece counts once.
+#[derive(Debug, Default)]
+pub struct RepairCounted {
+    pieces: HashMap<(BucketId, u64), HashSet<ContentId>>,
+    total: usize,
+}
+
+impl RepairCounted {
+    /// Claims `cid` for `(bucket, period)`: `true` when it was not counted
+    /// yet (and now is). Periods two or more before `period` are forgotten.
+    fn claim(&mut self, bucket: BucketId, period: u64, cid: ContentId) -> bool {
+        let before = self.pieces.len();
+        self.pieces
+            .retain(|(b, p), _| *b != bucket || p.saturating_add(1) >= period);
+        if self.pieces.len() != before {
+            self.total = self.pieces.values().map(HashSet::len).sum();
+        }
+        if self.total >= REPAIR_COUNTED_MAX {
+            return false;
+        }
+        let fresh = self.pieces.entry((bucket, period)).or_default().insert(cid);
+        self.total += usize::from(fresh);
+        fresh
+    }
+
+    /// Gives back a claim whose put failed.
+    fn release(&mut self, bucket: BucketId, period: u64, cid: &ContentId) {
+        if let Some(set) = self.pieces.get_mut(&(bucket, period))
+            && set.remove(cid)
+        {
+            self.total -= 1;
+        }
+    }
+}
 
 /// What a repair put asks of this node.
 struct Ask {
@@ -56,14 +100,37 @@ pub(crate) async fn on_repair_put(inner: &Inner, peer: PeerId, message: Message)
         period,
         previous,
     };
+    // Only the bucket's index replicas repair it.
+    match inner.index_replicas(&bucket) {
+        Ok(replicas) if replicas.contains(&sender) => {}
+        Ok(_) => {
+            return Message::error(
+                ErrorCode::BadRequest,
+                format!("node {sender} is not an index replica of {bucket}, which repair it"),
+            );
+        }
+        Err(err) => return Message::error(err.code(), err.to_string()),
+    }
     let before = match check(inner, sender, &ask) {
         Ok(before) => before,
         Err((code, message)) => return Message::error(code, message),
     };
-    // Held before this put (intact or not, the bytes were not new here).
+    // A piece held here already, or counted before, adds no bytes; the
+    // claim is taken before the put so two repairers racing with one piece
+    // cannot both count it.
     let had = inner.store.has(&cid).unwrap_or(false);
+    let counted = || {
+        inner
+            .repair_counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    let fresh = !had && counted().claim(bucket, period, cid);
     let len = bytes.len() as u64;
     if let Err(refusal) = store_here(inner, sender, cid, Arc::new(bytes), Some(&cluster)).await {
+        if fresh {
+            counted().release(bucket, period, &cid);
+        }
         tracing::debug!(%cid, %sender, %refusal, "repair put refused");
         return Message::error(refusal.code(), refusal.to_string());
     }
@@ -72,7 +139,7 @@ pub(crate) async fn on_repair_put(inner: &Inner, peer: PeerId, message: Message)
         period,
         repairer: sender,
         receiver: inner.node_id(),
-        bytes: before.saturating_add(if had { 0 } else { len }),
+        bytes: before.saturating_add(if fresh { len } else { 0 }),
     };
     Message::RepairAck(Signed::new(receipt, &inner.node_key))
 }
@@ -131,4 +198,30 @@ fn check(inner: &Inner, sender: NodeId, ask: &Ask) -> Result<u64, (ErrorCode, St
         )));
     }
     Ok(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::Hash32;
+
+    #[test]
+    fn a_piece_counts_once_per_bucket_and_period() {
+        let (a, b) = (BucketId(Hash32([1; 32])), BucketId(Hash32([2; 32])));
+        let cid = ContentId::of(b"piece");
+        let mut counted = RepairCounted::default();
+        assert!(counted.claim(a, 5, cid));
+        assert!(!counted.claim(a, 5, cid), "a second repairer, or a re-put");
+        assert!(counted.claim(b, 5, cid), "another bucket's piece");
+        assert!(counted.claim(a, 6, cid), "the next period");
+        counted.release(a, 6, &cid);
+        assert!(
+            counted.claim(a, 6, cid),
+            "a failed put gives its claim back"
+        );
+        // Period 8 forgets bucket a's periods 5 and 6.
+        assert!(counted.claim(a, 8, ContentId::of(b"other")));
+        assert!(counted.claim(a, 5, cid));
+        assert_eq!(counted.total, 3);
+    }
 }

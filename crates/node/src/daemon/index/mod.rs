@@ -21,6 +21,7 @@
 //! replica can only withhold an entry, never forge or change one.
 
 mod rules;
+mod sync;
 pub(crate) mod table;
 
 use rules::index_cid;
@@ -283,7 +284,7 @@ enum Answer {
 
 impl Inner {
     /// The bucket's index replicas (best first).
-    fn index_replicas(&self, bucket: &BucketId) -> Result<Vec<NodeId>, IndexError> {
+    pub(crate) fn index_replicas(&self, bucket: &BucketId) -> Result<Vec<NodeId>, IndexError> {
         let chain = self.chain();
         let state = chain.state();
         let record = state
@@ -419,6 +420,11 @@ impl Inner {
             period,
             until_ms,
         };
+        let owner = {
+            let chain = self.chain();
+            chain.state().bucket(&bucket).map(|b| *b.owner.key())
+        }
+        .ok_or(IndexError::UnknownBucket { bucket })?;
         let answers = self.index_read(bucket, request).await?;
         let mut merged = Evidence::default();
         let mut receipts: BTreeMap<NodeId, Signed<BandwidthReceipt>> = BTreeMap::new();
@@ -427,7 +433,14 @@ impl Inner {
             let Answer::Evidence(evidence) = answer else {
                 continue;
             };
+            // What the ledger would refuse is dropped before it can
+            // outbid good evidence (a replica could answer anything).
+            let own = |b: &BucketId, p: u64| *b == bucket && p == period;
             if let Some(u) = evidence.usage
+                && u.signer == owner
+                && u.body.bucket == bucket
+                && u.body.at_ms <= until_ms
+                && u.verify().is_ok()
                 && merged
                     .usage
                     .as_ref()
@@ -435,7 +448,9 @@ impl Inner {
             {
                 merged.usage = Some(u);
             }
-            for receipt in evidence.receipts {
+            for receipt in evidence.receipts.into_iter().filter(|r| {
+                r.signer == owner && own(&r.body.bucket, r.body.period) && r.verify().is_ok()
+            }) {
                 match receipts.get(&receipt.body.node) {
                     Some(have) if have.body.bytes >= receipt.body.bytes => {}
                     _ => {
@@ -443,7 +458,12 @@ impl Inner {
                     }
                 }
             }
-            for receipt in evidence.repairs {
+            for receipt in evidence.repairs.into_iter().filter(|r| {
+                r.signer == *r.body.receiver.key()
+                    && r.body.repairer != r.body.receiver
+                    && own(&r.body.bucket, r.body.period)
+                    && r.verify().is_ok()
+            }) {
                 let pair = (receipt.body.repairer, receipt.body.receiver);
                 match repairs.get(&pair) {
                     Some(have) if have.body.bytes >= receipt.body.bytes => {}

@@ -53,12 +53,13 @@ impl RepairReceipts {
         unfiled.push(receipt);
     }
 
-    /// Forgets the receipts of periods before `period - 1` (billed or
-    /// about to be: older ones pay nothing any more).
-    fn forget_before(&mut self, period: u64) {
+    /// Forgets `bucket`'s receipts of periods before `period - 1` (billed
+    /// or about to be: older ones pay nothing any more). Periods are the
+    /// bucket's own, so other buckets' receipts are left alone.
+    fn forget_before(&mut self, bucket: &BucketId, period: u64) {
         let keep = |r: &Signed<RepairReceipt>| r.body.period.saturating_add(1) >= period;
-        self.latest.retain(|_, r| keep(r));
-        for receipts in self.unfiled.values_mut() {
+        self.latest.retain(|(b, _), r| b != bucket || keep(r));
+        if let Some(receipts) = self.unfiled.get_mut(bucket) {
             receipts.retain(keep);
         }
     }
@@ -129,7 +130,7 @@ impl Inner {
         period: u64,
         receipts: &mut RepairReceipts,
     ) {
-        receipts.forget_before(period);
+        receipts.forget_before(bucket, period);
         let Some(unfiled) = receipts.unfiled.remove(bucket).filter(|r| !r.is_empty()) else {
             return;
         };
@@ -184,7 +185,14 @@ mod tests {
         );
         let unfiled = &receipts.unfiled[&bucket];
         assert_eq!(unfiled.len(), 2, "one per receiver: {unfiled:?}");
-        receipts.forget_before(6);
+        let other = BucketId(Hash32([2; 32]));
+        receipts.forget_before(&other, 6);
+        assert_eq!(
+            receipts.latest.len(),
+            2,
+            "another bucket's periods are its own"
+        );
+        receipts.forget_before(&bucket, 6);
         assert!(receipts.latest.is_empty());
         assert!(receipts.unfiled[&bucket].is_empty());
     }

@@ -1,0 +1,194 @@
+//! Anti-entropy for a bucket's index: a node that becomes one of a
+//! bucket's index replicas (a member joined or left and the ranking moved,
+//! or it is starting again after being away) pulls the whole index from the
+//! other replicas into its own table before it counts as a full copy, so
+//! two new replicas answering a quorum read cannot hide what the old ones
+//! hold. Reads' read repair fixes what one read touches; this fixes the
+//! rest.
+//!
+//! Everything pulled is checked as a write would be (the owner's
+//! signature on every entry and usage, a receiver's on every receipt, the
+//! bucket), so a replica can withhold but never plant a record. The repair
+//! loop runs it for each bucket this node is an index replica of, once
+//! per becoming one (`RepairMemory`).
+//!
+//! ```text
+//!  for each other replica: IndexList pages ("" prefix, after the last key)
+//!                          + IndexEvidenceRequest (current and last period)
+//!    ─► check ─► local IndexTable::merge (the writer's group commit)
+//! ```
+
+use std::sync::Arc;
+
+use peercloud_ledger::BucketId;
+use peercloud_types::NodeId;
+
+use super::table::Batch;
+use super::{Answer, INDEX_PAGE_MAX, IndexError};
+use crate::daemon::{AskError, Inner};
+use crate::wire::Message;
+
+/// What a sync pulled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Replicas that answered every page.
+    pub replicas: usize,
+    /// Entries received (and merged: an older one changes nothing).
+    pub entries: usize,
+    /// Receipts and repair receipts received.
+    pub receipts: usize,
+}
+
+impl Inner {
+    /// Pulls `bucket`'s index from its other replicas into this node's
+    /// table: every entry and the latest usage, and the receipts of the
+    /// current billing period and the one before. Fails only when no other
+    /// replica answered at all (with none but this node, there is nothing
+    /// to pull).
+    pub async fn sync_index(self: &Arc<Self>, bucket: BucketId) -> Result<Synced, IndexError> {
+        let me = self.node_id();
+        let others: Vec<NodeId> = self
+            .index_replicas(&bucket)?
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
+        let (owner, period) = {
+            let chain = self.chain();
+            let state = chain.state();
+            let record = state
+                .bucket(&bucket)
+                .ok_or(IndexError::UnknownBucket { bucket })?;
+            let length = state
+                .cluster(&record.cluster)
+                .map_or(1, |c| c.terms.billing_period_ms.max(1));
+            let now = state
+                .tip()
+                .map_or(0, |t| t.time_ms)
+                .max(super::super::now_ms());
+            (
+                *record.owner.key(),
+                now.saturating_sub(record.created_ms) / length,
+            )
+        };
+        let mut synced = Synced::default();
+        let mut failures = Vec::new();
+        for node in &others {
+            match self
+                .sync_from(*node, bucket, owner, period, &mut synced)
+                .await
+            {
+                Ok(()) => synced.replicas += 1,
+                Err(err) => failures.push(err),
+            }
+        }
+        if synced.replicas == 0 && !others.is_empty() {
+            return Err(IndexError::Quorum {
+                bucket,
+                wanted: 1,
+                got: 0,
+                failures,
+            });
+        }
+        Ok(synced)
+    }
+
+    /// Pulls everything `node` holds of `bucket`.
+    async fn sync_from(
+        self: &Arc<Self>,
+        node: NodeId,
+        bucket: BucketId,
+        owner: peercloud_types::PublicKey,
+        period: u64,
+        synced: &mut Synced,
+    ) -> Result<(), AskError> {
+        let unexpected = |what: &str| AskError::Net {
+            node,
+            reason: format!("unexpected answer to an index sync: {what}"),
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let request = Message::IndexList {
+                bucket,
+                prefix: String::new(),
+                after: after.clone(),
+                limit: INDEX_PAGE_MAX,
+            };
+            let (entries, usage) = match self.read_index_on(node, request).await {
+                Ok(Answer::Entries(entries, usage)) => (entries, usage),
+                Ok(Answer::Evidence(_)) => return Err(unexpected("evidence")),
+                Err(err) => return Err(err),
+            };
+            let full = entries.len() >= INDEX_PAGE_MAX as usize;
+            let last = entries.last().map(|e| e.body.key.clone());
+            let batch = Batch {
+                entries: entries
+                    .into_iter()
+                    .filter(|e| e.body.bucket == bucket && e.signer == owner && e.verify().is_ok())
+                    .collect(),
+                usages: usage
+                    .into_iter()
+                    .filter(|u| u.body.bucket == bucket && u.signer == owner && u.verify().is_ok())
+                    .collect(),
+                ..Batch::default()
+            };
+            synced.entries += batch.entries.len();
+            self.merge_pulled(batch).await?;
+            match (full, last) {
+                // Keys only grow: a page that does not move on ends the pull.
+                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                _ => break,
+            }
+        }
+        for period in [period.saturating_sub(1), period] {
+            let request = Message::IndexEvidenceRequest {
+                bucket,
+                period,
+                until_ms: u64::MAX,
+            };
+            let evidence = match self.read_index_on(node, request).await {
+                Ok(Answer::Evidence(evidence)) => evidence,
+                Ok(Answer::Entries(..)) => return Err(unexpected("entries")),
+                Err(err) => return Err(err),
+            };
+            let batch = Batch {
+                receipts: evidence
+                    .receipts
+                    .into_iter()
+                    .filter(|r| r.body.bucket == bucket && r.signer == owner && r.verify().is_ok())
+                    .collect(),
+                repairs: evidence
+                    .repairs
+                    .into_iter()
+                    .filter(|r| {
+                        r.body.bucket == bucket
+                            && r.signer == *r.body.receiver.key()
+                            && r.verify().is_ok()
+                    })
+                    .collect(),
+                ..Batch::default()
+            };
+            synced.receipts += batch.receipts.len() + batch.repairs.len();
+            self.merge_pulled(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges checked records into this node's own table.
+    async fn merge_pulled(&self, batch: Batch) -> Result<(), AskError> {
+        if batch.entries.is_empty()
+            && batch.usages.is_empty()
+            && batch.receipts.is_empty()
+            && batch.repairs.is_empty()
+        {
+            return Ok(());
+        }
+        self.index
+            .write(batch)
+            .await
+            .map_err(|e| AskError::Refused {
+                node: self.node_id(),
+                code: e.code(),
+                message: e.to_string(),
+            })
+    }
+}
