@@ -3,13 +3,13 @@
 //! clients talking HTTP to one provider as the CLI does:
 //!
 //! 1. **Index writes/s**: owner-signed entries, one per request, from
-//!    [`WRITERS`] client threads at once (each request is a quorum write of
+//!    [`WRITERS_DEFAULT`] client threads at once (each request is a quorum write of
 //!    three replicas, each a durable group commit), with one of the bucket's
 //!    index replicas stopped half way through the last run; then every
 //!    acknowledged key is listed back, and the count of missing ones printed
 //!    (it must be 0).
 //! 2. **Small-object puts/s**: `bucket::put` of 1 KiB objects (sealed, stored
-//!    on three members of the cluster, then indexed) from [`WRITERS`] threads.
+//!    on three members of the cluster, then indexed) from [`WRITERS_DEFAULT`] threads.
 //! 3. **Lists of 1,000 keys per minute**: from [`LISTERS`] threads for a few
 //!    seconds.
 //!
@@ -28,8 +28,8 @@ use peercloud_types::{Amount, ContentId, Keypair, Signed, clock::now_ms};
 
 /// Providers of the grid.
 const PROVIDERS: usize = 6;
-/// Client threads writing at once.
-const WRITERS: usize = 32;
+/// Client threads writing at once (`PEERCLOUD_BENCH_WRITERS` to change).
+const WRITERS_DEFAULT: usize = 32;
 /// Entries each run of the write benchmark writes.
 const ENTRIES_PER_RUN: usize = 4_000;
 /// Small objects each run of the put benchmark stores.
@@ -83,6 +83,10 @@ fn entry(owner: &Keypair, bucket: BucketId, key: String) -> Signed<ObjectEntry> 
 }
 
 fn main() {
+    let writers = std::env::var("PEERCLOUD_BENCH_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WRITERS_DEFAULT);
     let dir = tempfile::tempdir().expect("tempdir");
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of six providers");
     let owner = grid.user().clone();
@@ -108,7 +112,7 @@ fn main() {
     let mut writes = Vec::new();
     for run in 0..RUNS {
         let last = run + 1 == RUNS;
-        let per_second = rate(WRITERS, ENTRIES_PER_RUN, |i| {
+        let per_second = rate(writers, ENTRIES_PER_RUN, |i| {
             if last && i == ENTRIES_PER_RUN / 2 {
                 stop_an_index_replica(&grid, &bucket, 1);
             }
@@ -123,7 +127,7 @@ fn main() {
     let listed = bucket::list(&http, &bucket, &format!("w{}/", RUNS - 1)).expect("list back");
     let lost = ENTRIES_PER_RUN - listed.len();
     println!(
-        "index writes: {:.0}/s median of {RUNS} runs ({}), {WRITERS} writers, one entry per request; \
+        "index writes: {:.0}/s median of {RUNS} runs ({}), {writers} writers, one entry per request; \
          {lost} of {ENTRIES_PER_RUN} acknowledged writes missing after stopping an index replica mid-run",
         median(writes.clone()),
         writes
@@ -137,7 +141,7 @@ fn main() {
     let object = vec![5u8; 1_024];
     let mut puts = Vec::new();
     for run in 0..RUNS {
-        puts.push(rate(WRITERS, OBJECTS_PER_RUN, |i| {
+        puts.push(rate(writers, OBJECTS_PER_RUN, |i| {
             bucket::put(
                 &http,
                 &owner,

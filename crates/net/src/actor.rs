@@ -149,6 +149,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         commands: commands_sender,
         listen_addrs,
         metrics,
+        gates: Default::default(),
     };
     Ok((handle, events_receiver))
 }

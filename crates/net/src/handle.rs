@@ -6,21 +6,48 @@
 //! checked without the swarm (message sizes, requests to ourselves) are checked
 //! here, before anything is queued.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::actor::Command;
-use crate::config::GOSSIP_DATA_BYTES_MAX;
+use crate::config::{GOSSIP_DATA_BYTES_MAX, STREAMS_PER_CONNECTION_MAX};
 use crate::error::{NetError, RequestFailure};
 use crate::metrics::{NetMetrics, NetMetricsSnapshot};
 use crate::protocol::{GossipTopic, Protocol};
 
 /// Addresses the swarm listens on, written by the actor, read by handles.
 pub(crate) type ListenAddrs = Arc<RwLock<Vec<Multiaddr>>>;
+
+/// Requests this node has in flight to one peer on one protocol at most:
+/// half of what the peer takes at once on one connection
+/// ([`STREAMS_PER_CONNECTION_MAX`]), so a burst of callers waits here
+/// instead of overrunning the peer's stream limit and losing the
+/// connection with every request on it.
+pub const REQUESTS_IN_FLIGHT_PER_PEER_MAX: usize = STREAMS_PER_CONNECTION_MAX / 2;
+/// (peer, protocol) pairs whose in-flight gates are kept; past it, idle ones go.
+const REQUEST_GATES_MAX: usize = 4096;
+
+/// The per-(peer, protocol) gates of [`REQUESTS_IN_FLIGHT_PER_PEER_MAX`].
+#[derive(Debug, Default)]
+pub(crate) struct RequestGates(Mutex<HashMap<(PeerId, Protocol), Arc<Semaphore>>>);
+
+impl RequestGates {
+    fn gate(&self, peer: PeerId, protocol: Protocol) -> Arc<Semaphore> {
+        let mut gates = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if gates.len() >= REQUEST_GATES_MAX {
+            gates.retain(|_, g| g.available_permits() < REQUESTS_IN_FLIGHT_PER_PEER_MAX);
+        }
+        gates
+            .entry((peer, protocol))
+            .or_insert_with(|| Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_PER_PEER_MAX)))
+            .clone()
+    }
+}
 
 /// Which gossip message a [`Verdict`] is about: its id and the peer that
 /// forwarded it to us.
@@ -133,6 +160,7 @@ pub struct NetHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) listen_addrs: ListenAddrs,
     pub(crate) metrics: Arc<NetMetrics>,
+    pub(crate) gates: Arc<RequestGates>,
 }
 
 impl NetHandle {
@@ -217,6 +245,9 @@ impl NetHandle {
                 reason: RequestFailure::SelfRequest,
             });
         }
+        // Never closed, so acquiring only waits.
+        let gate = self.gates.gate(peer, protocol);
+        let _permit = gate.acquire().await.map_err(|_| NetError::Closed)?;
         self.call(|reply| Command::Request {
             peer,
             protocol,

@@ -28,9 +28,11 @@ mod metrics;
 pub mod protocol;
 
 pub use actor::spawn;
-pub use config::NetConfig;
+pub use config::{NetConfig, STREAMS_PER_CONNECTION_MAX};
 pub use error::{NetError, RequestFailure};
-pub use handle::{GossipId, NetEvent, NetHandle, Responder, Verdict};
+pub use handle::{
+    GossipId, NetEvent, NetHandle, REQUESTS_IN_FLIGHT_PER_PEER_MAX, Responder, Verdict,
+};
 pub use identity::{node_id_of, peer_id_of};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use metrics::NetMetricsSnapshot;

@@ -35,6 +35,9 @@ struct TestNode {
     gossip: mpsc::Receiver<Gossip>,
 }
 
+/// A request payload prefix the test responder answers only after 100 ms.
+const SLOW: &[u8] = b"slow";
+
 /// The answer the test responder gives: the protocol name, a colon, the request.
 fn expected_answer(protocol: Protocol, data: &[u8]) -> Vec<u8> {
     [protocol.name().as_bytes(), b":", data].concat()
@@ -77,6 +80,11 @@ async fn start_with(mut config: NetConfig) -> TestNode {
                 } => {
                     if data == REFUSE {
                         drop(reply);
+                    } else if data.starts_with(SLOW) {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            reply.send(expected_answer(protocol, &data));
+                        });
                     } else if data == ANSWER_TOO_LARGE {
                         reply.send(vec![0; protocol.response_bytes_max() + 1]);
                     } else {
@@ -655,4 +663,30 @@ async fn a_departed_peer_leaves_the_routing_table_and_a_bootstrap_peer_stays() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_requests_past_the_peers_stream_limit_waits_its_turn_and_all_succeed() {
+    timeout(TEST_TIMEOUT, async {
+        let a = start(90, Vec::new()).await;
+        let b = start(91, a.handle.listen_addrs()).await;
+        let a_id = a.handle.peer_id();
+        wait_connected(&b.handle, &[a_id]).await;
+        // Three times what a peer takes at once on one connection, each
+        // answered slowly, so they would all be open together.
+        let burst = 3 * peercloud_net::STREAMS_PER_CONNECTION_MAX;
+        let requests = (0..burst).map(|i| {
+            let handle = b.handle.clone();
+            async move {
+                let data = [SLOW, format!("{i}").as_bytes()].concat();
+                let answer = handle.request(a_id, Protocol::Index, data.clone()).await;
+                (answer.map_err(|e| e.to_string()), data)
+            }
+        });
+        for (answer, data) in futures::future::join_all(requests).await {
+            assert_eq!(answer, Ok(expected_answer(Protocol::Index, &data)));
+        }
+    })
+    .await
+    .expect("the burst completes in time");
 }

@@ -63,7 +63,7 @@ pub(super) async fn answer(
             m @ (Message::IndexGet { .. }
             | Message::IndexList { .. }
             | Message::IndexEvidenceRequest { .. }),
-        ) => index::on_index_read(inner, m),
+        ) => index::on_index_read(inner, m).await,
         (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
             provider::on_dispatch(inner.clone(), peer, dispatch).await
         }

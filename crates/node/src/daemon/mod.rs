@@ -167,6 +167,8 @@ pub struct Inner {
     pub repairs: RepairTotals,
     /// The pieces this node acknowledged in others' repairs.
     pub(crate) repair_counted: Mutex<chunks::RepairCounted>,
+    /// The buckets whose index this node pulled since it became a replica.
+    pub(crate) index_syncs: index::IndexSyncs,
     /// The sandbox.
     pub executor: Arc<Executor>,
     /// The validator's queue of candidate transactions (validator only).
@@ -394,6 +396,7 @@ impl Node {
             earnings,
             repairs: RepairTotals::default(),
             repair_counted: Mutex::new(chunks::RepairCounted::default()),
+            index_syncs: index::IndexSyncs::default(),
             executor,
             mempool,
             early: Mutex::new(std::collections::BTreeMap::new()),

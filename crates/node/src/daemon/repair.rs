@@ -37,7 +37,7 @@
 //!     group:      missing pieces ─► recover_group + encode parity ─► put on unused members
 //! ```
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -135,9 +135,6 @@ pub struct RepairMemory {
     cursor: HashMap<BucketId, String>,
     /// The receipts of the pieces this node rebuilt onto others.
     receipts: RepairReceipts,
-    /// The buckets whose index this node pulled from the other replicas
-    /// since it became one of them (`Inner::sync_index`).
-    synced: HashSet<BucketId>,
 }
 
 impl RepairMemory {

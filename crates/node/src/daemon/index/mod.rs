@@ -24,6 +24,8 @@ mod rules;
 mod sync;
 pub(crate) mod table;
 
+pub use sync::IndexSyncs;
+
 use rules::index_cid;
 pub(crate) use rules::{check_write, cluster_nodes};
 
@@ -521,9 +523,13 @@ impl Inner {
     }
 
     /// One replica's answer to a read.
-    async fn read_index_on(&self, node: NodeId, request: Message) -> Result<Answer, AskError> {
+    async fn read_index_on(
+        self: &Arc<Self>,
+        node: NodeId,
+        request: Message,
+    ) -> Result<Answer, AskError> {
         let answer = if node == self.node_id() {
-            read_local(self, request)
+            self.answer_read(request).await
         } else {
             self.ask(&node, Protocol::Index, &request).await?
         };
@@ -731,8 +737,31 @@ pub(crate) async fn on_index_put(inner: &Arc<Inner>, batch: Batch) -> Message {
 }
 
 /// Answers another node's index get, list or evidence request.
-pub(crate) fn on_index_read(inner: &Inner, request: Message) -> Message {
-    read_local(inner, request)
+pub(crate) async fn on_index_read(inner: &Arc<Inner>, request: Message) -> Message {
+    inner.answer_read(request).await
+}
+
+impl Inner {
+    /// Answers a read from this node's table, once the table holds the
+    /// bucket's whole index when this node is one of its replicas
+    /// ([`Inner::ensure_index_pulled`]).
+    async fn answer_read(self: &Arc<Self>, request: Message) -> Message {
+        let bucket = match &request {
+            Message::IndexGet { bucket, .. }
+            | Message::IndexList { bucket, .. }
+            | Message::IndexEvidenceRequest { bucket, .. } => Some(*bucket),
+            _ => None,
+        };
+        if let Some(bucket) = bucket
+            && self
+                .index_replicas(&bucket)
+                .is_ok_and(|replicas| replicas.contains(&self.node_id()))
+        {
+            // Boxed: the pull reads other replicas through the same path.
+            Box::pin(self.ensure_index_pulled(bucket)).await;
+        }
+        read_local(self, request)
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,14 @@
 //!
 //! Everything pulled is checked as a write would be (the owner's
 //! signature on every entry and usage, a receiver's on every receipt, the
-//! bucket), so a replica can withhold but never plant a record. The repair
-//! loop runs it for each bucket this node is an index replica of, once
-//! per becoming one (`RepairMemory`).
+//! bucket), so a replica can withhold but never plant a record. A replica
+//! pulls once per becoming one ([`IndexSyncs`]): when it is first asked to
+//! answer a read of the bucket (the read waits for the pull, so a quorum
+//! of new replicas never answers "not found" for what the old one holds)
+//! or when the repair routine finds it a replica, whichever comes first. A
+//! read that arrives while the pull runs (the other replica's own pull
+//! asking this one, say) is answered from the table as it is, so two new
+//! replicas pulling from each other never wait on each other.
 //!
 //! ```text
 //!  for each other replica: IndexList pages ("" prefix, after the last key)
@@ -18,7 +23,8 @@
 //!    ─► check ─► local IndexTable::merge (the writer's group commit)
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use peercloud_ledger::BucketId;
 use peercloud_types::NodeId;
@@ -27,6 +33,32 @@ use super::table::Batch;
 use super::{Answer, INDEX_PAGE_MAX, IndexError};
 use crate::daemon::{AskError, Inner};
 use crate::wire::Message;
+
+/// Where this node's copy of each bucket's index stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncState {
+    /// A pull is running.
+    Pulling,
+    /// Pulled since this node became a replica.
+    Pulled,
+}
+
+/// The buckets whose index this node pulled (or is pulling) since it
+/// became one of their replicas.
+#[derive(Debug, Default)]
+pub struct IndexSyncs(Mutex<HashMap<BucketId, SyncState>>);
+
+impl IndexSyncs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BucketId, SyncState>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the buckets `keep` says this node is no longer a replica of,
+    /// so becoming one again pulls again.
+    pub fn retain(&self, keep: impl Fn(&BucketId) -> bool) {
+        self.lock().retain(|bucket, _| keep(bucket));
+    }
+}
 
 /// What a sync pulled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,6 +72,37 @@ pub struct Synced {
 }
 
 impl Inner {
+    /// Pulls `bucket`'s index from the other replicas unless this node has
+    /// since it became one, or a pull is running now. Answers whether the
+    /// copy here is whole as far as this node knows (pulled before, or
+    /// now).
+    pub async fn ensure_index_pulled(self: &Arc<Self>, bucket: BucketId) -> bool {
+        {
+            let mut syncs = self.index_syncs.lock();
+            match syncs.get(&bucket) {
+                Some(SyncState::Pulled) => return true,
+                Some(SyncState::Pulling) => return false,
+                None => {
+                    syncs.insert(bucket, SyncState::Pulling);
+                }
+            }
+        }
+        let pulled = self.sync_index(bucket).await;
+        let mut syncs = self.index_syncs.lock();
+        match pulled {
+            Ok(synced) => {
+                tracing::debug!(%bucket, ?synced, "index pulled from the other replicas");
+                syncs.insert(bucket, SyncState::Pulled);
+                true
+            }
+            Err(err) => {
+                tracing::info!(%bucket, %err, "index not pulled; retrying");
+                syncs.remove(&bucket);
+                false
+            }
+        }
+    }
+
     /// Pulls `bucket`'s index from its other replicas into this node's
     /// table: every entry and the latest usage, and the receipts of the
     /// current billing period and the one before. Fails only when no other

@@ -112,17 +112,12 @@ pub(crate) async fn repair_loop(inner: Arc<Inner>) {
         tokio::time::sleep(REPAIR_INTERVAL).await;
         let buckets = my_buckets(&inner);
         // A replica pulls a bucket's whole index once per becoming one.
-        down.synced
+        inner
+            .index_syncs
             .retain(|b| buckets.iter().any(|(x, k, _)| x == b && k.is_some()));
         for (bucket, mine, _) in &buckets {
-            if mine.is_some() && !down.synced.contains(bucket) {
-                match inner.sync_index(*bucket).await {
-                    Ok(synced) => {
-                        tracing::debug!(%bucket, ?synced, "index pulled from the other replicas");
-                        down.synced.insert(*bucket);
-                    }
-                    Err(err) => tracing::info!(%bucket, %err, "index not pulled; retrying"),
-                }
+            if mine.is_some() {
+                inner.ensure_index_pulled(*bucket).await;
             }
         }
         let mut round = HashMap::new();
