@@ -63,7 +63,7 @@ pub(super) async fn answer(
             m @ (Message::IndexGet { .. }
             | Message::IndexList { .. }
             | Message::IndexEvidenceRequest { .. }),
-        ) => index::on_index_read(inner, m).await,
+        ) => index::on_index_read(inner, peercloud_net::node_id_of(&peer), m).await,
         (Protocol::JobDispatch, Message::Dispatch(dispatch)) => {
             provider::on_dispatch(inner.clone(), peer, dispatch).await
         }

@@ -135,6 +135,10 @@ pub struct RepairMemory {
     cursor: HashMap<BucketId, String>,
     /// The receipts of the pieces this node rebuilt onto others.
     receipts: RepairReceipts,
+    /// Index replicas ranked before this node that did not answer its
+    /// probes, since when (`routine.rs`; apart from `since`, which is
+    /// about holders answering audits).
+    leaders_down: HashMap<NodeId, Instant>,
 }
 
 impl RepairMemory {
@@ -328,10 +332,6 @@ impl Inner {
             && mode != RepairMode::Check
         {
             pass.down.cursor.insert(bucket, key);
-        }
-        if mode == RepairMode::Repair {
-            self.file_repair_receipts(&bucket, period, &mut pass.down.receipts)
-                .await;
         }
         Ok(report)
     }

@@ -9,8 +9,9 @@
 //! (its repairers) are acknowledged, and a piece counts once per bucket and
 //! period on this node ([`RepairCounted`]): a piece already held, a second
 //! repairer of the same piece, or one deleting and putting a piece again
-//! earns nothing for it. The ledger pays at most one full rebuild of the
-//! bucket per bill. What this cannot tell is whether a piece belongs to the
+//! earns nothing for it; a member that is not an index replica gets its
+//! piece kept and no bytes. The ledger pays at most one full rebuild of
+//! the bucket per bill. What this cannot tell is whether a piece belongs to the
 //! bucket at all (that would take the bucket's manifests): an index replica
 //! that puts pieces of its own making can bill up to that cap, and no more.
 
@@ -28,38 +29,55 @@ use super::holder::{PutRefusal, store_here};
 use crate::wire::Message;
 
 /// Most pieces a node remembers having counted (a bound on its memory:
-/// past it, new pieces are stored but count no bytes until the next period).
+/// past it, new pieces are stored but count no bytes until older ones are
+/// forgotten).
 pub const REPAIR_COUNTED_MAX: usize = 1 << 20;
+/// Most pieces counted for one bucket and period (so one bucket cannot
+/// fill the memory for all the others).
+pub const REPAIR_COUNTED_PER_BUCKET_MAX: usize = REPAIR_COUNTED_MAX / 16;
+/// A (bucket, period) not counted into for this long is forgotten.
+pub const REPAIR_COUNTED_IDLE: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// The pieces this node acknowledged in repairs, per bucket and period: a
 /// piece counts once.
 #[derive(Debug, Default)]
 pub struct RepairCounted {
-    pieces: HashMap<(BucketId, u64), HashSet<ContentId>>,
+    pieces: HashMap<(BucketId, u64), (std::time::Instant, HashSet<ContentId>)>,
     total: usize,
 }
 
 impl RepairCounted {
     /// Claims `cid` for `(bucket, period)`: `true` when it was not counted
-    /// yet (and now is). Periods two or more before `period` are forgotten.
+    /// yet (and now is). The bucket's periods two or more before `period`,
+    /// and any (bucket, period) idle for [`REPAIR_COUNTED_IDLE`], are
+    /// forgotten.
     fn claim(&mut self, bucket: BucketId, period: u64, cid: ContentId) -> bool {
         let before = self.pieces.len();
-        self.pieces
-            .retain(|(b, p), _| *b != bucket || p.saturating_add(1) >= period);
+        self.pieces.retain(|(b, p), (used, _)| {
+            (*b != bucket || p.saturating_add(1) >= period) && used.elapsed() < REPAIR_COUNTED_IDLE
+        });
         if self.pieces.len() != before {
-            self.total = self.pieces.values().map(HashSet::len).sum();
+            self.total = self.pieces.values().map(|(_, set)| set.len()).sum();
         }
         if self.total >= REPAIR_COUNTED_MAX {
             return false;
         }
-        let fresh = self.pieces.entry((bucket, period)).or_default().insert(cid);
+        let (used, set) = self
+            .pieces
+            .entry((bucket, period))
+            .or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
+        if set.len() >= REPAIR_COUNTED_PER_BUCKET_MAX {
+            return false;
+        }
+        *used = std::time::Instant::now();
+        let fresh = set.insert(cid);
         self.total += usize::from(fresh);
         fresh
     }
 
     /// Gives back a claim whose put failed.
     fn release(&mut self, bucket: BucketId, period: u64, cid: &ContentId) {
-        if let Some(set) = self.pieces.get_mut(&(bucket, period))
+        if let Some((_, set)) = self.pieces.get_mut(&(bucket, period))
             && set.remove(cid)
         {
             self.total -= 1;
@@ -100,17 +118,13 @@ pub(crate) async fn on_repair_put(inner: &Inner, peer: PeerId, message: Message)
         period,
         previous,
     };
-    // Only the bucket's index replicas repair it.
-    match inner.index_replicas(&bucket) {
-        Ok(replicas) if replicas.contains(&sender) => {}
-        Ok(_) => {
-            return Message::error(
-                ErrorCode::BadRequest,
-                format!("node {sender} is not an index replica of {bucket}, which repair it"),
-            );
-        }
+    // Only the bucket's index replicas are paid to repair it; a piece from
+    // another member (one whose view of the ranking is a block behind,
+    // say) is still kept, for no bytes.
+    let paid = match inner.index_replicas(&bucket) {
+        Ok(replicas) => replicas.contains(&sender),
         Err(err) => return Message::error(err.code(), err.to_string()),
-    }
+    };
     let before = match check(inner, sender, &ask) {
         Ok(before) => before,
         Err((code, message)) => return Message::error(code, message),
@@ -125,7 +139,7 @@ pub(crate) async fn on_repair_put(inner: &Inner, peer: PeerId, message: Message)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     };
-    let fresh = !had && counted().claim(bucket, period, cid);
+    let fresh = paid && !had && counted().claim(bucket, period, cid);
     let len = bytes.len() as u64;
     if let Err(refusal) = store_here(inner, sender, cid, Arc::new(bytes), Some(&cluster)).await {
         if fresh {

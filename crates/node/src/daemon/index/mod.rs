@@ -529,33 +529,47 @@ impl Inner {
         request: Message,
     ) -> Result<Answer, AskError> {
         let answer = if node == self.node_id() {
-            self.answer_read(request).await
+            self.answer_read(request, node).await
         } else {
             self.ask(&node, Protocol::Index, &request).await?
         };
-        match answer {
-            Message::IndexEntries { entries, usage } => Ok(Answer::Entries(entries, usage)),
-            Message::IndexEvidence {
-                usage,
-                receipts,
-                repairs,
-            } => Ok(Answer::Evidence(Evidence {
-                usage,
-                receipts,
-                repairs,
-            })),
-            Message::Error { code, message } => Err(AskError::Refused {
-                node,
-                code,
-                message,
-            }),
-            other => Err(AskError::Net {
-                node,
-                reason: format!("unexpected answer to an index read: {other:?}"),
-            }),
-        }
+        parse_answer(node, answer)
     }
 
+    /// Another replica's answer to a read, asked directly (a pull: never
+    /// through this node's own table).
+    async fn read_index_remote(&self, node: NodeId, request: Message) -> Result<Answer, AskError> {
+        let answer = self.ask(&node, Protocol::Index, &request).await?;
+        parse_answer(node, answer)
+    }
+}
+
+/// A replica's answer to a read, as entries or evidence.
+fn parse_answer(node: NodeId, answer: Message) -> Result<Answer, AskError> {
+    match answer {
+        Message::IndexEntries { entries, usage } => Ok(Answer::Entries(entries, usage)),
+        Message::IndexEvidence {
+            usage,
+            receipts,
+            repairs,
+        } => Ok(Answer::Evidence(Evidence {
+            usage,
+            receipts,
+            repairs,
+        })),
+        Message::Error { code, message } => Err(AskError::Refused {
+            node,
+            code,
+            message,
+        }),
+        other => Err(AskError::Net {
+            node,
+            reason: format!("unexpected answer to an index read: {other:?}"),
+        }),
+    }
+}
+
+impl Inner {
     /// Sends each replica that answered the winners it lacked (in the background).
     fn repair_index(self: &Arc<Self>, answers: &[(NodeId, Answer)], read: &IndexRead) {
         for (node, answer) in answers {
@@ -737,28 +751,37 @@ pub(crate) async fn on_index_put(inner: &Arc<Inner>, batch: Batch) -> Message {
 }
 
 /// Answers another node's index get, list or evidence request.
-pub(crate) async fn on_index_read(inner: &Arc<Inner>, request: Message) -> Message {
-    inner.answer_read(request).await
+pub(crate) async fn on_index_read(
+    inner: &Arc<Inner>,
+    asker: Option<NodeId>,
+    request: Message,
+) -> Message {
+    match asker {
+        Some(asker) => inner.answer_read(request, asker).await,
+        None => read_local(inner, request),
+    }
 }
 
 impl Inner {
-    /// Answers a read from this node's table, once the table holds the
-    /// bucket's whole index when this node is one of its replicas
-    /// ([`Inner::ensure_index_pulled`]).
-    async fn answer_read(self: &Arc<Self>, request: Message) -> Message {
+    /// Answers `asker`'s read from this node's table, once the table holds
+    /// the bucket's whole index when this node is one of its replicas
+    /// ([`Inner::ensure_index_pulled`]). The bucket's other replicas are
+    /// answered from the table as it is (their pulls must not wait on this
+    /// node's).
+    async fn answer_read(self: &Arc<Self>, request: Message, asker: NodeId) -> Message {
         let bucket = match &request {
             Message::IndexGet { bucket, .. }
             | Message::IndexList { bucket, .. }
             | Message::IndexEvidenceRequest { bucket, .. } => Some(*bucket),
             _ => None,
         };
+        let me = self.node_id();
         if let Some(bucket) = bucket
-            && self
-                .index_replicas(&bucket)
-                .is_ok_and(|replicas| replicas.contains(&self.node_id()))
+            && self.index_replicas(&bucket).is_ok_and(|replicas| {
+                replicas.contains(&me) && (asker == me || !replicas.contains(&asker))
+            })
         {
-            // Boxed: the pull reads other replicas through the same path.
-            Box::pin(self.ensure_index_pulled(bucket)).await;
+            self.ensure_index_pulled(bucket, true).await;
         }
         read_local(self, request)
     }

@@ -10,12 +10,14 @@
 //! signature on every entry and usage, a receiver's on every receipt, the
 //! bucket), so a replica can withhold but never plant a record. A replica
 //! pulls once per becoming one ([`IndexSyncs`]): when it is first asked to
-//! answer a read of the bucket (the read waits for the pull, so a quorum
-//! of new replicas never answers "not found" for what the old one holds)
-//! or when the repair routine finds it a replica, whichever comes first. A
-//! read that arrives while the pull runs (the other replica's own pull
-//! asking this one, say) is answered from the table as it is, so two new
-//! replicas pulling from each other never wait on each other.
+//! answer a read of the bucket or when the repair routine finds it a
+//! replica, whichever comes first. Reads wait for the pull (at most
+//! [`PULL_WAIT`]), so a quorum of new replicas does not answer "not found"
+//! for what the old one holds, except reads from the bucket's other
+//! replicas, answered from the table as it is: two new replicas pulling
+//! from each other never wait on each other. A pull ends within
+//! [`PULL_TIME_MAX`], pages must move forward, and a failed pull is tried
+//! again after [`PULL_RETRY`].
 //!
 //! ```text
 //!  for each other replica: IndexList pages ("" prefix, after the last key)
@@ -25,6 +27,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use peercloud_ledger::BucketId;
 use peercloud_types::NodeId;
@@ -34,13 +39,23 @@ use super::{Answer, INDEX_PAGE_MAX, IndexError};
 use crate::daemon::{AskError, Inner};
 use crate::wire::Message;
 
+/// Longest a pull of one bucket's index runs before it counts as failed.
+pub const PULL_TIME_MAX: Duration = Duration::from_secs(60);
+/// Longest a read waits for a pull running on this node (a pull from a
+/// replica that is down waits for that request's timeout; the read does not).
+pub const PULL_WAIT: Duration = Duration::from_secs(2);
+/// How long after a failed pull the next one starts.
+pub const PULL_RETRY: Duration = Duration::from_secs(10);
+
 /// Where this node's copy of each bucket's index stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum SyncState {
-    /// A pull is running.
-    Pulling,
+    /// A pull is running; reads wait on this.
+    Pulling(Arc<Notify>),
     /// Pulled since this node became a replica.
     Pulled,
+    /// The last pull failed at this time.
+    Failed(Instant),
 }
 
 /// The buckets whose index this node pulled (or is pulling) since it
@@ -73,33 +88,66 @@ pub struct Synced {
 
 impl Inner {
     /// Pulls `bucket`'s index from the other replicas unless this node has
-    /// since it became one, or a pull is running now. Answers whether the
-    /// copy here is whole as far as this node knows (pulled before, or
-    /// now).
-    pub async fn ensure_index_pulled(self: &Arc<Self>, bucket: BucketId) -> bool {
-        {
+    /// since it became one, or a pull failed less than [`PULL_RETRY`] ago.
+    /// The pull runs in its own task; with `wait`, this waits for it (at
+    /// most [`PULL_WAIT`]), without, it does not. Answers whether the copy here is
+    /// whole as far as this node knows.
+    pub async fn ensure_index_pulled(self: &Arc<Self>, bucket: BucketId, wait: bool) -> bool {
+        let done = {
             let mut syncs = self.index_syncs.lock();
             match syncs.get(&bucket) {
                 Some(SyncState::Pulled) => return true,
-                Some(SyncState::Pulling) => return false,
-                None => {
-                    syncs.insert(bucket, SyncState::Pulling);
+                Some(SyncState::Failed(at)) if at.elapsed() < PULL_RETRY => return false,
+                Some(SyncState::Pulling(done)) => done.clone(),
+                Some(SyncState::Failed(_)) | None => {
+                    let done = Arc::new(Notify::new());
+                    syncs.insert(bucket, SyncState::Pulling(done.clone()));
+                    let inner = self.clone();
+                    tokio::spawn(async move { inner.pull_index(bucket).await });
+                    done
                 }
             }
+        };
+        if wait {
+            let notified = done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // The pull may have ended before `enable`.
+            let running = matches!(
+                self.index_syncs.lock().get(&bucket),
+                Some(SyncState::Pulling(_))
+            );
+            if running {
+                let _ = tokio::time::timeout(PULL_WAIT, notified).await;
+            }
         }
-        let pulled = self.sync_index(bucket).await;
+        matches!(
+            self.index_syncs.lock().get(&bucket),
+            Some(SyncState::Pulled)
+        )
+    }
+
+    /// Runs one pull of `bucket` and records how it ended, waking the reads
+    /// that wait on it.
+    async fn pull_index(self: &Arc<Self>, bucket: BucketId) {
+        let pulled = tokio::time::timeout(PULL_TIME_MAX, self.sync_index(bucket)).await;
         let mut syncs = self.index_syncs.lock();
-        match pulled {
-            Ok(synced) => {
+        let state = match pulled {
+            Ok(Ok(synced)) => {
                 tracing::debug!(%bucket, ?synced, "index pulled from the other replicas");
-                syncs.insert(bucket, SyncState::Pulled);
-                true
+                SyncState::Pulled
             }
-            Err(err) => {
-                tracing::info!(%bucket, %err, "index not pulled; retrying");
-                syncs.remove(&bucket);
-                false
+            Ok(Err(err)) => {
+                tracing::info!(%bucket, %err, "index not pulled; retrying later");
+                SyncState::Failed(Instant::now())
             }
+            Err(_) => {
+                tracing::info!(%bucket, "index pull ran out of time; retrying later");
+                SyncState::Failed(Instant::now())
+            }
+        };
+        if let Some(SyncState::Pulling(done)) = syncs.insert(bucket, state) {
+            done.notify_waiters();
         }
     }
 
@@ -135,11 +183,19 @@ impl Inner {
         };
         let mut synced = Synced::default();
         let mut failures = Vec::new();
-        for node in &others {
-            match self
-                .sync_from(*node, bucket, owner, period, &mut synced)
-                .await
-            {
+        // From every other replica at once: one that is down costs its
+        // timeout once, not once per replica.
+        let pulls = others.iter().map(|node| async move {
+            let mut from = Synced::default();
+            let outcome = self
+                .sync_from(*node, bucket, owner, period, &mut from)
+                .await;
+            (outcome, from)
+        });
+        for (outcome, from) in futures::future::join_all(pulls).await {
+            synced.entries += from.entries;
+            synced.receipts += from.receipts;
+            match outcome {
                 Ok(()) => synced.replicas += 1,
                 Err(err) => failures.push(err),
             }
@@ -176,7 +232,7 @@ impl Inner {
                 after: after.clone(),
                 limit: INDEX_PAGE_MAX,
             };
-            let (entries, usage) = match self.read_index_on(node, request).await {
+            let (entries, usage) = match self.read_index_remote(node, request).await {
                 Ok(Answer::Entries(entries, usage)) => (entries, usage),
                 Ok(Answer::Evidence(_)) => return Err(unexpected("evidence")),
                 Err(err) => return Err(err),
@@ -197,8 +253,10 @@ impl Inner {
             synced.entries += batch.entries.len();
             self.merge_pulled(batch).await?;
             match (full, last) {
-                // Keys only grow: a page that does not move on ends the pull.
-                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                // Keys only grow: a page that does not move forward ends the pull.
+                (true, Some(last)) if after.as_ref().is_none_or(|a| *a < last) => {
+                    after = Some(last)
+                }
                 _ => break,
             }
         }
@@ -208,7 +266,7 @@ impl Inner {
                 period,
                 until_ms: u64::MAX,
             };
-            let evidence = match self.read_index_on(node, request).await {
+            let evidence = match self.read_index_remote(node, request).await {
                 Ok(Answer::Evidence(evidence)) => evidence,
                 Ok(Answer::Entries(..)) => return Err(unexpected("entries")),
                 Err(err) => return Err(err),

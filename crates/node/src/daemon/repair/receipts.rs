@@ -123,13 +123,29 @@ impl Inner {
     }
 
     /// Files the receipts of `bucket` not filed yet in its index (a quorum
-    /// write); on failure they stay for the next pass.
+    /// write), whatever this node's part in the bucket now (a rebuilder
+    /// that lost the lead still files what it earned); on failure they
+    /// stay for the next round.
     pub(super) async fn file_repair_receipts(
         self: &Arc<Self>,
         bucket: &BucketId,
-        period: u64,
         receipts: &mut RepairReceipts,
     ) {
+        let period = {
+            let chain = self.chain();
+            let state = chain.state();
+            let Some(record) = state.bucket(bucket) else {
+                return;
+            };
+            let length = state
+                .cluster(&record.cluster)
+                .map_or(1, |c| c.terms.billing_period_ms.max(1));
+            let now = state
+                .tip()
+                .map_or(0, |t| t.time_ms)
+                .max(super::super::now_ms());
+            now.saturating_sub(record.created_ms) / length
+        };
         receipts.forget_before(bucket, period);
         let Some(unfiled) = receipts.unfiled.remove(bucket).filter(|r| !r.is_empty()) else {
             return;

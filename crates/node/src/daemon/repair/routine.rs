@@ -23,8 +23,8 @@ use peercloud_ledger::{BucketId, TxKind};
 use peercloud_store::rank;
 use peercloud_types::{ContentId, NodeId};
 
-use super::super::Inner;
 use super::super::index::{INDEX_REPLICAS, cluster_nodes};
+use super::super::{AskError, Inner};
 use super::{REPAIR_INTERVAL, RepairMemory, RepairMode};
 use crate::wire::Message;
 
@@ -70,10 +70,13 @@ async fn answers(
         after: None,
         limit: 1,
     };
-    let up = inner
-        .ask(&node, peercloud_net::Protocol::Index, &probe)
-        .await
-        .is_ok();
+    // Any answer, a refusal too, is a node that is up.
+    let up = !matches!(
+        inner
+            .ask(&node, peercloud_net::Protocol::Index, &probe)
+            .await,
+        Err(AskError::Net { .. })
+    );
     round.insert(node, up);
     up
 }
@@ -91,14 +94,14 @@ async fn leads(
     let mut all_gone = true;
     for node in before {
         if answers(inner, bucket, *node, round).await {
-            memory.since.remove(node);
+            memory.leaders_down.remove(node);
             all_gone = false;
         } else {
-            memory
-                .since
+            let since = memory
+                .leaders_down
                 .entry(*node)
                 .or_insert_with(std::time::Instant::now);
-            all_gone &= memory.gone(node);
+            all_gone &= since.elapsed() >= super::HOLDER_GRACE;
         }
     }
     all_gone
@@ -117,7 +120,8 @@ pub(crate) async fn repair_loop(inner: Arc<Inner>) {
             .retain(|b| buckets.iter().any(|(x, k, _)| x == b && k.is_some()));
         for (bucket, mine, _) in &buckets {
             if mine.is_some() {
-                inner.ensure_index_pulled(*bucket).await;
+                let (inner, bucket) = (inner.clone(), *bucket);
+                tokio::spawn(async move { inner.ensure_index_pulled(bucket, false).await });
             }
         }
         let mut round = HashMap::new();
@@ -147,6 +151,9 @@ pub(crate) async fn repair_loop(inner: Arc<Inner>) {
                 Ok(_) => {}
                 Err(err) => tracing::debug!(%bucket, %err, "repair pass skipped"),
             }
+            inner
+                .file_repair_receipts(&bucket, &mut down.receipts)
+                .await;
             report_failures(&inner, &bucket, &mut down, &mut reported).await;
         }
     }
