@@ -24,11 +24,11 @@ use crate::protocol::{GossipTopic, Protocol};
 pub(crate) type ListenAddrs = Arc<RwLock<Vec<Multiaddr>>>;
 
 /// Requests this node has in flight to one peer on one protocol at most:
-/// half of what the peer takes at once on one connection
+/// what the peer takes at once on one connection
 /// ([`STREAMS_PER_CONNECTION_MAX`]), so a burst of callers waits here
 /// instead of overrunning the peer's stream limit and losing the
 /// connection with every request on it.
-pub const REQUESTS_IN_FLIGHT_PER_PEER_MAX: usize = STREAMS_PER_CONNECTION_MAX / 2;
+pub const REQUESTS_IN_FLIGHT_PER_PEER_MAX: usize = STREAMS_PER_CONNECTION_MAX;
 /// (peer, protocol) pairs whose in-flight gates are kept; past it, idle ones go.
 const REQUEST_GATES_MAX: usize = 4096;
 
