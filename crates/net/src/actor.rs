@@ -39,7 +39,7 @@ use crate::config::{
     LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS, YAMUX_STREAMS_MAX,
 };
 use crate::error::NetError;
-use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, Verdict};
+use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, RequestGates, Verdict};
 use crate::identity::keypair_of;
 use crate::metrics::{NetMetrics, bump, drop_one};
 use crate::protocol::{GossipTopic, Protocol};
@@ -149,7 +149,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         commands: commands_sender,
         listen_addrs,
         metrics,
-        gates: Default::default(),
+        gates: Arc::new(RequestGates::new(&config)),
     };
     Ok((handle, events_receiver))
 }

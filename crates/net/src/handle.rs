@@ -32,13 +32,30 @@ pub const REQUESTS_IN_FLIGHT_PER_PEER_MAX: usize = STREAMS_PER_CONNECTION_MAX;
 /// (peer, protocol) pairs whose in-flight gates are kept; past it, idle ones go.
 const REQUEST_GATES_MAX: usize = 4096;
 
-/// The per-(peer, protocol) gates of [`REQUESTS_IN_FLIGHT_PER_PEER_MAX`].
-#[derive(Debug, Default)]
-pub(crate) struct RequestGates(Mutex<HashMap<(PeerId, Protocol), Arc<Semaphore>>>);
+/// The per-(peer, protocol) gates of [`REQUESTS_IN_FLIGHT_PER_PEER_MAX`],
+/// and how long a request may wait at one: as long as a request may take
+/// (the protocol's timeout), so a burst to a peer that never answers fails
+/// in bounded time instead of queueing behind every earlier timeout.
+#[derive(Debug)]
+pub(crate) struct RequestGates {
+    gates: Mutex<HashMap<(PeerId, Protocol), Arc<Semaphore>>>,
+    waits: HashMap<Protocol, std::time::Duration>,
+}
 
 impl RequestGates {
+    /// Gates whose waits are `config`'s request timeouts.
+    pub(crate) fn new(config: &crate::NetConfig) -> RequestGates {
+        RequestGates {
+            gates: Mutex::new(HashMap::new()),
+            waits: Protocol::ALL
+                .iter()
+                .map(|p| (*p, config.timeout_of(*p)))
+                .collect(),
+        }
+    }
+
     fn gate(&self, peer: PeerId, protocol: Protocol) -> Arc<Semaphore> {
-        let mut gates = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
         if gates.len() >= REQUEST_GATES_MAX {
             gates.retain(|_, g| g.available_permits() < REQUESTS_IN_FLIGHT_PER_PEER_MAX);
         }
@@ -245,9 +262,24 @@ impl NetHandle {
                 reason: RequestFailure::SelfRequest,
             });
         }
-        // Never closed, so acquiring only waits.
+        // Never closed, so acquiring only waits, and at most a request's timeout.
         let gate = self.gates.gate(peer, protocol);
-        let _permit = gate.acquire().await.map_err(|_| NetError::Closed)?;
+        let wait = self
+            .gates
+            .waits
+            .get(&protocol)
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(30));
+        let _permit = match tokio::time::timeout(wait, gate.acquire()).await {
+            Ok(permit) => permit.map_err(|_| NetError::Closed)?,
+            Err(_) => {
+                return Err(NetError::Request {
+                    peer,
+                    protocol,
+                    reason: RequestFailure::Timeout,
+                });
+            }
+        };
         self.call(|reply| Command::Request {
             peer,
             protocol,
