@@ -12,7 +12,7 @@
 //!  bucket::get ─► byte-identical; the owner's receipts will pay the nodes that served
 //!  kill the provider (not node 1) holding most data pieces ─► bucket::get at once, groups
 //!      rebuilt on the user's side ─► bucket_health: pieces lost
-//!  poll bucket_health until 0 lost (the index replicas rebuilt the pieces elsewhere)
+//!  poll bucket_health until 0 lost (the first index replica up rebuilt the pieces elsewhere)
 //!  poll the bucket until a few periods are billed ─► GET /v1/earnings on each live
 //!      farmer's node: storage and bandwidth paid by this bucket
 //! ```
@@ -588,7 +588,7 @@ fn wait_repaired(
         if health.lost == 0 && health.problems.is_empty() {
             bar.finish_and_clear();
             out.line(format_args!(
-                "  repair   0 of {} pieces lost {:.1} s after the kill: the index replicas rebuilt them on other members",
+                "  repair   0 of {} pieces lost {:.1} s after the kill: the first index replica up rebuilt them on other members (paid for it once the period is billed)",
                 health.pieces,
                 took.as_secs_f64()
             ));
