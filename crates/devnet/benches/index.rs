@@ -21,10 +21,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use peercloud_api::{Canonical, IndexWrite, ListQuery};
-use peercloud_client::{NodeApi, NodeClient, bucket, submit_signed};
+use peercloud_client::{NodeClient, bucket};
 use peercloud_devnet::{Grid, node_dir};
-use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef, TxKind};
-use peercloud_types::{Amount, ContentId, Keypair, Signed, clock::now_ms};
+use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef};
+use peercloud_types::{ContentId, Keypair, Signed, clock::now_ms};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Providers of the grid.
 const PROVIDERS: usize = 6;
@@ -91,21 +94,7 @@ fn main() {
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of six providers");
     let owner = grid.user().clone();
     let node = grid.node(1).expect("node 1");
-    let nonce = node
-        .account(&owner.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, &owner, create, true).expect("bucket");
-    let bucket = BucketId::derive(&owner.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(100),
-    };
-    submit_signed(&node, &owner, deposit, true).expect("deposit");
+    let bucket = common::funded_bucket(&grid, &node, 100);
     let http = NodeClient::from_node_dir(&node_dir(dir.path(), 1)).expect("node 1's API");
 
     // 1. Index writes, a replica stopped half way through the last run.

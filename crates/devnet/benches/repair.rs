@@ -14,12 +14,14 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use peercloud_client::{NodeApi, bucket, submit_signed};
+use peercloud_client::bucket;
 use peercloud_devnet::Grid;
-use peercloud_ledger::{BucketId, TxKind};
 use peercloud_node::daemon::HOLDER_GRACE;
 use peercloud_store::ChunkStore;
-use peercloud_types::{Amount, ContentId};
+use peercloud_types::ContentId;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Providers of the grid: six pieces per group on distinct nodes with two stopped.
 const PROVIDERS: usize = 8;
@@ -27,20 +29,6 @@ const PROVIDERS: usize = 8;
 const OBJECT_MIB: usize = 256;
 /// Longest the repair may take before the benchmark gives up.
 const REPAIR_DEADLINE: Duration = Duration::from_secs(600);
-
-/// Deterministic, incompressible-looking content (xorshift64).
-fn content(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// The groups of `pieces` (each group's data and parity CIDs) not yet on
 /// six distinct running nodes.
@@ -80,23 +68,9 @@ fn main() {
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid of eight providers");
     let owner = grid.user().clone();
     let node = grid.node(1).expect("node 1");
-    let nonce = node
-        .account(&owner.account_id())
-        .expect("account")
-        .next_nonce;
-    let create = TxKind::CreateBucket {
-        cluster: grid.cluster(),
-        public: false,
-    };
-    submit_signed(&node, &owner, create, true).expect("bucket");
-    let bucket = BucketId::derive(&owner.account_id(), nonce);
-    let deposit = TxKind::DepositBucket {
-        bucket,
-        amount: Amount::from_tokens(500),
-    };
-    submit_signed(&node, &owner, deposit, true).expect("deposit");
+    let bucket = common::funded_bucket(&grid, &node, 500);
 
-    let data = content(object_mib << 20);
+    let data = common::content(object_mib << 20, 1);
     let started = Instant::now();
     let put = bucket::put(&node, &owner, &bucket, "big.bin", &data[..]).expect("put");
     let put_secs = started.elapsed().as_secs_f64();

@@ -31,6 +31,16 @@ use tokio::sync::broadcast::error::RecvError;
 use super::index::{INDEX_REPLICAS, cluster_nodes};
 use super::{Inner, now_ms};
 
+/// The billing period `record` is in now (by the later of the tip's time
+/// and this node's clock): what repairs are paid in and receipts filed for.
+pub(crate) fn period_now(state: &State, record: &peercloud_ledger::BucketRecord) -> u64 {
+    let length = state
+        .cluster(&record.cluster)
+        .map_or(1, |c| c.terms.billing_period_ms.max(1));
+    let now = state.tip().map_or(0, |t| t.time_ms).max(now_ms());
+    now.saturating_sub(record.created_ms) / length
+}
+
 /// What the runner of a bucket should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Due {

@@ -278,14 +278,9 @@ impl Inner {
             let record = state
                 .bucket(&bucket)
                 .ok_or(super::IndexError::UnknownBucket { bucket })?;
-            let length = state
-                .cluster(&record.cluster)
-                .map_or(1, |c| c.terms.billing_period_ms.max(1));
-            let now = state.tip().map_or(0, |t| t.time_ms).max(super::now_ms());
-            let period = now.saturating_sub(record.created_ms) / length;
             (
                 record.cluster,
-                period,
+                super::billing::period_now(state, record),
                 cluster_nodes(state, &record.cluster),
             )
         };

@@ -24,7 +24,7 @@ use peercloud_net::PeerId;
 use peercloud_store::ChunkStore;
 use peercloud_types::{ContentId, NodeId, Signed};
 
-use super::super::{Inner, now_ms};
+use super::super::Inner;
 use super::holder::{PutRefusal, store_here};
 use crate::wire::Message;
 
@@ -199,11 +199,7 @@ fn check(inner: &Inner, sender: NodeId, ask: &Ask) -> Result<u64, (ErrorCode, St
             ask.bucket, record.cluster, ask.cluster
         )));
     }
-    let length = state
-        .cluster(&ask.cluster)
-        .map_or(1, |c| c.terms.billing_period_ms.max(1));
-    let now = state.tip().map_or(0, |t| t.time_ms).max(now_ms());
-    let current = now.saturating_sub(record.created_ms) / length;
+    let current = super::super::billing::period_now(state, record);
     // The period before or after too: the two clocks may straddle an end.
     if ask.period.saturating_add(1) < current || ask.period > current.saturating_add(1) {
         return Err(bad(format!(

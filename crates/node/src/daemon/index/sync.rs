@@ -169,16 +169,9 @@ impl Inner {
             let record = state
                 .bucket(&bucket)
                 .ok_or(IndexError::UnknownBucket { bucket })?;
-            let length = state
-                .cluster(&record.cluster)
-                .map_or(1, |c| c.terms.billing_period_ms.max(1));
-            let now = state
-                .tip()
-                .map_or(0, |t| t.time_ms)
-                .max(super::super::now_ms());
             (
                 *record.owner.key(),
-                now.saturating_sub(record.created_ms) / length,
+                super::super::billing::period_now(state, record),
             )
         };
         let mut synced = Synced::default();

@@ -137,14 +137,7 @@ impl Inner {
             let Some(record) = state.bucket(bucket) else {
                 return;
             };
-            let length = state
-                .cluster(&record.cluster)
-                .map_or(1, |c| c.terms.billing_period_ms.max(1));
-            let now = state
-                .tip()
-                .map_or(0, |t| t.time_ms)
-                .max(super::super::now_ms());
-            now.saturating_sub(record.created_ms) / length
+            super::super::billing::period_now(state, record)
         };
         receipts.forget_before(bucket, period);
         let Some(unfiled) = receipts.unfiled.remove(bucket).filter(|r| !r.is_empty()) else {
