@@ -21,8 +21,8 @@ use peercloud_api::{
 use peercloud_ledger::records::Meta;
 use peercloud_ledger::{
     Account, Award, BandwidthReceipt, BucketId, BucketUsage, ClusterId, ClusterTerms,
-    GenesisConfig, JobRecord, JobState, NodeRecord, ObjectEntry, Params, RepairReceipt, ResultClaim, Tx, TxKind,
-    registration_proof,
+    GenesisConfig, JobRecord, JobState, NodeRecord, ObjectEntry, Params, RepairReceipt,
+    ResultClaim, Tx, TxKind, registration_proof,
 };
 use peercloud_store::audit::{Challenge, prove};
 use peercloud_store::seal::SEALED_KEY_BYTES;
