@@ -35,8 +35,8 @@
 //! renamed but did not commit, so no partial chunk is left behind.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,8 +79,10 @@ const TOTAL_CHUNKS: &str = "chunks";
 /// Key of the byte count in [`TOTALS_TABLE`].
 const TOTAL_BYTES: &str = "bytes";
 
+mod direct;
 mod durable;
 
+use direct::ChunkWriter;
 use durable::{Batch, Pending, Syncer};
 
 /// Makes temp file names unique among the threads of this process (the pid
@@ -97,6 +99,8 @@ pub struct FsChunkStore {
     /// Serialises the rename + commit step of puts with deletes, so a delete
     /// cannot slip between a put's rename and its metadata commit.
     commit_lock: Mutex<()>,
+    /// Writes new chunk files (around the page cache where it can).
+    writer: ChunkWriter,
 }
 
 impl std::fmt::Debug for FsChunkStore {
@@ -124,6 +128,7 @@ impl FsChunkStore {
             db_path,
             db,
             commit_lock: Mutex::new(()),
+            writer: ChunkWriter::new(),
         };
         let txn = store.db.begin_write().map_err(|e| store.meta_error(e))?;
         txn.open_table(CHUNKS_TABLE)
@@ -228,16 +233,8 @@ impl FsChunkStore {
                 let hex = chunk.cid().to_hex();
                 let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
                 let temp = leaf.join(format!(".{hex}.{pid}.{n}{TEMP_SUFFIX}"));
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&temp)
-                    .map_err(|e| StoreError::io("creating temp file", &temp, e))?;
-                let written = file
-                    .write_all(chunk.bytes())
-                    .map_err(|e| StoreError::io("writing temp file", &temp, e));
-                // Registered before the write's result is looked at, so a failed
-                // write's temp file is removed with the rest of the batch.
+                // Registered before the write, so a failed write's temp file
+                // is removed with the rest of the batch.
                 batch.pending.push(Pending {
                     target: leaf.join(&hex),
                     digest: *chunk.cid().digest(),
@@ -247,7 +244,10 @@ impl FsChunkStore {
                     temp: temp.clone(),
                 });
                 dirs.insert(leaf);
-                written?;
+                let file = self
+                    .writer
+                    .create(&temp, chunk.bytes())
+                    .map_err(|e| StoreError::io("writing temp file", &temp, e))?;
                 // fdatasync is enough: it also flushes the size, the only
                 // metadata needed to read the data back; the name is made
                 // durable by the directory fsync after the rename.
