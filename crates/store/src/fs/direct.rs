@@ -73,10 +73,7 @@ impl ChunkWriter {
                 Err(e) => return Err(e),
             }
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
         file.write_all(bytes)?;
         Ok(file)
     }
