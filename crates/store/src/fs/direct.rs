@@ -4,47 +4,56 @@
 //! page cache first cost more CPU than anything else on the put path (the
 //! kernel's copy into freshly allocated cache pages, about 1–2.5 ms per MiB
 //! measured on the build machine, against ~0.3 ms with `O_DIRECT`). So a new
-//! chunk file is opened with `O_DIRECT` and written from a block-aligned
-//! buffer: the bytes go in pieces of [`DIRECT_BUFFER_BYTES`], the last one
-//! padded with zeros to the block size and the file then cut back to the
-//! chunk's length (`ftruncate`; the `fdatasync` that follows makes the size
-//! durable with the data).
+//! chunk file is opened with `O_DIRECT` and its block-aligned head written
+//! from an aligned staging buffer; the tail that does not fill a block (a
+//! sealed chunk is 1 MiB + 16 bytes) goes through a second, buffered handle
+//! at its offset, so nothing is padded and the file is never cut back. The
+//! caller's `fdatasync` flushes the inode, both writes and the size.
 //!
-//! A file system that refuses `O_DIRECT` (tmpfs, some network file systems)
-//! answers `EINVAL` at the open or the first write; the store then writes
-//! that file, and every later one, through the page cache as before
-//! ([`ChunkWriter::direct`] turns off once). Other platforms always write
-//! through the page cache.
+//! A file system that refuses `O_DIRECT` (tmpfs before Linux 6.6, some
+//! network file systems) answers `EINVAL` at the open or the first write;
+//! the store then writes that file, and every later one, through the page
+//! cache ([`ChunkWriter::direct`] turns off once). A short or failed write
+//! later in a file is that file's error, not a reason to turn it off. Other
+//! platforms always write through the page cache.
 
-use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// Alignment `O_DIRECT` needs of the buffer's address, the file offset and
 /// the length: the largest logical block size in common use.
 const DIRECT_ALIGN: usize = 4096;
-/// Bytes written per `O_DIRECT` write: one 1 MiB chunk in one call.
+/// Bytes staged per `O_DIRECT` write: a whole 1 MiB chunk's head in one call.
 const DIRECT_BUFFER_BYTES: usize = 1 << 20;
-
-thread_local! {
-    /// This thread's aligned staging buffer (allocated on first use, then
-    /// reused: a fresh megabyte per chunk would page-fault it in each time).
-    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// Staging buffers kept for reuse (a fresh megabyte per chunk would be
+/// page-faulted in each time); more writers at once allocate their own and
+/// drop it after.
+const STAGING_KEPT_MAX: usize = 8;
 
 /// Creates and writes new chunk files, around the page cache while the file
 /// system allows it.
 #[derive(Debug)]
 pub(super) struct ChunkWriter {
     direct: AtomicBool,
+    staging: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Why a direct write did not complete.
+enum DirectFailure {
+    /// The file system refuses `O_DIRECT` here: write through the page cache.
+    Refused(io::Error),
+    /// The write failed for another reason: the file's error.
+    Failed(io::Error),
 }
 
 impl ChunkWriter {
     pub(super) fn new() -> ChunkWriter {
         ChunkWriter {
             direct: AtomicBool::new(cfg!(target_os = "linux")),
+            staging: Mutex::new(Vec::new()),
         }
     }
 
@@ -56,70 +65,125 @@ impl ChunkWriter {
     /// Creates `path` (it must not exist) and writes `bytes` to it, not yet
     /// synced. The file handed back is the one to fsync.
     pub(super) fn create(&self, path: &Path, bytes: &[u8]) -> io::Result<File> {
-        if self.direct() {
-            match create_direct(path, bytes) {
-                Ok(file) => return Ok(file),
-                Err(e) if e.raw_os_error() == Some(EINVAL) => {
-                    self.direct.store(false, Ordering::Relaxed);
-                    tracing::info!(
-                        path = %path.display(),
-                        "the file system refuses O_DIRECT; chunk files go through the page cache"
-                    );
-                    // A refused write may have left the file created: start over.
-                    let mut file = OpenOptions::new().write(true).truncate(true).open(path)?;
-                    file.write_all(bytes)?;
-                    return Ok(file);
-                }
-                Err(e) => return Err(e),
+        if !self.direct() {
+            return create_buffered(path, bytes, false);
+        }
+        let mut staging = self.take_staging();
+        let outcome = create_direct(path, bytes, &mut staging);
+        self.return_staging(staging);
+        match outcome {
+            Ok(file) => Ok(file),
+            Err(DirectFailure::Failed(e)) => Err(e),
+            Err(DirectFailure::Refused(e)) => {
+                self.direct.store(false, Ordering::Relaxed);
+                tracing::info!(
+                    path = %path.display(),
+                    err = %e,
+                    "the file system refuses O_DIRECT; chunk files go through the page cache"
+                );
+                // The refused attempt may have created the file: start over.
+                create_buffered(path, bytes, true)
             }
         }
-        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        file.write_all(bytes)?;
-        Ok(file)
+    }
+
+    fn take_staging(&self) -> Vec<u8> {
+        let kept = self
+            .staging
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        kept.unwrap_or_else(|| vec![0u8; DIRECT_BUFFER_BYTES + DIRECT_ALIGN])
+    }
+
+    fn return_staging(&self, staging: Vec<u8>) {
+        let mut kept = self.staging.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < STAGING_KEPT_MAX {
+            kept.push(staging);
+        }
     }
 }
 
-#[cfg(target_os = "linux")]
-const EINVAL: i32 = libc::EINVAL;
-#[cfg(not(target_os = "linux"))]
-const EINVAL: i32 = 22;
+/// Writes `bytes` to `path` through the page cache: a new file, or (after a
+/// refused direct attempt) the one that attempt may have left.
+fn create_buffered(path: &Path, bytes: &[u8], may_exist: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if may_exist {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    Ok(file)
+}
 
 #[cfg(target_os = "linux")]
-fn create_direct(path: &Path, bytes: &[u8]) -> io::Result<File> {
+fn create_direct(path: &Path, bytes: &[u8], staging: &mut [u8]) -> Result<File, DirectFailure> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
+    let refused_or_failed = |e: io::Error| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            DirectFailure::Refused(e)
+        } else {
+            DirectFailure::Failed(e)
+        }
+    };
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
-        .open(path)?;
-    STAGING.with_borrow_mut(|staging| {
-        if staging.is_empty() {
-            *staging = vec![0u8; DIRECT_BUFFER_BYTES + DIRECT_ALIGN];
+        .open(path)
+        .map_err(refused_or_failed)?;
+    let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
+    let aligned = start
+        .checked_add(DIRECT_BUFFER_BYTES)
+        .and_then(|end| staging.get_mut(start..end))
+        .ok_or_else(|| DirectFailure::Refused(io::Error::other("no aligned staging buffer")))?;
+    let head = bytes.len() - bytes.len() % DIRECT_ALIGN;
+    let mut offset = 0usize;
+    for piece in bytes[..head].chunks(DIRECT_BUFFER_BYTES) {
+        aligned[..piece.len()].copy_from_slice(piece);
+        let written = file
+            .write_at(&aligned[..piece.len()], offset as u64)
+            .map_err(|e| {
+                // Only the first write tells whether the file system takes
+                // O_DIRECT at all.
+                if offset == 0 {
+                    refused_or_failed(e)
+                } else {
+                    DirectFailure::Failed(e)
+                }
+            })?;
+        if written != piece.len() {
+            return Err(DirectFailure::Failed(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!(
+                    "short direct write: {written} of {} bytes at offset {offset}",
+                    piece.len()
+                ),
+            )));
         }
-        let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
-        let Some(aligned) = staging.get_mut(start..start + DIRECT_BUFFER_BYTES) else {
-            return Err(io::Error::from_raw_os_error(EINVAL));
-        };
-        let mut offset = 0u64;
-        for piece in bytes.chunks(DIRECT_BUFFER_BYTES) {
-            let padded = piece.len().next_multiple_of(DIRECT_ALIGN);
-            aligned[..piece.len()].copy_from_slice(piece);
-            aligned[piece.len()..padded].fill(0);
-            file.write_all_at(&aligned[..padded], offset)?;
-            offset += piece.len() as u64;
-        }
-        Ok(())
-    })?;
-    if !bytes.len().is_multiple_of(DIRECT_ALIGN) {
-        file.set_len(bytes.len() as u64)?;
+        offset += piece.len();
     }
-    Ok(file)
+    if head == bytes.len() {
+        return Ok(file);
+    }
+    let tail = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(DirectFailure::Failed)?;
+    tail.write_all_at(&bytes[head..], head as u64)
+        .map_err(DirectFailure::Failed)?;
+    Ok(tail)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn create_direct(_path: &Path, _bytes: &[u8]) -> io::Result<File> {
-    Err(io::Error::from_raw_os_error(EINVAL))
+fn create_direct(_path: &Path, _bytes: &[u8], _staging: &mut [u8]) -> Result<File, DirectFailure> {
+    Err(DirectFailure::Refused(io::Error::other(
+        "O_DIRECT is used on Linux only",
+    )))
 }
 
 #[cfg(test)]
@@ -151,6 +215,38 @@ mod tests {
             drop(file);
             assert_eq!(std::fs::read(&path).expect("read"), bytes, "length {len}");
         }
+    }
+
+    /// The page-cache path after a refused direct attempt takes over the
+    /// file that attempt may have created, and writes it whole.
+    #[test]
+    fn the_fallback_rewrites_a_file_the_refused_attempt_left() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chunk");
+        std::fs::write(&path, vec![9u8; 3 * DIRECT_ALIGN]).expect("left over");
+        let bytes: Vec<u8> = (0..DIRECT_ALIGN + 5).map(|b| b as u8).collect();
+        let file = create_buffered(&path, &bytes, true).expect("write");
+        file.sync_data().expect("sync");
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        let missing = dir.path().join("never-created");
+        create_buffered(&missing, b"abc", true).expect("created");
+        assert_eq!(std::fs::read(&missing).expect("read"), b"abc");
+        assert!(create_buffered(&path, b"x", false).is_err(), "create_new");
+    }
+
+    /// Staging buffers are reused, and at most a few are kept.
+    #[test]
+    fn staging_buffers_are_kept_up_to_the_bound() {
+        let writer = ChunkWriter::new();
+        let taken: Vec<Vec<u8>> = (0..STAGING_KEPT_MAX + 3)
+            .map(|_| writer.take_staging())
+            .collect();
+        for staging in taken {
+            assert!(staging.len() >= DIRECT_BUFFER_BYTES + DIRECT_ALIGN);
+            writer.return_staging(staging);
+        }
+        let kept = writer.staging.lock().expect("lock").len();
+        assert_eq!(kept, STAGING_KEPT_MAX);
     }
 
     /// A file that already exists is refused, not overwritten.
