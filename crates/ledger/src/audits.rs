@@ -36,7 +36,8 @@
 //!   member stake goes to the treasury (rounding down, the rule a job's
 //!   dissenter is slashed by, [`slash_share`]), the rest back to its owner,
 //!   and it leaves the cluster by the path every removal takes
-//!   ([`remove_member`]), which drops its reports. It leaves whatever the
+//!   ([`remove_member`]), which drops the reports of it and by it (a report
+//!   counts while its auditor is a member). It leaves whatever the
 //!   cluster's open buckets: keeping a node that lost data helps no one
 //!   (and it is never the last active member, the rule that holds back
 //!   `LeaveCluster`: its auditors are active members too). It may join

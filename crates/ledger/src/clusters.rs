@@ -447,8 +447,15 @@ pub(crate) fn remove_member(
         credit(state, &treasury, slashed)?;
     }
     credit(state, &member.owner, returned)?;
+    // Its reports go with it, as the audited and as an auditor: a report
+    // counts while its auditor is a member, and one kept would count again,
+    // unjudged, if the auditor came back.
     for reports in record.audit_reports.values_mut() {
         reports.remove(node);
+        for auditors in reports.values_mut() {
+            auditors.remove(node);
+        }
+        reports.retain(|_, auditors| !auditors.is_empty());
     }
     record
         .audit_reports

@@ -439,6 +439,41 @@ fn a_node_that_leaves_takes_its_reports_and_rejoins_without_them() {
 }
 
 #[test]
+fn an_auditor_that_leaves_takes_its_reports_and_they_do_not_count_on_its_return() {
+    let mut w = World::new();
+    let cluster = three_members(&mut w);
+    let now = epoch(&w);
+    report(&mut w, cluster, 0, 2, now);
+    let owner = w.owners[0].clone();
+    let auditor = w.nodes[0].node_id();
+    w.ok(
+        &owner,
+        TxKind::LeaveCluster {
+            cluster,
+            node: auditor,
+        },
+    );
+    assert!(tallied(&w, cluster, now, 2).is_empty());
+    assert!(w.state.cluster(&cluster).unwrap().audit_reports.is_empty());
+
+    // Back as a member: its old report would have made a second owner's
+    // report a judgement; it is gone, so the next report is the first.
+    join(&mut w, cluster, 0, GIB);
+    let alice = w.alice.clone();
+    propose(&mut w, &alice, cluster, ClusterAction::Admit(auditor));
+    w.state.check_invariants().unwrap();
+    let events = report(&mut w, cluster, 1, 2, now);
+    assert!(
+        !storage_events(&events)
+            .iter()
+            .any(|e| matches!(e, StorageEvent::AuditFailed { .. }))
+    );
+    assert_eq!(tallied(&w, cluster, now, 2), vec![w.nodes[1].node_id()]);
+    assert!(is_member(&w, cluster, 2));
+    assert_books_balance(&w);
+}
+
+#[test]
 fn new_terms_clear_the_tally() {
     let mut w = World::new();
     let cluster = three_members(&mut w);
