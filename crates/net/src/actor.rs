@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, ident_topic};
+use crate::bulk::{BulkServer, ServeContext};
 use crate::config::{
     COMMAND_QUEUE_CAPACITY, DEPARTED_AFTER_DIAL_FAILURES, DIAL_FAILURES_TRACKED_MAX,
     DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT, KADEMLIA_PROTOCOL,
@@ -84,6 +85,10 @@ pub(crate) enum Command {
         topic: GossipTopic,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    PeerIp {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<std::net::IpAddr>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -125,6 +130,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
     let (events, events_receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
     let listen_addrs: ListenAddrs = Arc::new(RwLock::new(Vec::new()));
     let metrics = Arc::new(NetMetrics::default());
+    let bulk = bulk_server(&config, &events, &metrics).await;
     let mut actor = Actor {
         swarm,
         config: config.clone(),
@@ -138,6 +144,8 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         inbound: FuturesUnordered::new(),
         dials: HashMap::new(),
         dial_failures: HashMap::new(),
+        remote_ips: HashMap::new(),
+        bulk: bulk.clone(),
     };
     actor.listen(&config.listen).await?;
     actor.bootstrap(&config.bootstrap)?;
@@ -150,8 +158,47 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         listen_addrs,
         metrics,
         gates: Arc::new(RequestGates::new(&config)),
+        bulk: Arc::default(),
+        bulk_enabled: config.bulk,
     };
     Ok((handle, events_receiver))
+}
+
+/// The bulk channel's listener, on the IP of the first listen address (any
+/// port), unless `config` turns it off; a node that cannot bind one serves
+/// every request over libp2p.
+async fn bulk_server(
+    config: &NetConfig,
+    events: &mpsc::Sender<NetEvent>,
+    metrics: &Arc<NetMetrics>,
+) -> Option<Arc<BulkServer>> {
+    if !config.bulk {
+        return None;
+    }
+    let ip = config.listen.iter().find_map(|addr| {
+        addr.iter().find_map(|part| match part {
+            AddrProtocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            AddrProtocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        })
+    })?;
+    let context = ServeContext {
+        events: events.clone(),
+        metrics: metrics.clone(),
+        timeouts: Arc::new(
+            Protocol::ALL
+                .iter()
+                .map(|p| (*p, config.timeout_of(*p)))
+                .collect(),
+        ),
+    };
+    match BulkServer::bind(ip, context).await {
+        Ok(server) => Some(server),
+        Err(error) => {
+            warn!(%ip, %error, "no bulk channel: chunks go over libp2p");
+            None
+        }
+    }
 }
 
 fn listen_addrs_snapshot(addrs: &ListenAddrs) -> Vec<Multiaddr> {
@@ -188,6 +235,11 @@ struct Actor {
     /// Failed dials in a row, by peer, since it was last connected (at most
     /// [`DIAL_FAILURES_TRACKED_MAX`] peers).
     dial_failures: HashMap<PeerId, u32>,
+    /// The remote IP of the latest connection to each connected peer: where
+    /// its bulk channel is.
+    remote_ips: HashMap<PeerId, std::net::IpAddr>,
+    /// This node's bulk channel, when it has one.
+    bulk: Option<Arc<BulkServer>>,
 }
 
 /// Whether the loop goes on.
@@ -327,6 +379,9 @@ impl Actor {
                 break Some(reply);
             }
         };
+        if let Some(bulk) = &self.bulk {
+            bulk.stop();
+        }
         let peer_id = *self.swarm.local_peer_id();
         // Dropping the swarm closes every connection; pending callers see Closed.
         drop(self);
@@ -390,6 +445,9 @@ impl Actor {
                     .map(|(peer, _)| *peer)
                     .collect();
                 let _ = reply.send(peers);
+            }
+            Command::PeerIp { peer, reply } => {
+                let _ = reply.send(self.remote_ips.get(&peer).copied());
             }
             Command::Shutdown { reply } => return Flow::Stop(reply),
         }
@@ -508,8 +566,12 @@ impl Actor {
                 peer_id,
                 connection_id,
                 num_established,
+                endpoint,
                 ..
             } => {
+                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                    self.remote_ips.insert(peer_id, ip);
+                }
                 if let Some(dial) = self.dials.remove(&connection_id) {
                     let _ = dial.reply.send(Ok(()));
                 }
@@ -525,6 +587,7 @@ impl Actor {
                 ..
             } => {
                 drop_one(&self.metrics.peers_connected);
+                self.remote_ips.remove(&peer_id);
                 self.emit(NetEvent::PeerDisconnected(peer_id)).await;
             }
             SwarmEvent::OutgoingConnectionError {
@@ -572,6 +635,9 @@ impl Actor {
                 self.on_request_response(Protocol::BlockSync, event).await
             }
             BehaviourEvent::Index(event) => self.on_request_response(Protocol::Index, event).await,
+            BehaviourEvent::BulkOpen(event) => {
+                self.on_request_response(Protocol::BulkOpen, event).await
+            }
         }
     }
 
@@ -683,6 +749,15 @@ impl Actor {
             Err(poisoned) => change(&mut poisoned.into_inner()),
         }
     }
+}
+
+/// The IP an address starts with, if any.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|part| match part {
+        AddrProtocol::Ip4(ip) => Some(ip.into()),
+        AddrProtocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
 }
 
 /// The peer an address names in its trailing `/p2p/<peer id>`, if any.

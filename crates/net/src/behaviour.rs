@@ -58,6 +58,7 @@ pub(crate) struct Behaviour {
     pub(crate) job_result: request_response::Behaviour<BytesCodec>,
     pub(crate) block_sync: request_response::Behaviour<BytesCodec>,
     pub(crate) index: request_response::Behaviour<BytesCodec>,
+    pub(crate) bulk_open: request_response::Behaviour<BytesCodec>,
 }
 
 /// Why the behaviour could not be built (a configuration the libraries refuse).
@@ -151,6 +152,7 @@ impl Behaviour {
             job_result: request_response(Protocol::JobResult),
             block_sync: request_response(Protocol::BlockSync),
             index: request_response(Protocol::Index),
+            bulk_open: request_response(Protocol::BulkOpen),
         })
     }
 
@@ -166,6 +168,7 @@ impl Behaviour {
             Protocol::JobResult => &mut self.job_result,
             Protocol::BlockSync => &mut self.block_sync,
             Protocol::Index => &mut self.index,
+            Protocol::BulkOpen => &mut self.bulk_open,
         }
     }
 }

@@ -129,6 +129,10 @@ pub struct NetConfig {
     pub connections_max: u32,
     /// Established connections per peer ([`CONNECTIONS_PER_PEER_MAX_DEFAULT`]).
     pub connections_per_peer_max: u32,
+    /// Whether chunks go over the bulk channel (a second, plain TCP
+    /// listener whose frames are MACed; see the `bulk` module) with peers
+    /// that offer it. Off: every request goes over libp2p.
+    pub bulk: bool,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -145,6 +149,7 @@ impl std::fmt::Debug for NetConfig {
             )
             .field("connections_max", &self.connections_max)
             .field("connections_per_peer_max", &self.connections_per_peer_max)
+            .field("bulk", &self.bulk)
             .finish()
     }
 }
@@ -164,6 +169,7 @@ impl NetConfig {
             job_dispatch_request_timeout: JOB_DISPATCH_REQUEST_TIMEOUT_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            bulk: true,
         }
     }
 
@@ -175,7 +181,8 @@ impl NetConfig {
             | Protocol::Chunk
             | Protocol::JobResult
             | Protocol::BlockSync
-            | Protocol::Index => self.request_timeout,
+            | Protocol::Index
+            | Protocol::BulkOpen => self.request_timeout,
         }
     }
 }

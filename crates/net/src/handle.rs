@@ -178,6 +178,8 @@ pub struct NetHandle {
     pub(crate) listen_addrs: ListenAddrs,
     pub(crate) metrics: Arc<NetMetrics>,
     pub(crate) gates: Arc<RequestGates>,
+    pub(crate) bulk: Arc<crate::bulk::BulkPool>,
+    pub(crate) bulk_enabled: bool,
 }
 
 impl NetHandle {
@@ -238,9 +240,11 @@ impl NetHandle {
             .await?
     }
 
-    /// Sends `data` to `peer` on `protocol` and waits for the answer. The peer
-    /// need not be connected nor its address known: Kademlia finds it. A
-    /// message over `protocol.request_bytes_max()` is refused before sending.
+    /// Sends `data` to `peer` on `protocol` (one of [`Protocol::NODE`]) and
+    /// waits for the answer. The peer need not be connected nor its address
+    /// known: Kademlia finds it. A message over `protocol.request_bytes_max()`
+    /// is refused before sending. A [`Protocol::bulk`] request goes over the
+    /// peer's bulk channel when it offers one.
     pub async fn request(
         &self,
         peer: PeerId,
@@ -262,6 +266,13 @@ impl NetHandle {
                 reason: RequestFailure::SelfRequest,
             });
         }
+        if !Protocol::NODE.contains(&protocol) {
+            return Err(NetError::Request {
+                peer,
+                protocol,
+                reason: RequestFailure::Unsupported,
+            });
+        }
         // Never closed, so acquiring only waits, and at most a request's timeout.
         let gate = self.gates.gate(peer, protocol);
         let wait = self
@@ -280,6 +291,16 @@ impl NetHandle {
                 });
             }
         };
+        if protocol.bulk() && self.bulk_enabled {
+            match crate::bulk::request(self, peer, protocol, &data, wait).await {
+                Ok(answer) => return Ok(answer),
+                Err(crate::bulk::BulkFailure::Failed(error)) => return Err(error),
+                Err(crate::bulk::BulkFailure::Unavailable(reason)) => {
+                    tracing::debug!(%peer, %reason, "asked over libp2p, not the bulk channel");
+                    crate::metrics::bump(&self.metrics.bulk_fallbacks);
+                }
+            }
+        }
         self.call(|reply| Command::Request {
             peer,
             protocol,
@@ -315,7 +336,7 @@ impl NetHandle {
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
 
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {

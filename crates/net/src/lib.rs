@@ -7,6 +7,9 @@
 //! - gossip goes out on the three [`GossipTopic`]s; requests and responses are
 //!   length-prefixed bytes bounded by [`Protocol::request_bytes_max`] and
 //!   [`Protocol::response_bytes_max`];
+//! - requests on a [`Protocol::bulk`] protocol (chunks) go over the bulk
+//!   channel where the peer offers one: plain TCP, every frame MACed with a
+//!   session key agreed over libp2p (`bulk`);
 //! - a node's [`PeerId`] *is* its `NodeId` ([`peer_id_of`], [`node_id_of`]).
 //!
 //! This crate knows no ledger rules: it moves signed, encoded records between
@@ -19,6 +22,7 @@
 
 mod actor;
 mod behaviour;
+mod bulk;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -21,6 +21,9 @@ pub(crate) struct NetMetrics {
     pub(crate) requests_unanswered: AtomicU64,
     pub(crate) lookups: AtomicU64,
     pub(crate) peers_forgotten: AtomicU64,
+    pub(crate) bulk_requests_sent: AtomicU64,
+    pub(crate) bulk_requests_received: AtomicU64,
+    pub(crate) bulk_fallbacks: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -62,6 +65,15 @@ pub struct NetMetricsSnapshot {
     pub lookups: u64,
     /// Peers taken out of the routing table after failed dials in a row.
     pub peers_forgotten: u64,
+    /// Outbound requests sent over the bulk channel (also in `requests_sent`
+    /// only when they fell back to libp2p).
+    pub bulk_requests_sent: u64,
+    /// Inbound requests that arrived over the bulk channel (also counted in
+    /// `requests_received`).
+    pub bulk_requests_received: u64,
+    /// Requests on a bulk protocol that went over libp2p because the peer's
+    /// bulk channel could not be opened or reached.
+    pub bulk_fallbacks: u64,
 }
 
 impl NetMetrics {
@@ -79,6 +91,9 @@ impl NetMetrics {
             requests_unanswered: read(&self.requests_unanswered),
             lookups: read(&self.lookups),
             peers_forgotten: read(&self.peers_forgotten),
+            bulk_requests_sent: read(&self.bulk_requests_sent),
+            bulk_requests_received: read(&self.bulk_requests_received),
+            bulk_fallbacks: read(&self.bulk_fallbacks),
         }
     }
 }

@@ -15,11 +15,26 @@ pub enum Protocol {
     BlockSync,
     /// Reading and writing the replicas of buckets' object indexes.
     Index,
+    /// Opening a session of the bulk channel (answered by the network
+    /// layer itself, never handed to the node).
+    BulkOpen,
 }
 
 impl Protocol {
     /// Every protocol, for registering them all.
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Offer,
+        Protocol::Chunk,
+        Protocol::JobDispatch,
+        Protocol::JobResult,
+        Protocol::BlockSync,
+        Protocol::Index,
+        Protocol::BulkOpen,
+    ];
+
+    /// The protocols the node asks and answers on ([`Protocol::BulkOpen`]
+    /// is the network layer's own).
+    pub const NODE: [Protocol; 6] = [
         Protocol::Offer,
         Protocol::Chunk,
         Protocol::JobDispatch,
@@ -37,7 +52,15 @@ impl Protocol {
             Protocol::JobResult => "/peercloud/job-result/1",
             Protocol::BlockSync => "/peercloud/block-sync/1",
             Protocol::Index => "/peercloud/index/1",
+            Protocol::BulkOpen => "/peercloud/bulk-open/1",
         }
+    }
+
+    /// Whether requests on this protocol go over the bulk channel when the
+    /// peer offers one: chunks, sealed or public and checked against their
+    /// CIDs, which need no second encryption (see the `bulk` module).
+    pub const fn bulk(self) -> bool {
+        matches!(self, Protocol::Chunk)
     }
 
     /// Largest request accepted, in bytes: a chunk put carries one sealed
@@ -49,7 +72,7 @@ impl Protocol {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => SYNC_REQUEST_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
-            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
+            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
                 SMALL_MESSAGE_BYTES_MAX
             }
         }
@@ -63,7 +86,7 @@ impl Protocol {
             Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
-            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult => {
+            Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
                 SMALL_MESSAGE_BYTES_MAX
             }
         }

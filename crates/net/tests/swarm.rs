@@ -220,7 +220,7 @@ async fn requests_round_trip_on_every_protocol_including_to_a_peer_found_by_kade
         let (a_id, b_id, c_id) = (a.handle.peer_id(), b.handle.peer_id(), c.handle.peer_id());
         wait_connected(&a.handle, &[b_id, c_id]).await;
 
-        for protocol in Protocol::ALL {
+        for protocol in Protocol::NODE {
             let data = format!("hello on {}", protocol.name()).into_bytes();
             for (from, to) in [(&b.handle, a_id), (&a.handle, b_id), (&c.handle, a_id)] {
                 let answer = from.request(to, protocol, data.clone()).await.unwrap();
@@ -231,7 +231,7 @@ async fn requests_round_trip_on_every_protocol_including_to_a_peer_found_by_kade
         // B was never given C's address: it finds C through A (Kademlia, fed by
         // identify). Routing tables settle within a few round trips.
         let deadline = Instant::now() + FORMATION_TIMEOUT;
-        for protocol in Protocol::ALL {
+        for protocol in Protocol::NODE {
             let data = format!("b to c on {}", protocol.name()).into_bytes();
             let answer = loop {
                 match b.handle.request(c_id, protocol, data.clone()).await {
@@ -311,7 +311,7 @@ async fn oversized_refused_and_self_requests_fail_without_reaching_the_peer() {
         let a_id = a.handle.peer_id();
         wait_connected(&b.handle, &[a_id]).await;
 
-        for protocol in Protocol::ALL {
+        for protocol in Protocol::NODE {
             let max = protocol.request_bytes_max();
             let error = b
                 .handle
@@ -689,4 +689,115 @@ async fn a_burst_of_requests_past_the_peers_stream_limit_waits_its_turn_and_all_
     })
     .await
     .expect("the burst completes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_go_over_the_bulk_channel_and_everything_else_over_libp2p() {
+    timeout(TEST_TIMEOUT, async {
+        let a = start(100, Vec::new()).await;
+        let b = start(101, a.handle.listen_addrs()).await;
+        let a_id = a.handle.peer_id();
+        wait_connected(&b.handle, &[a_id]).await;
+
+        // A burst of chunk-sized requests, all answered whole and in the
+        // right place, on connections the pool then reuses.
+        let chunk_bytes = Protocol::Chunk.request_bytes_max() - 64;
+        let requests = (0..24u8).map(|i| {
+            let handle = b.handle.clone();
+            async move {
+                let data = vec![i; chunk_bytes];
+                let answer = handle.request(a_id, Protocol::Chunk, data.clone()).await;
+                (answer.map_err(|e| e.to_string()), data)
+            }
+        });
+        for (answer, data) in futures::future::join_all(requests).await {
+            assert_eq!(answer, Ok(expected_answer(Protocol::Chunk, &data)));
+        }
+        let answer = b
+            .handle
+            .request(a_id, Protocol::Offer, b"small".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(answer, expected_answer(Protocol::Offer, b"small"));
+        let (sent, served) = (b.handle.metrics(), a.handle.metrics());
+        assert_eq!(sent.bulk_requests_sent, 24);
+        assert_eq!(sent.bulk_fallbacks, 0);
+        assert_eq!(served.bulk_requests_received, 24);
+        assert_eq!(served.requests_received, 25, "the offer came over libp2p");
+
+        // A dropped responder or an oversized answer fails the request over
+        // the bulk channel too, and the channel keeps serving.
+        for data in [REFUSE, ANSWER_TOO_LARGE] {
+            let error = b
+                .handle
+                .request(a_id, Protocol::Chunk, data.to_vec())
+                .await
+                .unwrap_err();
+            assert!(matches!(error, NetError::Request { .. }), "{error}");
+        }
+        let answer = b
+            .handle
+            .request(a_id, Protocol::Chunk, b"again".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(answer, expected_answer(Protocol::Chunk, b"again"));
+        assert_eq!(b.handle.metrics().bulk_fallbacks, 0);
+
+        // The network layer's own protocol is not the node's to ask on.
+        let error = b
+            .handle
+            .request(a_id, Protocol::BulkOpen, vec![1])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                NetError::Request {
+                    reason: RequestFailure::Unsupported,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_bulk_channel_gets_chunks_over_libp2p() {
+    timeout(TEST_TIMEOUT, async {
+        let mut config = NetConfig::new([110; 32]);
+        config.bulk = false;
+        let a = start_with(config).await;
+        let b = start(111, a.handle.listen_addrs()).await;
+        let a_id = a.handle.peer_id();
+        wait_connected(&b.handle, &[a_id]).await;
+        for round in 0..3u8 {
+            let data = vec![round; 200_000];
+            let answer = b
+                .handle
+                .request(a_id, Protocol::Chunk, data.clone())
+                .await
+                .unwrap();
+            assert_eq!(answer, expected_answer(Protocol::Chunk, &data));
+        }
+        let (sent, served) = (b.handle.metrics(), a.handle.metrics());
+        assert_eq!(sent.bulk_requests_sent, 0);
+        assert_eq!(sent.bulk_fallbacks, 3);
+        assert_eq!(served.bulk_requests_received, 0);
+        assert_eq!(served.requests_received, 3);
+
+        // The other way, A asks over libp2p without trying a channel.
+        let answer = a
+            .handle
+            .request(b.handle.peer_id(), Protocol::Chunk, b"back".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(answer, expected_answer(Protocol::Chunk, b"back"));
+        assert_eq!(a.handle.metrics().bulk_fallbacks, 0);
+        assert_eq!(b.handle.metrics().bulk_requests_received, 0);
+    })
+    .await
+    .unwrap();
 }

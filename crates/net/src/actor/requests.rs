@@ -233,6 +233,10 @@ impl Actor {
             bump(&self.metrics.requests_unanswered);
             return; // dropping the channel closes the stream
         }
+        if protocol == Protocol::BulkOpen {
+            self.open_bulk(peer, &data, channel);
+            return;
+        }
         let (sender, receiver) = oneshot::channel();
         let wait = self.config.timeout_of(protocol);
         self.inbound.push(Box::pin(async move {
@@ -256,5 +260,28 @@ impl Actor {
             reply,
         })
         .await;
+    }
+
+    /// Answers a bulk-open request here: a session of this node's bulk
+    /// channel for `peer`, or a closed stream (so it asks over libp2p) when
+    /// there is none or the request is not of a version this node speaks.
+    fn open_bulk(&mut self, peer: PeerId, data: &[u8], channel: ResponseChannel<Vec<u8>>) {
+        let grant = match &self.bulk {
+            Some(server) if crate::bulk::speaks(data) => server.open(peer),
+            _ => return,
+        };
+        let response = match grant {
+            Ok(grant) => Some(grant),
+            Err(error) => {
+                warn!(%error, "no randomness for a bulk session");
+                None
+            }
+        };
+        self.inbound.push(Box::pin(std::future::ready(Answer {
+            peer,
+            protocol: Protocol::BulkOpen,
+            channel,
+            response,
+        })));
     }
 }
