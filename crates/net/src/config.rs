@@ -129,9 +129,9 @@ pub struct NetConfig {
     pub connections_max: u32,
     /// Established connections per peer ([`CONNECTIONS_PER_PEER_MAX_DEFAULT`]).
     pub connections_per_peer_max: u32,
-    /// Whether chunks go over the bulk channel (a second, plain TCP
-    /// listener whose frames are MACed; see the `bulk` module) with peers
-    /// that offer it. Off: every request goes over libp2p.
+    /// Whether chunks go over the bulk channel (a second TCP listener whose
+    /// frames are sealed with AES-256-GCM; see the `bulk` module) with
+    /// peers that offer it. Off: every request goes over libp2p.
     pub bulk: bool,
 }
 

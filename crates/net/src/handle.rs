@@ -291,16 +291,19 @@ impl NetHandle {
                 });
             }
         };
-        if protocol.bulk() && self.bulk_enabled {
-            match crate::bulk::request(self, peer, protocol, &data, wait).await {
+        let data = if protocol.bulk() && self.bulk_enabled {
+            match crate::bulk::request(self, peer, protocol, data, wait).await {
                 Ok(answer) => return Ok(answer),
                 Err(crate::bulk::BulkFailure::Failed(error)) => return Err(error),
-                Err(crate::bulk::BulkFailure::Unavailable(reason)) => {
+                Err(crate::bulk::BulkFailure::Unavailable(reason, data)) => {
                     tracing::debug!(%peer, %reason, "asked over libp2p, not the bulk channel");
                     crate::metrics::bump(&self.metrics.bulk_fallbacks);
+                    data
                 }
             }
-        }
+        } else {
+            data
+        };
         self.call(|reply| Command::Request {
             peer,
             protocol,

@@ -8,8 +8,8 @@
 //!   length-prefixed bytes bounded by [`Protocol::request_bytes_max`] and
 //!   [`Protocol::response_bytes_max`];
 //! - requests on a [`Protocol::bulk`] protocol (chunks) go over the bulk
-//!   channel where the peer offers one: plain TCP, every frame MACed with a
-//!   session key agreed over libp2p (`bulk`);
+//!   channel where the peer offers one: TCP, every frame sealed
+//!   (AES-256-GCM) with a session key agreed over libp2p (`bulk`);
 //! - a node's [`PeerId`] *is* its `NodeId` ([`peer_id_of`], [`node_id_of`]).
 //!
 //! This crate knows no ledger rules: it moves signed, encoded records between
