@@ -107,18 +107,30 @@ pub enum DecodeError {
 
 /// Encodes `value` in its canonical, versioned form.
 pub fn encode<T: Versioned + Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![T::KIND, T::VERSION];
+    let mut out = Vec::new();
+    out.reserve_exact(2 + body_size(value));
+    out.extend_from_slice(&[T::KIND, T::VERSION]);
     encode_body_into(value, &mut out);
     out
 }
 
-/// Appends the postcard body of `value` (no header) to `out`.
+/// Appends the postcard body of `value` (no header) to `out`, in place:
+/// room for the whole body is reserved first, so a record carrying a
+/// megabyte (a chunk) is written once, not grown by doubling and copied.
 pub fn encode_body_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    out.reserve(body_size(value));
     // Serialising plain data into a Vec cannot fail: postcard only errors on
     // unsupported serde features (which our types do not use) or full buffers.
     #[allow(clippy::expect_used)]
-    let body = postcard::to_stdvec(value).expect("postcard encoding of plain data is infallible");
-    out.extend_from_slice(&body);
+    let extended = postcard::to_extend(value, std::mem::take(out))
+        .expect("postcard encoding of plain data is infallible");
+    *out = extended;
+}
+
+/// The postcard body's length: a walk that writes nothing (byte strings
+/// count in one step).
+fn body_size<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(0)
 }
 
 /// Decodes bytes produced by [`encode`], checking kind, version and canonicity.

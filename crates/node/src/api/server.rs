@@ -110,6 +110,12 @@ type Answer<T> = Result<axum::Json<T>, Failure>;
 /// waiting for a slot behind such connections is still answered in time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest read buffer of one connection. hyper grows it up to 400 KiB
+/// while a large body streams in, and a kept-alive connection holds it
+/// until it closes: a dozen chunk uploaders left an idle node some 5 MB
+/// heavier. 64 KiB still reads a megabyte body in 16 calls.
+const READ_BUFFER_BYTES_MAX: usize = 64 * 1024;
+
 /// Connections served at once. A user's client keeps a handful open (its
 /// pool, at most eight parallel chunk uploads), a devnet a few per node, so
 /// 256 is far above legitimate use; it is also far below the common soft
@@ -262,7 +268,8 @@ pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: 
     let slots = Arc::new(Semaphore::new(cap));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(READ_BUFFER_BYTES_MAX);
     let mut last_warning: Option<tokio::time::Instant> = None;
     let mut waited: u64 = 0;
     loop {

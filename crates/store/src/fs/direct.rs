@@ -28,10 +28,12 @@ use std::sync::{Mutex, PoisonError};
 const DIRECT_ALIGN: usize = 4096;
 /// Bytes staged per `O_DIRECT` write: a whole 1 MiB chunk's head in one call.
 const DIRECT_BUFFER_BYTES: usize = 1 << 20;
-/// Staging buffers kept for reuse (a fresh megabyte per chunk would be
-/// page-faulted in each time); more writers at once allocate their own and
-/// drop it after.
-const STAGING_KEPT_MAX: usize = 8;
+/// Staging buffers kept for reuse: one, warm for the next chunk; more
+/// writers at once allocate their own and drop it after (the allocator
+/// hands a just-freed megabyte back without new page faults, and returns
+/// it to the system when the node goes idle, which a larger pool would
+/// keep resident: eight of them cost an idle node 8 MB).
+const STAGING_KEPT_MAX: usize = 1;
 
 /// Creates and writes new chunk files, around the page cache while the file
 /// system allows it.
