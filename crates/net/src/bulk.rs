@@ -53,15 +53,20 @@ const SESSION_TTL: Duration = Duration::from_secs(10);
 const SESSIONS_PENDING_MAX: usize = 1024;
 /// Bulk connections served at once.
 const CONNECTIONS_MAX: usize = 256;
-/// How long a new connection may take to say hello, and an asker to connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an asker waits for a connection: the peers are on this host or
+/// its LAN, where a connection takes a millisecond; a port a firewall drops
+/// costs this once per [`UNAVAILABLE_RETRY`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept per peer for the next request.
 const IDLE_PER_PEER_MAX: usize = 8;
 /// An idle connection older than this is closed, not reused (the server
 /// closes after [`IDLE_CONNECTION_TIMEOUT`]).
 const IDLE_REUSE_MAX: Duration = Duration::from_secs(20);
-/// How long a peer whose bulk channel failed to open is asked over libp2p.
-pub(crate) const UNAVAILABLE_RETRY: Duration = Duration::from_secs(30);
+/// How long a peer whose bulk channel failed to open is asked over libp2p
+/// before the channel is tried again.
+pub(crate) const UNAVAILABLE_RETRY: Duration = Duration::from_secs(300);
 /// Answer codes.
 const ANSWERED: u8 = 0;
 const UNANSWERED: u8 = 1;
@@ -214,7 +219,7 @@ async fn serve(
     context: &ServeContext,
 ) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let (session, tag) = tokio::time::timeout(CONNECT_TIMEOUT, frame::read_hello(&mut stream))
+    let (session, tag) = tokio::time::timeout(HELLO_TIMEOUT, frame::read_hello(&mut stream))
         .await
         .map_err(|_| FrameError::Io(io::ErrorKind::TimedOut.into()))??;
     let Some(pending) = server.claim(&session) else {
