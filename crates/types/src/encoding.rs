@@ -187,7 +187,16 @@ impl postcard::ser_flavors::Flavor for Matches<'_> {
     }
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.try_extend(&[data])
+        // One byte at a time is how hashes and keys arrive (serde writes a
+        // `[u8; 32]` element by element): compare it as a byte, not as a
+        // one-byte slice (a `memcmp` call each, which showed in list decodes).
+        match self.rest.split_first() {
+            Some((&first, tail)) if first == data => {
+                self.rest = tail;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
     }
 
     fn finalize(self) -> postcard::Result<bool> {
