@@ -38,7 +38,7 @@ cd "$here"
 
 seconds=${1:-${FUZZ_SECONDS:-10}}
 shift || true
-all_targets=(canonical_decode net_codec wire_message job_spec_json api_json)
+all_targets=(canonical_decode net_codec wire_message bulk_frame job_spec_json api_json)
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else

@@ -484,6 +484,85 @@ async fn connect(handle: &NetHandle, peer: PeerId) -> Result<Connection, String>
     })
 }
 
+/// The frame reader and writer under a fixed key, for the fuzz targets
+/// (a node's keys come only from sessions). Synchronous: they run the
+/// async reader on an in-memory input.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::frame::{self, Direction, Grant, SESSION_BYTES, SessionKey};
+    use futures::executor::block_on;
+
+    /// The key every fuzz input is sealed under.
+    pub const KEY: [u8; frame::KEY_BYTES] = [7; frame::KEY_BYTES];
+
+    /// A request frame as an asker writes it.
+    pub fn seal(seq: u64, code: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let key = SessionKey::new(&KEY);
+        let written = block_on(frame::write_frame(
+            &mut out,
+            &key,
+            Direction::Request,
+            seq,
+            code,
+            payload.to_vec(),
+        ));
+        match written {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Reads one request frame from `input` as a server does (sequence
+    /// `seq`, payloads of at most `max` bytes): its code, payload and the
+    /// bytes it took, `None` at a clean end, or why it was refused.
+    pub fn open(
+        input: &[u8],
+        seq: u64,
+        max: usize,
+    ) -> Result<Option<(u8, Vec<u8>, usize)>, String> {
+        let mut rest = input;
+        let key = SessionKey::new(&KEY);
+        let read = block_on(frame::read_frame(
+            &mut rest,
+            &key,
+            Direction::Request,
+            seq,
+            max,
+        ));
+        match read {
+            Ok(Some((code, payload))) => Ok(Some((code, payload, input.len() - rest.len()))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The hello naming `session` under [`KEY`].
+    pub fn hello(session: [u8; SESSION_BYTES]) -> Vec<u8> {
+        let grant = Grant {
+            port: 0,
+            session,
+            key: KEY,
+        };
+        let mut out = Vec::new();
+        match block_on(frame::write_hello(&mut out, &grant)) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Reads a hello from `input`: the session it names and whether it
+    /// checks under [`KEY`], or why it was refused.
+    pub fn read_hello(input: &[u8]) -> Result<([u8; SESSION_BYTES], bool), String> {
+        let mut rest = input;
+        let (session, tag) = block_on(frame::read_hello(&mut rest)).map_err(|e| e.to_string())?;
+        Ok((
+            session,
+            frame::hello_valid(&SessionKey::new(&KEY), &session, &tag),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ mod metrics;
 pub mod protocol;
 
 pub use actor::spawn;
+#[doc(hidden)]
+pub use bulk::fuzzing as bulk_fuzzing;
 pub use config::{NetConfig, STREAMS_PER_CONNECTION_MAX};
 pub use error::{NetError, RequestFailure};
 pub use handle::{

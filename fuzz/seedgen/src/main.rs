@@ -87,6 +87,11 @@ fn body<T: peercloud_types::Versioned + Serialize>(value: &T) -> Vec<u8> {
     encode(value)[2..].to_vec()
 }
 
+/// The wire seed named `name`.
+fn w_bytes(wire: &[(&str, Vec<u8>)], name: &str) -> Vec<u8> {
+    wire.iter().find(|(n, _)| *n == name).unwrap().1.clone()
+}
+
 /// A frame for the net_codec target: `[flags][chunk]`, the 4-byte length, the body.
 fn frame(flags: u8, chunk: u8, len: u32, body: &[u8]) -> Vec<u8> {
     let mut out = vec![flags, chunk];
@@ -714,6 +719,33 @@ fn main() {
     for (name, bytes) in &wire {
         seeds.put(t, name, bytes);
     }
+
+    // bulk_frame: `[mode][seq][max]` then a hello (mode 0) or frames (mode 1)
+    // sealed under the fuzzing key, whole, cut short, and altered.
+    let t = "bulk_frame";
+    use peercloud_net::bulk_fuzzing::{hello, seal};
+    let put = |name: &str, mode: u8, seq: u8, max: u8, stream: &[u8]| {
+        seeds.put(t, name, &[&[mode, seq, max][..], stream].concat());
+    };
+    put("hello", 0, 0, 0, &hello([3; 16]));
+    put(
+        "hello_other_magic",
+        0,
+        0,
+        0,
+        &[b"pcbulk\x00\x02", &hello([3; 16])[8..]].concat(),
+    );
+    let chunk_get = w_bytes(&wire, "06_chunk_get");
+    put("frame_get", 1, 0, 4, &seal(0, 1, &chunk_get));
+    put("frame_empty_seq_9", 1, 9, 0, &seal(9, 1, b""));
+    let put_frame = seal(0, 1, &w_bytes(&wire, "05_chunk_put"));
+    put("frame_put", 1, 0, 255, &put_frame);
+    put("frame_put_over_bound", 1, 0, 0, &put_frame);
+    put("frame_cut", 1, 0, 255, &put_frame[..put_frame.len() - 3]);
+    let mut flipped = put_frame.clone();
+    flipped[20] ^= 0x40;
+    put("frame_flipped", 1, 0, 255, &flipped);
+    put("frame_wrong_seq", 1, 1, 255, &put_frame);
 
     // net_codec: `[flags][chunk]` then a frame (see the target for the flags).
     let t = "net_codec";
