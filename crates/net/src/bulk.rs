@@ -390,7 +390,21 @@ pub(crate) async fn request(
         }
         None => match connect(handle, peer).await {
             Ok(connection) => connection,
-            Err(reason) => {
+            // Unreachable over libp2p too: asking there again would only
+            // wait as long once more.
+            Err(NoChannel::Unreached(error)) => {
+                bump(&handle.metrics.requests_failed);
+                let error = match error {
+                    NetError::Request { reason, .. } => NetError::Request {
+                        peer,
+                        protocol,
+                        reason,
+                    },
+                    other => other,
+                };
+                return Err(BulkFailure::Failed(error));
+            }
+            Err(NoChannel::Refused(reason)) => {
                 debug!(%peer, %reason, "no bulk channel: asking over libp2p");
                 pool.mark_unavailable(peer);
                 return Err(BulkFailure::Unavailable(reason, data));
@@ -448,7 +462,7 @@ pub(crate) async fn request(
 }
 
 /// Opens a session with `peer` over libp2p and connects to it.
-async fn connect(handle: &NetHandle, peer: PeerId) -> Result<Connection, String> {
+async fn connect(handle: &NetHandle, peer: PeerId) -> Result<Connection, NoChannel> {
     let grant = handle
         .call(|reply| Command::Request {
             peer,
@@ -458,8 +472,38 @@ async fn connect(handle: &NetHandle, peer: PeerId) -> Result<Connection, String>
         })
         .await
         .and_then(|answer| answer)
-        .map_err(|e| format!("opening a session: {e}"))?;
-    let grant = Grant::decode(&grant).map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            NetError::Closed
+            | NetError::Request {
+                reason: RequestFailure::Unreachable | RequestFailure::Timeout,
+                ..
+            } => NoChannel::Unreached(e),
+            refused => NoChannel::Refused(format!("opening a session: {refused}")),
+        })?;
+    connect_granted(handle, peer, &grant)
+        .await
+        .map_err(NoChannel::Refused)
+}
+
+/// Why no bulk connection could be had.
+#[derive(Debug)]
+enum NoChannel {
+    /// The peer could not be reached at all (over libp2p either): the
+    /// request's error. No sign the peer has no channel.
+    Unreached(NetError),
+    /// The peer has no channel for us (it refused the session, speaks no
+    /// bulk-open, or its port does not connect): ask it over libp2p, and
+    /// keep doing so for [`UNAVAILABLE_RETRY`].
+    Refused(String),
+}
+
+/// Connects to the session `grant` (the peer's answer) names.
+async fn connect_granted(
+    handle: &NetHandle,
+    peer: PeerId,
+    grant: &[u8],
+) -> Result<Connection, String> {
+    let grant = Grant::decode(grant).map_err(|e| e.to_string())?;
     let ip = handle
         .call(|reply| Command::PeerIp { peer, reply })
         .await
