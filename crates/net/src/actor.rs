@@ -130,7 +130,6 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
     let (events, events_receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
     let listen_addrs: ListenAddrs = Arc::new(RwLock::new(Vec::new()));
     let metrics = Arc::new(NetMetrics::default());
-    let bulk = bulk_server(&config, &events, &metrics).await;
     let mut actor = Actor {
         swarm,
         config: config.clone(),
@@ -145,10 +144,13 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         dials: HashMap::new(),
         dial_failures: HashMap::new(),
         remote_ips: HashMap::new(),
-        bulk: bulk.clone(),
+        bulk: None,
     };
     actor.listen(&config.listen).await?;
     actor.bootstrap(&config.bootstrap)?;
+    // Only once libp2p listens: a failed start leaves no listener behind
+    // (the node retries on a new port when its last one is taken).
+    actor.bulk = bulk_server(&config, &actor.events, &metrics).await;
     info!(%peer_id, addrs = ?listen_addrs_snapshot(&listen_addrs), "network started");
     tokio::spawn(actor.run());
 
