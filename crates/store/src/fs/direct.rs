@@ -287,9 +287,13 @@ mod tests {
             })
             .is_ok();
         let writer = ChunkWriter::new();
-        writer
-            .create(&dir.path().join("chunk"), &[7u8; 5000])
-            .expect("write");
+        // A chunk under a block has no direct part: it must not turn the
+        // direct path off either.
+        for len in [1, DIRECT_ALIGN - 1, 5000] {
+            writer
+                .create(&dir.path().join(format!("chunk-{len}")), &vec![7u8; len])
+                .expect("write");
+        }
         assert_eq!(writer.direct(), allowed);
     }
 }
