@@ -177,22 +177,11 @@ async fn bulk_server(
     if !config.bulk {
         return None;
     }
-    let ip = config.listen.iter().find_map(|addr| {
-        addr.iter().find_map(|part| match part {
-            AddrProtocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
-            AddrProtocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        })
-    })?;
+    let ip = config.listen.iter().find_map(ip_of)?;
     let context = ServeContext {
         events: events.clone(),
         metrics: metrics.clone(),
-        timeouts: Arc::new(
-            Protocol::ALL
-                .iter()
-                .map(|p| (*p, config.timeout_of(*p)))
-                .collect(),
-        ),
+        config: config.clone(),
     };
     match BulkServer::bind(ip, context).await {
         Ok(server) => Some(server),

@@ -40,7 +40,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::actor::Command;
-use crate::config::IDLE_CONNECTION_TIMEOUT;
+use crate::config::{IDLE_CONNECTION_TIMEOUT, NetConfig};
 use crate::error::{NetError, RequestFailure};
 use crate::handle::{NetEvent, NetHandle, Responder};
 use crate::metrics::{NetMetrics, bump};
@@ -106,7 +106,8 @@ struct Pending {
 pub(crate) struct ServeContext {
     pub(crate) events: mpsc::Sender<NetEvent>,
     pub(crate) metrics: Arc<NetMetrics>,
-    pub(crate) timeouts: Arc<HashMap<Protocol, Duration>>,
+    /// Whose timeouts bound how long the node may take to answer.
+    pub(crate) config: NetConfig,
 }
 
 impl BulkServer {
@@ -229,8 +230,10 @@ async fn serve(
     if !frame::hello_valid(&key, &session, &tag) {
         return Err(FrameError::BadTag { seq: 0 });
     }
+    // Nothing but a bulk protocol's request is read: the largest of those.
     let max = Protocol::ALL
         .iter()
+        .filter(|p| p.bulk())
         .map(|p| p.request_bytes_max())
         .max()
         .unwrap_or(0);
@@ -286,11 +289,7 @@ async fn answer(
         reply: Responder { sender },
     };
     context.events.send(event).await.ok()?;
-    let wait = context
-        .timeouts
-        .get(&protocol)
-        .copied()
-        .unwrap_or(IDLE_CONNECTION_TIMEOUT);
+    let wait = context.config.timeout_of(protocol);
     tokio::time::timeout(wait, receiver).await.ok()?.ok()
 }
 
@@ -617,7 +616,7 @@ mod tests {
         let context = ServeContext {
             events,
             metrics: Arc::default(),
-            timeouts: Arc::new(HashMap::new()),
+            config: NetConfig::new([1; 32]),
         };
         let server = BulkServer::bind(IpAddr::from([127, 0, 0, 1]), context)
             .await
@@ -631,6 +630,19 @@ mod tests {
             .expect("connecting");
         frame::write_hello(&mut stream, grant).await.expect("hello");
         stream
+    }
+
+    /// Sends one request frame.
+    async fn request(
+        stream: &mut TcpStream,
+        key: &SessionKey,
+        seq: u64,
+        code: u8,
+        payload: Vec<u8>,
+    ) {
+        frame::write_frame(stream, key, Direction::Request, seq, code, payload)
+            .await
+            .expect("request");
     }
 
     /// Whether the server closed `stream` (it reads nothing more).
@@ -650,16 +662,7 @@ mod tests {
         let mut stream = connected(&server, &grant).await;
 
         let code = code_of(Protocol::Chunk);
-        frame::write_frame(
-            &mut stream,
-            &grant.sealer(),
-            Direction::Request,
-            0,
-            code,
-            b"get x".to_vec(),
-        )
-        .await
-        .expect("request");
+        request(&mut stream, &grant.sealer(), 0, code, b"get x".to_vec()).await;
         let Some(NetEvent::Request {
             peer: from,
             protocol,
@@ -684,16 +687,14 @@ mod tests {
         assert!(closed(&mut again).await);
 
         // A frame sealed under another key ends the connection, unanswered.
-        frame::write_frame(
+        request(
             &mut stream,
             &SessionKey::new(&[0; frame::KEY_BYTES]),
-            Direction::Request,
             1,
             code,
             b"forged".to_vec(),
         )
-        .await
-        .expect("request");
+        .await;
         assert!(closed(&mut stream).await);
         assert!(
             events.try_recv().is_err(),
@@ -723,16 +724,7 @@ mod tests {
             Grant::decode(&server.open(PeerId::random()).expect("randomness")).expect("a grant");
         let mut stream = connected(&server, &grant).await;
         let code = code_of(Protocol::Offer);
-        frame::write_frame(
-            &mut stream,
-            &grant.sealer(),
-            Direction::Request,
-            0,
-            code,
-            b"offer".to_vec(),
-        )
-        .await
-        .expect("request");
+        request(&mut stream, &grant.sealer(), 0, code, b"offer".to_vec()).await;
         assert!(closed(&mut stream).await);
         assert!(events.try_recv().is_err());
     }

@@ -240,7 +240,7 @@ impl NetHandle {
             .await?
     }
 
-    /// Sends `data` to `peer` on `protocol` (one of [`Protocol::NODE`]) and
+    /// Sends `data` to `peer` on `protocol` (one the node speaks: [`Protocol::node`]) and
     /// waits for the answer. The peer need not be connected nor its address
     /// known: Kademlia finds it. A message over `protocol.request_bytes_max()`
     /// is refused before sending. A [`Protocol::bulk`] request goes over the
@@ -266,7 +266,7 @@ impl NetHandle {
                 reason: RequestFailure::SelfRequest,
             });
         }
-        if !Protocol::NODE.contains(&protocol) {
+        if !protocol.node() {
             return Err(NetError::Request {
                 peer,
                 protocol,

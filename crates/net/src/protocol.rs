@@ -32,17 +32,6 @@ impl Protocol {
         Protocol::BulkOpen,
     ];
 
-    /// The protocols the node asks and answers on ([`Protocol::BulkOpen`]
-    /// is the network layer's own).
-    pub const NODE: [Protocol; 6] = [
-        Protocol::Offer,
-        Protocol::Chunk,
-        Protocol::JobDispatch,
-        Protocol::JobResult,
-        Protocol::BlockSync,
-        Protocol::Index,
-    ];
-
     /// The protocol name on the wire; the trailing number is its version.
     pub const fn name(self) -> &'static str {
         match self {
@@ -54,6 +43,12 @@ impl Protocol {
             Protocol::Index => "/peercloud/index/1",
             Protocol::BulkOpen => "/peercloud/bulk-open/1",
         }
+    }
+
+    /// Whether the node asks and answers on this protocol
+    /// ([`Protocol::BulkOpen`] is the network layer's own).
+    pub const fn node(self) -> bool {
+        !matches!(self, Protocol::BulkOpen)
     }
 
     /// Whether requests on this protocol go over the bulk channel when the

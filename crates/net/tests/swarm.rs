@@ -220,7 +220,7 @@ async fn requests_round_trip_on_every_protocol_including_to_a_peer_found_by_kade
         let (a_id, b_id, c_id) = (a.handle.peer_id(), b.handle.peer_id(), c.handle.peer_id());
         wait_connected(&a.handle, &[b_id, c_id]).await;
 
-        for protocol in Protocol::NODE {
+        for protocol in Protocol::ALL.into_iter().filter(|p| p.node()) {
             let data = format!("hello on {}", protocol.name()).into_bytes();
             for (from, to) in [(&b.handle, a_id), (&a.handle, b_id), (&c.handle, a_id)] {
                 let answer = from.request(to, protocol, data.clone()).await.unwrap();
@@ -231,7 +231,7 @@ async fn requests_round_trip_on_every_protocol_including_to_a_peer_found_by_kade
         // B was never given C's address: it finds C through A (Kademlia, fed by
         // identify). Routing tables settle within a few round trips.
         let deadline = Instant::now() + FORMATION_TIMEOUT;
-        for protocol in Protocol::NODE {
+        for protocol in Protocol::ALL.into_iter().filter(|p| p.node()) {
             let data = format!("b to c on {}", protocol.name()).into_bytes();
             let answer = loop {
                 match b.handle.request(c_id, protocol, data.clone()).await {
@@ -311,7 +311,7 @@ async fn oversized_refused_and_self_requests_fail_without_reaching_the_peer() {
         let a_id = a.handle.peer_id();
         wait_connected(&b.handle, &[a_id]).await;
 
-        for protocol in Protocol::NODE {
+        for protocol in Protocol::ALL.into_iter().filter(|p| p.node()) {
             let max = protocol.request_bytes_max();
             let error = b
                 .handle

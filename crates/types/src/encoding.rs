@@ -107,11 +107,9 @@ pub enum DecodeError {
 
 /// Encodes `value` in its canonical, versioned form.
 pub fn encode<T: Versioned + Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.reserve_exact(2 + body_size(value));
+    let mut out = Vec::with_capacity(2 + body_size(value));
     out.extend_from_slice(&[T::KIND, T::VERSION]);
-    encode_body_into(value, &mut out);
-    out
+    extend_with_body(value, out)
 }
 
 /// Appends the postcard body of `value` (no header) to `out`, in place:
@@ -119,12 +117,15 @@ pub fn encode<T: Versioned + Serialize>(value: &T) -> Vec<u8> {
 /// megabyte (a chunk) is written once, not grown by doubling and copied.
 pub fn encode_body_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     out.reserve(body_size(value));
+    *out = extend_with_body(value, std::mem::take(out));
+}
+
+/// Writes `value`'s postcard body after what `out` holds (room reserved).
+fn extend_with_body<T: Serialize + ?Sized>(value: &T, out: Vec<u8>) -> Vec<u8> {
     // Serialising plain data into a Vec cannot fail: postcard only errors on
     // unsupported serde features (which our types do not use) or full buffers.
     #[allow(clippy::expect_used)]
-    let extended = postcard::to_extend(value, std::mem::take(out))
-        .expect("postcard encoding of plain data is infallible");
-    *out = extended;
+    postcard::to_extend(value, out).expect("postcard encoding of plain data is infallible")
 }
 
 /// The postcard body's length: a walk that writes nothing (byte strings
