@@ -34,11 +34,39 @@ use super::{Inner, now_ms};
 /// The billing period `record` is in now (by the later of the tip's time
 /// and this node's clock): what repairs are paid in and receipts filed for.
 pub(crate) fn period_now(state: &State, record: &peercloud_ledger::BucketRecord) -> u64 {
+    let (into, length) = into_bucket(state, record);
+    into / length
+}
+
+/// How long `record` has existed now (by the later of the tip's time and
+/// this node's clock), and its cluster's billing period (at least 1 ms).
+fn into_bucket(state: &State, record: &peercloud_ledger::BucketRecord) -> (u64, u64) {
     let length = state
         .cluster(&record.cluster)
         .map_or(1, |c| c.terms.billing_period_ms.max(1));
     let now = state.tip().map_or(0, |t| t.time_ms).max(now_ms());
-    now.saturating_sub(record.created_ms) / length
+    (now.saturating_sub(record.created_ms), length)
+}
+
+/// The period a repair done now is dated in (and paid by that period's
+/// bill): the current one, or the next once less than half of the current
+/// one is left, so the repairer has at least half a period to file the
+/// receipt before the bill that pays it runs. (A receiver takes a receipt
+/// for the period before or after its own.)
+pub(crate) fn repair_period(state: &State, record: &peercloud_ledger::BucketRecord) -> u64 {
+    let (into, length) = into_bucket(state, record);
+    repair_period_at(into, length)
+}
+
+/// [`repair_period`] `into` ms after the bucket's creation, for periods of
+/// `length` ms.
+fn repair_period_at(into: u64, length: u64) -> u64 {
+    let period = into / length;
+    if into % length > length / 2 {
+        period.saturating_add(1)
+    } else {
+        period
+    }
 }
 
 /// What the runner of a bucket should do now.
@@ -224,5 +252,19 @@ async fn run(inner: &Arc<Inner>, item: Due) {
     match inner.sign_and_submit(&inner.owner_key, kind, true).await {
         Ok(_) => tracing::info!(?item, "{name} committed"),
         Err(err) => tracing::info!(?item, %err, "{name} not committed; retrying"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repair_period_at;
+
+    #[test]
+    fn a_repair_late_in_a_period_is_dated_the_next() {
+        assert_eq!(repair_period_at(0, 1_000), 0);
+        assert_eq!(repair_period_at(500, 1_000), 0, "half a period is left");
+        assert_eq!(repair_period_at(501, 1_000), 1);
+        assert_eq!(repair_period_at(1_999, 1_000), 2);
+        assert_eq!(repair_period_at(2_000, 1_000), 2);
     }
 }

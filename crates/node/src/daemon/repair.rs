@@ -205,8 +205,6 @@ enum Held {
 struct Pass<'a> {
     cluster: ClusterId,
     bucket: BucketId,
-    /// The bucket's billing period now (what a repair is paid in).
-    period: u64,
     nodes: Vec<PlacementNode>,
     down: &'a mut RepairMemory,
     mode: RepairMode,
@@ -272,23 +270,18 @@ impl Inner {
         down: &mut RepairMemory,
         mode: RepairMode,
     ) -> Result<RepairReport, super::IndexError> {
-        let (cluster, period, nodes) = {
+        let (cluster, nodes) = {
             let chain = self.chain();
             let state = chain.state();
             let record = state
                 .bucket(&bucket)
                 .ok_or(super::IndexError::UnknownBucket { bucket })?;
-            (
-                record.cluster,
-                super::billing::period_now(state, record),
-                cluster_nodes(state, &record.cluster),
-            )
+            (record.cluster, cluster_nodes(state, &record.cluster))
         };
         let mut report = RepairReport::default();
         let mut pass = Pass {
             cluster,
             bucket,
-            period,
             nodes,
             down,
             mode,
@@ -313,6 +306,11 @@ impl Inner {
                 if let Some(object) = entry.body.object {
                     pass.report.objects += 1;
                     self.repair_object(object.manifest, &mut pass).await;
+                    // Filed as they come, not at the pass's end: a long
+                    // pass would otherwise file them after the bill of
+                    // their period ran, and they would pay nothing.
+                    self.file_repair_receipts(&bucket, &mut pass.down.receipts)
+                        .await;
                 }
             }
             after = match (page.more, page.entries.last()) {
@@ -438,7 +436,6 @@ impl Inner {
             let of = RepairOf {
                 cluster: &pass.cluster,
                 bucket: &pass.bucket,
-                period: pass.period,
             };
             match self
                 .repair_put(&target, cid, bytes.clone(), &of, &mut pass.down.receipts)
@@ -620,7 +617,6 @@ impl Inner {
             let of = RepairOf {
                 cluster: &pass.cluster,
                 bucket: &pass.bucket,
-                period: pass.period,
             };
             match self
                 .repair_put(

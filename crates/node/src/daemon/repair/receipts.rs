@@ -69,7 +69,6 @@ impl RepairReceipts {
 pub(super) struct RepairOf<'a> {
     pub(super) cluster: &'a ClusterId,
     pub(super) bucket: &'a BucketId,
-    pub(super) period: u64,
 }
 
 impl Inner {
@@ -87,13 +86,22 @@ impl Inner {
         if *node == self.node_id() {
             return self.put_chunk_to(node, cid, bytes, Some(of.cluster)).await;
         }
-        let previous = receipts.previous(of.bucket, node, of.period);
+        let period = {
+            let chain = self.chain();
+            let state = chain.state();
+            let record = state.bucket(of.bucket).ok_or(AskError::Net {
+                node: *node,
+                reason: format!("{} is not on the ledger", of.bucket),
+            })?;
+            super::super::billing::repair_period(state, record)
+        };
+        let previous = receipts.previous(of.bucket, node, period);
         let floor = previous.as_ref().map_or(0, |r| r.body.bytes);
         let message = Message::RepairPut {
             cid,
             cluster: *of.cluster,
             bucket: *of.bucket,
-            period: of.period,
+            period,
             previous,
             bytes,
         };
@@ -105,7 +113,7 @@ impl Inner {
                     && body.repairer == self.node_id()
                     && body.receiver == *node
                     && body.bucket == *of.bucket
-                    && body.period == of.period
+                    && body.period == period
                     && body.bytes >= floor;
                 if ours {
                     receipts.keep(receipt);
