@@ -6,7 +6,7 @@
 //! usage travel in their canonical signed encoding, so the client checks the
 //! owner's signature itself and never trusts the node for what a key names.
 
-use peercloud_ledger::{BandwidthReceipt, BucketUsage, ObjectEntry};
+use peercloud_ledger::{BandwidthReceipt, BucketUsage, InlineObject, ObjectEntry};
 use peercloud_types::Signed;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,10 @@ pub struct IndexWrite {
     /// a billing period.
     #[serde(default)]
     pub receipts: Vec<Canonical<Signed<BandwidthReceipt>>>,
+    /// The chunks of the entries' objects kept in the index
+    /// (`ObjectRef::inline`), each matched to its entry by manifest CID.
+    #[serde(default)]
+    pub inline: Vec<Canonical<InlineObject>>,
 }
 
 /// The query of `GET /v1/buckets/{id}/evidence`.
@@ -78,6 +82,10 @@ pub struct IndexView {
     pub usage: Option<Canonical<Signed<BucketUsage>>>,
     /// A list stopped at its limit: ask again with `after` = the last key.
     pub more: bool,
+    /// For a get: the chunks of the entry's object when the index keeps it
+    /// (`ObjectRef::inline`); a list leaves them out.
+    #[serde(default)]
+    pub inline: Vec<Canonical<InlineObject>>,
 }
 
 /// `GET /v1/buckets/{id}/health`: every live object's pieces checked where

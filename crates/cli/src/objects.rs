@@ -122,6 +122,7 @@ fn print_put(bucket: &BucketId, file: &Path, put: &ObjectPut, json: bool) {
             "chunks": manifest.chunks.len(),
             "parity_chunks": manifest.parity_chunks.len(),
             "redundancy": redundancy,
+            "inline": put.inline,
             "index_replicas": put.replicas,
             "bucket_bytes": put.bucket_bytes,
         });
@@ -136,7 +137,9 @@ fn print_put(bucket: &BucketId, file: &Path, put: &ObjectPut, json: bool) {
         manifest.chunks.len()
     );
     println!("manifest {}", put.receipt.manifest_cid);
-    if manifest.parity_chunks.is_empty() {
+    if put.inline {
+        println!("kept as  inline: in the bucket's index, with its entry");
+    } else if manifest.parity_chunks.is_empty() {
         println!("kept as  {redundancy}");
     } else {
         println!(
@@ -311,12 +314,13 @@ pub fn head(client: &NodeClient, args: KeyArgs, json: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// One object as JSON: {key, size, manifest, at_ms}.
+/// One object as JSON: {key, size, manifest, inline, at_ms}.
 fn item_json(item: &ObjectItem) -> serde_json::Value {
     serde_json::json!({
         "key": item.key,
         "size": item.object.size,
         "manifest": item.object.manifest.to_string(),
+        "inline": item.object.inline,
         "at_ms": item.at_ms,
     })
 }

@@ -14,16 +14,24 @@
 //!  get: index_get ─► check owner's signature ─► get_object (verify, decrypt)
 //!       ─► sign a cumulative BandwidthReceipt per serving node ─► index_write
 //! ```
+//!
+//! An object of at most [`INLINE_OBJECT_BYTES_MAX`] bytes is inline: sealed
+//! the same way, its manifest and chunk travel with its entry and the index
+//! replicas keep them (as garage keeps small objects in its object table),
+//! so a small put is one index write, not two chunks on three holders each,
+//! and a get reads it from the index answer.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use peercloud_api::{BucketState, BucketView, EvidenceQuery, IndexView, IndexWrite, ListQuery};
-use peercloud_ledger::object_entry::check_key;
-use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry, ObjectRef};
+use peercloud_ledger::object_entry::{INLINE_OBJECT_BYTES_MAX, check_key};
+use peercloud_ledger::{
+    BandwidthReceipt, BucketId, BucketUsage, InlineObject, ObjectEntry, ObjectRef,
+};
 use peercloud_store::{
-    GetReceipt, PutOptions, PutReceipt, Redundancy, StoreError, get_object, get_public_object,
-    put_object,
+    ChunkStore, GetReceipt, MemChunkStore, PutOptions, PutReceipt, Redundancy, StoreError,
+    get_object, get_public_object, put_object,
 };
 use peercloud_types::{AccountId, Keypair, NodeId, Signed, clock::now_ms};
 
@@ -79,7 +87,22 @@ pub enum BucketError {
     /// Storing or reading the object's chunks failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The object is kept in the index, and no index replica that answered
+    /// holds its chunks.
+    #[error(
+        "{key:?} in {bucket} is kept in the index, and no replica that answered holds it; try again"
+    )]
+    InlineMissing {
+        /// The bucket.
+        bucket: BucketId,
+        /// The key.
+        key: String,
+    },
 }
+
+/// How an inline object's manifest describes its redundancy: the bucket's
+/// index keeps it on three replicas.
+const INLINE_REDUNDANCY: Redundancy = Redundancy::Replicas(3);
 
 /// What a put did.
 #[derive(Debug, Clone)]
@@ -92,6 +115,8 @@ pub struct ObjectPut {
     pub replicas: usize,
     /// The bucket's bytes after the put (its signed usage).
     pub bucket_bytes: u64,
+    /// Kept in the bucket's index with its entry, not on chunk holders.
+    pub inline: bool,
 }
 
 /// One object of a listing.
@@ -144,6 +169,9 @@ fn writable(view: &BucketView) -> Result<(), BucketError> {
 struct Checked {
     entries: Vec<Signed<ObjectEntry>>,
     usage: Option<Signed<BucketUsage>>,
+    /// The inline objects' chunks as answered (they check themselves
+    /// against the manifest CID when read).
+    inline: Vec<InlineObject>,
 }
 
 /// Checks what the index answered: every entry signed by the owner, of the
@@ -183,7 +211,11 @@ fn checked(
         }
         None => None,
     };
-    Ok(Checked { entries, usage })
+    Ok(Checked {
+        entries,
+        usage,
+        inline: answer.inline.into_iter().map(|i| i.0).collect(),
+    })
 }
 
 /// The store options a bucket's cluster asks for.
@@ -205,10 +237,12 @@ fn write_entry(
     view: &BucketView,
     key: &str,
     object: Option<ObjectRef>,
+    inline: Option<InlineObject>,
 ) -> Result<(usize, u64), BucketError> {
     let Checked {
         entries: current,
         usage,
+        ..
     } = checked(view, node.index_get(&view.id, key)?, Some(key))?;
     let old = current.first();
     let old_size = old.and_then(|e| e.body.object).map_or(0, |o| o.size);
@@ -242,6 +276,7 @@ fn write_entry(
             entries: vec![Canonical(entry)],
             usage: Some(Canonical(usage)),
             receipts: Vec::new(),
+            inline: inline.into_iter().map(Canonical).collect(),
         },
     )?;
     Ok((receipt.replicas, bytes))
@@ -249,43 +284,109 @@ fn write_entry(
 
 /// Stores `reader` as `key` in `bucket` on the bucket's cluster with its
 /// redundancy, sealed to `owner` (in the clear in a public bucket);
-/// replaces what the key named before.
+/// replaces what the key named before. An object of at most
+/// [`INLINE_OBJECT_BYTES_MAX`] bytes is kept in the bucket's index instead.
 pub fn put(
     node: &impl NodeApi,
     owner: &Keypair,
     bucket: &BucketId,
     key: &str,
-    reader: impl Read,
+    mut reader: impl Read,
 ) -> Result<ObjectPut, BucketError> {
     check_key(key)?;
     let view = owned_bucket(node, owner, bucket)?;
     writable(&view)?;
+    let mut head = Vec::new();
+    (&mut reader)
+        .take(INLINE_OBJECT_BYTES_MAX + 1)
+        .read_to_end(&mut head)
+        .map_err(|source| StoreError::Read { source })?;
+    let small = head.len() as u64 <= INLINE_OBJECT_BYTES_MAX;
     let options = PutOptions {
         name: Some(key.to_owned()),
-        redundancy: redundancy_of(&view, node)?,
+        redundancy: if small {
+            INLINE_REDUNDANCY
+        } else {
+            redundancy_of(&view, node)?
+        },
         public: view.public,
         ..PutOptions::default()
     };
-    let store = ApiStore::in_cluster(node, view.cluster);
-    let receipt = put_object(&store, reader, &owner.public(), &options)?;
+    let (receipt, inline) = if small {
+        let (receipt, inline) = seal_inline(&head, owner, &options)?;
+        (receipt, Some(inline))
+    } else {
+        let store = ApiStore::in_cluster(node, view.cluster);
+        let reader = std::io::Cursor::new(head).chain(reader);
+        (put_object(&store, reader, &owner.public(), &options)?, None)
+    };
     let object = ObjectRef {
         manifest: receipt.manifest_cid,
         size: receipt.size_bytes,
+        inline: inline.is_some(),
     };
-    let (replicas, bucket_bytes) = write_entry(node, owner, &view, key, Some(object))?;
+    let (replicas, bucket_bytes) = write_entry(node, owner, &view, key, Some(object), inline)?;
     Ok(ObjectPut {
         key: key.to_owned(),
         receipt,
         replicas,
         bucket_bytes,
+        inline: object.inline,
     })
+}
+
+/// Seals a small object as a put would, in memory: its receipt and the
+/// chunks the index keeps (manifest first).
+fn seal_inline(
+    bytes: &[u8],
+    owner: &Keypair,
+    options: &PutOptions,
+) -> Result<(PutReceipt, InlineObject), BucketError> {
+    let memory = MemChunkStore::new();
+    let receipt = put_object(&memory, bytes, &owner.public(), options)?;
+    let mut chunks = vec![memory.get(&receipt.manifest_cid)?];
+    for cid in &receipt.manifest.chunks {
+        chunks.push(memory.get(cid)?);
+    }
+    Ok((receipt, InlineObject { chunks }))
+}
+
+/// An inline object's chunks as a store to read it from (each checked
+/// against its CID on the way in and out).
+fn inline_store(
+    bucket: &BucketId,
+    item: &ObjectItem,
+    inline: &[InlineObject],
+) -> Result<MemChunkStore, BucketError> {
+    let object = inline
+        .iter()
+        .find(|i| i.manifest() == Some(item.object.manifest))
+        .ok_or_else(|| BucketError::InlineMissing {
+            bucket: *bucket,
+            key: item.key.clone(),
+        })?;
+    let memory = MemChunkStore::new();
+    for chunk in &object.chunks {
+        memory.put(&peercloud_types::ContentId::of(chunk), chunk)?;
+    }
+    Ok(memory)
 }
 
 /// What `key` names in `bucket` now (checked against the owner).
 pub fn head(node: &impl NodeApi, bucket: &BucketId, key: &str) -> Result<ObjectItem, BucketError> {
+    lookup(node, bucket, key).map(|(item, _)| item)
+}
+
+/// What `key` names in `bucket` now, and the chunks of an inline object.
+fn lookup(
+    node: &impl NodeApi,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<(ObjectItem, Vec<InlineObject>), BucketError> {
     check_key(key)?;
     let view = node.bucket(bucket)?;
-    checked(&view, node.index_get(bucket, key)?, Some(key))?
+    let answer = checked(&view, node.index_get(bucket, key)?, Some(key))?;
+    answer
         .entries
         .into_iter()
         .find_map(|e| {
@@ -295,6 +396,7 @@ pub fn head(node: &impl NodeApi, bucket: &BucketId, key: &str) -> Result<ObjectI
                 at_ms: e.body.at_ms,
             })
         })
+        .map(|item| (item, answer.inline))
         .ok_or_else(|| BucketError::NotFound {
             bucket: *bucket,
             key: key.to_owned(),
@@ -311,9 +413,15 @@ pub fn get(
     key: &str,
     out: impl Write,
 ) -> Result<(ObjectItem, GetReceipt), BucketError> {
-    let item = head(node, bucket, key)?;
+    let (item, inline) = lookup(node, bucket, key)?;
+    let manifest = &item.object.manifest;
+    if item.object.inline {
+        let memory = inline_store(bucket, &item, &inline)?;
+        let receipt = get_object(&memory, manifest, &owner.x25519_secret(), out)?;
+        return Ok((item, receipt));
+    }
     let store = ApiStore::new(node);
-    let receipt = get_object(&store, &item.object.manifest, &owner.x25519_secret(), out)?;
+    let receipt = get_object(&store, manifest, &owner.x25519_secret(), out)?;
     // The bytes are the user's either way: receipts that cannot be written
     // now (the index short of a quorum while replicas are down) cost the
     // serving nodes that pay, not the user the read.
@@ -332,9 +440,13 @@ pub fn get_public(
     key: &str,
     out: impl Write,
 ) -> Result<(ObjectItem, GetReceipt), BucketError> {
-    let item = head(node, bucket, key)?;
-    let store = ApiStore::new(node);
-    let receipt = get_public_object(&store, &item.object.manifest, out)?;
+    let (item, inline) = lookup(node, bucket, key)?;
+    let receipt = if item.object.inline {
+        let memory = inline_store(bucket, &item, &inline)?;
+        get_public_object(&memory, &item.object.manifest, out)?
+    } else {
+        get_public_object(&ApiStore::new(node), &item.object.manifest, out)?
+    };
     Ok((item, receipt))
 }
 
@@ -468,6 +580,6 @@ pub fn delete(
     let item = head(node, bucket, key)?;
     let view = owned_bucket(node, owner, bucket)?;
     writable(&view)?;
-    write_entry(node, owner, &view, key, None)?;
+    write_entry(node, owner, &view, key, None, None)?;
     Ok(item)
 }

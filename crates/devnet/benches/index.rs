@@ -8,8 +8,10 @@
 //!    index replicas stopped half way through the last run; then every
 //!    acknowledged key is listed back, and the count of missing ones printed
 //!    (it must be 0).
-//! 2. **Small-object puts/s**: `bucket::put` of 1 KiB objects (sealed, stored
-//!    on three members of the cluster, then indexed) from [`WRITERS_DEFAULT`] threads.
+//! 2. **Small-object puts/s**: `bucket::put` of 1 KiB objects (sealed, and
+//!    kept inline in the index: the manifest and chunk ride in the entry's
+//!    quorum write) from [`WRITERS_DEFAULT`] threads, and of 16 KiB objects
+//!    (stored on three members of the cluster, then indexed) for comparison.
 //! 3. **Lists of 1,000 keys per minute**: from [`LISTERS`] threads for a few
 //!    seconds.
 //!
@@ -35,8 +37,10 @@ const PROVIDERS: usize = 6;
 const WRITERS_DEFAULT: usize = 32;
 /// Entries each run of the write benchmark writes.
 const ENTRIES_PER_RUN: usize = 4_000;
-/// Small objects each run of the put benchmark stores.
+/// Objects each run of the put benchmark stores on chunk holders.
 const OBJECTS_PER_RUN: usize = 300;
+/// Objects each run of the put benchmark keeps inline in the index.
+const INLINE_OBJECTS_PER_RUN: usize = 3_000;
 /// Client threads listing at once.
 const LISTERS: usize = 4;
 /// How long each list run lasts.
@@ -77,6 +81,7 @@ fn entry(owner: &Keypair, bucket: BucketId, key: String) -> Signed<ObjectEntry> 
             object: Some(ObjectRef {
                 manifest: ContentId::of(key.as_bytes()),
                 size: 1_024,
+                inline: false,
             }),
             key,
             at_ms: now_ms(),
@@ -126,29 +131,35 @@ fn main() {
             .join(", "),
     );
 
-    // 2. Small-object puts (data and index), with the replica still stopped.
-    let object = vec![5u8; 1_024];
-    let mut puts = Vec::new();
-    for run in 0..RUNS {
-        puts.push(rate(writers, OBJECTS_PER_RUN, |i| {
-            bucket::put(
-                &http,
-                &owner,
-                &bucket,
-                &format!("o{run}/{i:05}"),
-                &object[..],
-            )
-            .expect("a small-object put");
-        }));
+    // 2. Small-object puts (data and index), with the replica still stopped:
+    // inline in the index, and just past the inline bound, on chunk holders.
+    for (what, size, count) in [
+        ("1 KiB, inline in the index", 1_024, INLINE_OBJECTS_PER_RUN),
+        ("16 KiB, on 3 holders + index", 16 << 10, OBJECTS_PER_RUN),
+    ] {
+        let object = vec![5u8; size];
+        let mut puts = Vec::new();
+        for run in 0..RUNS {
+            puts.push(rate(writers, count, |i| {
+                bucket::put(
+                    &http,
+                    &owner,
+                    &bucket,
+                    &format!("o{size}/{run}/{i:05}"),
+                    &object[..],
+                )
+                .expect("a small-object put");
+            }));
+        }
+        println!(
+            "small-object puts ({what}): {:.0}/s median of {RUNS} runs ({})",
+            median(puts.clone()),
+            puts.iter()
+                .map(|p| format!("{p:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
     }
-    println!(
-        "small-object puts (1 KiB, 3 replicas + index): {:.0}/s median of {RUNS} runs ({})",
-        median(puts.clone()),
-        puts.iter()
-            .map(|p| format!("{p:.0}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
 
     // 3. Lists of 1,000 keys.
     let query = ListQuery {

@@ -13,9 +13,9 @@ use peercloud_api::{Canonical, ErrorCode, IndexWrite, ListQuery};
 use peercloud_client::bucket::{self, BucketError};
 use peercloud_client::{ClientError, NodeApi};
 use peercloud_devnet::{Grid, InProcessNode};
-use peercloud_ledger::{BucketId, ObjectEntry, ObjectRef};
+use peercloud_ledger::{BucketId, InlineObject, ObjectEntry, ObjectRef};
 use peercloud_node::daemon::INDEX_REPLICAS;
-use peercloud_types::{ContentId, Keypair, Signed};
+use peercloud_types::{ContentId, Keypair, Signed, clock::now_ms};
 
 /// Nodes whose own index replica holds `key` of `bucket`.
 fn index_holders(grid: &Grid, bucket: &BucketId, key: &str) -> Vec<usize> {
@@ -68,6 +68,21 @@ fn objects_are_put_listed_overwritten_read_and_deleted_through_the_quorum_index(
     assert_eq!(put.bucket_bytes, 3 << 20);
     bucket::put(&node, user, &bucket, "docs/b.txt", &b"bee"[..]).expect("put b");
     bucket::put(&node, user, &bucket, "img/c.png", &b"sea"[..]).expect("put c");
+    // A small object is kept in the index with its entry, not on chunk holders.
+    let (big, bee) = (
+        bucket::head(&node, &bucket, "docs/a.txt").expect("head a"),
+        bucket::head(&node, &bucket, "docs/b.txt").expect("head b"),
+    );
+    assert!(!big.object.inline && bee.object.inline, "{big:?} {bee:?}");
+    assert!(!holders(&grid, &big.object.manifest).is_empty());
+    assert!(
+        holders(&grid, &bee.object.manifest).is_empty(),
+        "no chunk holder keeps an inline object"
+    );
+    assert_eq!(
+        read(&grid.node(2).expect("node 2"), user, &bucket, "docs/b.txt"),
+        b"bee"
+    );
     assert_eq!(
         all_index_holders(&grid, &bucket, "docs/a.txt").len(),
         INDEX_REPLICAS,
@@ -117,6 +132,7 @@ fn objects_are_put_listed_overwritten_read_and_deleted_through_the_quorum_index(
             object: Some(ObjectRef {
                 manifest: ContentId::of(b"elsewhere"),
                 size: 1,
+                inline: false,
             }),
             at_ms: u64::MAX / 2,
         },
@@ -131,6 +147,39 @@ fn objects_are_put_listed_overwritten_read_and_deleted_through_the_quorum_index(
             assert_eq!(code, ErrorCode::NotOwner, "{message}");
         }
         other => panic!("a forged entry must be refused, got {other:?}"),
+    }
+    // The owner's inline entry with chunks that are not its object's is
+    // refused too, naming what is wrong.
+    let manifest = b"not a manifest".to_vec();
+    let entry = Signed::new(
+        ObjectEntry {
+            bucket,
+            key: "docs/forged.txt".into(),
+            object: Some(ObjectRef {
+                manifest: ContentId::of(&manifest),
+                size: 4,
+                inline: true,
+            }),
+            at_ms: now_ms(),
+        },
+        user,
+    );
+    let write = IndexWrite {
+        entries: vec![Canonical(entry)],
+        inline: vec![Canonical(InlineObject {
+            chunks: vec![manifest, b"data".to_vec()],
+        })],
+        ..IndexWrite::default()
+    };
+    match node.index_write(&bucket, &write) {
+        Err(ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(
+                message.contains("docs/forged.txt") && message.contains("manifest"),
+                "{message}"
+            );
+        }
+        other => panic!("chunks that are not the object's must be refused, got {other:?}"),
     }
     assert_eq!(read(&node, user, &bucket, "docs/a.txt"), second);
 }
@@ -210,6 +259,20 @@ fn a_public_bucket_holds_plaintext_that_anyone_reads_and_only_the_owner_writes()
     assert_eq!(read(&node, &stranger, &bucket, "site/index.html"), page);
     assert_eq!(read(&node, user, &bucket, "site/index.html"), page);
 
+    // A small page, kept in the index, reads anonymously too.
+    let robots = b"User-agent: *\nAllow: /\n";
+    bucket::put(&node, user, &bucket, "site/robots.txt", &robots[..]).expect("put robots");
+    let mut out = Vec::new();
+    let (item, _) = bucket::get_public(
+        &grid.node(3).expect("node 3"),
+        &bucket,
+        "site/robots.txt",
+        &mut out,
+    )
+    .expect("an anonymous read of an inline object");
+    assert!(item.object.inline);
+    assert_eq!(out, robots);
+
     // Nobody but the owner writes into it.
     let err = bucket::put(&node, &stranger, &bucket, "site/x", &b"defaced"[..]).unwrap_err();
     assert!(matches!(err, BucketError::NotOwner { .. }), "{err}");
@@ -285,4 +348,13 @@ fn a_member_that_becomes_an_index_replica_pulls_the_whole_index_first() {
         keys(&listed),
         names.iter().map(String::as_str).collect::<Vec<_>>()
     );
+    // The pull brought the small objects' chunks with their entries, and
+    // they read back from the new quorum.
+    let newcomer = inner(&grid, newcomer);
+    let table = newcomer.index.table();
+    let entries = table.list(&bucket, "s/", None, 1_000).expect("entries");
+    assert_eq!(table.inline(&entries).expect("inline").len(), names.len());
+    for key in &names {
+        assert_eq!(read(&node1, user, &bucket, key), key.as_bytes());
+    }
 }

@@ -47,9 +47,12 @@ fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itsel
     let user = grid.user();
     let bucket = funded_bucket(&grid, &node, 50);
     let big = content(10 << 20, 1);
-    let small = content(3_000, 2);
+    let small = content(5_000, 2);
+    let tiny = content(200, 3);
     let put = bucket::put(&node, user, &bucket, "big.bin", &big[..]).expect("put big");
     bucket::put(&node, user, &bucket, "small.txt", &small[..]).expect("put small");
+    // Kept in the index, not on chunk holders: no piece of it to repair.
+    bucket::put(&node, user, &bucket, "tiny.txt", &tiny[..]).expect("put tiny");
     let manifest: &Manifest = &put.receipt.manifest;
     assert_eq!(
         manifest.group_count(),
@@ -58,7 +61,7 @@ fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itsel
     );
 
     let health = node.bucket_health(&bucket).expect("health");
-    assert_eq!((health.objects, health.lost), (2, 0), "{health:?}");
+    assert_eq!((health.objects, health.lost), (3, 0), "{health:?}");
     // 1 manifest + 3 groups of 6 pieces, and the small object's manifest and chunk.
     assert_eq!(health.pieces, 1 + 18 + 2);
 
@@ -129,6 +132,9 @@ fn two_providers_lost_every_object_reads_and_returns_to_full_redundancy_by_itsel
     let mut out = Vec::new();
     bucket::get(&node, user, &bucket, "small.txt", &mut out).expect("small reads");
     assert_eq!(out, small);
+    let mut out = Vec::new();
+    bucket::get(&node, user, &bucket, "tiny.txt", &mut out).expect("tiny reads");
+    assert_eq!(out, tiny);
 
     // The repairers are paid for what their receivers acknowledged: a bill
     // of a later period carries the receipts, and only running members

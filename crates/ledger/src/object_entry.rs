@@ -17,6 +17,15 @@ use crate::storage_records::BucketId;
 /// Longest object key, in bytes (S3's limit).
 pub const OBJECT_KEY_BYTES_MAX: usize = 1024;
 
+/// Largest object kept in its bucket's index rather than on the cluster's
+/// chunk holders ([`ObjectRef::inline`]), plaintext bytes: as garage keeps
+/// objects under 3 KiB in its object table, a small object costs one index
+/// write instead of a manifest and a chunk on three holders each.
+pub const INLINE_OBJECT_BYTES_MAX: u64 = 3 * 1024;
+/// Most bytes an [`InlineObject`]'s chunks take (the sealed manifest and
+/// data of an object of [`INLINE_OBJECT_BYTES_MAX`] take well under this).
+pub const INLINE_CHUNKS_BYTES_MAX: usize = 8 * 1024;
+
 /// An object a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -24,6 +33,39 @@ pub struct ObjectRef {
     pub manifest: ContentId,
     /// Its plaintext size, bytes.
     pub size: u64,
+    /// Its chunks are kept by the bucket's index replicas with this entry
+    /// (an [`InlineObject`] whose manifest is `manifest`), not by the
+    /// cluster's chunk holders.
+    pub inline: bool,
+}
+
+/// The chunks of an object kept in its bucket's index
+/// ([`ObjectRef::inline`]), as a chunk holder would store them: the
+/// manifest chunk first, then the data chunks in the manifest's order
+/// (sealed in a private bucket). Not signed: the owner's entry names the
+/// manifest by CID and the manifest names each chunk by CID, so the bytes
+/// check themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineObject {
+    /// The manifest chunk, then the data chunks.
+    pub chunks: Vec<Vec<u8>>,
+}
+
+impl Versioned for InlineObject {
+    const KIND: u8 = Kind::InlineObject as u8;
+    const VERSION: u8 = 1;
+}
+
+impl InlineObject {
+    /// The CID of its manifest chunk (what its entry names), if it has one.
+    pub fn manifest(&self) -> Option<ContentId> {
+        self.chunks.first().map(|c| ContentId::of(c))
+    }
+
+    /// Bytes its chunks take.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
 }
 
 /// One key of a bucket's index, signed by the bucket's owner.
@@ -42,7 +84,8 @@ pub struct ObjectEntry {
 
 impl Versioned for ObjectEntry {
     const KIND: u8 = Kind::ObjectEntry as u8;
-    const VERSION: u8 = 1;
+    /// 2: [`ObjectRef::inline`].
+    const VERSION: u8 = 2;
 }
 
 /// An object key that cannot be used.
@@ -116,6 +159,7 @@ mod tests {
                 object: Some(ObjectRef {
                     manifest: ContentId::of(&size.to_le_bytes()),
                     size,
+                    inline: false,
                 }),
                 at_ms,
             },

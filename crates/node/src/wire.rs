@@ -8,7 +8,8 @@
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{
-    BandwidthReceipt, Block, BucketId, BucketUsage, ClusterId, ObjectEntry, RepairReceipt, Tx,
+    BandwidthReceipt, Block, BucketId, BucketUsage, ClusterId, InlineObject, ObjectEntry,
+    RepairReceipt, Tx,
 };
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
 use peercloud_types::{ContentId, Decline, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
@@ -195,6 +196,9 @@ pub enum Message {
         /// Receivers' repair receipts (cumulative per repairer, receiver
         /// and period).
         repairs: Vec<Signed<RepairReceipt>>,
+        /// The chunks of entries' objects the index keeps (matched to an
+        /// entry by manifest CID).
+        inline: Vec<InlineObject>,
     },
     /// Index protocol: the entry of one key (answered [`Message::IndexEntries`]).
     IndexGet {
@@ -215,6 +219,9 @@ pub enum Message {
         after: Option<String>,
         /// Most entries wanted (at most the index's page bound).
         limit: u32,
+        /// Answer the chunks of the page's inline objects too (a pull of
+        /// the whole index does; a listing does not).
+        inline: bool,
     },
     /// Index protocol: the evidence a bill of `period` carries (answered
     /// [`Message::IndexEvidence`]).
@@ -243,6 +250,9 @@ pub enum Message {
         entries: Vec<Signed<ObjectEntry>>,
         /// The bucket's latest usage.
         usage: Option<Signed<BucketUsage>>,
+        /// The chunks of the entries' inline objects this replica holds
+        /// (for a get, and a list that asked for them).
+        inline: Vec<InlineObject>,
     },
     /// Chunk protocol: keep this piece, rebuilt by the sender while
     /// repairing `bucket`, and acknowledge its bytes: answered
@@ -274,8 +284,9 @@ impl Versioned for Message {
     /// codes are the API's `ErrorCode`. 3: declines are signed. 4: a chunk
     /// put names the cluster it is placed in. 5: index writes and evidence
     /// carry repair receipts. (Variants appended since, such as the repair
-    /// put's, leave the others' encoding as it was.)
-    const VERSION: u8 = 5;
+    /// put's, leave the others' encoding as it was.) 6: index puts, lists
+    /// and answers carry inline objects.
+    const VERSION: u8 = 6;
 }
 
 impl Message {

@@ -50,6 +50,8 @@ pub enum Kind {
     /// A node's signed acknowledgement of the repair pieces another node
     /// rebuilt onto it.
     RepairReceipt = 18,
+    /// The stored chunks of an object kept in its bucket's index.
+    InlineObject = 19,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

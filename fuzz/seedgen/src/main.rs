@@ -487,6 +487,7 @@ fn main() {
             object: Some(peercloud_ledger::ObjectRef {
                 manifest: ContentId::of(b"cat manifest"),
                 size: 48_213,
+                inline: false,
             }),
             at_ms: 1_700_000_040_000,
         },

@@ -375,7 +375,9 @@ fn show_puts(objects: &[Stored], out: Out) {
     for o in objects {
         let manifest = &o.put.receipt.manifest;
         let groups = manifest.group_count();
-        let shape = if groups > 0 {
+        let shape = if o.put.inline {
+            "kept inline in the index".to_owned()
+        } else if groups > 0 {
             format!(
                 "{} + {} parity in {}",
                 plural(manifest.chunks.len(), "chunk"),

@@ -21,7 +21,8 @@ use super::server::{Body, Failure, parse, rejection};
 use super::service::Service;
 use crate::daemon::{Batch, INDEX_PAGE_MAX, IndexError, IndexRead, RepairMemory, RepairMode};
 
-/// Largest index write body: a batch of 1,000 entries of long keys, hex.
+/// Largest index write body: a batch of 1,000 entries of long keys, or
+/// of inline objects up to the index's limit, hex.
 pub const INDEX_WRITE_BODY_BYTES_MAX: usize = 4 << 20;
 
 fn api_error(err: IndexError) -> ApiError {
@@ -33,6 +34,7 @@ fn view(read: IndexRead) -> IndexView {
         entries: read.entries.into_iter().map(Canonical).collect(),
         usage: read.usage.map(Canonical),
         more: read.more,
+        inline: read.inline.into_iter().map(Canonical).collect(),
     }
 }
 
@@ -50,6 +52,7 @@ impl Service {
             usages: write.usage.into_iter().map(|u| u.0).collect(),
             receipts: write.receipts.into_iter().map(|r| r.0).collect(),
             repairs: Vec::new(),
+            inline: write.inline.into_iter().map(|i| i.0).collect(),
         };
         let buckets = batch
             .entries

@@ -48,6 +48,7 @@ pub(super) async fn answer(
                 usage,
                 receipts,
                 repairs,
+                inline,
             },
         ) => {
             let batch = index::table::Batch {
@@ -55,6 +56,7 @@ pub(super) async fn answer(
                 usages: usage.into_iter().collect(),
                 receipts,
                 repairs,
+                inline,
             };
             index::on_index_put(inner, batch).await
         }

@@ -305,6 +305,11 @@ impl Inner {
             for entry in &page.entries {
                 if let Some(object) = entry.body.object {
                     pass.report.objects += 1;
+                    if object.inline {
+                        // Kept by the index replicas with the entry, and
+                        // replicated with it (read repair, the index pull).
+                        continue;
+                    }
                     self.repair_object(object.manifest, &mut pass).await;
                     // Filed as they come, not at the pass's end: a long
                     // pass would otherwise file them after the bill of

@@ -21,13 +21,15 @@
 //! replica can only withhold an entry, never forge or change one.
 
 mod rules;
+mod serve;
 mod sync;
 pub(crate) mod table;
 
+pub(crate) use serve::{on_index_put, on_index_read};
 pub use sync::IndexSyncs;
 
 use rules::index_cid;
-pub(crate) use rules::{check_write, cluster_nodes};
+pub(crate) use rules::{check_inline, check_write, cluster_nodes};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,11 +38,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_api::ErrorCode;
 use peercloud_ledger::object_entry::{check_key, newer};
 use peercloud_ledger::{
-    BandwidthReceipt, BucketId, BucketUsage, ClusterId, ObjectEntry, RepairReceipt,
+    BandwidthReceipt, BucketId, BucketUsage, ClusterId, InlineObject, ObjectEntry, RepairReceipt,
 };
 use peercloud_net::Protocol;
 use peercloud_store::rank;
-use peercloud_types::{AccountId, NodeId, Signed};
+use peercloud_types::{AccountId, ContentId, NodeId, Signed};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AskError, Inner};
@@ -230,6 +232,7 @@ async fn write_loop(table: Arc<IndexTable>, mut queue: mpsc::Receiver<PendingWri
             all.usages.append(&mut write.batch.usages);
             all.receipts.append(&mut write.batch.receipts);
             all.repairs.append(&mut write.batch.repairs);
+            all.inline.append(&mut write.batch.inline);
         }
         let table = table.clone();
         let result = tokio::task::spawn_blocking(move || table.merge(&all))
@@ -258,6 +261,9 @@ pub struct IndexRead {
     pub usage: Option<Signed<BucketUsage>>,
     /// A list page stopped at its limit: more keys may follow the last one.
     pub more: bool,
+    /// The chunks of the winning entries' inline objects that a replica
+    /// answered with (a get's; a list leaves them out).
+    pub inline: Vec<InlineObject>,
 }
 
 /// What a quorum of replicas holds as evidence for a bill.
@@ -280,8 +286,16 @@ fn quorum(n: usize) -> usize {
 /// One replica's answer to a read.
 #[derive(Debug, Clone)]
 enum Answer {
-    Entries(Vec<Signed<ObjectEntry>>, Option<Signed<BucketUsage>>),
+    Entries(Entries),
     Evidence(Evidence),
+}
+
+/// One replica's entries answer.
+#[derive(Debug, Clone, Default)]
+struct Entries {
+    entries: Vec<Signed<ObjectEntry>>,
+    usage: Option<Signed<BucketUsage>>,
+    inline: Vec<InlineObject>,
 }
 
 impl Inner {
@@ -402,6 +416,7 @@ impl Inner {
             prefix,
             after,
             limit,
+            inline: false,
         };
         let answers = self.index_read(bucket, request).await?;
         let read = merge_answers(&answers, Some(limit as usize));
@@ -547,7 +562,15 @@ impl Inner {
 /// A replica's answer to a read, as entries or evidence.
 fn parse_answer(node: NodeId, answer: Message) -> Result<Answer, AskError> {
     match answer {
-        Message::IndexEntries { entries, usage } => Ok(Answer::Entries(entries, usage)),
+        Message::IndexEntries {
+            entries,
+            usage,
+            inline,
+        } => Ok(Answer::Entries(Entries {
+            entries,
+            usage,
+            inline,
+        })),
         Message::IndexEvidence {
             usage,
             receipts,
@@ -570,21 +593,41 @@ fn parse_answer(node: NodeId, answer: Message) -> Result<Answer, AskError> {
 }
 
 impl Inner {
-    /// Sends each replica that answered the winners it lacked (in the background).
+    /// Sends each replica that answered the winners it lacked (in the
+    /// background), with the chunks of their inline objects when the read
+    /// has them; a replica that held a winner but not its chunks gets them.
     fn repair_index(self: &Arc<Self>, answers: &[(NodeId, Answer)], read: &IndexRead) {
         for (node, answer) in answers {
-            let Answer::Entries(entries, usage) = answer else {
+            let Answer::Entries(answer) = answer else {
                 continue;
             };
-            let have: BTreeMap<&str, &Signed<ObjectEntry>> =
-                entries.iter().map(|e| (e.body.key.as_str(), e)).collect();
-            let stale: Vec<Signed<ObjectEntry>> = read
+            let have: BTreeMap<&str, &Signed<ObjectEntry>> = answer
                 .entries
                 .iter()
-                .filter(|w| have.get(w.body.key.as_str()).is_none_or(|h| newer(w, h)))
-                .cloned()
+                .map(|e| (e.body.key.as_str(), e))
                 .collect();
-            let usage_stale = match (&read.usage, usage) {
+            let held = |m: &ContentId| answer.inline.iter().any(|i| i.manifest() == Some(*m));
+            let mut stale = Vec::new();
+            let mut inline = Vec::new();
+            for winner in &read.entries {
+                let lacks_entry = have
+                    .get(winner.body.key.as_str())
+                    .is_none_or(|h| newer(winner, h));
+                let chunks = winner
+                    .body
+                    .object
+                    .filter(|o| o.inline && !held(&o.manifest))
+                    .and_then(|o| {
+                        read.inline
+                            .iter()
+                            .find(|i| i.manifest() == Some(o.manifest))
+                    });
+                if lacks_entry || chunks.is_some() {
+                    stale.push(winner.clone());
+                    inline.extend(chunks.cloned());
+                }
+            }
+            let usage_stale = match (&read.usage, &answer.usage) {
                 (Some(w), Some(h)) => w.body.seq > h.body.seq,
                 (Some(_), None) => true,
                 _ => false,
@@ -599,6 +642,7 @@ impl Inner {
                 } else {
                     Vec::new()
                 },
+                inline,
                 ..Batch::default()
             };
             let (inner, node) = (self.clone(), *node);
@@ -619,6 +663,7 @@ fn put_message(batch: &Batch) -> Message {
         usage: batch.usages.first().cloned(),
         receipts: batch.receipts.clone(),
         repairs: batch.repairs.clone(),
+        inline: batch.inline.clone(),
     }
 }
 
@@ -631,7 +676,12 @@ fn merge_answers(answers: &[(NodeId, Answer)], page: Option<usize>) -> IndexRead
     let mut usage: Option<Signed<BucketUsage>> = None;
     let mut horizon: Option<&str> = None;
     for (_, answer) in answers {
-        let Answer::Entries(entries, their_usage) = answer else {
+        let Answer::Entries(Entries {
+            entries,
+            usage: their_usage,
+            ..
+        }) = answer
+        else {
             continue;
         };
         for entry in entries {
@@ -661,129 +711,24 @@ fn merge_answers(answers: &[(NodeId, Answer)], page: Option<usize>) -> IndexRead
     if let Some(limit) = page {
         entries.truncate(limit);
     }
+    // Each inline winner's chunks, from any replica that answered them
+    // (the reader checks them against the manifest the entry names).
+    let mut inline = Vec::new();
+    for object in entries
+        .iter()
+        .filter_map(|e| e.body.object.filter(|o| o.inline))
+    {
+        let found = answers.iter().find_map(|(_, answer)| match answer {
+            Answer::Entries(e) => e.inline.iter().find(|i| check_inline(i, &object).is_ok()),
+            Answer::Evidence(_) => None,
+        });
+        inline.extend(found.cloned());
+    }
     IndexRead {
         entries,
         usage,
         more: horizon.is_some(),
-    }
-}
-
-/// This node's answer to a get, list or evidence request from its own table.
-fn read_local(inner: &Inner, request: Message) -> Message {
-    let table = inner.index.table();
-    let answer = match request {
-        Message::IndexGet { bucket, key } => table.get(&bucket, &key).and_then(|e| {
-            Ok(Message::IndexEntries {
-                entries: e.into_iter().collect(),
-                usage: table.usage(&bucket)?,
-            })
-        }),
-        Message::IndexList {
-            bucket,
-            prefix,
-            after,
-            limit,
-        } => table
-            .list(
-                &bucket,
-                &prefix,
-                after.as_deref(),
-                limit.clamp(1, INDEX_PAGE_MAX) as usize,
-            )
-            .and_then(|entries| {
-                Ok(Message::IndexEntries {
-                    entries,
-                    usage: table.usage(&bucket)?,
-                })
-            }),
-        Message::IndexEvidenceRequest {
-            bucket,
-            period,
-            until_ms,
-        } => table.usage_until(&bucket, until_ms).and_then(|usage| {
-            Ok(Message::IndexEvidence {
-                usage,
-                receipts: table.receipts(&bucket, period)?,
-                repairs: table.repairs(&bucket, period)?,
-            })
-        }),
-        other => {
-            return Message::error(
-                ErrorCode::BadRequest,
-                format!("not an index read: {}", super::gossip::kind_of(&other)),
-            );
-        }
-    };
-    answer.unwrap_or_else(|err| Message::error(ErrorCode::Internal, err.to_string()))
-}
-
-/// Answers another node's index put: checked against the ledger and this
-/// node's membership in the bucket's cluster, then merged durably.
-pub(crate) async fn on_index_put(inner: &Arc<Inner>, batch: Batch) -> Message {
-    let checked = {
-        let chain = inner.chain();
-        let state = chain.state();
-        check_write(state, &batch).and_then(|bucket| {
-            let cluster = state
-                .bucket(&bucket)
-                .map(|b| b.cluster)
-                .ok_or(IndexError::UnknownBucket { bucket })?;
-            let me = inner.node_id();
-            if cluster_nodes(state, &cluster).iter().any(|n| n.node == me) {
-                Ok(())
-            } else {
-                Err(IndexError::NotReplica {
-                    node: me,
-                    bucket,
-                    cluster,
-                })
-            }
-        })
-    };
-    let written = match checked {
-        Ok(()) => inner.index.write(batch).await,
-        Err(err) => Err(err),
-    };
-    match written {
-        Ok(()) => Message::Ack,
-        Err(err) => Message::error(err.code(), err.to_string()),
-    }
-}
-
-/// Answers another node's index get, list or evidence request.
-pub(crate) async fn on_index_read(
-    inner: &Arc<Inner>,
-    asker: Option<NodeId>,
-    request: Message,
-) -> Message {
-    match asker {
-        Some(asker) => inner.answer_read(request, asker).await,
-        None => read_local(inner, request),
-    }
-}
-
-impl Inner {
-    /// Answers `asker`'s read from this node's table, once the table holds
-    /// the bucket's whole index when this node is one of its replicas
-    /// ([`Inner::ensure_index_pulled`]). The bucket's other replicas are
-    /// answered from the table as it is (their pulls must not wait on this
-    /// node's).
-    async fn answer_read(self: &Arc<Self>, request: Message, asker: NodeId) -> Message {
-        let bucket = match &request {
-            Message::IndexGet { bucket, .. }
-            | Message::IndexList { bucket, .. }
-            | Message::IndexEvidenceRequest { bucket, .. } => Some(*bucket),
-            _ => None,
-        };
-        let me = self.node_id();
-        if let Some(bucket) = bucket
-            && self.index_replicas(&bucket).is_ok_and(|replicas| {
-                replicas.contains(&me) && (asker == me || !replicas.contains(&asker))
-            })
-        {
-            self.ensure_index_pulled(bucket, true).await;
-        }
-        read_local(self, request)
+        inline,
     }
 }
 

@@ -3,13 +3,17 @@
 //! the user and again on every replica), and the cluster's active members
 //! as weighted placement nodes.
 
-use peercloud_ledger::object_entry::check_key;
-use peercloud_ledger::{BucketId, BucketStatus, ClusterId, State};
-use peercloud_store::{PlacementNode, vnodes_for};
+use peercloud_ledger::object_entry::{INLINE_CHUNKS_BYTES_MAX, INLINE_OBJECT_BYTES_MAX, check_key};
+use peercloud_ledger::{BucketId, BucketStatus, ClusterId, InlineObject, ObjectRef, State};
+use peercloud_store::{Manifest, PlacementNode, vnodes_for};
 use peercloud_types::{AccountId, ContentId};
 
 use super::table::Batch;
 use super::{INDEX_WRITE_ENTRIES_MAX, IndexError};
+
+/// Most bytes of inline objects one index write carries (so a write stays
+/// well inside an index message).
+pub const INLINE_WRITE_BYTES_MAX: usize = 1 << 20;
 
 /// Checks a write against the ledger: one bucket, on the ledger, every
 /// entry, usage and receipt signed by its owner (a receipt's receiver is
@@ -22,6 +26,7 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
         usages,
         receipts,
         repairs,
+        inline,
     } = batch;
     let bucket = entries
         .first()
@@ -98,6 +103,34 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
             .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
         owned(what, &entry.signer)?;
     }
+    let inline_bytes: usize = inline.iter().map(InlineObject::bytes).sum();
+    if inline_bytes > INLINE_WRITE_BYTES_MAX {
+        return Err(IndexError::invalid(format!(
+            "an index write carries {inline_bytes} bytes of inline objects; at most {INLINE_WRITE_BYTES_MAX}"
+        )));
+    }
+    for object in inline {
+        let named = entries.iter().find_map(|e| {
+            e.body
+                .object
+                .filter(|o| o.inline && Some(o.manifest) == object.manifest())
+                .map(|o| (e, o))
+        });
+        let Some((entry, object_ref)) = named else {
+            return Err(IndexError::invalid(format!(
+                "a write to {bucket} carries an inline object (manifest {}) no inline entry of it names",
+                object
+                    .manifest()
+                    .map_or_else(|| "none".to_owned(), |m| m.to_string())
+            )));
+        };
+        check_inline(object, &object_ref).map_err(|reason| {
+            IndexError::invalid(format!(
+                "the inline object of key {:?} in {bucket}: {reason}",
+                entry.body.key
+            ))
+        })?;
+    }
     for receipt in receipts {
         let body = &receipt.body;
         let what = format!(
@@ -138,6 +171,44 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
     Ok(bucket)
 }
 
+/// Checks an inline object against the entry's object it is carried for:
+/// at most [`INLINE_CHUNKS_BYTES_MAX`], its first chunk the manifest the
+/// entry names (a manifest of a replicated object of at most
+/// [`INLINE_OBJECT_BYTES_MAX`] bytes, the entry's size), and its other
+/// chunks exactly the ones the manifest lists, in order.
+pub(crate) fn check_inline(object: &InlineObject, named: &ObjectRef) -> Result<(), String> {
+    if object.bytes() > INLINE_CHUNKS_BYTES_MAX {
+        return Err(format!(
+            "its chunks take {} bytes; at most {INLINE_CHUNKS_BYTES_MAX}",
+            object.bytes()
+        ));
+    }
+    let Some((first, data)) = object.chunks.split_first() else {
+        return Err("it has no manifest chunk".into());
+    };
+    if ContentId::of(first) != named.manifest {
+        return Err(format!("its manifest is not {}", named.manifest));
+    }
+    let manifest = Manifest::decode(first).map_err(|e| format!("its manifest: {e}"))?;
+    if manifest.total_bytes != named.size || named.size > INLINE_OBJECT_BYTES_MAX {
+        return Err(format!(
+            "its manifest holds {} bytes, the entry says {} (inline objects hold at most {INLINE_OBJECT_BYTES_MAX})",
+            manifest.total_bytes, named.size
+        ));
+    }
+    let same = manifest.parity_chunks.is_empty()
+        && manifest.chunks.len() == data.len()
+        && manifest
+            .chunks
+            .iter()
+            .zip(data)
+            .all(|(cid, bytes)| ContentId::of(bytes) == *cid);
+    if !same {
+        return Err("its chunks are not the ones its manifest lists".into());
+    }
+    Ok(())
+}
+
 /// The active members of a cluster as placement nodes, each weighted by the
 /// capacity it offers.
 pub(crate) fn cluster_nodes(state: &State, cluster: &ClusterId) -> Vec<PlacementNode> {
@@ -167,4 +238,59 @@ pub(crate) fn cluster_nodes(state: &State, cluster: &ClusterId) -> Vec<Placement
 /// The key a bucket's index replicas are ranked by.
 pub(super) fn index_cid(bucket: &BucketId) -> ContentId {
     ContentId::of(&bucket.0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_store::{ChunkStore, MemChunkStore, PutOptions, put_object};
+    use peercloud_types::Keypair;
+
+    /// A small object sealed as a client would, and the reference to it.
+    fn sealed(bytes: &[u8]) -> (InlineObject, ObjectRef) {
+        let memory = MemChunkStore::new();
+        let owner = Keypair::from_seed(&[3; 32]);
+        let receipt = put_object(&memory, bytes, &owner.public(), &PutOptions::default())
+            .expect("a put in memory");
+        let mut chunks = vec![memory.get(&receipt.manifest_cid).expect("manifest")];
+        for cid in &receipt.manifest.chunks {
+            chunks.push(memory.get(cid).expect("chunk"));
+        }
+        let named = ObjectRef {
+            manifest: receipt.manifest_cid,
+            size: bytes.len() as u64,
+            inline: true,
+        };
+        (InlineObject { chunks }, named)
+    }
+
+    #[test]
+    fn an_inline_object_must_be_the_one_its_entry_names() {
+        let (object, named) = sealed(b"a small object");
+        assert_eq!(check_inline(&object, &named), Ok(()));
+
+        let (other, _) = sealed(b"another small object");
+        let err = check_inline(&other, &named).expect_err("another manifest");
+        assert!(err.contains("manifest is not"), "{err}");
+
+        let mut flipped = object.clone();
+        flipped.chunks[1][0] ^= 1;
+        let err = check_inline(&flipped, &named).expect_err("a flipped chunk");
+        assert!(err.contains("not the ones its manifest lists"), "{err}");
+
+        let mut short = object.clone();
+        short.chunks.pop();
+        assert!(check_inline(&short, &named).is_err(), "a missing chunk");
+
+        let lying = ObjectRef { size: 9, ..named };
+        let err = check_inline(&object, &lying).expect_err("another size");
+        assert!(err.contains("the entry says 9"), "{err}");
+
+        let big = InlineObject {
+            chunks: vec![vec![0; INLINE_CHUNKS_BYTES_MAX + 1]],
+        };
+        assert!(check_inline(&big, &named).is_err(), "too large");
+        let empty = InlineObject { chunks: Vec::new() };
+        assert!(check_inline(&empty, &named).is_err(), "no manifest");
+    }
 }

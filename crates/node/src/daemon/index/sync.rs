@@ -20,7 +20,8 @@
 //! again after [`PULL_RETRY`].
 //!
 //! ```text
-//!  for each other replica: IndexList pages ("" prefix, after the last key)
+//!  for each other replica: IndexList pages ("" prefix, after the last key,
+//!                          with the inline objects' chunks)
 //!                          + IndexEvidenceRequest (current and last period)
 //!    ─► check ─► local IndexTable::merge (the writer's group commit)
 //! ```
@@ -35,7 +36,7 @@ use peercloud_ledger::BucketId;
 use peercloud_types::NodeId;
 
 use super::table::Batch;
-use super::{Answer, INDEX_PAGE_MAX, IndexError};
+use super::{Answer, IndexError, check_inline};
 use crate::daemon::{AskError, Inner};
 use crate::wire::Message;
 
@@ -44,6 +45,10 @@ pub const PULL_TIME_MAX: Duration = Duration::from_secs(60);
 /// Longest a read waits for a pull running on this node (a pull from a
 /// replica that is down waits for that request's timeout; the read does not).
 pub const PULL_WAIT: Duration = Duration::from_secs(2);
+/// Entries per page of a pull: each may carry an inline object of up to
+/// `INLINE_CHUNKS_BYTES_MAX` and a key of up to 1 KiB, so a page stays well
+/// inside an index message.
+pub const PULL_PAGE: u32 = 128;
 /// How long after a failed pull the next one starts.
 pub const PULL_RETRY: Duration = Duration::from_secs(10);
 
@@ -223,24 +228,40 @@ impl Inner {
                 bucket,
                 prefix: String::new(),
                 after: after.clone(),
-                limit: INDEX_PAGE_MAX,
+                limit: PULL_PAGE,
+                inline: true,
             };
-            let (entries, usage) = match self.read_index_remote(node, request).await {
-                Ok(Answer::Entries(entries, usage)) => (entries, usage),
+            let answer = match self.read_index_remote(node, request).await {
+                Ok(Answer::Entries(answer)) => answer,
                 Ok(Answer::Evidence(_)) => return Err(unexpected("evidence")),
                 Err(err) => return Err(err),
             };
-            let full = entries.len() >= INDEX_PAGE_MAX as usize;
-            let last = entries.last().map(|e| e.body.key.clone());
+            let full = answer.entries.len() >= PULL_PAGE as usize;
+            let last = answer.entries.last().map(|e| e.body.key.clone());
+            let entries: Vec<_> = answer
+                .entries
+                .into_iter()
+                .filter(|e| e.body.bucket == bucket && e.signer == owner && e.verify().is_ok())
+                .collect();
+            let inline = answer
+                .inline
+                .into_iter()
+                .filter(|i| {
+                    entries.iter().any(|e| {
+                        e.body
+                            .object
+                            .is_some_and(|o| o.inline && check_inline(i, &o).is_ok())
+                    })
+                })
+                .collect();
             let batch = Batch {
-                entries: entries
-                    .into_iter()
-                    .filter(|e| e.body.bucket == bucket && e.signer == owner && e.verify().is_ok())
-                    .collect(),
-                usages: usage
+                entries,
+                usages: answer
+                    .usage
                     .into_iter()
                     .filter(|u| u.body.bucket == bucket && u.signer == owner && u.verify().is_ok())
                     .collect(),
+                inline,
                 ..Batch::default()
             };
             synced.entries += batch.entries.len();
@@ -293,6 +314,7 @@ impl Inner {
             && batch.usages.is_empty()
             && batch.receipts.is_empty()
             && batch.repairs.is_empty()
+            && batch.inline.is_empty()
         {
             return Ok(());
         }

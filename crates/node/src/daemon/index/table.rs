@@ -5,7 +5,8 @@
 //! period ended), of the owner's bandwidth receipts, the highest per
 //! bucket, period and serving node (they are cumulative), and of the
 //! receivers' repair receipts, the highest per bucket, period, repairer and
-//! receiver.
+//! receiver; and of the chunks of the objects the index keeps itself
+//! (inline objects), under the key whose entry names them.
 //!
 //! [`IndexTable::merge`] takes a batch (the index writer hands it every
 //! write that arrived while the last commit ran) and commits it durably in
@@ -18,7 +19,9 @@
 use std::path::{Path, PathBuf};
 
 use peercloud_ledger::object_entry::newer;
-use peercloud_ledger::{BandwidthReceipt, BucketId, BucketUsage, ObjectEntry, RepairReceipt};
+use peercloud_ledger::{
+    BandwidthReceipt, BucketId, BucketUsage, InlineObject, ObjectEntry, RepairReceipt,
+};
 use peercloud_types::{NodeId, Signed, decode, encode};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -33,10 +36,14 @@ const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receip
 /// receiver key` → encoded `Signed<RepairReceipt>` (the most bytes seen).
 /// (Added in format 1: an index without it gets it on open.)
 const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
+/// Inline objects: `bucket id || key` → encoded [`InlineObject`], the
+/// chunks of the object the key's entry names (kept only while it does).
+const INLINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inline");
 /// The index database's format.
 const META: TableDefinition<'_, &str, u32> = TableDefinition::new("meta");
-/// Format of this database; another is refused by name.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+/// Format of this database; another is refused by name. 2: entries of
+/// version 2 (`ObjectRef::inline`) and the inline objects' table.
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 
 /// The index database failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,8 @@ pub struct Merged {
     pub receipts: usize,
     /// Repair receipts that raised their pair's count or were new.
     pub repairs: usize,
+    /// Inline objects kept (for an entry that holds its key now).
+    pub inline: usize,
 }
 
 /// A batch to merge: entries, usages and receipts (all checked by the caller).
@@ -93,6 +102,19 @@ pub struct Batch {
     pub receipts: Vec<Signed<BandwidthReceipt>>,
     /// Repair receipts.
     pub repairs: Vec<Signed<RepairReceipt>>,
+    /// The chunks of inline objects the entries name (checked by the caller
+    /// against the manifest each names).
+    pub inline: Vec<InlineObject>,
+}
+
+impl Batch {
+    /// The inline object whose manifest is `entry`'s, if the batch carries it.
+    pub fn inline_of(&self, entry: &ObjectEntry) -> Option<&InlineObject> {
+        let object = entry.object.filter(|o| o.inline)?;
+        self.inline
+            .iter()
+            .find(|i| i.manifest() == Some(object.manifest))
+    }
 }
 
 fn repair_key(receipt: &RepairReceipt) -> Vec<u8> {
@@ -163,6 +185,7 @@ impl IndexTable {
             txn.open_table(USAGES).map_err(|e| table.err(e))?;
             txn.open_table(RECEIPTS).map_err(|e| table.err(e))?;
             txn.open_table(REPAIRS).map_err(|e| table.err(e))?;
+            txn.open_table(INLINE).map_err(|e| table.err(e))?;
         }
         txn.commit().map_err(|e| table.err(e))?;
         Ok(table)
@@ -176,6 +199,15 @@ impl IndexTable {
         &self,
         bytes: &[u8],
     ) -> Result<Signed<T>, IndexTableError> {
+        self.decode_plain(bytes)
+    }
+
+    fn decode_plain<
+        T: serde::Serialize + serde::de::DeserializeOwned + peercloud_types::Versioned,
+    >(
+        &self,
+        bytes: &[u8],
+    ) -> Result<T, IndexTableError> {
         decode(bytes).map_err(|e| IndexTableError::Damaged {
             path: self.path.clone(),
             reason: e.to_string(),
@@ -189,6 +221,7 @@ impl IndexTable {
             usages,
             receipts,
             repairs,
+            inline: _,
         } = batch;
         let mut merged = Merged::default();
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -196,17 +229,33 @@ impl IndexTable {
             .map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
+            let mut inline = txn.open_table(INLINE).map_err(|e| self.err(e))?;
             for entry in entries {
                 let key = entry_key(&entry.body.bucket, &entry.body.key);
                 let current = match table.get(key.as_slice()).map_err(|e| self.err(e))? {
                     Some(bytes) => Some(self.decode::<ObjectEntry>(bytes.value())?),
                     None => None,
                 };
-                if current.as_ref().is_none_or(|c| newer(entry, c)) {
+                let wins = current.as_ref().is_none_or(|c| newer(entry, c));
+                if wins {
                     table
                         .insert(key.as_slice(), encode(entry).as_slice())
                         .map_err(|e| self.err(e))?;
                     merged.entries += 1;
+                }
+                // The key's entry now is `entry` (it won, or it is the one
+                // held): keep its object's chunks when carried; an entry
+                // that won without them drops the chunks of the one it
+                // replaced (a replica short of them gets them from the
+                // others: read repair and the index pull).
+                let holds = wins || current.as_ref() == Some(entry);
+                if let Some(object) = batch.inline_of(&entry.body).filter(|_| holds) {
+                    inline
+                        .insert(key.as_slice(), encode(object).as_slice())
+                        .map_err(|e| self.err(e))?;
+                    merged.inline += 1;
+                } else if wins {
+                    inline.remove(key.as_slice()).map_err(|e| self.err(e))?;
                 }
             }
             let mut table = txn.open_table(USAGES).map_err(|e| self.err(e))?;
@@ -269,6 +318,30 @@ impl IndexTable {
             .get(entry_key(bucket, key).as_slice())
             .map_err(|e| self.err(e))?;
         found.map(|bytes| self.decode(bytes.value())).transpose()
+    }
+
+    /// The chunks this replica keeps of each of `entries`' inline objects
+    /// (of the entries the replica holds now: others' are not kept).
+    pub fn inline(
+        &self,
+        entries: &[Signed<ObjectEntry>],
+    ) -> Result<Vec<InlineObject>, IndexTableError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(INLINE).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let Some(object) = entry.body.object.filter(|o| o.inline) else {
+                continue;
+            };
+            let key = entry_key(&entry.body.bucket, &entry.body.key);
+            if let Some(bytes) = table.get(key.as_slice()).map_err(|e| self.err(e))? {
+                let kept: InlineObject = self.decode_plain(bytes.value())?;
+                if kept.manifest() == Some(object.manifest) {
+                    out.push(kept);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` entries of `bucket` whose keys start with `prefix`,
@@ -397,6 +470,7 @@ mod tests {
                 object: live.then(|| ObjectRef {
                     manifest: ContentId::of(key.as_bytes()),
                     size: at_ms,
+                    inline: false,
                 }),
                 at_ms,
             },
@@ -440,6 +514,7 @@ mod tests {
             usages,
             receipts,
             repairs: Vec::new(),
+            inline: Vec::new(),
         }
     }
 
@@ -471,6 +546,7 @@ mod tests {
                 usages: 2,
                 receipts: 3,
                 repairs: 0,
+                inline: 0,
             }
         );
         drop(one);
@@ -501,6 +577,67 @@ mod tests {
             vec![receipt(0, 1, 20)],
         ));
         assert_eq!(merged.expect("merge"), Merged::default());
+    }
+
+    #[test]
+    fn an_inline_object_is_kept_while_its_entry_holds_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = IndexTable::open(&dir.path().join("index.redb")).expect("open");
+        let owner = Keypair::from_seed(&[9; 32]);
+        let bucket = BucketId(Hash32([1; 32]));
+        let object = |n: u8| InlineObject {
+            chunks: vec![vec![n; 10], vec![n; 20]],
+        };
+        let inline_entry = |at_ms: u64, n: u8| {
+            Signed::new(
+                ObjectEntry {
+                    bucket,
+                    key: "small".into(),
+                    object: object(n).manifest().map(|manifest| ObjectRef {
+                        manifest,
+                        size: 4,
+                        inline: true,
+                    }),
+                    at_ms,
+                },
+                &owner,
+            )
+        };
+        let with = |entry: &Signed<ObjectEntry>, n: Option<u8>| Batch {
+            entries: vec![entry.clone()],
+            inline: n.map(object).into_iter().collect(),
+            ..Batch::default()
+        };
+        let first = inline_entry(1, 1);
+        // The entry alone (a replica that missed the chunks) keeps none…
+        table.merge(&with(&first, None)).expect("merge");
+        assert!(
+            table
+                .inline(std::slice::from_ref(&first))
+                .expect("read")
+                .is_empty()
+        );
+        // …until they come with the entry it holds.
+        let merged = table.merge(&with(&first, Some(1))).expect("merge");
+        assert_eq!((merged.entries, merged.inline), (0, 1));
+        assert_eq!(
+            table.inline(std::slice::from_ref(&first)).expect("read"),
+            [object(1)]
+        );
+        // Chunks of an older entry than the one held are not kept.
+        let second = inline_entry(2, 2);
+        table.merge(&with(&second, Some(2))).expect("merge");
+        let merged = table.merge(&with(&first, Some(1))).expect("merge");
+        assert_eq!(merged, Merged::default());
+        assert_eq!(
+            table.inline(std::slice::from_ref(&second)).expect("read"),
+            [object(2)]
+        );
+        assert!(table.inline(&[first]).expect("read").is_empty());
+        // A delete drops them.
+        let gone = entry(1, "small", 3, false);
+        table.merge(&with(&gone, None)).expect("merge");
+        assert!(table.inline(&[second]).expect("read").is_empty());
     }
 
     #[test]

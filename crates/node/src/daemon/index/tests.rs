@@ -12,6 +12,7 @@ fn entry(key: &str, at_ms: u64) -> Signed<ObjectEntry> {
             object: Some(ObjectRef {
                 manifest: ContentId::of(key.as_bytes()),
                 size: at_ms,
+                inline: false,
             }),
             at_ms,
         },
@@ -27,11 +28,17 @@ fn node(i: u8) -> NodeId {
 fn a_merge_takes_the_newest_per_key_and_stops_where_a_full_page_stopped() {
     let a = (
         node(1),
-        Answer::Entries(vec![entry("a", 1), entry("b", 5)], None),
+        Answer::Entries(Entries {
+            entries: vec![entry("a", 1), entry("b", 5)],
+            ..Entries::default()
+        }),
     );
     let b = (
         node(2),
-        Answer::Entries(vec![entry("a", 2), entry("c", 1)], None),
+        Answer::Entries(Entries {
+            entries: vec![entry("a", 2), entry("c", 1)],
+            ..Entries::default()
+        }),
     );
     let read = merge_answers(&[a.clone(), b.clone()], None);
     let got: Vec<_> = read

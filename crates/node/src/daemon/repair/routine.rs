@@ -69,6 +69,7 @@ async fn answers(
         prefix: String::new(),
         after: None,
         limit: 1,
+        inline: false,
     };
     // Any answer, a refusal too, is a node that is up.
     let up = !matches!(
