@@ -82,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
             usage,
             receipts,
             repairs,
+            inline,
         } => {
             // What a replica runs on every entry before any ledger lookup.
             for entry in entries {
@@ -97,6 +98,14 @@ fuzz_target!(|data: &[u8]| {
             repairs.iter().for_each(|r| {
                 let _ = r.verify();
             });
+            // An inline object's manifest is hashed and decoded before its
+            // chunks are compared with what it lists.
+            for object in inline {
+                let _ = object.manifest();
+                if let Some(first) = object.chunks.first() {
+                    let _ = peercloud_store::Manifest::decode(first);
+                }
+            }
         }
         Message::RepairPut {
             cid,
