@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Message::IndexPut {
             entries,
-            usage,
+            usages,
             receipts,
             repairs,
             inline,
@@ -89,9 +89,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = peercloud_ledger::object_entry::check_key(&entry.body.key);
                 let _ = entry.verify();
             }
-            if let Some(usage) = usage {
-                let _ = usage.verify();
-            }
+            usages.iter().for_each(|u| {
+                let _ = u.verify();
+            });
             receipts.iter().for_each(|r| {
                 let _ = r.verify();
             });

@@ -3,8 +3,9 @@
 //! clients talking HTTP to one provider as the CLI does:
 //!
 //! 1. **Index writes/s**: owner-signed entries, one per request, from
-//!    [`WRITERS_DEFAULT`] client threads at once (each request is a quorum write of
-//!    three replicas, each a durable group commit), with one of the bucket's
+//!    [`WRITERS_DEFAULT`] client threads at once (the node sends what arrives
+//!    together to the three replicas in one round, a quorum write, each
+//!    replica's part a durable group commit), with one of the bucket's
 //!    index replicas stopped half way through the last run; then every
 //!    acknowledged key is listed back, and the count of missing ones printed
 //!    (it must be 0).

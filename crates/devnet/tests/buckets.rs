@@ -358,3 +358,85 @@ fn a_member_that_becomes_an_index_replica_pulls_the_whole_index_first() {
         assert_eq!(read(&node1, user, &bucket, key), key.as_bytes());
     }
 }
+
+#[test]
+fn writes_that_arrive_together_travel_in_one_round_and_a_bad_one_is_refused_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let user = grid.user().clone();
+    let node = grid.node(1).expect("node 1");
+    let bucket = funded_bucket(&grid, &node, 50);
+    let entry = |key: String| {
+        Signed::new(
+            ObjectEntry {
+                bucket,
+                object: Some(ObjectRef {
+                    manifest: ContentId::of(key.as_bytes()),
+                    size: 10,
+                    inline: false,
+                }),
+                key,
+                at_ms: now_ms(),
+            },
+            &user,
+        )
+    };
+    // Sixteen writers at once, one of them with a tampered signature: the
+    // node sends what arrives together as one round to the replicas.
+    let outcomes: Vec<(String, Result<(), ClientError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let (node, entry) = (&node, &entry);
+                scope.spawn(move || {
+                    let key = format!("round/{i:02}");
+                    let mut signed = entry(key.clone());
+                    if i == 7 {
+                        signed.signature[0] ^= 1;
+                    }
+                    let write = IndexWrite {
+                        entries: vec![Canonical(signed)],
+                        ..IndexWrite::default()
+                    };
+                    (key, node.index_write(&bucket, &write).map(|_| ()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a writer"))
+            .collect()
+    });
+    for (key, outcome) in &outcomes {
+        match (key.as_str(), outcome) {
+            ("round/07", Err(ClientError::Api { code, message, .. })) => {
+                assert_eq!(*code, ErrorCode::BadSignature, "{message}");
+                assert!(message.contains("round/07"), "{message}");
+            }
+            ("round/07", Ok(())) => panic!("a tampered signature must be refused"),
+            (_, Ok(())) => {}
+            (key, Err(err)) => panic!("{key}: a good write beside a bad one must land: {err}"),
+        }
+    }
+    let listed = bucket::list(&node, &bucket, "round/").expect("list");
+    assert_eq!(listed.len(), 15, "every good write and not the bad one");
+    assert!(listed.iter().all(|item| item.key != "round/07"));
+    // Gets that arrive together are answered each with its own key's entry.
+    std::thread::scope(|scope| {
+        for i in [0, 3, 7, 12, 15] {
+            let node = &node;
+            scope.spawn(move || {
+                let key = format!("round/{i:02}");
+                let found = bucket::head(node, &bucket, &key);
+                match (i, found) {
+                    (7, Err(BucketError::NotFound { .. })) => {}
+                    (7, other) => panic!("round/07 was refused, found {other:?}"),
+                    (_, Ok(item)) => {
+                        assert_eq!(item.key, key);
+                        assert_eq!(item.object.manifest, ContentId::of(key.as_bytes()));
+                    }
+                    (_, Err(err)) => panic!("{key}: {err}"),
+                }
+            });
+        }
+    });
+}

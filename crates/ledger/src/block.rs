@@ -14,10 +14,7 @@
 //! is the list it verified as one batch; every follower verifies that same
 //! list and reaches the same verdict. Weak (small-order) keys are refused.
 
-use std::collections::BTreeMap;
-
-use ed25519_dalek::{Signature, VerifyingKey};
-use peercloud_types::{Hash32, Keypair, Kind, PublicKey, Signed, Versioned};
+use peercloud_types::{Hash32, Keypair, Kind, PublicKey, SignatureBatch, Signed, Versioned};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::apply_verified;
@@ -110,37 +107,11 @@ pub fn tx_root(txs: &[Signed<Tx>]) -> Hash32 {
 /// undecodable or weak keys are bad outright; if the batch of the rest fails,
 /// each is checked alone (strict) to name the culprits.
 pub fn verify_tx_signatures(txs: &[Signed<Tx>]) -> Vec<usize> {
-    let mut bad = Vec::new();
-    let mut keys_cache: BTreeMap<PublicKey, Option<VerifyingKey>> = BTreeMap::new();
-    let mut indices = Vec::with_capacity(txs.len());
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut signatures = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    for (index, tx) in txs.iter().enumerate() {
-        let key = *keys_cache
-            .entry(tx.signer)
-            .or_insert_with(|| tx.signer.verifying_key().filter(|key| !key.is_weak()));
-        let Some(key) = key else {
-            bad.push(index);
-            continue;
-        };
-        indices.push(index);
-        messages.push(tx.signing_message());
-        signatures.push(Signature::from_bytes(&tx.signature));
-        keys.push(key);
+    let mut batch = SignatureBatch::default();
+    for tx in txs {
+        batch.push(tx);
     }
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    if !indices.is_empty()
-        && ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_err()
-    {
-        for index in indices {
-            if txs[index].verify().is_err() {
-                bad.push(index);
-            }
-        }
-        bad.sort_unstable();
-    }
-    bad
+    batch.bad()
 }
 
 /// Why a block could not be built or applied. A refused block leaves the

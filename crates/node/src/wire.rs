@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 /// Most blocks one sync answer carries; the message size bound caps it too.
 pub const SYNC_BLOCKS_MAX: u32 = 256;
+/// Most keys one index get asks a replica for.
+pub const INDEX_GET_KEYS_MAX: usize = 256;
 
 /// A job's capacity request, gossiped to every provider by the requesting node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,13 +186,14 @@ pub enum Message {
     /// which the auditor verifies against the CID.
     AuditProof(peercloud_store::audit::AuditProof),
     /// Index protocol: keep these entries (all of one bucket, signed by its
-    /// owner) and the owner's latest usage. Answered `Ack` once durable, or
-    /// refused (`not_owner`, `bucket_read_only`, `not_placed`, …).
+    /// owner) and the owner's usages (one per write the coordinator
+    /// coalesced into this put). Answered `Ack` once durable, or refused
+    /// (`not_owner`, `bucket_read_only`, `not_placed`, …).
     IndexPut {
         /// The entries, merged last-writer-wins per key.
         entries: Vec<Signed<ObjectEntry>>,
-        /// The owner's running usage of the bucket, if the write carries one.
-        usage: Option<Signed<BucketUsage>>,
+        /// The owner's running usages of the bucket (kept by sequence).
+        usages: Vec<Signed<BucketUsage>>,
         /// The owner's bandwidth receipts (cumulative per node and period).
         receipts: Vec<Signed<BandwidthReceipt>>,
         /// Receivers' repair receipts (cumulative per repairer, receiver
@@ -200,12 +203,13 @@ pub enum Message {
         /// entry by manifest CID).
         inline: Vec<InlineObject>,
     },
-    /// Index protocol: the entry of one key (answered [`Message::IndexEntries`]).
+    /// Index protocol: the entries of some keys (the gets a coordinator
+    /// coalesced; answered [`Message::IndexEntries`]).
     IndexGet {
         /// The bucket.
         bucket: BucketId,
-        /// The key.
-        key: String,
+        /// The keys (at most [`INDEX_GET_KEYS_MAX`]).
+        keys: Vec<String>,
     },
     /// Index protocol: a page of a bucket's entries whose keys start with
     /// `prefix`, after `after`, tombstones included (answered
@@ -285,8 +289,9 @@ impl Versioned for Message {
     /// put names the cluster it is placed in. 5: index writes and evidence
     /// carry repair receipts. (Variants appended since, such as the repair
     /// put's, leave the others' encoding as it was.) 6: index puts, lists
-    /// and answers carry inline objects.
-    const VERSION: u8 = 6;
+    /// and answers carry inline objects. 7: an index put carries a usage
+    /// per write coalesced into it, an index get several keys.
+    const VERSION: u8 = 7;
 }
 
 impl Message {

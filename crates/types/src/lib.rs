@@ -24,4 +24,4 @@ pub use job::{JobSpec, Limits, SpecError};
 pub use keys::{AccountId, IdError, KeyFileError, Keypair, NodeId, PublicKey};
 pub use offer::{Decline, JobId, Offer, PriceSheet};
 pub use resources::Resources;
-pub use signed::{SignatureError, Signed};
+pub use signed::{SignatureBatch, SignatureError, Signed};

@@ -2,6 +2,9 @@
 //! body's canonical encoding with a domain tag so a signature on one kind of
 //! record can never be replayed as another.
 
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::encoding::{SIGNED_FLAG, Versioned, encode_body_into};
@@ -75,6 +78,84 @@ impl<T: Versioned + Serialize> Signed<T> {
     }
 }
 
+/// Signatures checked together in one ed25519 batch verification (a
+/// fraction of the cost of checking each: one multiscalar multiplication,
+/// each signer's key decoded once). Undecodable and weak (small-order) keys
+/// are bad outright; if the batch fails, each record is checked alone
+/// (strictly) to name the bad ones.
+#[derive(Default)]
+pub struct SignatureBatch {
+    keys: BTreeMap<PublicKey, Option<VerifyingKey>>,
+    pending: Vec<Pending>,
+    bad: Vec<usize>,
+    count: usize,
+}
+
+impl std::fmt::Debug for SignatureBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureBatch")
+            .field("records", &self.count)
+            .field("bad_keys", &self.bad.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Pending {
+    index: usize,
+    message: Vec<u8>,
+    signature: [u8; 64],
+    signer: PublicKey,
+    key: VerifyingKey,
+}
+
+impl SignatureBatch {
+    /// Adds `signed`; its index in the batch (0, 1, … in the order added).
+    pub fn push<T: Versioned + Serialize>(&mut self, signed: &Signed<T>) -> usize {
+        let index = self.count;
+        self.count += 1;
+        let key = *self
+            .keys
+            .entry(signed.signer)
+            .or_insert_with(|| signed.signer.verifying_key().filter(|k| !k.is_weak()));
+        match key {
+            Some(key) => self.pending.push(Pending {
+                index,
+                message: signed.signing_message(),
+                signature: signed.signature,
+                signer: signed.signer,
+                key,
+            }),
+            None => self.bad.push(index),
+        }
+        index
+    }
+
+    /// The indices of the records whose signature is bad, in order (empty
+    /// when every one is good).
+    pub fn bad(mut self) -> Vec<usize> {
+        if self.pending.is_empty() {
+            return self.bad;
+        }
+        let messages: Vec<&[u8]> = self.pending.iter().map(|p| p.message.as_slice()).collect();
+        let signatures: Vec<Signature> = self
+            .pending
+            .iter()
+            .map(|p| Signature::from_bytes(&p.signature))
+            .collect();
+        let keys: Vec<VerifyingKey> = self.pending.iter().map(|p| p.key).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+            self.bad.extend(
+                self.pending
+                    .iter()
+                    .filter(|p| !p.signer.verify(&p.message, &p.signature))
+                    .map(|p| p.index),
+            );
+            self.bad.sort_unstable();
+        }
+        self.bad
+    }
+}
+
 fn message_for<T: Versioned + Serialize>(body: &T) -> Vec<u8> {
     let mut message = Vec::with_capacity(64);
     message.extend_from_slice(DOMAIN);
@@ -134,6 +215,31 @@ mod tests {
     impl Versioned for Note {
         const KIND: u8 = 0x70;
         const VERSION: u8 = 1;
+    }
+
+    #[test]
+    fn a_batch_names_exactly_the_bad_signatures() {
+        let (a, b) = (Keypair::generate(), Keypair::generate());
+        let good: Vec<Signed<Note>> = (0..5)
+            .map(|i| Signed::new(Note(format!("n{i}")), if i % 2 == 0 { &a } else { &b }))
+            .collect();
+        let mut batch = SignatureBatch::default();
+        good.iter().for_each(|s| {
+            batch.push(s);
+        });
+        assert!(batch.bad().is_empty());
+        let mut forged = good.clone();
+        forged[1].body = Note("changed".into());
+        forged[4].signer = a.public();
+        forged[4].body = Note("n4 by b".into());
+        let mut weak = good[2].clone();
+        weak.signer = PublicKey([0; 32]);
+        forged[2] = weak;
+        let mut batch = SignatureBatch::default();
+        let indices: Vec<usize> = forged.iter().map(|s| batch.push(s)).collect();
+        assert_eq!(indices, vec![0, 1, 2, 3, 4]);
+        assert_eq!(batch.bad(), vec![1, 2, 4]);
+        assert!(SignatureBatch::default().bad().is_empty());
     }
 
     #[test]

@@ -72,12 +72,14 @@ fn record<F: Serialize>(kind: Kind, version: u8, fields: &F) -> Vec<u8> {
 
 /// `wire::Message`'s version: 2 carries specs in their canonical encoding
 /// and the API's `ErrorCode`; 3 signs declines; 4 names a chunk put's
-/// cluster; 5 carries repair receipts in index writes and evidence.
-const MESSAGE_VERSION: u8 = 5;
+/// cluster; 5 carries repair receipts in index writes and evidence; 6
+/// carries inline objects in index puts, lists and answers; 7 a usage per
+/// coalesced write in an index put and several keys in an index get.
+const MESSAGE_VERSION: u8 = 7;
 /// `wire::CapacityRequest`'s version: 2 carries the spec in its canonical encoding.
 const CAPACITY_REQUEST_VERSION: u8 = 2;
 
-/// A `wire::Message` (kind 8, version 5): variant index, then its fields.
+/// A `wire::Message` (kind 8, version 7): variant index, then its fields.
 fn message<F: Serialize>(variant: u32, fields: &F) -> Vec<u8> {
     record(Kind::Message, MESSAGE_VERSION, &(variant, fields))
 }
@@ -660,15 +662,22 @@ fn main() {
                 17,
                 &(
                     vec![Raw(body(&object_entry))],
-                    Some(Raw(body(&usage))),
+                    vec![Raw(body(&usage))],
                     vec![Raw(body(&receipt))],
                     vec![Raw(body(&repair))],
+                    Vec::<Raw>::new(),
                 ),
             ),
         ),
         (
             "18_index_get",
-            message(18, &(bucket, "photos/cat.jpg".to_owned())),
+            message(
+                18,
+                &(
+                    bucket,
+                    vec!["photos/cat.jpg".to_owned(), "photos/dog.jpg".to_owned()],
+                ),
+            ),
         ),
         (
             "19_index_list",
@@ -679,6 +688,7 @@ fn main() {
                     "photos/".to_owned(),
                     Some("photos/a".to_owned()),
                     1_000u32,
+                    true,
                 ),
             ),
         ),
@@ -699,7 +709,14 @@ fn main() {
         ),
         (
             "22_index_entries",
-            message(22, &(vec![Raw(body(&object_entry))], None::<Raw>)),
+            message(
+                22,
+                &(
+                    vec![Raw(body(&object_entry))],
+                    None::<Raw>,
+                    Vec::<Raw>::new(),
+                ),
+            ),
         ),
         (
             "23_repair_put",

@@ -45,7 +45,7 @@ pub(super) async fn answer(
             Protocol::Index,
             Message::IndexPut {
                 entries,
-                usage,
+                usages,
                 receipts,
                 repairs,
                 inline,
@@ -53,7 +53,7 @@ pub(super) async fn answer(
         ) => {
             let batch = index::table::Batch {
                 entries,
-                usages: usage.into_iter().collect(),
+                usages,
                 receipts,
                 repairs,
                 inline,

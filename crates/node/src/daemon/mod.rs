@@ -169,6 +169,8 @@ pub struct Inner {
     pub(crate) repair_counted: Mutex<chunks::RepairCounted>,
     /// The buckets whose index this node pulled since it became a replica.
     pub(crate) index_syncs: index::IndexSyncs,
+    /// The index writes and gets this node coordinates, in rounds per bucket.
+    pub(crate) coalescing: index::Coalescing,
     /// The sandbox.
     pub executor: Arc<Executor>,
     /// The validator's queue of candidate transactions (validator only).
@@ -397,6 +399,7 @@ impl Node {
             repairs: RepairTotals::default(),
             repair_counted: Mutex::new(chunks::RepairCounted::default()),
             index_syncs: index::IndexSyncs::default(),
+            coalescing: index::Coalescing::default(),
             executor,
             mempool,
             early: Mutex::new(std::collections::BTreeMap::new()),

@@ -20,11 +20,13 @@
 //! Entries are signed by the bucket's owner (`Signed<ObjectEntry>`), so a
 //! replica can only withhold an entry, never forge or change one.
 
+mod coalesce;
 mod rules;
 mod serve;
 mod sync;
 pub(crate) mod table;
 
+pub(crate) use coalesce::Coalescing;
 pub(crate) use serve::{on_index_put, on_index_read};
 pub use sync::IndexSyncs;
 
@@ -36,7 +38,7 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_api::ErrorCode;
-use peercloud_ledger::object_entry::{check_key, newer};
+use peercloud_ledger::object_entry::newer;
 use peercloud_ledger::{
     BandwidthReceipt, BucketId, BucketUsage, ClusterId, InlineObject, ObjectEntry, RepairReceipt,
 };
@@ -321,44 +323,6 @@ impl Inner {
         Ok(replicas)
     }
 
-    /// Writes a batch (entries, at most one usage, receipts; all of one
-    /// bucket) to the bucket's index replicas; answers once a quorum
-    /// committed it. The others go on in the background.
-    pub async fn index_write(self: &Arc<Self>, batch: Batch) -> Result<usize, IndexError> {
-        let bucket = check_write(self.chain().state(), &batch)?;
-        let replicas = self.index_replicas(&bucket)?;
-        let wanted = quorum(replicas.len());
-        let encoded = put_message(&batch).to_bytes();
-        let mut pending: FuturesUnordered<_> = replicas
-            .iter()
-            .map(|node| {
-                let (inner, node) = (self.clone(), *node);
-                let (batch, encoded) = (batch.clone(), encoded.clone());
-                tokio::spawn(async move { inner.put_index_on(node, batch, encoded).await })
-            })
-            .collect();
-        let (mut acks, mut failures) = (0, Vec::new());
-        while let Some(joined) = pending.next().await {
-            match joined {
-                Ok(Ok(())) => acks += 1,
-                Ok(Err(err)) => failures.push(err),
-                Err(join) => failures.push(AskError::Net {
-                    node: self.node_id(),
-                    reason: format!("index write task failed: {join}"),
-                }),
-            }
-            if acks >= wanted {
-                return Ok(acks);
-            }
-        }
-        Err(IndexError::Quorum {
-            bucket,
-            wanted,
-            got: acks,
-            failures,
-        })
-    }
-
     /// Writes to one replica: this node's own table, or a remote one.
     async fn put_index_on(
         &self,
@@ -384,21 +348,6 @@ impl Inner {
                 reason: format!("unexpected answer to an index put: {other:?}"),
             }),
         }
-    }
-
-    /// The entry of `key` (a tombstone too) by quorum read.
-    pub async fn index_get(
-        self: &Arc<Self>,
-        bucket: BucketId,
-        key: String,
-    ) -> Result<IndexRead, IndexError> {
-        check_key(&key).map_err(|e| IndexError::invalid(e.to_string()))?;
-        let answers = self
-            .index_read(bucket, Message::IndexGet { bucket, key })
-            .await?;
-        let read = merge_answers(&answers, None);
-        self.repair_index(&answers, &read);
-        Ok(read)
     }
 
     /// A page of entries under `prefix` after `after` (tombstones too) by
@@ -656,11 +605,11 @@ impl Inner {
     }
 }
 
-/// The index put carrying `batch` (at most one usage: [`check_write`]).
+/// The index put carrying `batch`.
 fn put_message(batch: &Batch) -> Message {
     Message::IndexPut {
         entries: batch.entries.clone(),
-        usage: batch.usages.first().cloned(),
+        usages: batch.usages.clone(),
         receipts: batch.receipts.clone(),
         repairs: batch.repairs.clone(),
         inline: batch.inline.clone(),

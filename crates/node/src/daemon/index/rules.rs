@@ -6,7 +6,7 @@
 use peercloud_ledger::object_entry::{INLINE_CHUNKS_BYTES_MAX, INLINE_OBJECT_BYTES_MAX, check_key};
 use peercloud_ledger::{BucketId, BucketStatus, ClusterId, InlineObject, ObjectRef, State};
 use peercloud_store::{Manifest, PlacementNode, vnodes_for};
-use peercloud_types::{AccountId, ContentId};
+use peercloud_types::{AccountId, ContentId, SignatureBatch};
 
 use super::table::Batch;
 use super::{INDEX_WRITE_ENTRIES_MAX, IndexError};
@@ -14,6 +14,19 @@ use super::{INDEX_WRITE_ENTRIES_MAX, IndexError};
 /// Most bytes of inline objects one index write carries (so a write stays
 /// well inside an index message).
 pub const INLINE_WRITE_BYTES_MAX: usize = 1 << 20;
+
+/// The bucket a write is to (the first record's; [`check_write`] holds the
+/// rest to it).
+pub(crate) fn batch_bucket(batch: &Batch) -> Result<BucketId, IndexError> {
+    batch
+        .entries
+        .first()
+        .map(|e| e.body.bucket)
+        .or(batch.usages.first().map(|u| u.body.bucket))
+        .or(batch.receipts.first().map(|r| r.body.bucket))
+        .or(batch.repairs.first().map(|r| r.body.bucket))
+        .ok_or_else(|| IndexError::invalid("an index write carries nothing"))
+}
 
 /// Checks a write against the ledger: one bucket, on the ledger, every
 /// entry, usage and receipt signed by its owner (a receipt's receiver is
@@ -28,28 +41,19 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
         repairs,
         inline,
     } = batch;
-    let bucket = entries
-        .first()
-        .map(|e| e.body.bucket)
-        .or(usages.first().map(|u| u.body.bucket))
-        .or(receipts.first().map(|r| r.body.bucket))
-        .or(repairs.first().map(|r| r.body.bucket))
-        .ok_or_else(|| IndexError::invalid("an index write carries nothing"))?;
+    let bucket = batch_bucket(batch)?;
     if entries.len() > INDEX_WRITE_ENTRIES_MAX
+        || usages.len() > INDEX_WRITE_ENTRIES_MAX
         || receipts.len() > INDEX_WRITE_ENTRIES_MAX
         || repairs.len() > INDEX_WRITE_ENTRIES_MAX
     {
         return Err(IndexError::invalid(format!(
-            "an index write carries {} entries, {} receipts and {} repair receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
+            "an index write carries {} entries, {} usages, {} receipts and {} repair receipts; at most {INDEX_WRITE_ENTRIES_MAX} of each",
             entries.len(),
+            usages.len(),
             receipts.len(),
             repairs.len()
         )));
-    }
-    if usages.len() > 1 {
-        return Err(IndexError::invalid(
-            "an index write carries one usage at most",
-        ));
     }
     let record = state
         .bucket(&bucket)
@@ -94,13 +98,29 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
             )))
         }
     };
+    // Every signature in one batch verification; only a batch that fails
+    // is checked record by record, to name the bad one.
+    let mut signatures = SignatureBatch::default();
+    entries.iter().for_each(|e| {
+        signatures.push(e);
+    });
+    usages.iter().for_each(|u| {
+        signatures.push(u);
+    });
+    receipts.iter().for_each(|r| {
+        signatures.push(r);
+    });
+    repairs.iter().for_each(|r| {
+        signatures.push(r);
+    });
+    let verified = signatures.bad().is_empty();
     for entry in entries {
         let what = format!("the entry of key {:?} in {bucket}", entry.body.key);
         of_bucket("an entry", entry.body.bucket)?;
         check_key(&entry.body.key).map_err(|e| IndexError::invalid(e.to_string()))?;
-        entry
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        if !verified && entry.verify().is_err() {
+            return Err(IndexError::BadSignature { what });
+        }
         owned(what, &entry.signer)?;
     }
     let inline_bytes: usize = inline.iter().map(InlineObject::bytes).sum();
@@ -138,9 +158,9 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
             body.bytes, body.node
         );
         of_bucket("a receipt", body.bucket)?;
-        receipt
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        if !verified && receipt.verify().is_err() {
+            return Err(IndexError::BadSignature { what });
+        }
         owned(what.clone(), &receipt.signer)?;
         if body.receiver != record.owner {
             return Err(IndexError::invalid(format!(
@@ -156,16 +176,16 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
             body.bytes, body.repairer, body.receiver
         );
         of_bucket("a repair receipt", body.bucket)?;
-        if repair.signer != *body.receiver.key() || repair.verify().is_err() {
+        if repair.signer != *body.receiver.key() || (!verified && repair.verify().is_err()) {
             return Err(IndexError::BadSignature { what });
         }
     }
     for usage in usages {
         let what = format!("the usage of {bucket}");
         of_bucket("the usage", usage.body.bucket)?;
-        usage
-            .verify()
-            .map_err(|_| IndexError::BadSignature { what: what.clone() })?;
+        if !verified && usage.verify().is_err() {
+            return Err(IndexError::BadSignature { what });
+        }
         owned(what, &usage.signer)?;
     }
     Ok(bucket)

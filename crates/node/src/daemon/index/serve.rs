@@ -10,20 +10,32 @@ use peercloud_types::NodeId;
 use super::table::Batch;
 use super::{INDEX_PAGE_MAX, IndexError, check_write, cluster_nodes};
 use crate::daemon::Inner;
-use crate::wire::Message;
+use crate::wire::{INDEX_GET_KEYS_MAX, Message};
 
 /// This node's answer to a get, list or evidence request from its own table.
 fn read_local(inner: &Inner, request: Message) -> Message {
     let table = inner.index.table();
     let answer = match request {
-        Message::IndexGet { bucket, key } => table.get(&bucket, &key).and_then(|e| {
-            let entries: Vec<_> = e.into_iter().collect();
-            Ok(Message::IndexEntries {
-                inline: table.inline(&entries)?,
-                entries,
-                usage: table.usage(&bucket)?,
-            })
-        }),
+        Message::IndexGet { bucket, keys } if keys.len() > INDEX_GET_KEYS_MAX => {
+            return Message::error(
+                ErrorCode::BadRequest,
+                format!(
+                    "an index get of {bucket} asks for {} keys; at most {INDEX_GET_KEYS_MAX}",
+                    keys.len()
+                ),
+            );
+        }
+        Message::IndexGet { bucket, keys } => keys
+            .iter()
+            .filter_map(|key| table.get(&bucket, key).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|entries| {
+                Ok(Message::IndexEntries {
+                    inline: table.inline(&entries)?,
+                    entries,
+                    usage: table.usage(&bucket)?,
+                })
+            }),
         Message::IndexList {
             bucket,
             prefix,

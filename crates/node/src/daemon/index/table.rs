@@ -357,8 +357,14 @@ impl IndexTable {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
         let start = entry_key(bucket, prefix);
+        // A later page starts at its `after` key, not at the prefix (a
+        // bucket's last pages would otherwise skip every earlier key).
+        let from = after
+            .map(|after| entry_key(bucket, after))
+            .filter(|from| *from > start)
+            .unwrap_or_else(|| start.clone());
         let mut out = Vec::new();
-        for item in table.range(start.as_slice()..).map_err(|e| self.err(e))? {
+        for item in table.range(from.as_slice()..).map_err(|e| self.err(e))? {
             if out.len() >= limit {
                 break;
             }
@@ -671,6 +677,22 @@ mod tests {
             5
         );
         assert!(table.list(&bucket, "z", None, 10).expect("list").is_empty());
+        // An `after` before the prefix starts at the prefix; one past the
+        // bucket's last key finds nothing (not the next bucket's keys).
+        assert_eq!(
+            keys(table.list(&bucket, "b/", Some("a/9"), 10).expect("list")),
+            ["b/1", "b/2", "b/3"]
+        );
+        assert_eq!(
+            keys(table.list(&bucket, "", Some("b/2"), 10).expect("list")),
+            ["b/3", "c"]
+        );
+        assert!(
+            table
+                .list(&bucket, "", Some("zz"), 10)
+                .expect("list")
+                .is_empty()
+        );
     }
 
     #[test]

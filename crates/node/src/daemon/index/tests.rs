@@ -4,7 +4,7 @@ use super::*;
 use peercloud_ledger::ObjectRef;
 use peercloud_types::{ContentId, Hash32, Keypair};
 
-fn entry(key: &str, at_ms: u64) -> Signed<ObjectEntry> {
+pub(super) fn entry(key: &str, at_ms: u64) -> Signed<ObjectEntry> {
     Signed::new(
         ObjectEntry {
             bucket: BucketId(Hash32([1; 32])),
