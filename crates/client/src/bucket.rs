@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::sync::{Mutex, PoisonError};
 
 use peercloud_api::{BucketState, BucketView, EvidenceQuery, IndexView, IndexWrite, ListQuery};
 use peercloud_ledger::object_entry::{INLINE_OBJECT_BYTES_MAX, check_key};
@@ -247,8 +248,9 @@ fn write_entry(
     let old = current.first();
     let old_size = old.and_then(|e| e.body.object).map_or(0, |o| o.size);
     let new_size = object.map_or(0, |o| o.size);
-    let (seq, bytes) = usage.map_or((0, 0), |u| (u.body.seq, u.body.stored_bytes));
-    let bytes = bytes.saturating_sub(old_size).saturating_add(new_size);
+    let signed = usage.map(|u| (u.body.seq, u.body.stored_bytes));
+    let delta = (old_size, new_size);
+    let (seq, bytes) = USAGE_SEQUENCE.next((view.id, view.created_ms), signed, delta);
     let now = now_ms();
     // Strictly after what it replaces, even if this clock is behind.
     let at_ms = old.map_or(now, |e| now.max(e.body.at_ms + 1));
@@ -265,12 +267,12 @@ fn write_entry(
         BucketUsage {
             bucket: view.id,
             stored_bytes: bytes,
-            seq: seq + 1,
+            seq,
             at_ms: now,
         },
         owner,
     );
-    let receipt = node.index_write(
+    let written = node.index_write(
         &view.id,
         &IndexWrite {
             entries: vec![Canonical(entry)],
@@ -278,8 +280,68 @@ fn write_entry(
             receipts: Vec::new(),
             inline: inline.into_iter().map(Canonical).collect(),
         },
-    )?;
-    Ok((receipt.replicas, bytes))
+    );
+    match written {
+        Ok(receipt) => Ok((receipt.replicas, bytes)),
+        Err(err) => {
+            // Not written: the next usage this process signs leaves it out.
+            USAGE_SEQUENCE.undo((view.id, view.created_ms), delta);
+            Err(err.into())
+        }
+    }
+}
+
+/// Each bucket's usage as this process last signed it. A usage is one
+/// sequence per bucket (a higher `seq` supersedes a lower one), and puts of
+/// one process run at once (an S3 client's parallel uploads, a benchmark's
+/// writers): each takes its number and running total from here, after the
+/// higher of this and the index's signed usage, so two puts that read the
+/// same usage from the index do not both sign `seq + 1` and lose one's bytes.
+static USAGE_SEQUENCE: UsageSequence = UsageSequence::new();
+
+/// Numbers usages per bucket (see [`USAGE_SEQUENCE`]), known by its id and
+/// creation time (a devnet started again with the same wallet makes a
+/// bucket of the same id, which starts from its own usage).
+#[derive(Debug)]
+struct UsageSequence {
+    last: Mutex<BTreeMap<(BucketId, u64), (u64, u64)>>,
+}
+
+impl UsageSequence {
+    const fn new() -> UsageSequence {
+        UsageSequence {
+            last: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The next (seq, stored bytes) for a write that replaces an object of
+    /// `old` bytes with one of `new` bytes, after `signed` (the index's
+    /// latest usage) and whatever this process signed since.
+    fn next(
+        &self,
+        bucket: (BucketId, u64),
+        signed: Option<(u64, u64)>,
+        (old, new): (u64, u64),
+    ) -> (u64, u64) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let (seq, bytes) = match (signed, last.get(&bucket).copied()) {
+            (Some(s), Some(l)) if l.0 >= s.0 => l,
+            (Some(s), _) => s,
+            (None, Some(l)) => l,
+            (None, None) => (0, 0),
+        };
+        let next = (seq + 1, bytes.saturating_sub(old).saturating_add(new));
+        last.insert(bucket, next);
+        next
+    }
+
+    /// Takes back a write that failed: the next usage leaves its change out.
+    fn undo(&self, bucket: (BucketId, u64), (old, new): (u64, u64)) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, bytes)) = last.get_mut(&bucket) {
+            *bytes = bytes.saturating_sub(new).saturating_add(old);
+        }
+    }
 }
 
 /// Stores `reader` as `key` in `bucket` on the bucket's cluster with its
@@ -582,4 +644,37 @@ pub fn delete(
     writable(&view)?;
     write_entry(node, owner, &view, key, None, None)?;
     Ok(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::Hash32;
+
+    #[test]
+    fn puts_that_read_the_same_usage_take_consecutive_numbers_and_keep_both_sizes() {
+        let sequence = UsageSequence::new();
+        let bucket = (BucketId(Hash32([9; 32])), 1_000);
+        let index = Some((4, 100));
+        // Two puts read seq 4 from the index before either wrote.
+        assert_eq!(sequence.next(bucket, index, (0, 10)), (5, 110));
+        assert_eq!(sequence.next(bucket, index, (0, 20)), (6, 130));
+        // An overwrite replaces the old size; a delete drops it.
+        assert_eq!(sequence.next(bucket, Some((5, 110)), (20, 5)), (7, 115));
+        assert_eq!(sequence.next(bucket, None, (5, 0)), (8, 110));
+        // A write that failed is left out of the next usage.
+        sequence.undo(bucket, (0, 50));
+        assert_eq!(sequence.next(bucket, None, (0, 1)), (9, 61));
+        // Another process signed further: its usage is the base.
+        assert_eq!(
+            sequence.next(bucket, Some((20, 1_000)), (0, 1)),
+            (21, 1_001)
+        );
+        // Another bucket starts from its own, as does one of the same id
+        // created at another time (another network).
+        let other = (BucketId(Hash32([8; 32])), 1_000);
+        assert_eq!(sequence.next(other, None, (0, 3)), (1, 3));
+        let again = (BucketId(Hash32([9; 32])), 2_000);
+        assert_eq!(sequence.next(again, Some((1, 7)), (0, 3)), (2, 10));
+    }
 }
