@@ -86,6 +86,11 @@ pub struct IndexView {
     /// (`ObjectRef::inline`); a list leaves them out.
     #[serde(default)]
     pub inline: Vec<Canonical<InlineObject>>,
+    /// For a get: the bucket as the answering node's ledger has it (what
+    /// `GET /v1/buckets/{id}` answers), so a put or delete needs no second
+    /// request; a list leaves it out.
+    #[serde(default)]
+    pub bucket: Option<crate::BucketView>,
 }
 
 /// `GET /v1/buckets/{id}/health`: every live object's pieces checked where

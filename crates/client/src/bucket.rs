@@ -9,8 +9,9 @@
 //! object.
 //!
 //! ```text
-//!  put: bucket view ─► put_object (chunks on the cluster) ─► index_get (old size, usage)
-//!       ─► sign ObjectEntry + BucketUsage ─► index_write (quorum)
+//!  put: index_get (old size, usage, the bucket's view) ─► owner? writable?
+//!       ─► put_object (chunks on the cluster; ≤ 3 KiB: sealed in memory)
+//!       ─► sign ObjectEntry + BucketUsage (this process's sequence) ─► index_write (quorum)
 //!  get: index_get ─► check owner's signature ─► get_object (verify, decrypt)
 //!       ─► sign a cumulative BandwidthReceipt per serving node ─► index_write
 //! ```
@@ -131,21 +132,46 @@ pub struct ObjectItem {
     pub at_ms: u64,
 }
 
-/// The bucket, checked to be owned by `owner`.
-fn owned_bucket(
+/// The bucket's view a get answered with (a node that left it out is
+/// asked for it).
+fn view_of(
     node: &impl NodeApi,
-    owner: &Keypair,
     bucket: &BucketId,
+    answer: &mut IndexView,
 ) -> Result<BucketView, BucketError> {
-    let view = node.bucket(bucket)?;
+    match answer.bucket.take() {
+        Some(view) if view.id == *bucket => Ok(view),
+        _ => Ok(node.bucket(bucket)?),
+    }
+}
+
+/// `view`, checked to be owned by `owner`.
+fn owned(view: BucketView, owner: &Keypair) -> Result<BucketView, BucketError> {
     if view.owner != owner.account_id() {
         return Err(BucketError::NotOwner {
-            bucket: *bucket,
+            bucket: view.id,
             owner: view.owner,
             wallet: owner.account_id(),
         });
     }
     Ok(view)
+}
+
+/// What `key` of `bucket` names now as a write needs it (the entry and the
+/// bucket's usage, checked against the owner), and the bucket checked to
+/// be the wallet's and writable: one request, the index get, which carries
+/// the bucket's view (a node that leaves it out is asked for it).
+fn before_write(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<(BucketView, Checked), BucketError> {
+    let mut answer = node.index_get(bucket, key)?;
+    let view = owned(view_of(node, bucket, &mut answer)?, owner)?;
+    writable(&view)?;
+    let current = checked(&view, answer, Some(key))?;
+    Ok((view, current))
 }
 
 /// Refuses a write to a bucket that is not active, saying why.
@@ -231,7 +257,8 @@ fn redundancy_of(view: &BucketView, clusters: &impl NodeApi) -> Result<Redundanc
 }
 
 /// Writes `entry` with the usage it implies (the bucket's signed bytes less
-/// the key's old size plus its new one) to a quorum of index replicas.
+/// the key's old size plus its new one; both from `before`, what the index
+/// held) to a quorum of index replicas.
 fn write_entry(
     node: &impl NodeApi,
     owner: &Keypair,
@@ -239,12 +266,13 @@ fn write_entry(
     key: &str,
     object: Option<ObjectRef>,
     inline: Option<InlineObject>,
+    before: Checked,
 ) -> Result<(usize, u64), BucketError> {
     let Checked {
         entries: current,
         usage,
         ..
-    } = checked(view, node.index_get(&view.id, key)?, Some(key))?;
+    } = before;
     let old = current.first();
     let old_size = old.and_then(|e| e.body.object).map_or(0, |o| o.size);
     let new_size = object.map_or(0, |o| o.size);
@@ -356,8 +384,7 @@ pub fn put(
     mut reader: impl Read,
 ) -> Result<ObjectPut, BucketError> {
     check_key(key)?;
-    let view = owned_bucket(node, owner, bucket)?;
-    writable(&view)?;
+    let (view, before) = before_write(node, owner, bucket, key)?;
     let mut head = Vec::new();
     (&mut reader)
         .take(INLINE_OBJECT_BYTES_MAX + 1)
@@ -387,7 +414,8 @@ pub fn put(
         size: receipt.size_bytes,
         inline: inline.is_some(),
     };
-    let (replicas, bucket_bytes) = write_entry(node, owner, &view, key, Some(object), inline)?;
+    let (replicas, bucket_bytes) =
+        write_entry(node, owner, &view, key, Some(object), inline, before)?;
     Ok(ObjectPut {
         key: key.to_owned(),
         receipt,
@@ -446,8 +474,9 @@ fn lookup(
     key: &str,
 ) -> Result<(ObjectItem, Vec<InlineObject>), BucketError> {
     check_key(key)?;
-    let view = node.bucket(bucket)?;
-    let answer = checked(&view, node.index_get(bucket, key)?, Some(key))?;
+    let mut answer = node.index_get(bucket, key)?;
+    let view = view_of(node, bucket, &mut answer)?;
+    let answer = checked(&view, answer, Some(key))?;
     answer
         .entries
         .into_iter()
@@ -639,10 +668,23 @@ pub fn delete(
     bucket: &BucketId,
     key: &str,
 ) -> Result<ObjectItem, BucketError> {
-    let item = head(node, bucket, key)?;
-    let view = owned_bucket(node, owner, bucket)?;
-    writable(&view)?;
-    write_entry(node, owner, &view, key, None, None)?;
+    check_key(key)?;
+    let (view, before) = before_write(node, owner, bucket, key)?;
+    let item = before
+        .entries
+        .iter()
+        .find_map(|e| {
+            e.body.object.map(|object| ObjectItem {
+                key: e.body.key.clone(),
+                object,
+                at_ms: e.body.at_ms,
+            })
+        })
+        .ok_or_else(|| BucketError::NotFound {
+            bucket: *bucket,
+            key: key.to_owned(),
+        })?;
+    write_entry(node, owner, &view, key, None, None, before)?;
     Ok(item)
 }
 

@@ -35,6 +35,7 @@ fn view(read: IndexRead) -> IndexView {
         usage: read.usage.map(Canonical),
         more: read.more,
         inline: read.inline.into_iter().map(Canonical).collect(),
+        bucket: None,
     }
 }
 
@@ -81,7 +82,10 @@ impl Service {
             .index_get(bucket, key)
             .instrument(tracing::debug_span!("index_get", %bucket))
             .await
-            .map(view)
+            .map(|read| IndexView {
+                bucket: self.bucket(&bucket).ok(),
+                ..view(read)
+            })
             .map_err(api_error)
     }
 
