@@ -205,7 +205,8 @@ impl Inner {
                 return;
             };
             let mut round = round;
-            if check_write(self.chain().state(), &merged(&round)).is_err() {
+            let mut batch = merged(&round);
+            if check_write(self.chain().state(), &batch).is_err() {
                 let mut good = Vec::with_capacity(round.len());
                 for write in round {
                     let checked = check_write(self.chain().state(), &write.batch);
@@ -225,8 +226,8 @@ impl Inner {
                 if round.is_empty() {
                     continue;
                 }
+                batch = merged(&round);
             }
-            let batch = merged(&round);
             let result = self.put_quorum(bucket, batch).await;
             for WaitingWrite { reply, .. } in round {
                 let _ = reply.send(result.clone());
