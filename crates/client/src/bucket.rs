@@ -132,6 +132,15 @@ pub struct ObjectItem {
     pub at_ms: u64,
 }
 
+/// The object an entry names (none for a tombstone).
+fn item_of(entry: &Signed<ObjectEntry>) -> Option<ObjectItem> {
+    entry.body.object.map(|object| ObjectItem {
+        key: entry.body.key.clone(),
+        object,
+        at_ms: entry.body.at_ms,
+    })
+}
+
 /// The bucket's view a get answered with (a node that left it out is
 /// asked for it).
 fn view_of(
@@ -167,6 +176,7 @@ fn before_write(
     bucket: &BucketId,
     key: &str,
 ) -> Result<(BucketView, Checked), BucketError> {
+    check_key(key)?;
     let mut answer = node.index_get(bucket, key)?;
     let view = owned(view_of(node, bucket, &mut answer)?, owner)?;
     writable(&view)?;
@@ -383,7 +393,6 @@ pub fn put(
     key: &str,
     mut reader: impl Read,
 ) -> Result<ObjectPut, BucketError> {
-    check_key(key)?;
     let (view, before) = before_write(node, owner, bucket, key)?;
     let mut head = Vec::new();
     (&mut reader)
@@ -479,14 +488,8 @@ fn lookup(
     let answer = checked(&view, answer, Some(key))?;
     answer
         .entries
-        .into_iter()
-        .find_map(|e| {
-            e.body.object.map(|object| ObjectItem {
-                key: e.body.key.clone(),
-                object,
-                at_ms: e.body.at_ms,
-            })
-        })
+        .iter()
+        .find_map(item_of)
         .map(|item| (item, answer.inline))
         .ok_or_else(|| BucketError::NotFound {
             bucket: *bucket,
@@ -645,13 +648,7 @@ pub fn list(
             });
         }
         let last = entries.last().map(|e| e.body.key.clone());
-        items.extend(entries.into_iter().filter_map(|e| {
-            e.body.object.map(|object| ObjectItem {
-                key: e.body.key,
-                object,
-                at_ms: e.body.at_ms,
-            })
-        }));
+        items.extend(entries.iter().filter_map(item_of));
         match (more, last) {
             (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
             _ => return Ok(items),
@@ -668,18 +665,11 @@ pub fn delete(
     bucket: &BucketId,
     key: &str,
 ) -> Result<ObjectItem, BucketError> {
-    check_key(key)?;
     let (view, before) = before_write(node, owner, bucket, key)?;
     let item = before
         .entries
         .iter()
-        .find_map(|e| {
-            e.body.object.map(|object| ObjectItem {
-                key: e.body.key.clone(),
-                object,
-                at_ms: e.body.at_ms,
-            })
-        })
+        .find_map(item_of)
         .ok_or_else(|| BucketError::NotFound {
             bucket: *bucket,
             key: key.to_owned(),

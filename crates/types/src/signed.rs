@@ -103,8 +103,7 @@ impl std::fmt::Debug for SignatureBatch {
 struct Pending {
     index: usize,
     message: Vec<u8>,
-    signature: [u8; 64],
-    signer: PublicKey,
+    signature: Signature,
     key: VerifyingKey,
 }
 
@@ -121,8 +120,7 @@ impl SignatureBatch {
             Some(key) => self.pending.push(Pending {
                 index,
                 message: signed.signing_message(),
-                signature: signed.signature,
-                signer: signed.signer,
+                signature: Signature::from_bytes(&signed.signature),
                 key,
             }),
             None => self.bad.push(index),
@@ -137,17 +135,13 @@ impl SignatureBatch {
             return self.bad;
         }
         let messages: Vec<&[u8]> = self.pending.iter().map(|p| p.message.as_slice()).collect();
-        let signatures: Vec<Signature> = self
-            .pending
-            .iter()
-            .map(|p| Signature::from_bytes(&p.signature))
-            .collect();
+        let signatures: Vec<Signature> = self.pending.iter().map(|p| p.signature).collect();
         let keys: Vec<VerifyingKey> = self.pending.iter().map(|p| p.key).collect();
         if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
             self.bad.extend(
                 self.pending
                     .iter()
-                    .filter(|p| !p.signer.verify(&p.message, &p.signature))
+                    .filter(|p| p.key.verify_strict(&p.message, &p.signature).is_err())
                     .map(|p| p.index),
             );
             self.bad.sort_unstable();

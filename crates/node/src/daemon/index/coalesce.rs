@@ -158,12 +158,8 @@ pub(crate) struct Coalescing {
 /// A round's writes as one batch.
 fn merged(round: &[WaitingWrite]) -> Batch {
     let mut batch = Batch::default();
-    for WaitingWrite { batch: one, .. } in round {
-        batch.entries.extend_from_slice(&one.entries);
-        batch.usages.extend_from_slice(&one.usages);
-        batch.receipts.extend_from_slice(&one.receipts);
-        batch.repairs.extend_from_slice(&one.repairs);
-        batch.inline.extend_from_slice(&one.inline);
+    for write in round {
+        batch.append(&mut write.batch.clone());
     }
     batch
 }

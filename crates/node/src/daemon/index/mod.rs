@@ -230,11 +230,7 @@ async fn write_loop(table: Arc<IndexTable>, mut queue: mpsc::Receiver<PendingWri
         }
         let mut all = Batch::default();
         for write in &mut batch {
-            all.entries.append(&mut write.batch.entries);
-            all.usages.append(&mut write.batch.usages);
-            all.receipts.append(&mut write.batch.receipts);
-            all.repairs.append(&mut write.batch.repairs);
-            all.inline.append(&mut write.batch.inline);
+            all.append(&mut write.batch);
         }
         let table = table.clone();
         let result = tokio::task::spawn_blocking(move || table.merge(&all))

@@ -25,17 +25,13 @@ fn read_local(inner: &Inner, request: Message) -> Message {
                 ),
             );
         }
-        Message::IndexGet { bucket, keys } => keys
-            .iter()
-            .filter_map(|key| table.get(&bucket, key).transpose())
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|entries| {
-                Ok(Message::IndexEntries {
-                    inline: table.inline(&entries)?,
-                    entries,
-                    usage: table.usage(&bucket)?,
-                })
-            }),
+        Message::IndexGet { bucket, keys } => table.get_many(&bucket, &keys).and_then(|entries| {
+            Ok(Message::IndexEntries {
+                inline: table.inline(&entries)?,
+                entries,
+                usage: table.usage(&bucket)?,
+            })
+        }),
         Message::IndexList {
             bucket,
             prefix,

@@ -108,6 +108,15 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Moves `other`'s records to the end of this batch's.
+    pub fn append(&mut self, other: &mut Batch) {
+        self.entries.append(&mut other.entries);
+        self.usages.append(&mut other.usages);
+        self.receipts.append(&mut other.receipts);
+        self.repairs.append(&mut other.repairs);
+        self.inline.append(&mut other.inline);
+    }
+
     /// The inline object whose manifest is `entry`'s, if the batch carries it.
     pub fn inline_of(&self, entry: &ObjectEntry) -> Option<&InlineObject> {
         let object = entry.object.filter(|o| o.inline)?;
@@ -312,12 +321,28 @@ impl IndexTable {
         bucket: &BucketId,
         key: &str,
     ) -> Result<Option<Signed<ObjectEntry>>, IndexTableError> {
+        Ok(self.get_many(bucket, &[key.to_owned()])?.pop())
+    }
+
+    /// The entries of those of `keys` in `bucket` this replica has
+    /// (tombstones too), in the order asked, read in one transaction.
+    pub fn get_many(
+        &self,
+        bucket: &BucketId,
+        keys: &[String],
+    ) -> Result<Vec<Signed<ObjectEntry>>, IndexTableError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
-        let found = table
-            .get(entry_key(bucket, key).as_slice())
-            .map_err(|e| self.err(e))?;
-        found.map(|bytes| self.decode(bytes.value())).transpose()
+        let mut out = Vec::new();
+        for key in keys {
+            let found = table
+                .get(entry_key(bucket, key).as_slice())
+                .map_err(|e| self.err(e))?;
+            if let Some(bytes) = found {
+                out.push(self.decode(bytes.value())?);
+            }
+        }
+        Ok(out)
     }
 
     /// The chunks this replica keeps of each of `entries`' inline objects
