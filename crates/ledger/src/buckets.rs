@@ -179,7 +179,7 @@ fn holders(cluster: &ClusterRecord) -> Vec<Holder> {
 }
 
 /// Pays a bill of `storage`, `bandwidth` and `repairs` out of `record`'s
-/// deposit; returns (charged, paid).
+/// deposit; returns (charged, paid, whether the deposit covered the bill).
 fn pay(
     state: &mut State,
     bucket: &BucketId,
@@ -188,7 +188,7 @@ fn pay(
     storage: Amount,
     (bandwidth, repairs): (&Parts, &Parts),
     events: &mut Vec<Event>,
-) -> Result<(Amount, Amount), TxError> {
+) -> Result<(Amount, Amount, bool), TxError> {
     let overflow = TxError::Overflow { what: "a bill" };
     let available = held(record)?;
     let settlement = settle(
@@ -216,7 +216,10 @@ fn pay(
         }));
     }
     record.released = record.released.checked_add(paid).ok_or(overflow)?;
-    Ok((settlement.charged, paid))
+    // Covered when the deposit held the whole bill: what shares split by
+    // capacity round down (a few base units) stays in the deposit and is
+    // no shortfall.
+    Ok((settlement.charged, paid, available >= settlement.charged))
 }
 
 /// The fields of a `BillBucket` transaction.
@@ -332,7 +335,7 @@ pub(crate) fn bill(
             what: "a storage charge",
         },
     )?;
-    let (charged, paid) = pay(
+    let (charged, paid, covered) = pay(
         state,
         &bucket,
         &mut record,
@@ -353,7 +356,7 @@ pub(crate) fn bill(
         charged,
         paid,
     }));
-    if paid < charged && record.status == BucketStatus::Active {
+    if !covered && record.status == BucketStatus::Active {
         record.status = BucketStatus::ReadOnly {
             since_ms: ctx.time_ms,
         };
@@ -500,7 +503,7 @@ pub(crate) fn close(
         what: "a storage charge",
     })?;
     if !storage.is_zero() {
-        let (charged, paid) = pay(
+        let (charged, paid, _) = pay(
             state,
             bucket,
             &mut record,

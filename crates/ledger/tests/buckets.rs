@@ -411,6 +411,13 @@ fn the_low_deposit_warning_is_raised_once_per_crossing() {
     for period in 0..4 {
         w.time_ms += DAY_MS;
         warnings.push(warned_low(&bill(&mut w, bucket, period, 1)));
+        // Each bill of 533 334 pays 533 333 (the holders' shares round
+        // down); the deposit covered it, so the bucket stays writable.
+        assert_eq!(
+            w.state.bucket(&bucket).unwrap().status,
+            BucketStatus::Active,
+            "after the bill of period {period}"
+        );
     }
     // After each bill: 2 466 667, 1 933 334 (≥ 1 600 002), 1 400 001 (low), 866 668.
     assert_eq!(warnings, vec![false, false, true, false]);
