@@ -21,7 +21,8 @@ pub use canonical::{Canonical, HexBytes};
 pub use earnings::*;
 pub use error::{ApiError, ErrorCode};
 pub use objects::{
-    EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
+    EvidenceQuery, EvidenceView, HealthView, INDEX_KEYS_MAX, IndexKeys, IndexView, IndexWrite,
+    IndexWriteReceipt, ListQuery,
 };
 pub use storage::*;
 

@@ -1,6 +1,7 @@
 //! A bucket's objects through the API: writing index entries the owner
 //! signed (`POST /v1/buckets/{id}/index`), reading one key
-//! (`GET /v1/buckets/{id}/objects/{key}`) and listing a prefix
+//! (`GET /v1/buckets/{id}/objects/{key}`) or many
+//! (`POST /v1/buckets/{id}/index/keys`) and listing a prefix
 //! (`GET /v1/buckets/{id}/objects?prefix=…&after=…&limit=…`), and the
 //! evidence a bill carries (`GET /v1/buckets/{id}/evidence?period=…`). Entries and
 //! usage travel in their canonical signed encoding, so the client checks the
@@ -58,6 +59,19 @@ pub struct EvidenceView {
 pub struct IndexWriteReceipt {
     /// Replicas that acknowledged it before the answer.
     pub replicas: usize,
+}
+
+/// Most keys one [`IndexKeys`] asks for: what one index write holds, so a
+/// put of many objects reads what it replaces in one request.
+pub const INDEX_KEYS_MAX: usize = peercloud_ledger::object_entry::INDEX_WRITE_ENTRIES_MAX;
+
+/// `POST /v1/buckets/{id}/index/keys`: the newest entry of each key (the
+/// keys a put of many objects replaces), answered as one [`IndexView`] with
+/// the bucket's usage, the inline objects of the entries and the bucket.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexKeys {
+    /// 1..=[`INDEX_KEYS_MAX`] keys, each at most once.
+    pub keys: Vec<String>,
 }
 
 /// The query of a listing.

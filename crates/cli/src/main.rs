@@ -17,6 +17,7 @@ mod objects;
 mod paths;
 mod store;
 mod tiles;
+mod upload;
 mod wallet;
 
 use std::path::PathBuf;

@@ -33,10 +33,12 @@ const STDIO: &str = "-";
 pub struct PutArgs {
     /// The bucket (bucket:<hex>, or the hex alone).
     pub bucket: BucketId,
-    /// The file to store, or `-` for standard input.
+    /// The file to store, `-` for standard input, or a directory: every
+    /// file under it, keyed by its path under it.
     pub file: PathBuf,
     /// The object's key, like docs/report.pdf (default: the file's name;
-    /// required when reading standard input).
+    /// required when reading standard input). For a directory: the prefix
+    /// its files' keys start with, like site/ (default: none).
     #[arg(long)]
     pub key: Option<String>,
 }
@@ -84,6 +86,9 @@ pub fn put(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let PutArgs { bucket, file, key } = args;
+    if file.is_dir() {
+        return crate::upload::put_dir(client, data_dir, bucket, &file, key, json);
+    }
     let key = match key {
         Some(key) => key,
         None => default_key(&file)?,
@@ -372,7 +377,7 @@ fn default_output(key: &str) -> anyhow::Result<PathBuf> {
 
 /// A failed object command, naming the bucket and the key (`what`) unless
 /// the error's own message already names both.
-fn object_error(err: BucketError, what: &str) -> anyhow::Error {
+pub(crate) fn object_error(err: BucketError, what: &str) -> anyhow::Error {
     match err {
         BucketError::Client(err) => explain(err).context(what.to_owned()),
         err @ BucketError::NotFound { .. } => anyhow::Error::new(err),

@@ -422,6 +422,68 @@ fn a_user_puts_lists_gets_replaces_and_removes_objects_in_a_bucket() {
                 stderr(&again)
             );
             println!("checked: rm removes the object; getting it fails naming the key");
+
+            // A directory: every file under it, keyed by its path under
+            // it after --key's prefix; small ones in one batch, a large one alone.
+            let site = work.join("site");
+            std::fs::create_dir_all(site.join("css")).expect("the site's directories");
+            std::fs::write(site.join("index.html"), b"<h1>hello</h1>").expect("index.html");
+            std::fs::write(site.join("css/main.css"), b"h1{color:teal}").expect("main.css");
+            random_file(&site.join("video.bin"), (1 << 20) + 1);
+            let put = json_of(
+                "bucket put site/",
+                &net.cli(
+                    1,
+                    &[
+                        "bucket",
+                        "put",
+                        &bucket,
+                        path_text(&site),
+                        "--key",
+                        "www/",
+                        "--json",
+                    ],
+                ),
+            );
+            assert_eq!(put["files"], 3, "{put}");
+            assert_eq!(put["inline"], 2, "{put}");
+            let listed = json_of(
+                "bucket ls www/",
+                &net.cli(2, &["bucket", "ls", &bucket, "www/", "--json"]),
+            );
+            assert_eq!(
+                listed_keys(&listed),
+                ["www/css/main.css", "www/index.html", "www/video.bin"]
+            );
+            let piped = cli_in(
+                &net,
+                3,
+                &work,
+                b"",
+                &["bucket", "get", &bucket, "www/css/main.css", "-o", "-"],
+            );
+            assert_eq!(piped.stdout, b"h1{color:teal}", "{}", stderr(&piped));
+            let video = work.join("video.out");
+            json_of(
+                "bucket get www/video.bin",
+                &net.cli(
+                    2,
+                    &[
+                        "bucket",
+                        "get",
+                        &bucket,
+                        "www/video.bin",
+                        "-o",
+                        path_text(&video),
+                        "--json",
+                    ],
+                ),
+            );
+            assert!(
+                std::fs::read(&video).expect("the video")
+                    == std::fs::read(site.join("video.bin")).expect("the original")
+            );
+            println!("checked: a directory put stores each file under its path; they read back");
         },
     );
 }

@@ -40,6 +40,9 @@ use peercloud_types::{AccountId, Keypair, NodeId, Signed, clock::now_ms};
 use crate::{ApiStore, NodeApi};
 use peercloud_api::Canonical;
 
+mod batch;
+pub use batch::{NewObject, put_many};
+
 /// A bucket operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BucketError {
@@ -85,6 +88,31 @@ pub enum BucketError {
         bucket: BucketId,
         /// What was wrong.
         reason: String,
+    },
+    /// A put of many objects that cannot be made as asked.
+    #[error("a put of many objects to {bucket}: {reason}")]
+    Batch {
+        /// The bucket.
+        bucket: BucketId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A put of many objects stored the first `written` (their index
+    /// writes were acknowledged); the index write of the next `failed` failed.
+    #[error(
+        "a put of many objects to {bucket} stored the first {written} of {total}; the next {failed} were not indexed: {source}"
+    )]
+    Partial {
+        /// The bucket.
+        bucket: BucketId,
+        /// Objects stored, the first of those given.
+        written: usize,
+        /// Objects given.
+        total: usize,
+        /// Objects of the write that failed.
+        failed: usize,
+        /// Why it failed.
+        source: Box<BucketError>,
     },
     /// Storing or reading the object's chunks failed.
     #[error("{0}")]

@@ -3,7 +3,8 @@
 //! `/` kept), prefixes and markers in the query.
 
 use peercloud_api::{
-    EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
+    EvidenceQuery, EvidenceView, HealthView, IndexKeys, IndexView, IndexWrite, IndexWriteReceipt,
+    ListQuery,
 };
 use peercloud_ledger::{BucketId, ClusterId};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -56,6 +57,21 @@ impl NodeClient {
             bucket.0,
             utf8_percent_encode(key, KEY_PATH)
         ))
+    }
+
+    /// `POST /v1/buckets/{id}/index/keys`: the newest entry of each key.
+    pub fn index_get_many(
+        &self,
+        bucket: &BucketId,
+        keys: &[String],
+    ) -> Result<IndexView, ClientError> {
+        self.post_json(
+            &format!("/buckets/{}/index/keys", bucket.0),
+            &IndexKeys {
+                keys: keys.to_vec(),
+            },
+            REQUEST_TIMEOUT,
+        )
     }
 
     /// `GET /v1/buckets/{id}/evidence?period=…[&until_ms=…]`: what a bill

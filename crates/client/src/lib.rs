@@ -473,6 +473,9 @@ impl NodeApi for NodeClient {
     fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError> {
         NodeClient::index_get(self, bucket, key)
     }
+    fn index_get_many(&self, bucket: &BucketId, keys: &[String]) -> Result<IndexView, ClientError> {
+        NodeClient::index_get_many(self, bucket, keys)
+    }
     fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {
         NodeClient::index_list(self, bucket, query)
     }

@@ -106,6 +106,10 @@ pub trait NodeApi: Send + Sync {
     /// The newest entry of `key` in `bucket` a quorum knows.
     fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError>;
 
+    /// The newest entry of each of `keys` (1..=[`peercloud_api::INDEX_KEYS_MAX`],
+    /// each once) in `bucket` a quorum knows, in one request.
+    fn index_get_many(&self, bucket: &BucketId, keys: &[String]) -> Result<IndexView, ClientError>;
+
     /// A page of `bucket`'s entries under a prefix.
     fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError>;
 
@@ -198,6 +202,9 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     }
     fn index_get(&self, bucket: &BucketId, key: &str) -> Result<IndexView, ClientError> {
         (**self).index_get(bucket, key)
+    }
+    fn index_get_many(&self, bucket: &BucketId, keys: &[String]) -> Result<IndexView, ClientError> {
+        (**self).index_get_many(bucket, keys)
     }
     fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {
         (**self).index_list(bucket, query)

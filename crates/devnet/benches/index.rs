@@ -13,6 +13,9 @@
 //!    kept inline in the index: the manifest and chunk ride in the entry's
 //!    quorum write) from [`WRITERS_DEFAULT`] threads, and of 16 KiB objects
 //!    (stored on three members of the cluster, then indexed) for comparison.
+//!    Then 1 KiB objects in batches of [`BATCH_OBJECTS`] per request
+//!    ([`bucket::put_many`], as `bucket put DIR` stores a directory's files)
+//!    from [`BATCH_WRITERS`] threads, the last run listed back.
 //! 3. **Lists of 1,000 keys per minute**: from [`LISTERS`] threads for a few
 //!    seconds.
 //!
@@ -42,6 +45,12 @@ const ENTRIES_PER_RUN: usize = 4_000;
 const OBJECTS_PER_RUN: usize = 300;
 /// Objects each run of the put benchmark keeps inline in the index.
 const INLINE_OBJECTS_PER_RUN: usize = 3_000;
+/// Objects each run of the batched put benchmark stores (inline).
+const BATCHED_OBJECTS_PER_RUN: usize = 20_000;
+/// Objects per batch: as `bucket put DIR` sends a directory's small files.
+const BATCH_OBJECTS: usize = 500;
+/// Client threads putting batches at once.
+const BATCH_WRITERS: usize = 4;
 /// Client threads listing at once.
 const LISTERS: usize = 4;
 /// How long each list run lasts.
@@ -161,6 +170,41 @@ fn main() {
                 .join(", "),
         );
     }
+
+    // 2b. Small objects in batches, as `bucket put DIR` stores a directory:
+    // one request reads what a batch replaces, one index write stores it.
+    let object = vec![6u8; 1_024];
+    let mut batched = Vec::new();
+    for run in 0..RUNS {
+        let keys: Vec<String> = (0..BATCHED_OBJECTS_PER_RUN)
+            .map(|i| format!("b/{run}/{i:06}"))
+            .collect();
+        let batches: Vec<&[String]> = keys.chunks(BATCH_OBJECTS).collect();
+        let per_second = rate(BATCH_WRITERS, batches.len(), |i| {
+            let objects: Vec<bucket::NewObject<'_>> = batches[i]
+                .iter()
+                .map(|key| bucket::NewObject {
+                    key,
+                    bytes: &object,
+                })
+                .collect();
+            bucket::put_many(&http, &owner, &bucket, &objects).expect("a put of many");
+        });
+        batched.push(per_second * BATCH_OBJECTS as f64);
+    }
+    let listed = bucket::list(&http, &bucket, &format!("b/{}/", RUNS - 1)).expect("list back");
+    println!(
+        "small-object puts (1 KiB, inline, {BATCH_OBJECTS} per request as a directory upload, \
+         {BATCH_WRITERS} writers): {:.0}/s median of {RUNS} runs ({}); {} of {BATCHED_OBJECTS_PER_RUN} \
+         acknowledged objects missing, an index replica still stopped",
+        median(batched.clone()),
+        batched
+            .iter()
+            .map(|p| format!("{p:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        BATCHED_OBJECTS_PER_RUN - listed.len(),
+    );
 
     // 3. Lists of 1,000 keys.
     let query = ListQuery {

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use peercloud_api::{
     AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EvidenceQuery,
-    EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, JobView, LedgerView,
-    ListQuery, OffersRequest, OffersResponse, TxReceipt, WaitQuery,
+    EvidenceView, HealthView, IndexKeys, IndexView, IndexWrite, IndexWriteReceipt, JobView,
+    LedgerView, ListQuery, OffersRequest, OffersResponse, TxReceipt, WaitQuery,
 };
 use peercloud_client::{ClientError, NodeApi};
 use peercloud_ledger::{BucketId, ClusterId, ClusterTerms, Tx};
@@ -394,6 +394,15 @@ impl NodeApi for InProcessNode {
         Ok(self
             .runtime
             .block_on(self.service.index_get(*bucket, key.to_owned()))?)
+    }
+
+    fn index_get_many(&self, bucket: &BucketId, keys: &[String]) -> Result<IndexView, ClientError> {
+        let keys = IndexKeys {
+            keys: keys.to_vec(),
+        };
+        Ok(self
+            .runtime
+            .block_on(self.service.index_get_many(*bucket, keys))?)
     }
 
     fn index_list(&self, bucket: &BucketId, query: &ListQuery) -> Result<IndexView, ClientError> {

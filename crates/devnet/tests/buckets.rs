@@ -11,8 +11,8 @@ use common::*;
 
 use peercloud_api::{Canonical, ErrorCode, IndexWrite, ListQuery};
 use peercloud_client::bucket::{self, BucketError};
-use peercloud_client::{ClientError, NodeApi};
-use peercloud_devnet::{Grid, InProcessNode};
+use peercloud_client::{ClientError, NodeApi, NodeClient};
+use peercloud_devnet::{Grid, InProcessNode, node_dir};
 use peercloud_ledger::{BucketId, InlineObject, ObjectEntry, ObjectRef};
 use peercloud_node::daemon::INDEX_REPLICAS;
 use peercloud_types::{ContentId, Keypair, Signed, clock::now_ms};
@@ -483,4 +483,86 @@ fn puts_at_once_from_one_process_sign_a_usage_that_counts_every_one() {
         .body;
     assert_eq!(usage.stored_bytes, (1..=PUTS).map(|i| i * 100).sum::<u64>());
     assert_eq!(usage.seq, PUTS, "one number per put");
+}
+
+#[test]
+fn a_put_of_many_objects_stores_each_over_http_in_few_writes_and_counts_the_usage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = Grid::start(dir.path(), 4).expect("a grid of four providers");
+    let user = grid.user().clone();
+    let node = grid.node(1).expect("node 1");
+    let bucket = funded_bucket(&grid, &node, 50);
+    let http = NodeClient::from_node_dir(&node_dir(dir.path(), 1)).expect("node 1's API");
+    bucket::put(&http, &user, &bucket, "d/old", &[7u8; 500][..]).expect("a put");
+
+    // 600 objects: 2 KiB ones kept inline (more than one index write holds
+    // of inline bytes), one replacing d/old, and one stored on the cluster.
+    let mut contents: Vec<(String, Vec<u8>)> = (0..598)
+        .map(|i| (format!("d/{i:04}"), vec![(i % 251) as u8; 2048]))
+        .collect();
+    contents.push(("d/old".into(), vec![8u8; 2000]));
+    contents.push(("d/big".into(), vec![9u8; 64 << 10]));
+    let objects: Vec<bucket::NewObject<'_>> = contents
+        .iter()
+        .map(|(key, bytes)| bucket::NewObject { key, bytes })
+        .collect();
+    let puts = bucket::put_many(&http, &user, &bucket, &objects).expect("a put of many");
+    assert_eq!(puts.len(), 600);
+    assert!(
+        puts.iter().zip(&contents).all(|(p, (k, _))| p.key == *k),
+        "in the order given"
+    );
+    assert_eq!(puts.iter().filter(|p| p.inline).count(), 599);
+    assert!(puts.iter().all(|p| p.replicas >= 2));
+
+    for key in ["d/0000", "d/0597", "d/old", "d/big"] {
+        let (_, bytes) = contents.iter().find(|(k, _)| k == key).expect("given");
+        assert_eq!(&read(&node, &user, &bucket, key), bytes, "{key} reads back");
+    }
+    let listed = bucket::list(&http, &bucket, "d/").expect("a list");
+    assert_eq!(listed.len(), 600);
+    let usage = node
+        .index_get(&bucket, "d/old")
+        .expect("a get")
+        .usage
+        .expect("a usage")
+        .0
+        .body;
+    let total: u64 = contents.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(
+        usage.stored_bytes, total,
+        "d/old's 500 bytes replaced, not added"
+    );
+    let writes = usage.seq - 1;
+    assert!(
+        (2..=3).contains(&writes),
+        "{writes} index writes for 600 objects"
+    );
+
+    // A key given twice is refused before anything is written.
+    let twice = [
+        bucket::NewObject {
+            key: "e/1",
+            bytes: b"one",
+        },
+        bucket::NewObject {
+            key: "e/1",
+            bytes: b"two",
+        },
+    ];
+    let err = bucket::put_many(&http, &user, &bucket, &twice).expect_err("a key twice");
+    assert!(matches!(err, BucketError::Batch { .. }), "{err}");
+    assert!(
+        bucket::list(&http, &bucket, "e/")
+            .expect("a list")
+            .is_empty()
+    );
+    // The API refuses a get of too many keys, naming the limit.
+    let keys: Vec<String> = (0..=peercloud_api::INDEX_KEYS_MAX)
+        .map(|i| format!("k{i}"))
+        .collect();
+    let err = http
+        .index_get_many(&bucket, &keys)
+        .expect_err("too many keys");
+    assert!(err.to_string().contains("1..=1000"), "{err}");
 }

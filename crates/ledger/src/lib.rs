@@ -87,7 +87,7 @@ pub use event::Event;
 pub use event::StorageEvent;
 pub use genesis::GenesisConfig;
 pub use invariants::InvariantError;
-pub use object_entry::{InlineObject, ObjectEntry, ObjectRef};
+pub use object_entry::{InlineIndex, InlineObject, ObjectEntry, ObjectRef};
 pub use params::{Params, ParamsError};
 pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
 pub use state::{Checkpoint, EntryError, State, Tip};

@@ -9,6 +9,8 @@
 //! and on a tie the larger hash of the signed bytes, so every replica that
 //! has seen the same entries agrees on the winner whatever order they came in.
 
+use std::collections::BTreeMap;
+
 use peercloud_types::{ContentId, Hash32, Kind, Signed, Versioned, encoding::encode};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,12 @@ pub const INLINE_OBJECT_BYTES_MAX: u64 = 3 * 1024;
 /// Most bytes an [`InlineObject`]'s chunks take (the sealed manifest and
 /// data of an object of [`INLINE_OBJECT_BYTES_MAX`] take well under this).
 pub const INLINE_CHUNKS_BYTES_MAX: usize = 8 * 1024;
+/// Most entries one index write carries (and most usages, receipts and
+/// repair receipts, each).
+pub const INDEX_WRITE_ENTRIES_MAX: usize = 1_000;
+/// Most bytes of inline objects one index write carries (so a write stays
+/// well inside an index message).
+pub const INLINE_WRITE_BYTES_MAX: usize = 1 << 20;
 
 /// An object a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +73,39 @@ impl InlineObject {
     /// Bytes its chunks take.
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
+    }
+}
+
+/// Inline objects found by the CID of their manifest, each manifest hashed
+/// once: matching a write's or a read's many entries to their chunks by
+/// scanning would hash every manifest once per entry.
+#[derive(Debug, Clone, Default)]
+pub struct InlineIndex<'a> {
+    by_manifest: BTreeMap<ContentId, &'a InlineObject>,
+}
+
+impl<'a> InlineIndex<'a> {
+    /// `objects` by their manifest's CID (the first of two with the same
+    /// manifest; one without chunks is left out).
+    pub fn new(objects: impl IntoIterator<Item = &'a InlineObject>) -> Self {
+        let mut by_manifest = BTreeMap::new();
+        for object in objects {
+            if let Some(manifest) = object.manifest() {
+                by_manifest.entry(manifest).or_insert(object);
+            }
+        }
+        InlineIndex { by_manifest }
+    }
+
+    /// The object whose manifest is `manifest`.
+    pub fn get(&self, manifest: &ContentId) -> Option<&'a InlineObject> {
+        self.by_manifest.get(manifest).copied()
+    }
+
+    /// The chunks of `entry`'s object when it is inline and among these.
+    pub fn of(&self, entry: &ObjectEntry) -> Option<&'a InlineObject> {
+        let object = entry.object.filter(|o| o.inline)?;
+        self.get(&object.manifest)
     }
 }
 

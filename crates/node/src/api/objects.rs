@@ -4,6 +4,7 @@
 //! ```text
 //!   POST /v1/buckets/{id}/index          IndexWrite ─► Service::index_write ─► IndexWriteReceipt
 //!   GET  /v1/buckets/{id}/objects/{key}             ─► Service::index_get   ─► IndexView (one entry or none)
+//!   POST /v1/buckets/{id}/index/keys     IndexKeys  ─► Service::index_get_many ─► IndexView (each key's entry)
 //!   GET  /v1/buckets/{id}/objects?prefix&after&limit ─► Service::index_list ─► IndexView (a page)
 //!   GET  /v1/buckets/{id}/evidence?period&until_ms    ─► Service::index_evidence ─► EvidenceView
 //!   GET  /v1/buckets/{id}/health                     ─► Service::bucket_health ─► HealthView
@@ -11,8 +12,8 @@
 
 use axum::extract::{Path, Query, State};
 use peercloud_api::{
-    ApiError, Canonical, EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite,
-    IndexWriteReceipt, ListQuery,
+    ApiError, Canonical, EvidenceQuery, EvidenceView, HealthView, INDEX_KEYS_MAX, IndexKeys,
+    IndexView, IndexWrite, IndexWriteReceipt, ListQuery,
 };
 use peercloud_ledger::BucketId;
 use tracing::Instrument;
@@ -89,6 +90,49 @@ impl Service {
             .map_err(api_error)
     }
 
+    /// `POST /v1/buckets/{id}/index/keys`: each key's newest entry a quorum
+    /// knows (keys without one are left out), the bucket's usage and view.
+    /// The keys' gets go to the bucket's rounds together, so they travel
+    /// as one or a few `IndexGet`s of many keys.
+    pub async fn index_get_many(
+        &self,
+        bucket: BucketId,
+        keys: IndexKeys,
+    ) -> Result<IndexView, ApiError> {
+        let mut keys = keys.keys;
+        if keys.is_empty() || keys.len() > INDEX_KEYS_MAX {
+            return Err(ApiError::bad_request(format!(
+                "{} keys asked for: a get of many keys asks for 1..={INDEX_KEYS_MAX}",
+                keys.len()
+            )));
+        }
+        keys.sort_unstable();
+        if let Some(twice) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(ApiError::bad_request(format!(
+                "key {:?} is asked for twice",
+                twice[0]
+            )));
+        }
+        let inner = self.inner();
+        let reads =
+            futures::future::try_join_all(keys.into_iter().map(|key| inner.index_get(bucket, key)))
+                .instrument(tracing::debug_span!("index_get_many", %bucket))
+                .await
+                .map_err(api_error)?;
+        let mut merged = IndexRead::default();
+        for read in reads {
+            merged.entries.extend(read.entries);
+            merged.inline.extend(read.inline);
+            if read.usage.as_ref().map(|u| u.body.seq) > merged.usage.as_ref().map(|u| u.body.seq) {
+                merged.usage = read.usage;
+            }
+        }
+        Ok(IndexView {
+            bucket: self.bucket(&bucket).ok(),
+            ..view(merged)
+        })
+    }
+
     /// `GET /v1/buckets/{id}/evidence`: what a bill of `period` would carry.
     pub async fn index_evidence(
         &self,
@@ -159,6 +203,15 @@ pub(super) async fn get(
 ) -> Result<axum::Json<IndexView>, Failure> {
     let bucket: BucketId = parse(&bucket, "a bucket id")?;
     Ok(axum::Json(service.index_get(bucket, key).await?))
+}
+
+pub(super) async fn get_many(
+    State(service): State<Service>,
+    Path(bucket): Path<String>,
+    Body(body): Body<IndexKeys>,
+) -> Result<axum::Json<IndexView>, Failure> {
+    let bucket: BucketId = parse(&bucket, "a bucket id")?;
+    Ok(axum::Json(service.index_get_many(bucket, body).await?))
 }
 
 pub(super) async fn evidence(

@@ -181,8 +181,24 @@ pub const CHUNK_GROUP_BODY_BYTES_MAX: usize = GROUP_PIECES_MAX * CHUNK_MESSAGE_B
 /// whatever the number of connections.
 pub const CHUNK_GROUPS_IN_FLIGHT: usize = 8;
 
+/// Largest body a request to `path` may carry (other than a chunk group's):
+/// a bucket's index write or get of many keys takes up to
+/// [`objects::INDEX_WRITE_BODY_BYTES_MAX`], every other request a chunk
+/// message at most.
+fn body_limit(path: &str) -> usize {
+    let index_route = path
+        .strip_prefix("/v1/buckets/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, route)| route == "index" || route == "index/keys");
+    if index_route {
+        objects::INDEX_WRITE_BODY_BYTES_MAX
+    } else {
+        CHUNK_MESSAGE_BYTES_MAX
+    }
+}
+
 /// Reads the request's body whole within `timeout` before any handler sees
-/// it: at most [`CHUNK_MESSAGE_BYTES_MAX`], or [`CHUNK_GROUP_BODY_BYTES_MAX`]
+/// it: at most [`body_limit`], or [`CHUNK_GROUP_BODY_BYTES_MAX`]
 /// for a chunk group once one of the `groups` slots is free (held until the
 /// answer).
 async fn body_within(
@@ -202,7 +218,7 @@ async fn body_within(
         let limit = if is_group {
             CHUNK_GROUP_BODY_BYTES_MAX
         } else {
-            CHUNK_MESSAGE_BYTES_MAX
+            body_limit(parts.uri.path())
         };
         axum::body::to_bytes(body, limit)
             .await
@@ -331,6 +347,11 @@ pub fn router(service: Service) -> Router {
         .route(
             "/v1/buckets/{id}/index",
             post(objects::write).layer(DefaultBodyLimit::max(objects::INDEX_WRITE_BODY_BYTES_MAX)),
+        )
+        .route(
+            "/v1/buckets/{id}/index/keys",
+            post(objects::get_many)
+                .layer(DefaultBodyLimit::max(objects::INDEX_WRITE_BODY_BYTES_MAX)),
         )
         .route("/v1/buckets/{id}/objects", get(objects::list))
         .route("/v1/buckets/{id}/evidence", get(objects::evidence))
@@ -721,6 +742,25 @@ mod tests {
         ] {
             let super::Failure(err) = super::super::chunks::split_group(&bad, &body).unwrap_err();
             assert!(err.message.contains(says), "{bad:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn only_a_bucket_s_index_routes_take_bodies_past_a_chunk_message() {
+        use super::{CHUNK_MESSAGE_BYTES_MAX, body_limit};
+        use crate::api::objects::INDEX_WRITE_BODY_BYTES_MAX;
+        const { assert!(INDEX_WRITE_BODY_BYTES_MAX > CHUNK_MESSAGE_BYTES_MAX) };
+        for path in ["/v1/buckets/abc/index", "/v1/buckets/abc/index/keys"] {
+            assert_eq!(body_limit(path), INDEX_WRITE_BODY_BYTES_MAX, "{path}");
+        }
+        for path in [
+            "/v1/buckets/abc/objects/index",
+            "/v1/buckets/index",
+            "/v1/buckets/abc/index/keys/more",
+            "/v1/tx",
+            "/v1/chunks/abc",
+        ] {
+            assert_eq!(body_limit(path), CHUNK_MESSAGE_BYTES_MAX, "{path}");
         }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_ledger::object_entry::check_key;
-use peercloud_ledger::{BucketId, InlineObject};
+use peercloud_ledger::{BucketId, InlineIndex, InlineObject};
 use tokio::sync::oneshot;
 
 use super::rules::{INLINE_WRITE_BYTES_MAX, batch_bucket};
@@ -311,12 +311,12 @@ impl Inner {
                 }
                 Err(err) => Err(err),
             };
+            let carried = read.as_ref().map(|r| (r, InlineIndex::new(&r.inline)));
             for WaitingGet { key, reply } in round {
-                let _ = reply.send(
-                    read.as_ref()
-                        .map(|r| one_key(r, &key))
-                        .map_err(Clone::clone),
-                );
+                let _ = reply.send(match &carried {
+                    Ok((r, carried)) => Ok(one_key(r, carried, &key)),
+                    Err(err) => Err((*err).clone()),
+                });
             }
         }
     }
@@ -324,7 +324,7 @@ impl Inner {
 
 /// What a round's read says about `key`: its entry, the bucket's usage,
 /// and its inline object's chunks.
-fn one_key(read: &IndexRead, key: &str) -> IndexRead {
+fn one_key(read: &IndexRead, carried: &InlineIndex<'_>, key: &str) -> IndexRead {
     let entries: Vec<_> = read
         .entries
         .iter()
@@ -333,13 +333,7 @@ fn one_key(read: &IndexRead, key: &str) -> IndexRead {
         .collect();
     let inline = entries
         .iter()
-        .filter_map(|e| e.body.object.filter(|o| o.inline))
-        .filter_map(|o| {
-            read.inline
-                .iter()
-                .find(|i| i.manifest() == Some(o.manifest))
-                .cloned()
-        })
+        .filter_map(|e| carried.of(&e.body).cloned())
         .collect();
     IndexRead {
         entries,

@@ -33,14 +33,15 @@ pub use sync::IndexSyncs;
 use rules::index_cid;
 pub(crate) use rules::{check_inline, check_write, cluster_nodes};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use peercloud_api::ErrorCode;
 use peercloud_ledger::object_entry::newer;
 use peercloud_ledger::{
-    BandwidthReceipt, BucketId, BucketUsage, ClusterId, InlineObject, ObjectEntry, RepairReceipt,
+    BandwidthReceipt, BucketId, BucketUsage, ClusterId, InlineIndex, InlineObject, ObjectEntry,
+    RepairReceipt,
 };
 use peercloud_net::Protocol;
 use peercloud_store::rank;
@@ -55,8 +56,7 @@ use table::{Batch, IndexTable, IndexTableError};
 pub const INDEX_REPLICAS: usize = 3;
 /// Most entries one list answer carries.
 pub const INDEX_PAGE_MAX: u32 = 1_000;
-/// Most entries one request writes.
-pub const INDEX_WRITE_ENTRIES_MAX: usize = 1_000;
+pub use peercloud_ledger::object_entry::INDEX_WRITE_ENTRIES_MAX;
 /// Most writes one group commit takes.
 const WRITE_BATCH_MAX: usize = 1_024;
 /// Writes queued for the writer before senders wait.
@@ -542,6 +542,7 @@ impl Inner {
     /// background), with the chunks of their inline objects when the read
     /// has them; a replica that held a winner but not its chunks gets them.
     fn repair_index(self: &Arc<Self>, answers: &[(NodeId, Answer)], read: &IndexRead) {
+        let carried = InlineIndex::new(&read.inline);
         for (node, answer) in answers {
             let Answer::Entries(answer) = answer else {
                 continue;
@@ -551,7 +552,11 @@ impl Inner {
                 .iter()
                 .map(|e| (e.body.key.as_str(), e))
                 .collect();
-            let held = |m: &ContentId| answer.inline.iter().any(|i| i.manifest() == Some(*m));
+            let held: BTreeSet<ContentId> = answer
+                .inline
+                .iter()
+                .filter_map(InlineObject::manifest)
+                .collect();
             let mut stale = Vec::new();
             let mut inline = Vec::new();
             for winner in &read.entries {
@@ -561,12 +566,8 @@ impl Inner {
                 let chunks = winner
                     .body
                     .object
-                    .filter(|o| o.inline && !held(&o.manifest))
-                    .and_then(|o| {
-                        read.inline
-                            .iter()
-                            .find(|i| i.manifest() == Some(o.manifest))
-                    });
+                    .filter(|o| o.inline && !held.contains(&o.manifest))
+                    .and_then(|o| carried.get(&o.manifest));
                 if lacks_entry || chunks.is_some() {
                     stale.push(winner.clone());
                     inline.extend(chunks.cloned());

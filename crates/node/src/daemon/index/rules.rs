@@ -3,6 +3,8 @@
 //! the user and again on every replica), and the cluster's active members
 //! as weighted placement nodes.
 
+use std::collections::BTreeMap;
+
 use peercloud_ledger::object_entry::{INLINE_CHUNKS_BYTES_MAX, INLINE_OBJECT_BYTES_MAX, check_key};
 use peercloud_ledger::{BucketId, BucketStatus, ClusterId, InlineObject, ObjectRef, State};
 use peercloud_store::{Manifest, PlacementNode, vnodes_for};
@@ -11,9 +13,7 @@ use peercloud_types::{AccountId, ContentId, SignatureBatch};
 use super::table::Batch;
 use super::{INDEX_WRITE_ENTRIES_MAX, IndexError};
 
-/// Most bytes of inline objects one index write carries (so a write stays
-/// well inside an index message).
-pub const INLINE_WRITE_BYTES_MAX: usize = 1 << 20;
+pub use peercloud_ledger::object_entry::INLINE_WRITE_BYTES_MAX;
 
 /// The bucket a write is to (the first record's; [`check_write`] holds the
 /// rest to it).
@@ -129,19 +129,21 @@ pub(crate) fn check_write(state: &State, batch: &Batch) -> Result<BucketId, Inde
             "an index write carries {inline_bytes} bytes of inline objects; at most {INLINE_WRITE_BYTES_MAX}"
         )));
     }
+    // The inline entries by the manifest they name (the first of two that
+    // name one), so each object's manifest is hashed once.
+    let mut naming = BTreeMap::new();
+    for entry in entries {
+        if let Some(object) = entry.body.object.filter(|o| o.inline) {
+            naming.entry(object.manifest).or_insert((entry, object));
+        }
+    }
     for object in inline {
-        let named = entries.iter().find_map(|e| {
-            e.body
-                .object
-                .filter(|o| o.inline && Some(o.manifest) == object.manifest())
-                .map(|o| (e, o))
-        });
-        let Some((entry, object_ref)) = named else {
+        let manifest = object.manifest();
+        let named = manifest.and_then(|m| naming.get(&m));
+        let Some(&(entry, object_ref)) = named else {
             return Err(IndexError::invalid(format!(
                 "a write to {bucket} carries an inline object (manifest {}) no inline entry of it names",
-                object
-                    .manifest()
-                    .map_or_else(|| "none".to_owned(), |m| m.to_string())
+                manifest.map_or_else(|| "none".to_owned(), |m| m.to_string())
             )));
         };
         check_inline(object, &object_ref).map_err(|reason| {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use peercloud_ledger::object_entry::newer;
 use peercloud_ledger::{
-    BandwidthReceipt, BucketId, BucketUsage, InlineObject, ObjectEntry, RepairReceipt,
+    BandwidthReceipt, BucketId, BucketUsage, InlineIndex, InlineObject, ObjectEntry, RepairReceipt,
 };
 use peercloud_types::{NodeId, Signed, decode, encode};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -115,14 +115,6 @@ impl Batch {
         self.receipts.append(&mut other.receipts);
         self.repairs.append(&mut other.repairs);
         self.inline.append(&mut other.inline);
-    }
-
-    /// The inline object whose manifest is `entry`'s, if the batch carries it.
-    pub fn inline_of(&self, entry: &ObjectEntry) -> Option<&InlineObject> {
-        let object = entry.object.filter(|o| o.inline)?;
-        self.inline
-            .iter()
-            .find(|i| i.manifest() == Some(object.manifest))
     }
 }
 
@@ -239,6 +231,7 @@ impl IndexTable {
         {
             let mut table = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
             let mut inline = txn.open_table(INLINE).map_err(|e| self.err(e))?;
+            let carried = InlineIndex::new(&batch.inline);
             for entry in entries {
                 let key = entry_key(&entry.body.bucket, &entry.body.key);
                 let current = match table.get(key.as_slice()).map_err(|e| self.err(e))? {
@@ -258,7 +251,7 @@ impl IndexTable {
                 // replaced (a replica short of them gets them from the
                 // others: read repair and the index pull).
                 let holds = wins || current.as_ref() == Some(entry);
-                if let Some(object) = batch.inline_of(&entry.body).filter(|_| holds) {
+                if let Some(object) = carried.of(&entry.body).filter(|_| holds) {
                     inline
                         .insert(key.as_slice(), encode(object).as_slice())
                         .map_err(|e| self.err(e))?;

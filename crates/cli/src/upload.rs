@@ -1,0 +1,296 @@
+//! `peercloud bucket put BUCKET DIR`: every file under a directory, stored
+//! as objects whose keys are their paths under it (with `/` between parts,
+//! after `--key PREFIX` when given). Small files go in batches
+//! ([`bucket::put_many`]: what they replace read in one request, their
+//! entries written in one index write of up to 1,000), so a directory of
+//! many small files costs a few requests per thousand files, not two per
+//! file; a large file goes alone, as `bucket put FILE` stores it.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use peercloud_client::bucket::{self, NewObject};
+use peercloud_client::{NodeClient, ObjectPut};
+use peercloud_ledger::BucketId;
+use peercloud_ledger::object_entry::INDEX_WRITE_ENTRIES_MAX;
+
+use crate::display;
+use crate::objects::object_error;
+use crate::wallet::load_wallet;
+
+/// Files up to this size go in batches; a larger one is stored alone.
+const BATCH_FILE_BYTES_MAX: u64 = 1 << 20;
+/// Bytes of file contents one batch holds in memory at most.
+const BATCH_BYTES_MAX: u64 = 32 << 20;
+
+/// A file found under the directory, with the key it is stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    path: PathBuf,
+    key: String,
+    size: u64,
+}
+
+/// Stores every file under `dir` in `bucket`; prints a line per file (or
+/// one JSON object of them all) and the totals.
+pub fn put_dir(
+    client: &NodeClient,
+    data_dir: &Path,
+    bucket: BucketId,
+    dir: &Path,
+    prefix: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let what = format!("putting {} into {bucket}", dir.display());
+    let files = files_under(dir, prefix.as_deref().unwrap_or(""))
+        .with_context(|| format!("{what}: reading the directory"))?;
+    if files.is_empty() {
+        bail!("{what}: the directory holds no files");
+    }
+    let wallet = load_wallet(data_dir)?;
+    let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    let bar = files_bar(files.len() as u64)?;
+    let mut puts: Vec<ObjectPut> = Vec::with_capacity(files.len());
+    for batch in batches(&files) {
+        if let [one] = batch
+            && one.size > BATCH_FILE_BYTES_MAX
+        {
+            let reader = File::open(&one.path)
+                .with_context(|| format!("{what}: opening {}", one.path.display()))?;
+            let put = bucket::put(client, &wallet, &bucket, &one.key, reader).map_err(|err| {
+                object_error(err, &format!("putting {:?} into {bucket}", one.key))
+            })?;
+            bar.inc(1);
+            puts.push(put);
+            continue;
+        }
+        let mut contents = Vec::with_capacity(batch.len());
+        for file in batch {
+            let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+            File::open(&file.path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .with_context(|| format!("{what}: reading {}", file.path.display()))?;
+            contents.push(bytes);
+        }
+        let objects: Vec<NewObject<'_>> = batch
+            .iter()
+            .zip(&contents)
+            .map(|(file, bytes)| NewObject {
+                key: &file.key,
+                bytes,
+            })
+            .collect();
+        let stored = bucket::put_many(client, &wallet, &bucket, &objects);
+        let stored = stored.map_err(|err| {
+            let done = puts.len();
+            object_error(
+                err,
+                &format!("{what} ({done} files stored before this batch)"),
+            )
+        })?;
+        bar.inc(stored.len() as u64);
+        puts.extend(stored);
+    }
+    bar.finish_and_clear();
+    print_dir(&bucket, dir, &puts, total_bytes, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every regular file under `dir` (symbolic links and other kinds are
+/// skipped), in key order, keyed `prefix` + its path under `dir`.
+fn files_under(dir: &Path, prefix: &str) -> anyhow::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&next).with_context(|| format!("listing {}", next.display()))?
+        {
+            let entry = entry.with_context(|| format!("listing {}", next.display()))?;
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let relative = path.strip_prefix(dir).unwrap_or(&path);
+                let mut key = prefix.to_owned();
+                for (i, part) in relative.components().enumerate() {
+                    let part = part.as_os_str().to_str().ok_or_else(|| {
+                        anyhow!(
+                            "{} has a name that is not UTF-8, which a key must be",
+                            path.display()
+                        )
+                    })?;
+                    if i > 0 {
+                        key.push('/');
+                    }
+                    key.push_str(part);
+                }
+                let size = entry
+                    .metadata()
+                    .with_context(|| format!("reading the size of {}", path.display()))?
+                    .len();
+                found.push(Found { path, key, size });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
+}
+
+/// The files cut into what goes together: runs of small files of at most
+/// [`INDEX_WRITE_ENTRIES_MAX`] files and [`BATCH_BYTES_MAX`] bytes, and
+/// each large file alone.
+fn batches(files: &[Found]) -> Vec<&[Found]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, file) in files.iter().enumerate() {
+        let large = file.size > BATCH_FILE_BYTES_MAX;
+        let full = i - start == INDEX_WRITE_ENTRIES_MAX || bytes + file.size > BATCH_BYTES_MAX;
+        if i > start && (large || full) {
+            out.push(&files[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        if large {
+            out.push(&files[i..=i]);
+            start = i + 1;
+        } else {
+            bytes += file.size;
+        }
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// A bar of files stored, on a terminal only.
+fn files_bar(total: u64) -> anyhow::Result<ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return Ok(ProgressBar::hidden());
+    }
+    let bar = ProgressBar::new(total).with_prefix("storing");
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix} {bar:30} {pos}/{len} files {per_sec} eta {eta}",
+    )?);
+    Ok(bar)
+}
+
+fn print_dir(bucket: &BucketId, dir: &Path, puts: &[ObjectPut], total_bytes: u64, json: bool) {
+    let inline = puts.iter().filter(|p| p.inline).count();
+    let bucket_bytes = puts.iter().map(|p| p.bucket_bytes).max().unwrap_or(0);
+    if json {
+        let objects: Vec<_> = puts
+            .iter()
+            .map(|put| {
+                serde_json::json!({
+                    "key": put.key,
+                    "size": put.receipt.size_bytes,
+                    "manifest": put.receipt.manifest_cid.to_string(),
+                    "inline": put.inline,
+                    "index_replicas": put.replicas,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "bucket": bucket,
+            "directory": dir.display().to_string(),
+            "files": puts.len(),
+            "bytes": total_bytes,
+            "inline": inline,
+            "bucket_bytes": bucket_bytes,
+            "objects": objects,
+        });
+        println!("{value}");
+        return;
+    }
+    for put in puts {
+        let kept = if put.inline {
+            "inline"
+        } else {
+            "on the cluster"
+        };
+        println!(
+            "stored   {} ({}, {kept})",
+            put.key,
+            display::bytes(put.receipt.size_bytes)
+        );
+    }
+    println!(
+        "stored   {} files, {} from {} into {bucket} ({inline} kept inline in the index)",
+        puts.len(),
+        display::bytes(total_bytes),
+        dir.display()
+    );
+    println!(
+        "bucket   {} ({bucket_bytes} bytes) stored now",
+        display::bytes(bucket_bytes)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(key: &str, size: u64) -> Found {
+        Found {
+            path: PathBuf::from(key),
+            key: key.to_owned(),
+            size,
+        }
+    }
+
+    #[test]
+    fn small_files_go_in_batches_and_a_large_one_alone() {
+        let files = vec![
+            found("a", 10),
+            found("b", 10),
+            found("big", BATCH_FILE_BYTES_MAX + 1),
+            found("c", 10),
+        ];
+        let cut: Vec<Vec<&str>> = batches(&files)
+            .iter()
+            .map(|b| b.iter().map(|f| f.key.as_str()).collect())
+            .collect();
+        assert_eq!(cut, [vec!["a", "b"], vec!["big"], vec!["c"]]);
+
+        let many: Vec<Found> = (0..INDEX_WRITE_ENTRIES_MAX + 1)
+            .map(|i| found(&format!("k{i:05}"), 1))
+            .collect();
+        let sizes: Vec<usize> = batches(&many).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [INDEX_WRITE_ENTRIES_MAX, 1]);
+
+        let heavy: Vec<Found> = (0..40)
+            .map(|i| found(&format!("h{i}"), BATCH_FILE_BYTES_MAX))
+            .collect();
+        let cut = batches(&heavy);
+        assert!(
+            cut.iter()
+                .all(|b| b.iter().map(|f| f.size).sum::<u64>() <= BATCH_BYTES_MAX)
+        );
+        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), 40);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_directory_s_files_are_keyed_by_their_path_under_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("css/deep")).expect("dirs");
+        std::fs::write(dir.path().join("index.html"), b"<p>hi</p>").expect("write");
+        std::fs::write(dir.path().join("css/deep/a.css"), b"p{}").expect("write");
+        std::fs::create_dir(dir.path().join("empty")).expect("dir");
+        let files = files_under(dir.path(), "site/").expect("files");
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["site/css/deep/a.css", "site/index.html"]);
+        assert_eq!(files[1].size, 9);
+        let files = files_under(dir.path(), "").expect("files");
+        assert_eq!(files[0].key, "css/deep/a.css");
+    }
+}
