@@ -35,6 +35,8 @@ pub const SERVED_BY_HEADER: &str = "x-peercloud-served-by";
 pub const TOKEN_FILE: &str = "api.token";
 /// Name of the file a running node writes its API address into.
 pub const API_ADDR_FILE: &str = "api.addr";
+/// File in a node's data directory holding its web gateway's base URL.
+pub const WEB_ADDR_FILE: &str = "web.addr";
 
 /// What a node does on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,9 @@ pub struct StatusView {
     pub registered: bool,
     /// What it offers.
     pub resources: Resources,
+    /// Its web gateway's base URL (public buckets' sites), if it serves one.
+    #[serde(default)]
+    pub web: Option<String>,
 }
 
 /// `GET /v1/ledger`: the chain as this node sees it.

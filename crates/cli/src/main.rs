@@ -15,6 +15,7 @@ mod node;
 mod node_api;
 mod objects;
 mod paths;
+mod site;
 mod store;
 mod tiles;
 mod upload;
@@ -79,6 +80,9 @@ enum Command {
     /// its objects, see its deposit, close it.
     #[command(subcommand)]
     Bucket(bucket::BucketCommand),
+    /// Websites: deploy a folder to a public bucket; every node serves it.
+    #[command(subcommand)]
+    Site(site::SiteCommand),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +124,9 @@ fn main() -> ExitCode {
         }
         Command::Bucket(cmd) => {
             data_dir.and_then(|dir| bucket::run(cmd, &dir, &cli.node_api, cli.json))
+        }
+        Command::Site(cmd) => {
+            data_dir.and_then(|dir| site::run(cmd, &dir, &cli.node_api, cli.json))
         }
     };
     match result {

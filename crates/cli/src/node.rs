@@ -42,6 +42,10 @@ pub struct NodeArgs {
     /// Address of the HTTP API (loopback only).
     #[arg(long, env = "PEERCLOUD_API")]
     api: Option<String>,
+    /// Address of the web gateway that serves public buckets' sites
+    /// (default: loopback, a free port; 0.0.0.0:8080 serves other machines).
+    #[arg(long, env = "PEERCLOUD_WEB")]
+    web: Option<String>,
     /// Two-letter country code this node registers.
     #[arg(long, env = "PEERCLOUD_LOCATION")]
     location: Option<String>,
@@ -91,6 +95,7 @@ impl NodeArgs {
             listen: list(&self.listen),
             bootstrap: list(&self.bootstrap),
             api: self.api.clone(),
+            web: self.web.clone(),
             location: self.location.clone(),
             cpu_millicores: self.cpu_millicores,
             memory_bytes: self.memory_bytes,
@@ -137,6 +142,7 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             .to_string(),
             p2p,
             api: format!("http://{}", node.api),
+            web: Some(format!("http://{}", node.web)),
         };
         println!("{}", ready.line());
         wait_for_stop(args.stop_with_parent).await;

@@ -17,6 +17,7 @@ use peercloud_client::bucket::{self, NewObject};
 use peercloud_client::{NodeClient, ObjectPut};
 use peercloud_ledger::BucketId;
 use peercloud_ledger::object_entry::INDEX_WRITE_ENTRIES_MAX;
+use peercloud_types::Keypair;
 
 use crate::display;
 use crate::objects::object_error;
@@ -29,7 +30,7 @@ const BATCH_BYTES_MAX: u64 = 32 << 20;
 
 /// A file found under the directory, with the key it is stored under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Found {
+pub(crate) struct Found {
     path: PathBuf,
     key: String,
     size: u64,
@@ -53,21 +54,36 @@ pub fn put_dir(
     }
     let wallet = load_wallet(data_dir)?;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    let stored = store_files(client, &wallet, &bucket, &files, false, &what)?;
+    print_dir(&bucket, dir, &stored.puts, total_bytes, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What [`store_files`] did.
+pub(crate) struct Stored {
+    /// The objects stored, in key order.
+    pub puts: Vec<ObjectPut>,
+    /// Files the bucket held already, byte for byte (when asked to skip them).
+    pub unchanged: usize,
+}
+
+/// Stores `files` in `bucket`: small ones in batches, large ones alone;
+/// with `skip_unchanged`, only those the (public) bucket does not hold
+/// already byte for byte under their key. `what` starts every error.
+pub(crate) fn store_files(
+    client: &NodeClient,
+    wallet: &Keypair,
+    bucket: &BucketId,
+    files: &[Found],
+    skip_unchanged: bool,
+    what: &str,
+) -> anyhow::Result<Stored> {
     let bar = files_bar(files.len() as u64)?;
-    let mut puts: Vec<ObjectPut> = Vec::with_capacity(files.len());
-    for batch in batches(&files) {
-        if let [one] = batch
-            && one.size > BATCH_FILE_BYTES_MAX
-        {
-            let reader = File::open(&one.path)
-                .with_context(|| format!("{what}: opening {}", one.path.display()))?;
-            let put = bucket::put(client, &wallet, &bucket, &one.key, reader).map_err(|err| {
-                object_error(err, &format!("putting {:?} into {bucket}", one.key))
-            })?;
-            bar.inc(1);
-            puts.push(put);
-            continue;
-        }
+    let mut stored = Stored {
+        puts: Vec::with_capacity(files.len()),
+        unchanged: 0,
+    };
+    for batch in batches(files) {
         let mut contents = Vec::with_capacity(batch.len());
         for file in batch {
             let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
@@ -76,7 +92,7 @@ pub fn put_dir(
                 .with_context(|| format!("{what}: reading {}", file.path.display()))?;
             contents.push(bytes);
         }
-        let objects: Vec<NewObject<'_>> = batch
+        let mut objects: Vec<NewObject<'_>> = batch
             .iter()
             .zip(&contents)
             .map(|(file, bytes)| NewObject {
@@ -84,25 +100,45 @@ pub fn put_dir(
                 bytes,
             })
             .collect();
-        let stored = bucket::put_many(client, &wallet, &bucket, &objects);
-        let stored = stored.map_err(|err| {
-            let done = puts.len();
+        if skip_unchanged {
+            let same = bucket::unchanged(client, bucket, &objects)
+                .map_err(|err| object_error(err, &format!("{what}: comparing")))?;
+            let before = objects.len();
+            objects = objects
+                .into_iter()
+                .zip(same)
+                .filter_map(|(object, same)| (!same).then_some(object))
+                .collect();
+            stored.unchanged += before - objects.len();
+            bar.inc((before - objects.len()) as u64);
+        }
+        if objects.is_empty() {
+            continue;
+        }
+        let put = if let [one] = objects[..]
+            && one.bytes.len() as u64 > BATCH_FILE_BYTES_MAX
+        {
+            bucket::put(client, wallet, bucket, one.key, one.bytes).map(|put| vec![put])
+        } else {
+            bucket::put_many(client, wallet, bucket, &objects)
+        };
+        let put = put.map_err(|err| {
+            let done = stored.puts.len();
             object_error(
                 err,
                 &format!("{what} ({done} files stored before this batch)"),
             )
         })?;
-        bar.inc(stored.len() as u64);
-        puts.extend(stored);
+        bar.inc(put.len() as u64);
+        stored.puts.extend(put);
     }
     bar.finish_and_clear();
-    print_dir(&bucket, dir, &puts, total_bytes, json);
-    Ok(ExitCode::SUCCESS)
+    Ok(stored)
 }
 
 /// Every regular file under `dir` (symbolic links and other kinds are
 /// skipped), in key order, keyed `prefix` + its path under `dir`.
-fn files_under(dir: &Path, prefix: &str) -> anyhow::Result<Vec<Found>> {
+pub(crate) fn files_under(dir: &Path, prefix: &str) -> anyhow::Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(next) = pending.pop() {

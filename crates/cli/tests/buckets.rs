@@ -484,6 +484,76 @@ fn a_user_puts_lists_gets_replaces_and_removes_objects_in_a_bucket() {
                     == std::fs::read(site.join("video.bin")).expect("the original")
             );
             println!("checked: a directory put stores each file under its path; they read back");
+
+            // A site: deployed to a public bucket through node 1, served by
+            // node 2's web gateway; deployed again, nothing is sent.
+            let created = json_of(
+                "bucket create --public",
+                &net.cli(
+                    1,
+                    &[
+                        "bucket",
+                        "create",
+                        &cluster,
+                        "--public",
+                        "--deposit",
+                        "5",
+                        "--json",
+                    ],
+                ),
+            );
+            let public = created["bucket"]
+                .as_str()
+                .expect("a public bucket")
+                .to_owned();
+            let deploy = |what: &str| {
+                json_of(
+                    what,
+                    &net.cli(
+                        1,
+                        &[
+                            "site",
+                            "deploy",
+                            path_text(&site),
+                            "--bucket",
+                            &public,
+                            "--json",
+                        ],
+                    ),
+                )
+            };
+            let first = deploy("site deploy");
+            assert_eq!(first["uploaded"], 3, "{first}");
+            assert_eq!(first["unchanged"], 0, "{first}");
+            assert!(
+                first["url"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("http://")),
+                "{first}"
+            );
+            let second = deploy("site deploy again");
+            assert_eq!(second["uploaded"], 0, "{second}");
+            assert_eq!(second["unchanged"], 3, "{second}");
+            let web = std::fs::read_to_string(net.node_dir(2).join("web.addr"))
+                .expect("node 2's web.addr");
+            let hex = public.trim_start_matches("bucket:");
+            let page =
+                reqwest::blocking::get(format!("{}/{hex}/", web.trim())).expect("node 2 answers");
+            assert_eq!(page.status(), 200);
+            assert_eq!(page.text().expect("the page"), "<h1>hello</h1>");
+            let refused = net.cli(
+                1,
+                &["site", "deploy", path_text(&site), "--bucket", &bucket],
+            );
+            assert!(!refused.status.success(), "a private bucket took a site");
+            assert!(
+                stderr(&refused).contains("--public"),
+                "{}",
+                stderr(&refused)
+            );
+            println!(
+                "checked: a site deploys once, is served by another node, and a redeploy sends nothing"
+            );
         },
     );
 }

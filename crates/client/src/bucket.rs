@@ -41,7 +41,7 @@ use crate::{ApiStore, NodeApi};
 use peercloud_api::Canonical;
 
 mod batch;
-pub use batch::{NewObject, put_many};
+pub use batch::{NewObject, put_many, unchanged};
 
 /// A bucket operation failed.
 #[derive(Debug, thiserror::Error)]

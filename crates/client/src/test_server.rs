@@ -143,6 +143,7 @@ async fn status(headers: HeaderMap) -> Response {
         p2p: Vec::new(),
         registered: true,
         resources: Resources::default(),
+        web: None,
     })
     .into_response()
 }

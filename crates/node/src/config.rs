@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG_FILE: &str = "config.toml";
 /// Default API address: loopback only, a port the OS picks.
 pub const API_DEFAULT: &str = "127.0.0.1:0";
+/// Default web gateway address: loopback, a free port (set `web` to serve
+/// sites to other machines, e.g. `0.0.0.0:8080`).
+pub const WEB_DEFAULT: &str = "127.0.0.1:0";
 /// Default libp2p address: every interface, a port the OS picks.
 pub const LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/0";
 /// Bandwidth a node offers when the config says nothing (it cannot be measured offline).
@@ -31,6 +34,8 @@ pub struct Settings {
     pub bootstrap: Option<Vec<String>>,
     /// HTTP API address (loopback).
     pub api: Option<String>,
+    /// Web gateway address: public buckets' sites, no token (any address).
+    pub web: Option<String>,
     /// Country code the node registers.
     pub location: Option<String>,
     /// CPU offered, millicores (default: every core).
@@ -57,6 +62,7 @@ impl Settings {
             listen: self.listen.or(lower.listen),
             bootstrap: self.bootstrap.or(lower.bootstrap),
             api: self.api.or(lower.api),
+            web: self.web.or(lower.web),
             location: self.location.or(lower.location),
             cpu_millicores: self.cpu_millicores.or(lower.cpu_millicores),
             memory_bytes: self.memory_bytes.or(lower.memory_bytes),
@@ -106,6 +112,8 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// HTTP API address.
     pub api: SocketAddr,
+    /// Web gateway address.
+    pub web: SocketAddr,
     /// Country code.
     pub location: String,
     /// What it offers.
@@ -201,6 +209,10 @@ impl NodeConfig {
                 "{api} is not a loopback address: the API is for this machine only"
             )));
         }
+        let web_text = s.web.unwrap_or_else(|| WEB_DEFAULT.to_owned());
+        let web: SocketAddr = web_text
+            .parse()
+            .map_err(|e| invalid("web")(format!("{web_text:?} is not host:port: {e}")))?;
         let location = s.location.unwrap_or_else(|| "ZZ".to_owned());
         if location.len() != 2 || !location.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(invalid("location")(format!(
@@ -235,6 +247,7 @@ impl NodeConfig {
             listen,
             bootstrap,
             api,
+            web,
             location,
             resources,
             prices,

@@ -8,6 +8,7 @@
 //! - [`config`]: settings from flags, environment, `config.toml` and defaults.
 //! - [`wire`]: the one message enum every gossip topic and protocol carries.
 //! - [`ready`]: the line a node prints once it serves.
+//! - [`web`]: the public web gateway: public buckets served as websites.
 
 pub mod api;
 pub mod chain;
@@ -15,4 +16,5 @@ pub mod config;
 pub mod daemon;
 pub mod genesis;
 pub mod ready;
+pub mod web;
 pub mod wire;

@@ -16,15 +16,21 @@ pub struct Ready {
     pub p2p: String,
     /// Its API base URL.
     pub api: String,
+    /// Its web gateway's base URL (a node of an older version prints none).
+    pub web: Option<String>,
 }
 
 impl Ready {
     /// The line a node prints.
     pub fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{READY_PREFIX}node={} role={} p2p={} api={}",
             self.node, self.role, self.p2p, self.api
-        )
+        );
+        if let Some(web) = &self.web {
+            line.push_str(&format!(" web={web}"));
+        }
+        line
     }
 
     /// Parses a ready line.
@@ -40,6 +46,7 @@ impl Ready {
             role: field("role")?,
             p2p: field("p2p")?,
             api: field("api")?,
+            web: field("web"),
         })
     }
 }
@@ -55,6 +62,7 @@ mod tests {
             role: "provider".into(),
             p2p: "/ip4/127.0.0.1/tcp/1/p2p/12D3".into(),
             api: "http://127.0.0.1:2".into(),
+            web: Some("http://127.0.0.1:3".into()),
         };
         assert_eq!(Ready::parse(&ready.line()), Some(ready));
         assert_eq!(Ready::parse("starting"), None);

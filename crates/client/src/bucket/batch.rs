@@ -144,6 +144,63 @@ pub fn put_many(
     Ok(done)
 }
 
+/// Which of `objects` a public `bucket` holds already under its key, byte
+/// for byte (a public object is content-addressed: the same bytes under the
+/// same redundancy make the same manifest), so a deploy sends only the
+/// others. In a private bucket, where every seal is fresh, none is.
+pub fn unchanged(
+    node: &impl NodeApi,
+    bucket: &BucketId,
+    objects: &[NewObject<'_>],
+) -> Result<Vec<bool>, BucketError> {
+    let keys = batch_keys(bucket, objects)?;
+    let mut answer = node.index_get_many(bucket, &keys)?;
+    let view = view_of(node, bucket, &mut answer)?;
+    if !view.public {
+        return Ok(vec![false; objects.len()]);
+    }
+    let current = checked(&view, answer, None)?;
+    let named: BTreeMap<&str, ObjectRef> = current
+        .entries
+        .iter()
+        .filter_map(|e| e.body.object.map(|o| (e.body.key.as_str(), o)))
+        .collect();
+    let mut redundancy = None;
+    objects
+        .iter()
+        .map(|object| {
+            let Some(held) = named.get(object.key) else {
+                return Ok(false);
+            };
+            if held.size != object.bytes.len() as u64 {
+                return Ok(false);
+            }
+            let small = object.bytes.len() as u64 <= INLINE_OBJECT_BYTES_MAX;
+            let options = PutOptions {
+                name: Some(object.key.to_owned()),
+                redundancy: if small {
+                    INLINE_REDUNDANCY
+                } else {
+                    match redundancy {
+                        Some(r) => r,
+                        None => *redundancy.insert(redundancy_of(&view, node)?),
+                    }
+                },
+                public: true,
+                ..PutOptions::default()
+            };
+            let memory = peercloud_store::MemChunkStore::new();
+            let receipt = put_object(
+                &memory,
+                object.bytes,
+                &Keypair::generate().public(),
+                &options,
+            )?;
+            Ok(receipt.manifest_cid == held.manifest && held.inline == small)
+        })
+        .collect()
+}
+
 /// The batch's keys, checked: 1..=[`INDEX_WRITE_ENTRIES_MAX`] of them, each
 /// a usable key and given once.
 fn batch_keys(bucket: &BucketId, objects: &[NewObject<'_>]) -> Result<Vec<String>, BucketError> {

@@ -61,6 +61,7 @@ impl Service {
                 .collect(),
             registered: inner.registered(),
             resources: inner.config.resources,
+            web: inner.web_url.get().cloned(),
         }
     }
 

@@ -194,6 +194,8 @@ pub struct Inner {
     mempool_dropped: AtomicU64,
     /// The API token.
     token: String,
+    /// The web gateway's base URL, once it listens.
+    pub web_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -356,6 +358,8 @@ pub struct Node {
     pub inner: Arc<Inner>,
     /// The API's bound address.
     pub api: std::net::SocketAddr,
+    /// The web gateway's bound address.
+    pub web: std::net::SocketAddr,
 }
 
 impl Node {
@@ -411,6 +415,7 @@ impl Node {
             reserved_memory: AtomicU64::new(0),
             mempool_dropped: AtomicU64::new(0),
             token,
+            web_url: std::sync::OnceLock::new(),
         });
         if let Some(rx) = mempool_rx {
             tokio::spawn(ledger::validator_loop(inner.clone(), rx));
@@ -432,10 +437,11 @@ impl Node {
         let addr_file = dir.join(API_ADDR_FILE);
         std::fs::write(&addr_file, format!("http://{api}\n")).map_err(io_error(&addr_file))?;
         tokio::spawn(crate::api::server::serve(inner.clone(), listener));
+        let web = crate::web::listen(&inner, &dir).await?;
         if !validator {
             tokio::spawn(ledger::register(inner.clone()));
         }
-        Ok(Node { inner, api })
+        Ok(Node { inner, api, web })
     }
 
     /// Waits until this node's registration is on the ledger (providers), or

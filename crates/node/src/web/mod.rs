@@ -1,0 +1,46 @@
+//! The node's web gateway: public buckets served as websites to anyone,
+//! without the API's token, on an address of its own (`web`, loopback by
+//! default; `0.0.0.0:8080` serves other machines). Reads only: a site is
+//! written through the owner's API ([`crate::api`]), read here.
+//!
+//! ```text
+//!   GET|HEAD http://<web>/<bucket id>/<path>              (path-style)
+//!   GET|HEAD http://<site label>.<any domain>/<path>      (virtual host, site_label)
+//!     ─► the bucket on the ledger (public?) ─► index get (quorum, owner-signed entry)
+//!     ─► the object's chunks, verified, streamed (inline: from the index answer)
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+use peercloud_api::WEB_ADDR_FILE;
+
+use crate::api::server::{Limits, serve_with};
+use crate::daemon::{Inner, StartError};
+
+pub mod site;
+
+pub use site::{site_label, site_of_label};
+
+/// Binds the web gateway on the node's `web` address, writes its URL to
+/// [`WEB_ADDR_FILE`] in `dir`, and serves it in the background.
+pub async fn listen(inner: &Arc<Inner>, dir: &Path) -> Result<std::net::SocketAddr, StartError> {
+    let io = |path: &Path, source: std::io::Error| StartError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let what = Path::new("web listener");
+    let listener = tokio::net::TcpListener::bind(inner.config.web)
+        .await
+        .map_err(|e| io(what, e))?;
+    let web = listener.local_addr().map_err(|e| io(what, e))?;
+    let addr_file = dir.join(WEB_ADDR_FILE);
+    let url = format!("http://{web}");
+    std::fs::write(&addr_file, format!("{url}\n")).map_err(|e| io(&addr_file, e))?;
+    let _ = inner.web_url.set(url);
+    let app = axum::Router::new()
+        .fallback(site::serve)
+        .with_state(inner.clone());
+    tokio::spawn(serve_with(listener, app, Limits::default()));
+    Ok(web)
+}
