@@ -10,11 +10,14 @@
 //! act (`storage.rs`): a funded bucket in the devnet's cluster, an RS(4+2)
 //! object and the picture put into it, a provider killed, the read still
 //! working, the repair, and each farmer's storage and bandwidth earnings
-//! after a few 2 s billing periods. Last, every account's balance before and
+//! after a few 2 s billing periods. Then the web act (`web.rs`): a small
+//! site deployed to a public bucket through node 1 and fetched over HTTP
+//! from another node's web gateway. Last, every account's balance before and
 //! after. Exits non-zero if anything failed, if the running nodes disagree
 //! on the state root or if the books do not balance.
 
 mod storage;
+mod web;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -210,6 +213,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         jobs.print(&args);
     }
     let storage = storage::run(&mut stage, &args.out, json)?;
+    let site = web::run(&stage, storage.killed(), json)?;
 
     // The books: every running node agrees on the state root, supply is conserved.
     let books = check_agreement(&stage.devnet, &[storage.killed()])?;
@@ -225,6 +229,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let mut value = summary.json(&args);
         value["storage"] = storage.json();
+        value["web"] = site.json();
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         summary.print();

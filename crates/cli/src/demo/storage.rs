@@ -97,12 +97,12 @@ fn content(len: usize) -> Vec<u8> {
 
 /// Lines for people, unless the demo prints JSON.
 #[derive(Clone, Copy)]
-struct Out {
-    json: bool,
+pub(super) struct Out {
+    pub(super) json: bool,
 }
 
 impl Out {
-    fn line(self, text: impl std::fmt::Display) {
+    pub(super) fn line(self, text: impl std::fmt::Display) {
         if !self.json {
             println!("{text}");
         }
@@ -251,7 +251,7 @@ pub(super) fn run(stage: &mut Stage, picture: &Path, json: bool) -> anyhow::Resu
     let out = Out { json };
     let names = Names::load(&stage.devnet)?;
     let cluster = show_cluster(stage, &names, out)?;
-    let (bucket, deposit) = create_bucket(stage, &cluster, out)?;
+    let (bucket, deposit) = create_bucket(stage, &cluster, false, out)?;
     let dataset = content(DATASET_BYTES);
     let picture_bytes =
         std::fs::read(picture).with_context(|| format!("reading {}", picture.display()))?;
@@ -320,10 +320,12 @@ fn show_cluster(stage: &Stage, names: &Names, out: Out) -> anyhow::Result<Cluste
     Ok(view)
 }
 
-/// Creates the user's bucket in `cluster` and funds it; returns its id and deposit.
-fn create_bucket(
+/// Creates the user's bucket (`public`: its objects in the clear, served
+/// as a website) in `cluster` and funds it; returns its id and deposit.
+pub(super) fn create_bucket(
     stage: &Stage,
     cluster: &ClusterView,
+    public: bool,
     out: Out,
 ) -> anyhow::Result<(BucketId, Amount)> {
     let user = &stage.user;
@@ -334,7 +336,7 @@ fn create_bucket(
         .next_nonce;
     let create = TxKind::CreateBucket {
         cluster: cluster.id,
-        public: false,
+        public,
     };
     submit_signed(&stage.client, user, create, true).context("creating the bucket")?;
     let bucket = BucketId::derive(&user.account_id(), nonce);
@@ -347,7 +349,8 @@ fn create_bucket(
         .bucket(&bucket)
         .context("reading the new bucket")?;
     out.line(format_args!(
-        "  bucket   {bucket}, funded with {}",
+        "  bucket   {bucket}{}, funded with {}",
+        if public { " (public)" } else { "" },
         display::pcl(&view.deposit)
     ));
     Ok((bucket, view.deposit))
