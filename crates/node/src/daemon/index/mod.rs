@@ -618,30 +618,39 @@ fn put_message(batch: &Batch) -> Message {
 /// past its last key, so the merge stops at the smallest such last key and
 /// reports `more`.
 fn merge_answers(answers: &[(NodeId, Answer)], page: Option<usize>) -> IndexRead {
-    let mut winners: BTreeMap<String, Signed<ObjectEntry>> = BTreeMap::new();
-    let mut usage: Option<Signed<BucketUsage>> = None;
+    // The newest entry of each key, by reference: a winner is cloned once.
+    let mut winners: BTreeMap<&str, &Signed<ObjectEntry>> = BTreeMap::new();
+    let mut usage: Option<&Signed<BucketUsage>> = None;
     let mut horizon: Option<&str> = None;
+    // Every answered inline object by its manifest: a winner's chunks are
+    // looked up, not searched for (each manifest hashed once).
+    let mut carried: BTreeMap<ContentId, Vec<&InlineObject>> = BTreeMap::new();
     for (_, answer) in answers {
         let Answer::Entries(Entries {
             entries,
             usage: their_usage,
+            inline,
             ..
         }) = answer
         else {
             continue;
         };
         for entry in entries {
-            match winners.get(&entry.body.key) {
-                Some(current) if !newer(entry, current) => {}
-                _ => {
-                    winners.insert(entry.body.key.clone(), entry.clone());
+            match winners.entry(entry.body.key.as_str()) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(entry);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    if newer(entry, slot.get()) {
+                        slot.insert(entry);
+                    }
                 }
             }
         }
         if let Some(u) = their_usage
-            && usage.as_ref().is_none_or(|c| u.body.seq > c.body.seq)
+            && usage.is_none_or(|c| u.body.seq > c.body.seq)
         {
-            usage = Some(u.clone());
+            usage = Some(u);
         }
         if let (Some(limit), Some(last)) = (page, entries.last())
             && entries.len() >= limit
@@ -649,27 +658,32 @@ fn merge_answers(answers: &[(NodeId, Answer)], page: Option<usize>) -> IndexRead
             let last = last.body.key.as_str();
             horizon = Some(horizon.map_or(last, |h| h.min(last)));
         }
+        for object in inline {
+            if let Some(manifest) = object.manifest() {
+                carried.entry(manifest).or_default().push(object);
+            }
+        }
     }
-    let mut entries: Vec<_> = winners
+    let entries: Vec<Signed<ObjectEntry>> = winners
         .into_values()
         .filter(|e| horizon.is_none_or(|h| e.body.key.as_str() <= h))
+        .take(page.unwrap_or(usize::MAX))
+        .cloned()
         .collect();
-    if let Some(limit) = page {
-        entries.truncate(limit);
-    }
-    // Each inline winner's chunks, from any replica that answered them
-    // (the reader checks them against the manifest the entry names).
-    let mut inline = Vec::new();
-    for object in entries
+    // Each inline winner's chunks, from any replica whose copy checks
+    // against the manifest the entry names.
+    let inline = entries
         .iter()
         .filter_map(|e| e.body.object.filter(|o| o.inline))
-    {
-        let found = answers.iter().find_map(|(_, answer)| match answer {
-            Answer::Entries(e) => e.inline.iter().find(|i| check_inline(i, &object).is_ok()),
-            Answer::Evidence(_) => None,
-        });
-        inline.extend(found.cloned());
-    }
+        .filter_map(|object| {
+            carried
+                .get(&object.manifest)?
+                .iter()
+                .find(|i| check_inline(i, &object).is_ok())
+                .map(|i| (*i).clone())
+        })
+        .collect();
+    let usage = usage.cloned();
     IndexRead {
         entries,
         usage,
