@@ -145,6 +145,9 @@ fn a_public_bucket_is_served_as_a_website_by_every_node() {
     let refused = get(&format!("{web}/{}/index.html", private.0));
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     assert!(refused.text().unwrap().contains("private"));
+    let control = get(&format!("{base}/a%07b"));
+    assert_eq!(control.status(), StatusCode::BAD_REQUEST);
+    assert!(control.text().unwrap().contains("control"));
     let post = http.post(format!("{base}/index.html")).send().unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
 

@@ -19,6 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE32_NOPAD;
+use peercloud_ledger::object_entry::check_key;
 use peercloud_ledger::{BucketId, InlineIndex, InlineObject, ObjectRef};
 use peercloud_store::{ChunkStore, MemChunkStore, get_public_object};
 use peercloud_types::{AccountId, ContentId, Hash32};
@@ -140,6 +141,12 @@ pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> 
         Ok(target) => target,
         Err(message) => return plain(StatusCode::NOT_FOUND, &message),
     };
+    if let Err(err) = check_key(&key) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("the path names no key: {err}"),
+        );
+    }
     let owner = {
         let chain = inner.chain();
         match chain.state().bucket(&bucket) {
