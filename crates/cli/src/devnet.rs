@@ -77,7 +77,7 @@ pub fn run(command: DevnetCommand, data_dir: &Path, json: bool) -> anyhow::Resul
             .map(|n| {
                 serde_json::json!({
                     "name": n.name, "node": n.ready.node, "role": n.ready.role,
-                    "p2p": n.ready.p2p, "api": n.ready.api, "dir": n.dir,
+                    "p2p": n.ready.p2p, "api": n.ready.api, "web": n.ready.web, "dir": n.dir,
                 })
             })
             .collect();
@@ -88,8 +88,12 @@ pub fn run(command: DevnetCommand, data_dir: &Path, json: bool) -> anyhow::Resul
     } else {
         for n in &devnet.nodes {
             println!(
-                "{:<7} {:<9} api {}  p2p {}",
-                n.name, n.ready.role, n.ready.api, n.ready.p2p
+                "{:<7} {:<9} api {}  web {}  p2p {}",
+                n.name,
+                n.ready.role,
+                n.ready.api,
+                n.ready.web.as_deref().unwrap_or("-"),
+                n.ready.p2p
             );
         }
         println!("cluster {} (every provider a member)", devnet.cluster);
