@@ -122,6 +122,17 @@ fn a_public_bucket_is_served_as_a_website_by_every_node() {
         "application/octet-stream"
     );
     assert_eq!(whole.bytes().unwrap().as_ref(), &big[..]);
+    // Again (now from the gateway's memory), whole and in part.
+    assert_eq!(
+        get(&format!("{base}/big.bin")).bytes().unwrap().as_ref(),
+        &big[..]
+    );
+    let part = http
+        .get(format!("{base}/big.bin"))
+        .header(header::RANGE, "bytes=10-19")
+        .send()
+        .unwrap();
+    assert_eq!(part.bytes().unwrap().as_ref(), &big[10..20]);
     let head = http.head(format!("{base}/big.bin")).send().unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
@@ -150,6 +161,14 @@ fn a_public_bucket_is_served_as_a_website_by_every_node() {
     assert!(control.text().unwrap().contains("control"));
     let post = http.post(format!("{base}/index.html")).send().unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // An update is served once the gateway's lookup of the key is past
+    // its second.
+    bucket::put(&node, &user, &site, "css/site.css", &b"h1{color:navy}"[..]).expect("an update");
+    std::thread::sleep(peercloud_node::web::LOOKUP_FRESH + std::time::Duration::from_millis(100));
+    let updated = get(&format!("{base}/css/site.css"));
+    assert_eq!(updated.bytes().unwrap().as_ref(), b"h1{color:navy}");
+    bucket::put(&node, &user, &site, "css/site.css", &b"h1{color:teal}"[..]).expect("put back");
 
     // Deployed again as it is, nothing changed; one edited file did.
     let same = bucket::unchanged(&node, &site, &objects).expect("a comparison");

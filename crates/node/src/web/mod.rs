@@ -9,6 +9,10 @@
 //!     ─► the bucket on the ledger (public?) ─► index get (quorum, owner-signed entry)
 //!     ─► the object's chunks, verified, streamed (inline: from the index answer)
 //! ```
+//!
+//! A key's lookup is kept for a second and a small object's bytes (by
+//! manifest CID, so never stale) within a memory budget ([`cache`]): a
+//! popular page costs no index read and no chunk read most of the time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,8 +22,10 @@ use peercloud_api::WEB_ADDR_FILE;
 use crate::api::server::{Limits, serve_with};
 use crate::daemon::{Inner, StartError};
 
+mod cache;
 pub mod site;
 
+pub use cache::LOOKUP_FRESH;
 pub use site::{site_label, site_of_label};
 
 /// Binds the web gateway on the node's `web` address, writes its URL to
@@ -40,7 +46,7 @@ pub async fn listen(inner: &Arc<Inner>, dir: &Path) -> Result<std::net::SocketAd
     let _ = inner.web_url.set(url);
     let app = axum::Router::new()
         .fallback(site::serve)
-        .with_state(inner.clone());
+        .with_state(Arc::new(site::Gateway::new(inner.clone())));
     tokio::spawn(serve_with(listener, app, Limits::default()));
     Ok(web)
 }

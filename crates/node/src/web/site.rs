@@ -20,12 +20,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE32_NOPAD;
 use peercloud_ledger::object_entry::check_key;
-use peercloud_ledger::{BucketId, InlineIndex, InlineObject, ObjectRef};
+use peercloud_ledger::{BucketId, InlineIndex};
 use peercloud_store::{ChunkStore, MemChunkStore, get_public_object};
 use peercloud_types::{AccountId, ContentId, Hash32};
 use percent_encoding::percent_decode_str;
 use tokio::sync::mpsc;
 
+use super::cache::{CACHED_OBJECT_BYTES_MAX, Found, SiteCache};
 use crate::daemon::{Inner, NetStore};
 
 /// The key a path ending in `/` names under it.
@@ -83,22 +84,36 @@ fn target(host: Option<&str>, path: &str) -> Result<(BucketId, String), String> 
     Ok((bucket, key))
 }
 
-/// An object a key names, ready to read.
-struct Found {
-    object: ObjectRef,
-    /// Its chunks when the index keeps them.
-    inline: Option<InlineObject>,
+/// The gateway: the node it reads through, and what it keeps in memory.
+#[derive(Debug)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+    cache: Arc<SiteCache>,
+}
+
+impl Gateway {
+    /// A gateway reading through `inner`.
+    pub fn new(inner: Arc<Inner>) -> Gateway {
+        Gateway {
+            inner,
+            cache: Arc::default(),
+        }
+    }
 }
 
 /// What `key` of `bucket` names now (an owner-signed entry a quorum of its
 /// index replicas answered), if anything.
 async fn find(
-    inner: &Arc<Inner>,
+    gateway: &Gateway,
     bucket: BucketId,
     owner: &AccountId,
     key: &str,
 ) -> Result<Option<Found>, String> {
-    let read = inner
+    if let Some(found) = gateway.cache.lookup(&bucket, key) {
+        return Ok(Some(found));
+    }
+    let read = gateway
+        .inner
         .index_get(bucket, key.to_owned())
         .await
         .map_err(|e| format!("the site's index did not answer: {e}"))?;
@@ -118,11 +133,13 @@ async fn find(
     } else {
         None
     };
-    Ok(Some(Found { object, inline }))
+    let found = Found { object, inline };
+    gateway.cache.remember(bucket, key.to_owned(), &found);
+    Ok(Some(found))
 }
 
 /// Serves a request to the web gateway.
-pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+pub(super) async fn serve(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let method = request.method().clone();
     if method != Method::GET && method != Method::HEAD {
         let mut refused = plain(
@@ -148,7 +165,7 @@ pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> 
         );
     }
     let owner = {
-        let chain = inner.chain();
+        let chain = gateway.inner.chain();
         match chain.state().bucket(&bucket) {
             Some(record) if record.public => record.owner,
             Some(_) => {
@@ -161,14 +178,14 @@ pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> 
         }
     };
     let unavailable = |message: String| plain(StatusCode::SERVICE_UNAVAILABLE, &message);
-    match find(&inner, bucket, &owner, &key).await {
-        Ok(Some(found)) => return object(&inner, StatusCode::OK, &method, headers, &key, found),
+    match find(&gateway, bucket, &owner, &key).await {
+        Ok(Some(found)) => return object(&gateway, StatusCode::OK, &method, headers, &key, found),
         Ok(None) => {}
         Err(message) => return unavailable(message),
     }
     // A directory asked for without its slash: to it, so relative links work.
     if !key.ends_with(INDEX_DOCUMENT) {
-        match find(&inner, bucket, &owner, &format!("{key}/{INDEX_DOCUMENT}")).await {
+        match find(&gateway, bucket, &owner, &format!("{key}/{INDEX_DOCUMENT}")).await {
             Ok(Some(_)) => {
                 let mut moved = plain(StatusCode::MOVED_PERMANENTLY, "a directory: see its index");
                 if let Ok(location) = HeaderValue::from_str(&format!("{path}/")) {
@@ -180,9 +197,9 @@ pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> 
             Err(message) => return unavailable(message),
         }
     }
-    match find(&inner, bucket, &owner, NOT_FOUND_DOCUMENT).await {
+    match find(&gateway, bucket, &owner, NOT_FOUND_DOCUMENT).await {
         Ok(Some(found)) => object(
-            &inner,
+            &gateway,
             StatusCode::NOT_FOUND,
             &method,
             headers,
@@ -196,7 +213,7 @@ pub(super) async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> 
 
 /// The answer carrying `found` (or the part a `Range` asks for, or 304).
 fn object(
-    inner: &Arc<Inner>,
+    gateway: &Gateway,
     status: StatusCode,
     method: &Method,
     headers: &HeaderMap,
@@ -257,10 +274,14 @@ fn object(
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, len);
+    let kept = gateway.cache.body(&found.object.manifest);
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
+    } else if let Some(bytes) = kept.filter(|b| b.len() as u64 == size) {
+        let (start, end) = (start as usize, (start + len) as usize);
+        Body::from(bytes.slice(start..end))
     } else {
-        stream(inner.clone(), found, start, len)
+        stream(gateway, found, start, len)
     };
     answer
         .body(body)
@@ -304,14 +325,20 @@ fn byte_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 
 /// The object's bytes `start..start + len`, read and verified on a blocking
 /// thread and streamed as they come.
-fn stream(inner: Arc<Inner>, found: Found, start: u64, len: u64) -> Body {
+fn stream(gateway: &Gateway, found: Found, start: u64, len: u64) -> Body {
     let (tx, rx) = mpsc::channel(STREAM_PIECES_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
+    let inner = gateway.inner.clone();
+    let size = found.object.size;
+    // A whole small object read is kept for the next visitor.
+    let whole = start == 0 && len == size && size <= CACHED_OBJECT_BYTES_MAX;
+    let keep = whole.then(|| gateway.cache.clone());
     tokio::task::spawn_blocking(move || {
         let mut out = RangeWriter {
             tx,
             skip: start,
             left: len,
+            fill: keep.as_ref().map(|_| Vec::with_capacity(len as usize)),
         };
         let manifest = found.object.manifest;
         let read = match &found.inline {
@@ -325,11 +352,18 @@ fn stream(inner: Arc<Inner>, found: Found, start: u64, len: u64) -> Body {
             }
             None => get_public_object(&NetStore::new(inner, runtime), &manifest, &mut out),
         };
-        if let Err(err) = read
-            && out.left > 0
-        {
-            tracing::warn!(%manifest, %err, "a site's object could not be read to the end");
-            let _ = out.tx.blocking_send(Err(io::Error::other(err.to_string())));
+        match read {
+            Err(err) if out.left > 0 => {
+                tracing::warn!(%manifest, %err, "a site's object could not be read to the end");
+                let _ = out.tx.blocking_send(Err(io::Error::other(err.to_string())));
+            }
+            _ => {
+                if let (Some(cache), Some(bytes)) = (keep, out.fill.take())
+                    && bytes.len() as u64 == size
+                {
+                    cache.keep(manifest, Bytes::from(bytes));
+                }
+            }
         }
     });
     Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
@@ -344,6 +378,8 @@ struct RangeWriter {
     skip: u64,
     /// Bytes of the range still to send.
     left: u64,
+    /// Every byte sent, when the object is to be kept.
+    fill: Option<Vec<u8>>,
 }
 
 impl Write for RangeWriter {
@@ -357,6 +393,9 @@ impl Write for RangeWriter {
             .unwrap_or(usize::MAX)
             .min(part.len());
         if take > 0 {
+            if let Some(fill) = &mut self.fill {
+                fill.extend_from_slice(&part[..take]);
+            }
             self.tx
                 .blocking_send(Ok(Bytes::copy_from_slice(&part[..take])))
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the visitor left"))?;
@@ -458,10 +497,12 @@ mod tests {
             tx,
             skip: 3,
             left: 4,
+            fill: Some(Vec::new()),
         };
         assert_eq!(out.write(b"01").expect("skipped"), 2);
         assert_eq!(out.write(b"2345").expect("in the range"), 4);
         assert!(out.write(b"6789").is_err(), "past the range");
+        assert_eq!(out.fill.take().expect("filled"), b"3456");
         drop(out);
         let mut got = Vec::new();
         while let Ok(Ok(bytes)) = rx.try_recv() {
