@@ -1,7 +1,8 @@
 //! `peercloud site deploy DIR --bucket ID`: a folder published as a website
 //! from a public bucket. Only files that changed are sent (a public object
 //! is content-addressed, so a file the bucket holds byte for byte under its
-//! key makes the same manifest and is skipped); every node's web gateway
+//! key makes the same manifest and is skipped; a file over 1 MiB is
+//! streamed and sent every time); every node's web gateway
 //! then serves the site, at `http://<web>/<bucket id>/` or under its site
 //! label as the host (`http://<label>.<domain>/`).
 

@@ -67,9 +67,10 @@ pub(crate) struct Stored {
     pub unchanged: usize,
 }
 
-/// Stores `files` in `bucket`: small ones in batches, large ones alone;
-/// with `skip_unchanged`, only those the (public) bucket does not hold
-/// already byte for byte under their key. `what` starts every error.
+/// Stores `files` in `bucket`: small ones in batches, large ones alone,
+/// streamed; with `skip_unchanged`, only the small ones the (public) bucket
+/// does not hold already byte for byte under their key. `what` starts
+/// every error.
 pub(crate) fn store_files(
     client: &NodeClient,
     wallet: &Keypair,
@@ -84,6 +85,20 @@ pub(crate) fn store_files(
         unchanged: 0,
     };
     for batch in batches(files) {
+        // A large file goes alone, streamed from its file (never whole in
+        // memory; a deploy sends it again even when unchanged).
+        if let [one] = batch
+            && one.size > BATCH_FILE_BYTES_MAX
+        {
+            let reader = File::open(&one.path)
+                .with_context(|| format!("{what}: opening {}", one.path.display()))?;
+            let put = bucket::put(client, wallet, bucket, &one.key, reader).map_err(|err| {
+                object_error(err, &format!("putting {:?} into {bucket}", one.key))
+            })?;
+            bar.inc(1);
+            stored.puts.push(put);
+            continue;
+        }
         let mut contents = Vec::with_capacity(batch.len());
         for file in batch {
             let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
@@ -115,14 +130,7 @@ pub(crate) fn store_files(
         if objects.is_empty() {
             continue;
         }
-        let put = if let [one] = objects[..]
-            && one.bytes.len() as u64 > BATCH_FILE_BYTES_MAX
-        {
-            bucket::put(client, wallet, bucket, one.key, one.bytes).map(|put| vec![put])
-        } else {
-            bucket::put_many(client, wallet, bucket, &objects)
-        };
-        let put = put.map_err(|err| {
+        let put = bucket::put_many(client, wallet, bucket, &objects).map_err(|err| {
             let done = stored.puts.len();
             object_error(
                 err,
