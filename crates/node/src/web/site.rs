@@ -184,7 +184,10 @@ pub(super) async fn serve(State(gateway): State<Arc<Gateway>>, request: Request)
         Err(message) => return unavailable(message),
     }
     // A directory asked for without its slash: to it, so relative links work.
-    if !key.ends_with(INDEX_DOCUMENT) {
+    let is_index = key
+        .strip_suffix(INDEX_DOCUMENT)
+        .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'));
+    if !is_index {
         match find(&gateway, bucket, &owner, &format!("{key}/{INDEX_DOCUMENT}")).await {
             Ok(Some(_)) => {
                 let mut moved = plain(StatusCode::MOVED_PERMANENTLY, "a directory: see its index");
