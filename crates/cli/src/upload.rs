@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +29,10 @@ use crate::wallet::load_wallet;
 const BATCH_FILE_BYTES_MAX: u64 = 1 << 20;
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES_MAX: u64 = 32 << 20;
+/// Batches under way at once: the node sends what arrives together as one
+/// index round, so a few overlap their round trips (at most this many
+/// times [`BATCH_BYTES_MAX`] in memory).
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// A file found under the directory, with the key it is stored under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +75,9 @@ pub(crate) struct Stored {
 
 /// Stores `files` in `bucket`: small ones in batches, large ones alone,
 /// streamed; with `skip_unchanged`, only the small ones the (public) bucket
-/// does not hold already byte for byte under their key. `what` starts
-/// every error.
+/// does not hold already byte for byte under their key. Up to
+/// [`BATCHES_IN_FLIGHT`] batches go at once; the first failure stops the
+/// rest. `what` starts every error.
 pub(crate) fn store_files(
     client: &NodeClient,
     wallet: &Keypair,
@@ -80,68 +87,115 @@ pub(crate) fn store_files(
     what: &str,
 ) -> anyhow::Result<Stored> {
     let bar = files_bar(files.len() as u64)?;
-    let mut stored = Stored {
-        puts: Vec::with_capacity(files.len()),
-        unchanged: 0,
-    };
-    for batch in batches(files) {
-        // A large file goes alone, streamed from its file (never whole in
-        // memory; a deploy sends it again even when unchanged).
-        if let [one] = batch
-            && one.size > BATCH_FILE_BYTES_MAX
-        {
-            let reader = File::open(&one.path)
-                .with_context(|| format!("{what}: opening {}", one.path.display()))?;
-            let put = bucket::put(client, wallet, bucket, &one.key, reader).map_err(|err| {
-                object_error(err, &format!("putting {:?} into {bucket}", one.key))
-            })?;
-            bar.inc(1);
-            stored.puts.push(put);
-            continue;
-        }
-        let mut contents = Vec::with_capacity(batch.len());
-        for file in batch {
-            let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
-            File::open(&file.path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .with_context(|| format!("{what}: reading {}", file.path.display()))?;
-            contents.push(bytes);
-        }
-        let mut objects: Vec<NewObject<'_>> = batch
-            .iter()
-            .zip(&contents)
-            .map(|(file, bytes)| NewObject {
-                key: &file.key,
-                bytes,
+    let batches = batches(files);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let done: Mutex<Vec<(usize, Vec<ObjectPut>)>> = Mutex::new(Vec::new());
+    let unchanged = AtomicUsize::new(0);
+    let stored_so_far = AtomicUsize::new(0);
+    let first_error = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..BATCHES_IN_FLIGHT.min(batches.len()))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else {
+                            break;
+                        };
+                        let one = store_batch(client, wallet, bucket, batch, skip_unchanged, what);
+                        let (puts, same) = match one {
+                            Ok(stored) => stored,
+                            Err(err) => {
+                                failed.store(true, Ordering::Relaxed);
+                                let so_far = stored_so_far.load(Ordering::Relaxed);
+                                return Err(err.context(format!("{so_far} files stored so far")));
+                            }
+                        };
+                        bar.inc((puts.len() + same) as u64);
+                        unchanged.fetch_add(same, Ordering::Relaxed);
+                        stored_so_far.fetch_add(puts.len(), Ordering::Relaxed);
+                        done.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((i, puts));
+                    }
+                    Ok(())
+                })
             })
             .collect();
-        if skip_unchanged {
-            let same = bucket::unchanged(client, bucket, &objects)
-                .map_err(|err| object_error(err, &format!("{what}: comparing")))?;
-            let before = objects.len();
-            objects = objects
-                .into_iter()
-                .zip(same)
-                .filter_map(|(object, same)| (!same).then_some(object))
-                .collect();
-            stored.unchanged += before - objects.len();
-            bar.inc((before - objects.len()) as u64);
-        }
-        if objects.is_empty() {
-            continue;
-        }
-        let put = bucket::put_many(client, wallet, bucket, &objects).map_err(|err| {
-            let done = stored.puts.len();
-            object_error(
-                err,
-                &format!("{what} ({done} files stored before this batch)"),
-            )
-        })?;
-        bar.inc(put.len() as u64);
-        stored.puts.extend(put);
-    }
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow!("{what}: an upload thread panicked")))
+            })
+            .find_map(Result::err)
+    });
     bar.finish_and_clear();
-    Ok(stored)
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    Ok(Stored {
+        puts: done.into_iter().flat_map(|(_, puts)| puts).collect(),
+        unchanged: unchanged.into_inner(),
+    })
+}
+
+/// Stores one batch: the objects stored, and how many were unchanged.
+fn store_batch(
+    client: &NodeClient,
+    wallet: &Keypair,
+    bucket: &BucketId,
+    batch: &[Found],
+    skip_unchanged: bool,
+    what: &str,
+) -> anyhow::Result<(Vec<ObjectPut>, usize)> {
+    // A large file goes alone, streamed from its file (never whole in
+    // memory; a deploy sends it again even when unchanged).
+    if let [one] = batch
+        && one.size > BATCH_FILE_BYTES_MAX
+    {
+        let reader = File::open(&one.path)
+            .with_context(|| format!("{what}: opening {}", one.path.display()))?;
+        let put = bucket::put(client, wallet, bucket, &one.key, reader)
+            .map_err(|err| object_error(err, &format!("putting {:?} into {bucket}", one.key)))?;
+        return Ok((vec![put], 0));
+    }
+    let mut contents = Vec::with_capacity(batch.len());
+    for file in batch {
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+        File::open(&file.path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| format!("{what}: reading {}", file.path.display()))?;
+        contents.push(bytes);
+    }
+    let mut objects: Vec<NewObject<'_>> = batch
+        .iter()
+        .zip(&contents)
+        .map(|(file, bytes)| NewObject {
+            key: &file.key,
+            bytes,
+        })
+        .collect();
+    let mut same_count = 0;
+    if skip_unchanged {
+        let same = bucket::unchanged(client, bucket, &objects)
+            .map_err(|err| object_error(err, &format!("{what}: comparing")))?;
+        let before = objects.len();
+        objects = objects
+            .into_iter()
+            .zip(same)
+            .filter_map(|(object, same)| (!same).then_some(object))
+            .collect();
+        same_count = before - objects.len();
+    }
+    if objects.is_empty() {
+        return Ok((Vec::new(), same_count));
+    }
+    let puts = bucket::put_many(client, wallet, bucket, &objects)
+        .map_err(|err| object_error(err, what))?;
+    Ok((puts, same_count))
 }
 
 /// Every regular file under `dir` (symbolic links and other kinds are
