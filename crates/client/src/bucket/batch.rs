@@ -17,12 +17,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use peercloud_api::{Canonical, IndexWrite};
+use peercloud_api::{BucketView, Canonical, IndexWrite};
 use peercloud_ledger::object_entry::{
     INDEX_WRITE_ENTRIES_MAX, INLINE_OBJECT_BYTES_MAX, INLINE_WRITE_BYTES_MAX, check_key,
 };
 use peercloud_ledger::{BucketId, BucketUsage, InlineObject, ObjectEntry, ObjectRef};
-use peercloud_store::{PutOptions, PutReceipt, put_object};
+use peercloud_store::{PutOptions, PutReceipt, Redundancy, put_object};
 use peercloud_types::{Keypair, Signed, clock::now_ms};
 
 use super::{
@@ -78,23 +78,10 @@ pub fn put_many(
     }
     let mut signed_usage = before.usage.map(|u| (u.body.seq, u.body.stored_bytes));
 
-    let mut redundancy = None;
+    let mut options_for = ObjectOptions::new(node, &view);
     let mut sealed = Vec::with_capacity(objects.len());
     for object in objects {
-        let small = object.bytes.len() as u64 <= INLINE_OBJECT_BYTES_MAX;
-        let options = PutOptions {
-            name: Some(object.key.to_owned()),
-            redundancy: if small {
-                INLINE_REDUNDANCY
-            } else {
-                match redundancy {
-                    Some(r) => r,
-                    None => *redundancy.insert(redundancy_of(&view, node)?),
-                }
-            },
-            public: view.public,
-            ..PutOptions::default()
-        };
+        let (options, small) = options_for.object(object)?;
         sealed.push(if small {
             let (receipt, inline) = seal_inline(object.bytes, owner, &options)?;
             Sealed {
@@ -165,7 +152,9 @@ pub fn unchanged(
         .iter()
         .filter_map(|e| e.body.object.map(|o| (e.body.key.as_str(), o)))
         .collect();
-    let mut redundancy = None;
+    let mut options_for = ObjectOptions::new(node, &view);
+    // A public seal names no recipient: any key will do.
+    let anyone = Keypair::generate().public();
     objects
         .iter()
         .map(|object| {
@@ -175,30 +164,48 @@ pub fn unchanged(
             if held.size != object.bytes.len() as u64 {
                 return Ok(false);
             }
-            let small = object.bytes.len() as u64 <= INLINE_OBJECT_BYTES_MAX;
-            let options = PutOptions {
-                name: Some(object.key.to_owned()),
-                redundancy: if small {
-                    INLINE_REDUNDANCY
-                } else {
-                    match redundancy {
-                        Some(r) => r,
-                        None => *redundancy.insert(redundancy_of(&view, node)?),
-                    }
-                },
-                public: true,
-                ..PutOptions::default()
-            };
+            let (options, small) = options_for.object(object)?;
             let memory = peercloud_store::MemChunkStore::new();
-            let receipt = put_object(
-                &memory,
-                object.bytes,
-                &Keypair::generate().public(),
-                &options,
-            )?;
+            let receipt = put_object(&memory, object.bytes, &anyone, &options)?;
             Ok(receipt.manifest_cid == held.manifest && held.inline == small)
         })
         .collect()
+}
+
+/// The store options of each object of a batch, as a single put chooses
+/// them: inline redundancy for a small object, the cluster's (asked once)
+/// for a larger one, public as the bucket is.
+struct ObjectOptions<'a, A> {
+    node: &'a A,
+    view: &'a BucketView,
+    cluster: Option<Redundancy>,
+}
+
+impl<'a, A: NodeApi> ObjectOptions<'a, A> {
+    fn new(node: &'a A, view: &'a BucketView) -> Self {
+        ObjectOptions {
+            node,
+            view,
+            cluster: None,
+        }
+    }
+
+    /// `object`'s options, and whether it is small enough to be inline.
+    fn object(&mut self, object: &NewObject<'_>) -> Result<(PutOptions, bool), BucketError> {
+        let small = object.bytes.len() as u64 <= INLINE_OBJECT_BYTES_MAX;
+        let redundancy = match (small, self.cluster) {
+            (true, _) => INLINE_REDUNDANCY,
+            (false, Some(r)) => r,
+            (false, None) => *self.cluster.insert(redundancy_of(self.view, self.node)?),
+        };
+        let options = PutOptions {
+            name: Some(object.key.to_owned()),
+            redundancy,
+            public: self.view.public,
+            ..PutOptions::default()
+        };
+        Ok((options, small))
+    }
 }
 
 /// The batch's keys, checked: 1..=[`INDEX_WRITE_ENTRIES_MAX`] of them, each

@@ -124,7 +124,7 @@ pub enum StartError {
     },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
     move |source| StartError::Io {
         path: path.to_owned(),
         source,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use peercloud_api::WEB_ADDR_FILE;
 
 use crate::api::server::{Limits, serve_with};
-use crate::daemon::{Inner, StartError};
+use crate::daemon::{Inner, StartError, io_error};
 
 mod cache;
 pub mod site;
@@ -31,18 +31,14 @@ pub use site::{site_label, site_of_label};
 /// Binds the web gateway on the node's `web` address, writes its URL to
 /// [`WEB_ADDR_FILE`] in `dir`, and serves it in the background.
 pub async fn listen(inner: &Arc<Inner>, dir: &Path) -> Result<std::net::SocketAddr, StartError> {
-    let io = |path: &Path, source: std::io::Error| StartError::Io {
-        path: path.to_owned(),
-        source,
-    };
     let what = Path::new("web listener");
     let listener = tokio::net::TcpListener::bind(inner.config.web)
         .await
-        .map_err(|e| io(what, e))?;
-    let web = listener.local_addr().map_err(|e| io(what, e))?;
+        .map_err(io_error(what))?;
+    let web = listener.local_addr().map_err(io_error(what))?;
     let addr_file = dir.join(WEB_ADDR_FILE);
     let url = format!("http://{web}");
-    std::fs::write(&addr_file, format!("{url}\n")).map_err(|e| io(&addr_file, e))?;
+    std::fs::write(&addr_file, format!("{url}\n")).map_err(io_error(&addr_file))?;
     let _ = inner.web_url.set(url);
     let app = axum::Router::new()
         .fallback(site::serve)
