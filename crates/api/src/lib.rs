@@ -37,6 +37,11 @@ pub const TOKEN_FILE: &str = "api.token";
 pub const API_ADDR_FILE: &str = "api.addr";
 /// File in a node's data directory holding its web gateway's base URL.
 pub const WEB_ADDR_FILE: &str = "web.addr";
+/// Chunks one batch put (`POST /v1/chunk-batches`) carries at most: its
+/// query lists each (CID and length), so this bounds the request line too.
+pub const CHUNK_BATCH_CHUNKS_MAX: usize = 64;
+/// Body bytes of one batch put at most: a put pipeline's 8 MiB batch.
+pub const CHUNK_BATCH_BODY_BYTES_MAX: usize = 8 << 20;
 
 /// What a node does on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -199,18 +199,41 @@ impl NodeClient {
         pieces: &[VerifiedChunk<'_>],
         cluster: Option<&ClusterId>,
     ) -> Result<(), ClientError> {
-        let listed: Vec<String> = pieces
+        self.post_chunks("/chunk-groups?pieces=", pieces, cluster)
+    }
+
+    /// `POST /v1/chunk-batches?chunks=CID:BYTES,…`: several chunks in one
+    /// body; the node places each on its replicas as a single put would
+    /// (one request to each holder for all of its chunks) and answers once
+    /// they all hold theirs.
+    pub fn put_chunk_batch(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        self.post_chunks("/chunk-batches?chunks=", chunks, cluster)
+    }
+
+    /// Posts `chunks` in one body to `route` (ending in the query key that
+    /// lists them as `CID:BYTES,…`).
+    fn post_chunks(
+        &self,
+        route: &str,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        let listed: Vec<String> = chunks
             .iter()
-            .map(|piece| format!("{}:{}", piece.cid(), piece.bytes().len()))
+            .map(|chunk| format!("{}:{}", chunk.cid(), chunk.bytes().len()))
             .collect();
         let url = self.url(&format!(
-            "/chunk-groups?pieces={}{}",
+            "{route}{}{}",
             listed.join(","),
             scope_query('&', cluster)
         ));
-        let mut body = Vec::with_capacity(pieces.iter().map(|p| p.bytes().len()).sum());
-        for piece in pieces {
-            body.extend_from_slice(piece.bytes());
+        let mut body = Vec::with_capacity(chunks.iter().map(|c| c.bytes().len()).sum());
+        for chunk in chunks {
+            body.extend_from_slice(chunk.bytes());
         }
         let request = self
             .http
@@ -417,6 +440,13 @@ impl NodeApi for NodeClient {
         cluster: Option<&ClusterId>,
     ) -> Result<(), ClientError> {
         NodeClient::put_chunk(self, chunk, cluster)
+    }
+    fn put_chunk_batch(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        NodeClient::put_chunk_batch(self, chunks, cluster)
     }
     fn put_chunk_group(
         &self,

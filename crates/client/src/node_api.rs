@@ -35,6 +35,21 @@ pub trait NodeApi: Send + Sync {
         cluster: Option<&ClusterId>,
     ) -> Result<(), ClientError>;
 
+    /// Stores several sealed chunks as [`NodeApi::put_chunk`] stores each,
+    /// in one request (at most [`peercloud_api::CHUNK_BATCH_CHUNKS_MAX`]
+    /// chunks and [`peercloud_api::CHUNK_BATCH_BODY_BYTES_MAX`] bytes): the
+    /// node sends each holder all of its chunks at once. By default, one
+    /// put each.
+    fn put_chunk_batch(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        chunks
+            .iter()
+            .try_for_each(|chunk| self.put_chunk(chunk, cluster))
+    }
+
     /// Stores the pieces of one erasure group (data, then parity chunks) on
     /// the network: one copy each, each on its own node (of `cluster` when given).
     fn put_chunk_group(
@@ -147,6 +162,13 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
         cluster: Option<&ClusterId>,
     ) -> Result<(), ClientError> {
         (**self).put_chunk(chunk, cluster)
+    }
+    fn put_chunk_batch(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        (**self).put_chunk_batch(chunks, cluster)
     }
     fn put_chunk_group(
         &self,

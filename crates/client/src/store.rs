@@ -7,9 +7,10 @@
 //! places its pieces on distinct nodes, which it alone can see, with the
 //! same code as a node's own `NetStore`.
 //!
-//! A put of many chunks runs up to [`PUT_CONCURRENCY_MAX`] requests at once
-//! (each chunk's put waits on remote nodes, so one at a time would leave the
-//! link idle); every chunk read back is checked against its CID by the client
+//! A put of many chunks goes in batch requests ([`batch_requests`]: the
+//! node sends each holder all of its chunks of a request at once), up to
+//! [`PUT_CONCURRENCY_MAX`] at a time (each waits on remote nodes, so one at
+//! a time would leave the link idle); every chunk read back is checked against its CID by the client
 //! before the store pipeline sees it. The network store keeps no per-client
 //! inventory, so it is a `ChunkStore` only (no list, delete or usage).
 
@@ -17,19 +18,43 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use peercloud_api::ErrorCode;
+use peercloud_api::{CHUNK_BATCH_BODY_BYTES_MAX, CHUNK_BATCH_CHUNKS_MAX, ErrorCode};
 use peercloud_ledger::ClusterId;
 use peercloud_store::{ChunkStore, StoreError, VerifiedChunk};
 use peercloud_types::{ContentId, NodeId};
 
 use crate::{ClientError, NodeApi, NodeClient};
 
-/// Chunk puts in flight at once per `put_many`: each waits on the node's
-/// placement on three remote nodes, so a few overlap the round trips; eight
-/// of 1 MiB keep a 100 MB/s link busy at 80 ms per put while bounding the
-/// client's threads and the node's buffered bytes (the store pipeline runs
-/// two `put_many` at once, so at most 16 requests).
+/// Requests in flight at once per `put_many`: each waits on the node's
+/// placement on remote nodes, so a few overlap the round trips while
+/// bounding the client's threads and the node's buffered bytes.
 pub const PUT_CONCURRENCY_MAX: usize = 8;
+
+/// Chunk bytes one batch request carries at most: a pipeline's 8 MiB batch
+/// goes as two, so the node forwards one while the other arrives.
+pub const BATCH_REQUEST_BYTES: usize = 4 << 20;
+
+/// Cuts `chunks` into the requests of a put, in order: up to
+/// [`BATCH_REQUEST_BYTES`] and [`CHUNK_BATCH_CHUNKS_MAX`] chunks each (a
+/// chunk larger than that alone).
+fn batch_requests<'c, 'b>(chunks: &'c [VerifiedChunk<'b>]) -> Vec<&'c [VerifiedChunk<'b>]> {
+    let mut requests = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let len = chunk.bytes().len();
+        let full = index - start == CHUNK_BATCH_CHUNKS_MAX
+            || bytes + len > BATCH_REQUEST_BYTES.min(CHUNK_BATCH_BODY_BYTES_MAX);
+        if index > start && full {
+            requests.push(&chunks[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += len;
+    }
+    if start < chunks.len() {
+        requests.push(&chunks[start..]);
+    }
+    requests
+}
 
 /// The network's chunk store, reached through one node's API (over HTTP
 /// with [`NodeClient`], or in process).
@@ -131,11 +156,19 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
     }
 
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        let workers = chunks.len().min(PUT_CONCURRENCY_MAX);
+        let requests = batch_requests(chunks);
+        let workers = requests.len().min(PUT_CONCURRENCY_MAX);
+        let put = |request: &[VerifiedChunk<'_>]| match request {
+            [chunk] => self.put_one(chunk),
+            _ => self
+                .client
+                .put_chunk_batch(request, self.cluster.as_ref())
+                .map_err(|err| Self::store_error(err, request[0].cid())),
+        };
         if workers <= 1 {
-            return chunks.iter().try_for_each(|chunk| self.put_one(chunk));
+            return requests.into_iter().try_for_each(put);
         }
-        // Workers take the next chunk from a shared index and stop at the
+        // Workers take the next request from a shared index and stop at the
         // first failure anywhere; the first error is returned.
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -144,11 +177,11 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
                 .map(|_| {
                     scope.spawn(|| {
                         while !failed.load(Ordering::Relaxed) {
-                            let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed))
+                            let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed))
                             else {
                                 break;
                             };
-                            if let Err(err) = self.put_one(chunk) {
+                            if let Err(err) = put(request) {
                                 failed.store(true, Ordering::Relaxed);
                                 return Err(err);
                             }
@@ -196,6 +229,25 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_put_s_chunks_go_in_requests_of_at_most_the_request_bound_in_order() {
+        let mib = 1 << 20;
+        let sizes = [mib + 16, mib + 16, mib + 16, 9 * mib, mib + 16, 16, 16];
+        let bytes: Vec<Vec<u8>> = sizes.iter().map(|&len| vec![7u8; len]).collect();
+        let chunks: Vec<VerifiedChunk<'_>> = bytes.iter().map(|b| VerifiedChunk::new(b)).collect();
+        let requests = batch_requests(&chunks);
+        let lens: Vec<usize> = requests.iter().map(|r| r.len()).collect();
+        // Three 1 MiB chunks fill 4 MiB; the 9 MiB one goes alone; the rest together.
+        assert_eq!(lens, vec![3, 1, 3]);
+        assert_eq!(lens.iter().sum::<usize>(), chunks.len());
+        // Many small chunks: at most CHUNK_BATCH_CHUNKS_MAX a request.
+        let small: Vec<Vec<u8>> = (0..150u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let chunks: Vec<VerifiedChunk<'_>> = small.iter().map(|b| VerifiedChunk::new(b)).collect();
+        let lens: Vec<usize> = batch_requests(&chunks).iter().map(|r| r.len()).collect();
+        assert_eq!(lens, vec![64, 64, 22]);
+        assert!(batch_requests(&[]).is_empty());
+    }
 
     #[test]
     fn a_node_reporting_only_bad_copies_is_corrupt_not_missing() {

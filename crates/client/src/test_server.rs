@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -78,6 +78,12 @@ pub fn start() -> TestServer {
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/tx", post(submit))
         .route("/v1/chunks/{cid}", get(get_chunk).put(put_chunk))
+        .route(
+            "/v1/chunk-batches",
+            post(put_chunk_batch).layer(axum::extract::DefaultBodyLimit::max(
+                peercloud_api::CHUNK_BATCH_BODY_BYTES_MAX,
+            )),
+        )
         .route("/v1/jobs/{job}", get(job))
         .with_state(shared.clone());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -206,6 +212,47 @@ async fn put_chunk(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => api_error(ErrorCode::BadRequest, err.to_string()),
     }
+}
+
+/// The query of a batch put: `chunks=CID:BYTES,…`.
+#[derive(Debug, serde::Deserialize)]
+struct BatchQuery {
+    chunks: String,
+}
+
+/// A batch put: the body cut as the query lists it, each chunk stored (one
+/// put in flight, however many chunks it carries).
+async fn put_chunk_batch(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<BatchQuery>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse_without_token(&headers) {
+        return refused;
+    }
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.in_flight_max.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(PUT_DELAY).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let mut rest = &body[..];
+    for listed in query.chunks.split(',') {
+        let parsed = listed.split_once(':').and_then(|(cid, len)| {
+            Some((cid.parse::<ContentId>().ok()?, len.parse::<usize>().ok()?))
+        });
+        let Some((cid, len)) = parsed.filter(|(_, len)| *len <= rest.len()) else {
+            return api_error(
+                ErrorCode::BadRequest,
+                format!("bad chunk listing {listed:?}"),
+            );
+        };
+        let (bytes, after) = rest.split_at(len);
+        if let Err(err) = shared.chunks.put(&cid, bytes) {
+            return api_error(ErrorCode::BadRequest, err.to_string());
+        }
+        rest = after;
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_chunk(State(shared): State<Arc<Shared>>, Path(cid): Path<String>) -> Response {

@@ -221,8 +221,10 @@ fn objects_round_trip_through_the_api_store() {
 fn put_many_overlaps_requests_up_to_the_bound() {
     let server = test_server::start();
     let store = ApiStore::new(client(&server));
-    let bodies: Vec<Vec<u8>> = (0..3 * PUT_CONCURRENCY_MAX as u32)
-        .map(|i| i.to_le_bytes().repeat(100))
+    // Three requests' worth of chunks per worker the bound allows.
+    let chunks_max = peercloud_api::CHUNK_BATCH_CHUNKS_MAX as u32;
+    let bodies: Vec<Vec<u8>> = (0..3 * PUT_CONCURRENCY_MAX as u32 * chunks_max)
+        .map(|i| i.to_le_bytes().repeat(4))
         .collect();
     let chunks: Vec<VerifiedChunk<'_>> = bodies.iter().map(|b| VerifiedChunk::new(b)).collect();
     store.put_many(&chunks).unwrap();

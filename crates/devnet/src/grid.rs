@@ -17,6 +17,7 @@
 //! provider is an active member of ([`Grid::cluster`], set up by
 //! [`crate::cluster`] once every provider is registered).
 
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -350,6 +351,20 @@ impl NodeApi for InProcessNode {
             .block_on(self.service.put_chunk(cid, bytes, cluster.copied()))?)
     }
 
+    fn put_chunk_batch(
+        &self,
+        chunks: &[VerifiedChunk<'_>],
+        cluster: Option<&ClusterId>,
+    ) -> Result<(), ClientError> {
+        let chunks = chunks
+            .iter()
+            .map(|chunk| (*chunk.cid(), Bytes::copy_from_slice(chunk.bytes())))
+            .collect();
+        Ok(self
+            .runtime
+            .block_on(self.service.put_chunks(chunks, cluster.copied()))?)
+    }
+
     fn put_chunk_group(
         &self,
         pieces: &[VerifiedChunk<'_>],
@@ -357,7 +372,7 @@ impl NodeApi for InProcessNode {
     ) -> Result<(), ClientError> {
         let pieces = pieces
             .iter()
-            .map(|piece| (*piece.cid(), piece.bytes().to_vec()))
+            .map(|piece| (*piece.cid(), Bytes::copy_from_slice(piece.bytes())))
             .collect();
         Ok(self
             .runtime

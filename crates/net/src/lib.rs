@@ -42,4 +42,4 @@ pub use handle::{
 pub use identity::{node_id_of, peer_id_of};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use metrics::NetMetricsSnapshot;
-pub use protocol::{GossipTopic, Protocol};
+pub use protocol::{CHUNK_BATCH_BYTES_MAX, GossipTopic, Protocol};

@@ -59,12 +59,12 @@ impl Protocol {
     }
 
     /// Largest request accepted, in bytes: a chunk put carries one sealed
-    /// chunk; a block-sync request is a height and a count; the rest are
+    /// chunk, a batch put up to [`CHUNK_BATCH_BYTES_MAX`] of them; a block-sync request is a height and a count; the rest are
     /// small signed records. A request is never allowed the size of a large
     /// response it asks for.
     pub const fn request_bytes_max(self) -> usize {
         match self {
-            Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
+            Protocol::Chunk => CHUNK_BATCH_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => SYNC_REQUEST_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
@@ -100,6 +100,11 @@ impl Protocol {
 
 /// One sealed chunk of the default 1 MiB size, its tag, CID and framing, with room to spare.
 pub const CHUNK_MESSAGE_BYTES_MAX: usize = 1_100 * 1024;
+/// Chunk bytes one batch put carries at most: eight chunks of the default
+/// 1 MiB, so a put's 8 MiB batch reaches a holder in one request.
+pub const CHUNK_BATCH_BYTES_MAX: usize = 8 << 20;
+/// A batch put's request: its chunks and, per chunk, a CID and a length.
+pub const CHUNK_BATCH_MESSAGE_BYTES_MAX: usize = CHUNK_BATCH_BYTES_MAX + 64 * 1024;
 /// A batch of blocks during sync: bounded so one answer cannot exhaust memory.
 pub const BLOCK_SYNC_MESSAGE_BYTES_MAX: usize = 8 << 20;
 /// A block-sync request: a start height and a count, a few dozen bytes encoded.

@@ -663,17 +663,17 @@ impl ChunkInventory for FsChunkStore {
 }
 
 impl ChunkPutters for FsChunkStore {
-    fn put_for(
+    fn put_many_for(
         &self,
         putter: &NodeId,
-        chunk: VerifiedChunk<'_>,
+        chunks: &[VerifiedChunk<'_>],
         quota_bytes: u64,
     ) -> Result<(), StoreError> {
         let claim = Claim {
             putter,
             quota_bytes,
         };
-        self.put_claimed(&[chunk], Some(claim))
+        self.put_claimed(chunks, Some(claim))
     }
 
     fn delete_for(&self, putter: &NodeId, cid: &ContentId) -> Result<Released, StoreError> {

@@ -147,28 +147,38 @@ impl ChunkInventory for MemChunkStore {
 }
 
 impl ChunkPutters for MemChunkStore {
-    fn put_for(
+    fn put_many_for(
         &self,
         putter: &NodeId,
-        chunk: VerifiedChunk<'_>,
+        chunks: &[VerifiedChunk<'_>],
         quota_bytes: u64,
     ) -> Result<(), StoreError> {
         let mut inner = self.write();
-        let chunk_bytes = chunk.bytes().len() as u64;
-        if !inner.chunks.contains_key(chunk.cid()) && inner.bytes + chunk_bytes > quota_bytes {
-            return Err(StoreError::QuotaExceeded {
-                cid: *chunk.cid(),
-                chunk_bytes,
-                used_bytes: inner.bytes,
-                quota_bytes,
-            });
+        let mut adding = 0u64;
+        let mut seen = std::collections::BTreeSet::new();
+        for chunk in chunks {
+            let chunk_bytes = chunk.bytes().len() as u64;
+            if inner.chunks.contains_key(chunk.cid()) || !seen.insert(*chunk.cid()) {
+                continue;
+            }
+            if inner.bytes + adding + chunk_bytes > quota_bytes {
+                return Err(StoreError::QuotaExceeded {
+                    cid: *chunk.cid(),
+                    chunk_bytes,
+                    used_bytes: inner.bytes + adding,
+                    quota_bytes,
+                });
+            }
+            adding += chunk_bytes;
         }
-        inner.store(&chunk);
-        inner
-            .putters
-            .entry(*chunk.cid())
-            .or_default()
-            .insert(*putter);
+        for chunk in chunks {
+            inner.store(chunk);
+            inner
+                .putters
+                .entry(*chunk.cid())
+                .or_default()
+                .insert(*putter);
+        }
         Ok(())
     }
 

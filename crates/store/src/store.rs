@@ -207,6 +207,18 @@ pub trait ChunkPutters: ChunkInventory {
         putter: &NodeId,
         chunk: VerifiedChunk<'_>,
         quota_bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.put_many_for(putter, &[chunk], quota_bytes)
+    }
+
+    /// [`ChunkPutters::put_for`] of several chunks at once (a batch put):
+    /// all are stored and claimed, or none is (the new ones together must
+    /// fit in `quota_bytes`).
+    fn put_many_for(
+        &self,
+        putter: &NodeId,
+        chunks: &[VerifiedChunk<'_>],
+        quota_bytes: u64,
     ) -> Result<(), StoreError>;
 
     /// `putter` no longer needs the chunk: its record goes, and the chunk

@@ -103,6 +103,7 @@ pub fn putters_suite<S: ChunkPutters>(make: impl Fn() -> S) {
     only_a_putter_releases(&make());
     a_plain_delete_forgets_the_putters(&make());
     keeps_within_the_quota(&make());
+    a_batch_for_a_putter_is_stored_whole_or_not_at_all(&make());
 }
 
 fn node(tag: u8) -> NodeId {
@@ -263,6 +264,50 @@ fn keeps_within_the_quota<S: ChunkPutters>(store: &S) {
         .put_for(&a, VerifiedChunk::new(&second[..400]), 1000)
         .unwrap();
     assert_eq!(store.used_bytes().unwrap(), 1000);
+}
+
+fn a_batch_for_a_putter_is_stored_whole_or_not_at_all<S: ChunkPutters>(store: &S) {
+    let (a, b) = (node(1), node(2));
+    let held = vec![1u8; 300];
+    store.put_for(&b, VerifiedChunk::new(&held), 1000).unwrap();
+    // 300 held + 400 + 400 new > 1000: the whole batch is refused, even the
+    // chunk that alone would fit, and the chunk already held gains no putter.
+    let (x, y) = (vec![2u8; 400], vec![3u8; 400]);
+    let batch = [
+        VerifiedChunk::new(&held),
+        VerifiedChunk::new(&x),
+        VerifiedChunk::new(&y),
+    ];
+    let err = store.put_many_for(&a, &batch, 1000).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::QuotaExceeded {
+                chunk_bytes: 400,
+                used_bytes: 700,
+                quota_bytes: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!store.has(&ContentId::of(&x)).unwrap());
+    assert!(!store.has(&ContentId::of(&y)).unwrap());
+    assert_eq!(store.putters(&ContentId::of(&held)).unwrap(), vec![b]);
+    assert_eq!(store.used_bytes().unwrap(), 300);
+    // Within the quota (a chunk twice in the batch counts once), all are
+    // stored and claimed by `a`.
+    let batch = [
+        VerifiedChunk::new(&held),
+        VerifiedChunk::new(&x),
+        VerifiedChunk::new(&x),
+    ];
+    store.put_many_for(&a, &batch, 700).unwrap();
+    assert_eq!(store.used_bytes().unwrap(), 700);
+    assert_eq!(store.get(&ContentId::of(&x)).unwrap(), x);
+    for cid in [ContentId::of(&held), ContentId::of(&x)] {
+        assert!(store.putters(&cid).unwrap().contains(&a), "{cid}");
+    }
 }
 
 fn round_trip<S: ChunkStore>(store: &S) {

@@ -7,7 +7,7 @@
 //! read and refuses input that is not byte-for-byte the canonical form, so two
 //! different byte strings never decode to the same value.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Registry of kind bytes. A kind is never reused for another type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub enum Kind {
     RepairReceipt = 18,
     /// The stored chunks of an object kept in its bucket's index.
     InlineObject = 19,
+    /// Several sealed chunks for one holder in one request (a batch put).
+    ChunkBatch = 20,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.
@@ -138,6 +140,14 @@ fn body_size<T: Serialize + ?Sized>(value: &T) -> usize {
 
 /// Decodes bytes produced by [`encode`], checking kind, version and canonicity.
 pub fn decode<T: Versioned + Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] into a value that may borrow from `bytes` (byte strings
+/// taken as slices of the input, not copied): the same checks.
+pub fn decode_borrowed<'a, T: Versioned + Serialize + Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, DecodeError> {
     let [kind, version, body @ ..] = bytes else {
         return Err(DecodeError::TooShort { len: bytes.len() });
     };
@@ -153,7 +163,7 @@ pub fn decode<T: Versioned + Serialize + DeserializeOwned>(bytes: &[u8]) -> Resu
             supported: T::VERSION,
         });
     }
-    let (value, rest): (T, &[u8]) =
+    let (value, rest): (T, &'a [u8]) =
         postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed {
             reason: e.to_string(),
         })?;
@@ -180,8 +190,10 @@ impl postcard::ser_flavors::Flavor for Matches<'_> {
     type Output = bool;
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        // A byte string decoded borrowed is the input itself: the same
+        // address needs no comparison (a pass over a chunk otherwise).
         match self.rest.split_at_checked(data.len()) {
-            Some((head, tail)) if head == data => {
+            Some((head, tail)) if std::ptr::eq(head, data) || head == data => {
                 self.rest = tail;
                 Ok(())
             }
@@ -210,7 +222,6 @@ impl postcard::ser_flavors::Flavor for Matches<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct Probe {

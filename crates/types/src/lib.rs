@@ -18,7 +18,7 @@ pub mod signed;
 
 pub use amount::{Amount, AmountError};
 pub use cid::{CidError, ContentId};
-pub use encoding::{DecodeError, Kind, Versioned, decode, encode};
+pub use encoding::{DecodeError, Kind, Versioned, decode, decode_borrowed, encode};
 pub use hash::Hash32;
 pub use job::{JobSpec, Limits, SpecError};
 pub use keys::{AccountId, IdError, KeyFileError, Keypair, NodeId, PublicKey};

@@ -7,11 +7,19 @@
 //!   GET    /v1/chunks/{cid}                          ─► Service::get_chunk (x-peercloud-served-by)
 //!   DELETE /v1/chunks/{cid}                          ─► Service::delete_chunk
 //!   POST   /v1/chunk-groups?pieces=CID:BYTES,…[&cluster=ID] ─► Service::put_chunk_group
+//!   POST   /v1/chunk-batches?chunks=CID:BYTES,…[&cluster=ID] ─► Service::put_chunks
 //! ```
+//!
+//! A batch is a put's chunks in one body (up to [`CHUNK_BATCH_CHUNKS_MAX`]
+//! chunks, [`peercloud_api::CHUNK_BATCH_BODY_BYTES_MAX`] bytes): each stored
+//! on its replicas as a single put would be, with one request and one
+//! commit per holder for all of its chunks.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use peercloud_api::CHUNK_BATCH_CHUNKS_MAX;
 use peercloud_api::*;
 use peercloud_ledger::ClusterId;
 use peercloud_store::GROUP_PIECES_MAX;
@@ -70,41 +78,80 @@ pub(super) async fn put_chunk_group(
 }
 
 /// Cuts a chunk-group body into its pieces as `spec` (`CID:BYTES,…`) lists them.
-pub(super) fn split_group(spec: &str, body: &[u8]) -> Result<Vec<(ContentId, Vec<u8>)>, Failure> {
+pub(super) fn split_group(spec: &str, body: &Bytes) -> Result<Vec<(ContentId, Bytes)>, Failure> {
+    split_body(spec, body, GROUP_PIECES_MAX, "a chunk group", "piece")
+}
+
+/// The query of [`super::server::CHUNK_BATCHES_ROUTE`]: `chunks=CID:BYTES,…`,
+/// the chunks in the body's order; `cluster=ID` places them on that
+/// cluster's members.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct BatchQuery {
+    chunks: String,
+    cluster: Option<String>,
+}
+
+pub(super) async fn put_chunk_batch(
+    State(service): State<Shared>,
+    query: Result<Query<BatchQuery>, axum::extract::rejection::QueryRejection>,
+    Raw(body): Raw,
+) -> Result<StatusCode, Failure> {
+    let Query(query) = query.map_err(|e| rejection(e.status(), e.body_text()))?;
+    let cluster = scope(query.cluster.as_deref())?;
+    let chunks = split_body(
+        &query.chunks,
+        &body,
+        CHUNK_BATCH_CHUNKS_MAX,
+        "a chunk batch",
+        "chunk",
+    )?;
+    service.put_chunks(chunks, cluster).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Cuts a body into the items `spec` (`CID:BYTES,…`) lists, 1..=`max` of
+/// them, every byte of the body in one: a chunk group's pieces, a batch's
+/// chunks. `what` and `item` name them in a refusal.
+fn split_body(
+    spec: &str,
+    body: &Bytes,
+    max: usize,
+    what: &str,
+    item: &str,
+) -> Result<Vec<(ContentId, Bytes)>, Failure> {
     let listed: Vec<&str> = spec.split(',').filter(|s| !s.is_empty()).collect();
-    if listed.is_empty() || listed.len() > GROUP_PIECES_MAX {
+    if listed.is_empty() || listed.len() > max {
         return Err(Failure(ApiError::bad_request(format!(
-            "a chunk group lists 1..={GROUP_PIECES_MAX} pieces, this one {}",
+            "{what} lists 1..={max} {item}s, this one {}",
             listed.len()
         ))));
     }
     let mut pieces = Vec::with_capacity(listed.len());
-    let mut rest = body;
-    for (index, item) in listed.into_iter().enumerate() {
-        let (cid, len) = item.split_once(':').ok_or_else(|| {
+    let mut rest = body.clone();
+    for (index, listing) in listed.into_iter().enumerate() {
+        let (cid, len) = listing.split_once(':').ok_or_else(|| {
             Failure(ApiError::bad_request(format!(
-                "piece {index} is {item:?}, not CID:BYTES"
+                "{item} {index} is {listing:?}, not CID:BYTES"
             )))
         })?;
         let cid: ContentId = parse(cid, "a CID")?;
         let len: usize = len.parse().map_err(|_| {
             Failure(ApiError::bad_request(format!(
-                "piece {index}'s length {len:?} is not a whole number"
+                "{item} {index}'s length {len:?} is not a whole number"
             )))
         })?;
         if len > rest.len() {
             return Err(Failure(ApiError::bad_request(format!(
-                "piece {index} is listed as {len} bytes but only {} bytes of the body are left",
+                "{item} {index} is listed as {len} bytes but only {} bytes of the body are left",
                 rest.len()
             ))));
         }
-        let (bytes, after) = rest.split_at(len);
-        pieces.push((cid, bytes.to_vec()));
-        rest = after;
+        // A view of the body, not a copy.
+        pieces.push((cid, rest.split_to(len)));
     }
     if !rest.is_empty() {
         return Err(Failure(ApiError::bad_request(format!(
-            "the body holds {} bytes past the pieces listed",
+            "the body holds {} bytes past the {item}s listed",
             rest.len()
         ))));
     }

@@ -174,7 +174,7 @@ pub const CHUNK_GROUPS_ROUTE: &str = "/v1/chunk-groups";
 /// network places ([`GROUP_PIECES_MAX`] pieces), each a chunk message at most.
 pub const CHUNK_GROUP_BODY_BYTES_MAX: usize = GROUP_PIECES_MAX * CHUNK_MESSAGE_BYTES_MAX;
 
-/// Chunk-group bodies held at once; more wait for one to finish (within
+/// Chunk-group and chunk-batch bodies held at once; more wait for one to finish (within
 /// [`BODY_READ_TIMEOUT`]). A user's put sends four at a time (two writers,
 /// two groups of RS(4+2) each), so eight keep two users busy while the
 /// buffered bodies stay under 8 × [`CHUNK_GROUP_BODY_BYTES_MAX`] (~180 MB),
@@ -197,9 +197,22 @@ fn body_limit(path: &str) -> usize {
     }
 }
 
+/// The route a user's client puts a batch of chunks through.
+pub const CHUNK_BATCHES_ROUTE: &str = "/v1/chunk-batches";
+
+/// The body limit of a route whose body is many chunks (a chunk group's,
+/// a chunk batch's); `None` for any other.
+fn bulk_body_limit(path: &str) -> Option<usize> {
+    match path {
+        CHUNK_GROUPS_ROUTE => Some(CHUNK_GROUP_BODY_BYTES_MAX),
+        CHUNK_BATCHES_ROUTE => Some(CHUNK_BATCH_BODY_BYTES_MAX),
+        _ => None,
+    }
+}
+
 /// Reads the request's body whole within `timeout` before any handler sees
-/// it: at most [`body_limit`], or [`CHUNK_GROUP_BODY_BYTES_MAX`]
-/// for a chunk group once one of the `groups` slots is free (held until the
+/// it: at most [`body_limit`], or the [`bulk_body_limit`] of a chunk group
+/// or batch once one of the `groups` slots is free (held until the
 /// answer).
 async fn body_within(
     timeout: Duration,
@@ -208,18 +221,13 @@ async fn body_within(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let is_group = parts.uri.path() == CHUNK_GROUPS_ROUTE;
+    let bulk = bulk_body_limit(parts.uri.path());
     let read = async {
-        let slot = if is_group {
-            groups.acquire_owned().await.ok()
-        } else {
-            None
+        let slot = match bulk {
+            Some(_) => groups.acquire_owned().await.ok(),
+            None => None,
         };
-        let limit = if is_group {
-            CHUNK_GROUP_BODY_BYTES_MAX
-        } else {
-            body_limit(parts.uri.path())
-        };
+        let limit = bulk.unwrap_or_else(|| body_limit(parts.uri.path()));
         axum::body::to_bytes(body, limit)
             .await
             .map(|bytes| (bytes, slot))
@@ -367,6 +375,10 @@ pub fn router(service: Service) -> Router {
         .route(
             CHUNK_GROUPS_ROUTE,
             post(chunks::put_chunk_group).layer(DefaultBodyLimit::max(CHUNK_GROUP_BODY_BYTES_MAX)),
+        )
+        .route(
+            CHUNK_BATCHES_ROUTE,
+            post(chunks::put_chunk_batch).layer(DefaultBodyLimit::max(CHUNK_BATCH_BODY_BYTES_MAX)),
         )
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/offers", post(offers))
@@ -727,11 +739,11 @@ mod tests {
         use peercloud_types::ContentId;
         let (a, b) = (b"first piece".to_vec(), b"second".to_vec());
         let (ca, cb) = (ContentId::of(&a), ContentId::of(&b));
-        let body = [a.clone(), b.clone()].concat();
+        let body = axum::body::Bytes::from([a.clone(), b.clone()].concat());
         let spec = format!("{ca}:{},{cb}:{}", a.len(), b.len());
         assert_eq!(
             super::super::chunks::split_group(&spec, &body).unwrap(),
-            vec![(ca, a.clone()), (cb, b)]
+            vec![(ca, a.clone().into()), (cb, b.into())]
         );
         for (bad, says) in [
             (format!("{ca}:{}", a.len()), "past the pieces"),

@@ -4,6 +4,7 @@
 //! so a user-side flow driven over HTTP and one driven in process run the
 //! same node code.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,10 +168,35 @@ impl Service {
             )));
         }
         self.inner
-            .put_chunk(cid, Arc::new(bytes), cluster.as_ref())
+            .put_chunk(cid, Bytes::from(bytes), cluster.as_ref())
             .instrument(tracing::debug_span!("put_chunk", %cid))
             .await
             .map(|_| ())
+            .map_err(|e| ApiError::new(e.code(), e.to_string()))
+    }
+
+    /// `POST /v1/chunk-batches`: chunks, each of which must hash to its
+    /// CID, each stored on its replicas as [`Service::put_chunk`] would,
+    /// with one request per holder for all the chunks it keeps.
+    pub async fn put_chunks(
+        &self,
+        chunks: Vec<(ContentId, Bytes)>,
+        cluster: Option<ClusterId>,
+    ) -> Result<(), ApiError> {
+        let mut checked = Vec::with_capacity(chunks.len());
+        for (index, (cid, bytes)) in chunks.into_iter().enumerate() {
+            let actual = ContentId::of(&bytes);
+            if actual != cid {
+                return Err(ApiError::bad_request(format!(
+                    "chunk {index} of the batch does not hash to {cid} (it hashes to {actual})"
+                )));
+            }
+            checked.push((cid, bytes));
+        }
+        self.inner
+            .put_chunks(&checked, cluster.as_ref())
+            .instrument(tracing::debug_span!("put_chunks", chunks = checked.len()))
+            .await
             .map_err(|e| ApiError::new(e.code(), e.to_string()))
     }
 
@@ -180,7 +206,7 @@ impl Service {
     /// and the nodes there are.
     pub async fn put_chunk_group(
         &self,
-        pieces: Vec<(ContentId, Vec<u8>)>,
+        pieces: Vec<(ContentId, Bytes)>,
         cluster: Option<ClusterId>,
     ) -> Result<(), ApiError> {
         let mut checked = Vec::with_capacity(pieces.len());
@@ -191,7 +217,7 @@ impl Service {
                     "piece {index} of the group does not hash to {cid} (it hashes to {actual})"
                 )));
             }
-            checked.push((cid, Arc::new(bytes)));
+            checked.push((cid, bytes));
         }
         self.inner
             .put_group(&checked, cluster.as_ref())

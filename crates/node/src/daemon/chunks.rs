@@ -25,9 +25,11 @@
 //! release them.
 
 pub(super) mod audit;
+mod batch;
 mod holder;
 mod repair_put;
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -40,6 +42,7 @@ use peercloud_store::{
 };
 use peercloud_types::{ContentId, NodeId};
 
+pub(crate) use batch::{is_batch, on_put_batch};
 pub use holder::PutRefusal;
 pub(crate) use holder::{on_delete, on_get, on_put};
 pub(crate) use repair_put::{RepairCounted, on_repair_put};
@@ -205,6 +208,18 @@ fn encode_chunk_put(cid: ContentId, cluster: Option<ClusterId>, bytes: &[u8]) ->
 /// The longest LEB128 varint of a `usize` on a 64-bit target.
 const VARINT_BYTES_MAX: usize = 10;
 
+/// Where a chunk's replicated put stands: its ranked candidates, how many
+/// of them were asked, which hold it and why the others did not.
+#[derive(Debug)]
+struct Replicas<'a> {
+    cid: ContentId,
+    wanted: usize,
+    ranked: &'a [PlacementNode],
+    tried: usize,
+    stored: Vec<NodeId>,
+    failures: Vec<AskError>,
+}
+
 /// What [`Inner::delete_chunk`] did.
 #[derive(Debug, Default)]
 pub struct ChunkRelease {
@@ -273,19 +288,42 @@ impl Inner {
     pub(crate) async fn put_chunk(
         &self,
         cid: ContentId,
-        bytes: Arc<Vec<u8>>,
+        bytes: Bytes,
         cluster: Option<&ClusterId>,
     ) -> Result<Vec<NodeId>, ChunkError> {
         let nodes = self.placement_scope(cluster)?;
         let wanted = (REPLICAS_DEFAULT as usize).min(nodes.len());
         let ranked = candidates(&cid, &nodes, REPLICAS_DEFAULT as usize);
-        let mut stored = Vec::with_capacity(wanted);
-        let mut failures = Vec::new();
-        let mut next = 0;
-        while stored.len() < wanted && next < ranked.len() {
-            let take = (wanted - stored.len()).min(ranked.len() - next);
-            let batch = &ranked[next..next + take];
-            next += take;
+        let replicas = Replicas {
+            cid,
+            wanted,
+            ranked: &ranked,
+            tried: 0,
+            stored: Vec::with_capacity(wanted),
+            failures: Vec::new(),
+        };
+        self.fill_replicas(replicas, bytes, cluster).await
+    }
+
+    /// Puts a chunk on its candidates after the first `replicas.tried`,
+    /// as many at once as copies are missing, until it has
+    /// `replicas.wanted` copies or no candidate is left.
+    async fn fill_replicas(
+        &self,
+        mut replicas: Replicas<'_>,
+        bytes: Bytes,
+        cluster: Option<&ClusterId>,
+    ) -> Result<Vec<NodeId>, ChunkError> {
+        let Replicas {
+            cid,
+            wanted,
+            ranked,
+            ..
+        } = replicas;
+        while replicas.stored.len() < wanted && replicas.tried < ranked.len() {
+            let take = (wanted - replicas.stored.len()).min(ranked.len() - replicas.tried);
+            let batch = &ranked[replicas.tried..replicas.tried + take];
+            replicas.tried += take;
             let attempts = batch.iter().map(|target| {
                 let bytes = bytes.clone();
                 async move {
@@ -295,20 +333,20 @@ impl Inner {
             });
             for (node, outcome) in join_all(attempts).await {
                 match outcome {
-                    Ok(()) => stored.push(node),
-                    Err(e) => failures.push(e),
+                    Ok(()) => replicas.stored.push(node),
+                    Err(e) => replicas.failures.push(e),
                 }
             }
         }
-        if stored.len() < wanted {
+        if replicas.stored.len() < wanted {
             return Err(ChunkError::Replicas {
                 cid,
-                stored: stored.len(),
+                stored: replicas.stored.len(),
                 wanted,
-                failures,
+                failures: replicas.failures,
             });
         }
-        Ok(stored)
+        Ok(replicas.stored)
     }
 
     /// Stores the pieces of one erasure group, one copy each on distinct
@@ -318,7 +356,7 @@ impl Inner {
     /// The caller has checked every piece's bytes against its CID.
     pub(crate) async fn put_group(
         &self,
-        pieces: &[(ContentId, Arc<Vec<u8>>)],
+        pieces: &[(ContentId, Bytes)],
         cluster: Option<&ClusterId>,
     ) -> Result<Vec<NodeId>, ChunkError> {
         let nodes = self.placement_scope(cluster)?;
@@ -375,7 +413,7 @@ impl Inner {
         bytes: Vec<u8>,
         cluster: Option<&ClusterId>,
     ) -> Result<(), AskError> {
-        self.put_on(node, cid, Arc::new(bytes), cluster).await
+        self.put_on(node, cid, Bytes::from(bytes), cluster).await
     }
 
     /// Stores a chunk on `node`: here through the holder's rules, elsewhere
@@ -385,7 +423,7 @@ impl Inner {
         &self,
         node: &NodeId,
         cid: ContentId,
-        bytes: Arc<Vec<u8>>,
+        bytes: Bytes,
         cluster: Option<&ClusterId>,
     ) -> Result<(), AskError> {
         if *node == self.node_id() {
@@ -579,31 +617,23 @@ impl NetStore {
 
 impl ChunkStore for NetStore {
     fn put_many(&self, chunks: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        let owned: Vec<(ContentId, Arc<Vec<u8>>)> = chunks
+        let owned: Vec<(ContentId, Bytes)> = chunks
             .iter()
-            .map(|c| (*c.cid(), Arc::new(c.bytes().to_vec())))
+            .map(|c| (*c.cid(), Bytes::copy_from_slice(c.bytes())))
             .collect();
         let (inner, cluster) = (self.inner.clone(), self.cluster);
-        self.runtime.block_on(async move {
-            for group in owned.chunks(CHUNKS_IN_FLIGHT) {
-                let puts = group
-                    .iter()
-                    .map(|(cid, bytes)| inner.put_chunk(*cid, bytes.clone(), cluster.as_ref()));
-                for outcome in join_all(puts).await {
-                    outcome.map_err(|e| StoreError::Remote {
-                        reason: e.to_string(),
-                    })?;
-                }
-            }
-            Ok(())
-        })
+        self.runtime
+            .block_on(async move { inner.put_chunks(&owned, cluster.as_ref()).await })
+            .map_err(|e| StoreError::Remote {
+                reason: e.to_string(),
+            })
     }
 
     /// One copy of each piece, each on its own node ([`Inner::put_group`]).
     fn put_group(&self, pieces: &[VerifiedChunk<'_>]) -> Result<(), StoreError> {
-        let owned: Vec<(ContentId, Arc<Vec<u8>>)> = pieces
+        let owned: Vec<(ContentId, Bytes)> = pieces
             .iter()
-            .map(|c| (*c.cid(), Arc::new(c.bytes().to_vec())))
+            .map(|c| (*c.cid(), Bytes::copy_from_slice(c.bytes())))
             .collect();
         let (inner, cluster) = (self.inner.clone(), self.cluster);
         self.runtime

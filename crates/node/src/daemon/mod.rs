@@ -656,10 +656,17 @@ async fn event_loop(
                 let span = tracing::debug_span!("request", %peer, protocol = protocol.name());
                 tokio::spawn(
                     async move {
-                        let answer = match Message::from_bytes(&data) {
-                            Ok(message) => answer::answer(&inner, peer, protocol, message).await,
-                            Err(e) => {
-                                Message::error(ErrorCode::BadRequest, format!("undecodable: {e}"))
+                        let answer = if protocol == Protocol::Chunk && chunks::is_batch(&data) {
+                            chunks::on_put_batch(&inner, peer, data).await
+                        } else {
+                            match Message::from_bytes(&data) {
+                                Ok(message) => {
+                                    answer::answer(&inner, peer, protocol, message).await
+                                }
+                                Err(e) => Message::error(
+                                    ErrorCode::BadRequest,
+                                    format!("undecodable: {e}"),
+                                ),
                             }
                         };
                         if let Message::Error { code, message } = &answer {

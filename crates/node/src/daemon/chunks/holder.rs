@@ -25,7 +25,7 @@
 //! the last one. Payment for what is stored is not part of this (storage
 //! contracts will be).
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::ClusterId;
@@ -122,7 +122,7 @@ impl PutRefusal {
 }
 
 /// Checks rules 1 and 2 of the module documentation for `sender`'s put of `cid`.
-fn admit(
+pub(super) fn admit(
     inner: &Inner,
     sender: &NodeId,
     cid: &ContentId,
@@ -185,7 +185,7 @@ pub(crate) async fn store_here(
     inner: &Inner,
     sender: NodeId,
     cid: ContentId,
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
     cluster: Option<&ClusterId>,
 ) -> Result<(), PutRefusal> {
     admit(inner, &sender, &cid, cluster)?;
@@ -221,7 +221,7 @@ pub(crate) async fn on_put(
         };
         return Message::error(refusal.code(), refusal.to_string());
     };
-    match store_here(inner, sender, cid, Arc::new(bytes), cluster.as_ref()).await {
+    match store_here(inner, sender, cid, Bytes::from(bytes), cluster.as_ref()).await {
         Ok(()) => Message::Ack,
         Err(refusal) => {
             tracing::debug!(%cid, %sender, %refusal, "chunk put refused");

@@ -15,8 +15,9 @@
 //! bucket at all (that would take the bucket's manifests): an index replica
 //! that puts pieces of its own making can bill up to that cap, and no more.
 
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError};
+use std::sync::PoisonError;
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{BucketId, ClusterId, RepairReceipt};
@@ -141,7 +142,7 @@ pub(crate) async fn on_repair_put(inner: &Inner, peer: PeerId, message: Message)
     };
     let fresh = paid && !had && counted().claim(bucket, period, cid);
     let len = bytes.len() as u64;
-    if let Err(refusal) = store_here(inner, sender, cid, Arc::new(bytes), Some(&cluster)).await {
+    if let Err(refusal) = store_here(inner, sender, cid, Bytes::from(bytes), Some(&cluster)).await {
         if fresh {
             counted().release(bucket, period, &cid);
         }
