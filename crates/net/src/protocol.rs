@@ -78,7 +78,8 @@ impl Protocol {
     /// acknowledgement or a short refusal. Never below the request bound.
     pub const fn response_bytes_max(self) -> usize {
         match self {
-            Protocol::Chunk => CHUNK_MESSAGE_BYTES_MAX,
+            // A get answers one chunk, but no bound is below the request's.
+            Protocol::Chunk => CHUNK_BATCH_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
