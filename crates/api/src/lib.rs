@@ -37,6 +37,8 @@ pub const TOKEN_FILE: &str = "api.token";
 pub const API_ADDR_FILE: &str = "api.addr";
 /// File in a node's data directory holding its web gateway's base URL.
 pub const WEB_ADDR_FILE: &str = "web.addr";
+/// File in a node's data directory holding its S3 gateway's base URL.
+pub const S3_ADDR_FILE: &str = "s3.addr";
 /// Chunks one batch put (`POST /v1/chunk-batches`) carries at most: its
 /// query lists each (CID and length), so this bounds the request line too.
 pub const CHUNK_BATCH_CHUNKS_MAX: usize = 64;
@@ -86,6 +88,9 @@ pub struct StatusView {
     /// Its web gateway's base URL (public buckets' sites), if it serves one.
     #[serde(default)]
     pub web: Option<String>,
+    /// Its S3 gateway's base URL, if it serves one.
+    #[serde(default)]
+    pub s3: Option<String>,
 }
 
 /// `GET /v1/ledger`: the chain as this node sees it.

@@ -12,10 +12,13 @@
 //! working, the repair, and each farmer's storage and bandwidth earnings
 //! after a few 2 s billing periods. Then the web act (`web.rs`): a small
 //! site deployed to a public bucket through node 1 and fetched over HTTP
-//! from another node's web gateway. Last, every account's balance before and
+//! from another node's web gateway. Then, when awscli is installed, the S3
+//! act (`s3.rs`): `aws s3 mb` and an `aws s3 cp` round trip through node 1's
+//! S3 gateway. Last, every account's balance before and
 //! after. Exits non-zero if anything failed, if the running nodes disagree
 //! on the state root or if the books do not balance.
 
+mod s3;
 mod storage;
 mod web;
 
@@ -214,6 +217,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     let storage = storage::run(&mut stage, &args.out, json)?;
     let site = web::run(&stage, storage.killed(), json)?;
+    let s3 = s3::run(&stage, &dir, json)?;
 
     // The books: every running node agrees on the state root, supply is conserved.
     let books = check_agreement(&stage.devnet, &[storage.killed()])?;
@@ -230,6 +234,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         let mut value = summary.json(&args);
         value["storage"] = storage.json();
         value["web"] = site.json();
+        value["s3"] = s3.json();
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         summary.print();

@@ -15,6 +15,7 @@ mod node;
 mod node_api;
 mod objects;
 mod paths;
+mod s3;
 mod site;
 mod store;
 mod tiles;
@@ -83,6 +84,9 @@ enum Command {
     /// Websites: deploy a folder to a public bucket; every node serves it.
     #[command(subcommand)]
     Site(site::SiteCommand),
+    /// S3: access keys for S3 clients (awscli, rclone, s3cmd, boto3) at the node's S3 gateway.
+    #[command(subcommand)]
+    S3(s3::S3Command),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Site(cmd) => {
             data_dir.and_then(|dir| site::run(cmd, &dir, &cli.node_api, cli.json))
         }
+        Command::S3(cmd) => data_dir.and_then(|dir| s3::run(cmd, &dir, &cli.node_api, cli.json)),
     };
     match result {
         Ok(code) => code,

@@ -46,6 +46,10 @@ pub struct NodeArgs {
     /// (default: loopback, a free port; 0.0.0.0:8080 serves other machines).
     #[arg(long, env = "PEERCLOUD_WEB")]
     web: Option<String>,
+    /// Address of the S3 gateway for S3 clients signing with `peercloud s3
+    /// key create` keys (default: loopback, a free port).
+    #[arg(long, env = "PEERCLOUD_S3")]
+    s3: Option<String>,
     /// Two-letter country code this node registers.
     #[arg(long, env = "PEERCLOUD_LOCATION")]
     location: Option<String>,
@@ -96,6 +100,7 @@ impl NodeArgs {
             bootstrap: list(&self.bootstrap),
             api: self.api.clone(),
             web: self.web.clone(),
+            s3: self.s3.clone(),
             location: self.location.clone(),
             cpu_millicores: self.cpu_millicores,
             memory_bytes: self.memory_bytes,
@@ -143,6 +148,7 @@ pub fn run(args: NodeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             p2p,
             api: format!("http://{}", node.api),
             web: Some(format!("http://{}", node.web)),
+            s3: Some(format!("http://{}", node.s3)),
         };
         println!("{}", ready.line());
         wait_for_stop(args.stop_with_parent).await;

@@ -150,6 +150,7 @@ async fn status(headers: HeaderMap) -> Response {
         registered: true,
         resources: Resources::default(),
         web: None,
+        s3: None,
     })
     .into_response()
 }

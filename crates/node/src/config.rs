@@ -17,6 +17,9 @@ pub const API_DEFAULT: &str = "127.0.0.1:0";
 /// Default web gateway address: loopback, a free port (set `web` to serve
 /// sites to other machines, e.g. `0.0.0.0:8080`).
 pub const WEB_DEFAULT: &str = "127.0.0.1:0";
+/// Default S3 gateway address: loopback, a free port (the gateway acts
+/// with its users' wallets: open it to other machines only deliberately).
+pub const S3_DEFAULT: &str = "127.0.0.1:0";
 /// Default libp2p address: every interface, a port the OS picks.
 pub const LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/0";
 /// Bandwidth a node offers when the config says nothing (it cannot be measured offline).
@@ -36,6 +39,8 @@ pub struct Settings {
     pub api: Option<String>,
     /// Web gateway address: public buckets' sites, no token (any address).
     pub web: Option<String>,
+    /// S3 gateway address: the users' buckets for S3 clients (SigV4 keys).
+    pub s3: Option<String>,
     /// Country code the node registers.
     pub location: Option<String>,
     /// CPU offered, millicores (default: every core).
@@ -63,6 +68,7 @@ impl Settings {
             bootstrap: self.bootstrap.or(lower.bootstrap),
             api: self.api.or(lower.api),
             web: self.web.or(lower.web),
+            s3: self.s3.or(lower.s3),
             location: self.location.or(lower.location),
             cpu_millicores: self.cpu_millicores.or(lower.cpu_millicores),
             memory_bytes: self.memory_bytes.or(lower.memory_bytes),
@@ -114,6 +120,8 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Web gateway address.
     pub web: SocketAddr,
+    /// S3 gateway address.
+    pub s3: SocketAddr,
     /// Country code.
     pub location: String,
     /// What it offers.
@@ -213,6 +221,10 @@ impl NodeConfig {
         let web: SocketAddr = web_text
             .parse()
             .map_err(|e| invalid("web")(format!("{web_text:?} is not host:port: {e}")))?;
+        let s3_text = s.s3.unwrap_or_else(|| S3_DEFAULT.to_owned());
+        let s3: SocketAddr = s3_text
+            .parse()
+            .map_err(|e| invalid("s3")(format!("{s3_text:?} is not host:port: {e}")))?;
         let location = s.location.unwrap_or_else(|| "ZZ".to_owned());
         if location.len() != 2 || !location.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(invalid("location")(format!(
@@ -248,6 +260,7 @@ impl NodeConfig {
             bootstrap,
             api,
             web,
+            s3,
             location,
             resources,
             prices,

@@ -16,5 +16,6 @@ pub mod config;
 pub mod daemon;
 pub mod genesis;
 pub mod ready;
+pub mod s3;
 pub mod web;
 pub mod wire;

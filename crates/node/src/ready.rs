@@ -18,6 +18,8 @@ pub struct Ready {
     pub api: String,
     /// Its web gateway's base URL (a node of an older version prints none).
     pub web: Option<String>,
+    /// Its S3 gateway's base URL (a node of an older version prints none).
+    pub s3: Option<String>,
 }
 
 impl Ready {
@@ -29,6 +31,9 @@ impl Ready {
         );
         if let Some(web) = &self.web {
             line.push_str(&format!(" web={web}"));
+        }
+        if let Some(s3) = &self.s3 {
+            line.push_str(&format!(" s3={s3}"));
         }
         line
     }
@@ -47,6 +52,7 @@ impl Ready {
             p2p: field("p2p")?,
             api: field("api")?,
             web: field("web"),
+            s3: field("s3"),
         })
     }
 }
@@ -63,6 +69,7 @@ mod tests {
             p2p: "/ip4/127.0.0.1/tcp/1/p2p/12D3".into(),
             api: "http://127.0.0.1:2".into(),
             web: Some("http://127.0.0.1:3".into()),
+            s3: Some("http://127.0.0.1:4".into()),
         };
         assert_eq!(Ready::parse(&ready.line()), Some(ready));
         assert_eq!(Ready::parse("starting"), None);

@@ -54,6 +54,10 @@ pub enum Kind {
     InlineObject = 19,
     /// Several sealed chunks for one holder in one request (a batch put).
     ChunkBatch = 20,
+    /// A node's S3 access keys (its `s3.keys` file).
+    S3Keys = 21,
+    /// A multipart upload under way at a node's S3 gateway.
+    S3Upload = 22,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

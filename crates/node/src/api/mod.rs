@@ -5,9 +5,11 @@
 
 mod chunks;
 mod earnings;
+mod local;
 mod objects;
 pub mod server;
 pub mod service;
 mod storage;
 
+pub use local::InProcessNode;
 pub use service::Service;

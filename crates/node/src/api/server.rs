@@ -282,6 +282,13 @@ pub async fn serve_with(listener: tokio::net::TcpListener, app: Router, limits: 
     let app = app.layer(middleware::from_fn(move |request, next| {
         body_within(body_read_timeout, groups.clone(), request, next)
     }));
+    serve_streaming(listener, app, limits).await;
+}
+
+/// [`serve_with`] without reading bodies whole first: the handlers stream
+/// them (the S3 gateway's objects, gigabytes each). The connection bounds
+/// are the same.
+pub async fn serve_streaming(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
     // Request/response traffic: never wait for Nagle.
     let mut listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -63,6 +63,7 @@ impl Service {
             registered: inner.registered(),
             resources: inner.config.resources,
             web: inner.web_url.get().cloned(),
+            s3: inner.s3_url.get().cloned(),
         }
     }
 

@@ -196,6 +196,8 @@ pub struct Inner {
     token: String,
     /// The web gateway's base URL, once it listens.
     pub web_url: std::sync::OnceLock<String>,
+    /// The S3 gateway's base URL, once it listens.
+    pub s3_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -360,6 +362,8 @@ pub struct Node {
     pub api: std::net::SocketAddr,
     /// The web gateway's bound address.
     pub web: std::net::SocketAddr,
+    /// The S3 gateway's bound address.
+    pub s3: std::net::SocketAddr,
 }
 
 impl Node {
@@ -416,6 +420,7 @@ impl Node {
             mempool_dropped: AtomicU64::new(0),
             token,
             web_url: std::sync::OnceLock::new(),
+            s3_url: std::sync::OnceLock::new(),
         });
         if let Some(rx) = mempool_rx {
             tokio::spawn(ledger::validator_loop(inner.clone(), rx));
@@ -438,10 +443,16 @@ impl Node {
         std::fs::write(&addr_file, format!("http://{api}\n")).map_err(io_error(&addr_file))?;
         tokio::spawn(crate::api::server::serve(inner.clone(), listener));
         let web = crate::web::listen(&inner, &dir).await?;
+        let s3 = crate::s3::listen(&inner, &dir).await?;
         if !validator {
             tokio::spawn(ledger::register(inner.clone()));
         }
-        Ok(Node { inner, api, web })
+        Ok(Node {
+            inner,
+            api,
+            web,
+            s3,
+        })
     }
 
     /// Waits until this node's registration is on the ledger (providers), or
