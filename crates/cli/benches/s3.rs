@@ -127,7 +127,7 @@ fn run() -> anyhow::Result<()> {
     let node = node_dir(&devnet_dir, 1);
     let client = NodeClient::from_node_dir(&node)?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while client.ledger()?.nodes.len() < PROVIDERS + 1 {
+    while client.ledger()?.nodes.len() < PROVIDERS {
         ensure!(
             Instant::now() < deadline,
             "the providers did not register within 60 s"

@@ -33,7 +33,7 @@ use peercloud_ledger::{
 };
 use peercloud_store::{
     ChunkStore, GetReceipt, MemChunkStore, PutOptions, PutReceipt, Redundancy, StoreError,
-    get_object, get_public_object, put_object,
+    get_object, get_object_range, get_public_object, put_object,
 };
 use peercloud_types::{AccountId, Keypair, NodeId, Signed, clock::now_ms};
 
@@ -551,6 +551,33 @@ pub fn get(
         tracing::warn!(%bucket, key, %err, "bandwidth receipts not written");
     }
     Ok((item, receipt))
+}
+
+/// Reads bytes `range` of `key` (cut to its size) into `out`, as [`get`]
+/// does the whole: only the chunks that hold them are read, each verified
+/// and opened at its own place. Returns what the key names and how many
+/// bytes were written.
+pub fn get_range(
+    node: &impl NodeApi,
+    owner: &Keypair,
+    bucket: &BucketId,
+    key: &str,
+    range: std::ops::Range<u64>,
+    out: impl Write,
+) -> Result<(ObjectItem, u64), BucketError> {
+    let (item, inline) = lookup(node, bucket, key)?;
+    let (manifest, secret) = (&item.object.manifest, owner.x25519_secret());
+    if item.object.inline {
+        let memory = inline_store(bucket, &item, &inline)?;
+        let written = get_object_range(&memory, manifest, Some(&secret), range, out)?;
+        return Ok((item, written));
+    }
+    let store = ApiStore::new(node);
+    let written = get_object_range(&store, manifest, Some(&secret), range, out)?;
+    if let Err(err) = acknowledge(node, owner, bucket, &store.served()) {
+        tracing::warn!(%bucket, key, %err, "bandwidth receipts not written");
+    }
+    Ok((item, written))
 }
 
 /// Reads `key` of the public `bucket` into `out` as anyone, without a

@@ -16,46 +16,11 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use peercloud_devnet::{Grid, node_dir};
-use peercloud_node::s3::keys::{S3_KEYS_FILE, S3Key, S3Keys};
-use peercloud_types::Amount;
+use common::s3::{client_present, gateway, ok};
+use peercloud_node::s3::keys::S3Key;
 
 /// The grid: three providers, each a member of its cluster (3 replicas).
 const PROVIDERS: usize = 3;
-
-/// Whether a client program is installed; if not, whether that fails the test.
-pub fn client_present(program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let required = std::env::var("PEERCLOUD_S3_CLIENTS").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "{program} is not installed and PEERCLOUD_S3_CLIENTS=required"
-        );
-        eprintln!("skipping: {program} is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-/// A grid whose node 1 has an S3 key for the grid's user; its endpoint and key.
-fn gateway(dir: &Path) -> (Grid, String, S3Key) {
-    let grid = Grid::start(dir, PROVIDERS).expect("a grid");
-    let key = S3Key::generate(grid.user(), grid.cluster(), Amount::from_tokens(5)).expect("a key");
-    let node = node_dir(dir, 1);
-    S3Keys {
-        keys: vec![key.clone()],
-    }
-    .save(&node.join(S3_KEYS_FILE))
-    .expect("the keys file");
-    let endpoint = std::fs::read_to_string(node.join(peercloud_api::S3_ADDR_FILE))
-        .expect("the S3 gateway's address")
-        .trim()
-        .to_owned();
-    (grid, endpoint, key)
-}
 
 /// Runs awscli against the gateway with `key`'s credentials.
 fn aws(endpoint: &str, key: &S3Key, secret: &str, args: &[&str]) -> Output {
@@ -70,16 +35,6 @@ fn aws(endpoint: &str, key: &S3Key, secret: &str, args: &[&str]) -> Output {
         .expect("awscli runs")
 }
 
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("a local file");
@@ -88,11 +43,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn awscli_round_trips_buckets_and_objects_through_the_gateway() {
-    if !client_present("aws", &["--version"]) {
+    if !client_present("awscli", "aws", &["--version"]) {
         return;
     }
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (grid, endpoint, key) = gateway(dir.path());
+    let (grid, endpoint, key) = gateway(dir.path(), PROVIDERS);
     let secret = key.secret_key.clone();
     let aws = |args: &[&str]| aws(&endpoint, &key, &secret, args);
     let files = tempfile::tempdir().expect("a temp dir");

@@ -8,56 +8,10 @@ mod common;
 use common::*;
 
 use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Output};
 
-use peercloud_devnet::{Grid, node_dir};
-use peercloud_node::s3::keys::{S3_KEYS_FILE, S3Key, S3Keys};
-use peercloud_types::Amount;
+use std::process::Command;
 
-/// Whether `client` is installed (`program probe…` succeeds); if not,
-/// whether that fails the test.
-fn client_present(client: &str, program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let required = std::env::var("PEERCLOUD_S3_CLIENTS").is_ok_and(|v| v == "required");
-        assert!(
-            !required,
-            "{client} is not installed and PEERCLOUD_S3_CLIENTS=required"
-        );
-        eprintln!("skipping: {client} is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-fn gateway(dir: &Path) -> (Grid, String, S3Key) {
-    let grid = Grid::start(dir, 3).expect("a grid");
-    let key = S3Key::generate(grid.user(), grid.cluster(), Amount::from_tokens(5)).expect("a key");
-    let node = node_dir(dir, 1);
-    S3Keys {
-        keys: vec![key.clone()],
-    }
-    .save(&node.join(S3_KEYS_FILE))
-    .expect("the keys file");
-    let endpoint = std::fs::read_to_string(node.join(peercloud_api::S3_ADDR_FILE))
-        .expect("the S3 gateway's address")
-        .trim()
-        .to_owned();
-    (grid, endpoint, key)
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::s3::{client_present, gateway, ok};
 
 #[test]
 fn rclone_copies_checks_and_purges_through_the_gateway() {
@@ -65,7 +19,7 @@ fn rclone_copies_checks_and_purges_through_the_gateway() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (_grid, endpoint, key) = gateway(dir.path());
+    let (_grid, endpoint, key) = gateway(dir.path(), 3);
     let files = tempfile::tempdir().expect("a temp dir");
     let local = files.path().join("up");
     std::fs::create_dir_all(local.join("deep")).unwrap();
@@ -119,7 +73,7 @@ fn s3cmd_puts_lists_gets_and_deletes_through_the_gateway() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (_grid, endpoint, key) = gateway(dir.path());
+    let (_grid, endpoint, key) = gateway(dir.path(), 3);
     let files = tempfile::tempdir().expect("a temp dir");
     let host = endpoint.trim_start_matches("http://");
     let config = files.path().join("s3cfg");
@@ -241,7 +195,7 @@ fn boto3_and_malformed_requests_get_s3_answers_and_the_node_stays_up() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (_grid, endpoint, key) = gateway(dir.path());
+    let (_grid, endpoint, key) = gateway(dir.path(), 3);
     let out = Command::new("python3")
         .args(["-c", BOTO, &endpoint, &key.access_key, &key.secret_key])
         .env_remove("AWS_CA_BUNDLE")

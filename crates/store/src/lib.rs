@@ -49,7 +49,7 @@ pub use manifest::{
 pub use mem::MemChunkStore;
 pub use object::{
     GetReceipt, PutOptions, PutReceipt, READ_PARALLELISM_REMOTE, delete_object, get_object,
-    get_object_with_key, get_public_object, put_object, read_manifest,
+    get_object_range, get_object_with_key, get_public_object, put_object, read_manifest,
 };
 pub use placement::{
     GROUP_PIECES_MAX, GroupPlacementError, PLACEMENT_WINDOW_FACTOR, PlacementNode, VNODES_MAX,

@@ -624,6 +624,93 @@ pub fn get_public_object<S: ChunkStore + ?Sized, W: Write>(
     read_object(store, manifest_cid, manifest, None, writer)
 }
 
+/// Streams bytes `range` of the object named `manifest_cid` (cut to its
+/// size) into `writer`; returns how many were written. Only the chunks that
+/// hold the range are read, each verified (CID, and its seal at its own
+/// index, which binds it to its place) as in [`get_object`]; the whole
+/// plaintext's hash cannot be checked on a part. `owner_secret` opens a
+/// sealed object; a public one needs none.
+pub fn get_object_range<S: ChunkStore + ?Sized, W: Write>(
+    store: &S,
+    manifest_cid: &ContentId,
+    owner_secret: Option<&crypto_box::SecretKey>,
+    range: std::ops::Range<u64>,
+    writer: W,
+) -> Result<u64, StoreError> {
+    let manifest = read_manifest(store, manifest_cid)?;
+    let key = match (manifest.is_public(), owner_secret) {
+        (true, _) => None,
+        (false, Some(secret)) => Some(
+            manifest
+                .unwrap_key(secret)
+                .map_err(|_| StoreError::NotOwner { cid: *manifest_cid })?,
+        ),
+        (false, None) => return Err(StoreError::NotPublic { cid: *manifest_cid }),
+    };
+    let end = range.end.min(manifest.total_bytes);
+    if range.start >= end {
+        return Ok(0);
+    }
+    // The chunks holding [start, end), and where the first one begins.
+    let (mut first, mut last, mut first_at, mut at) = (None, 0, 0, 0u64);
+    for (index, &size) in manifest.chunk_sizes.iter().enumerate() {
+        let next = at + u64::from(size);
+        if first.is_none() && next > range.start {
+            first = Some(index);
+            first_at = at;
+        }
+        if next >= end {
+            last = index;
+            break;
+        }
+        at = next;
+    }
+    let first = first.unwrap_or(0);
+    let cipher = key.as_ref().map(ObjectKey::cipher);
+    let mut window = Window {
+        inner: writer,
+        skip: range.start - first_at,
+        take: end - range.start,
+    };
+    read_chunks(
+        store,
+        manifest_cid,
+        &manifest,
+        first..last + 1,
+        cipher.as_ref(),
+        &mut blake3::Hasher::new(),
+        &mut window,
+    )?;
+    window
+        .inner
+        .flush()
+        .map_err(|source| StoreError::Write { source })?;
+    Ok(end - range.start)
+}
+
+/// Passes on only the bytes after the first `skip`, at most `take` of them.
+struct Window<W> {
+    inner: W,
+    skip: u64,
+    take: u64,
+}
+
+impl<W: Write> Write for Window<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let skipped = self.skip.min(buf.len() as u64) as usize;
+        self.skip -= skipped as u64;
+        let rest = &buf[skipped..];
+        let keep = (rest.len() as u64).min(self.take) as usize;
+        self.inner.write_all(&rest[..keep])?;
+        self.take -= keep as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Like [`get_object`] with the object key itself (an executor that opened a
 /// key sealed to it with [`crate::open_sealed_key`]).
 pub fn get_object_with_key<S: ChunkStore + ?Sized, W: Write>(
@@ -667,6 +754,7 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
         store,
         object,
         &manifest,
+        0..manifest.chunks.len(),
         cipher.as_ref(),
         &mut hasher,
         &mut writer,

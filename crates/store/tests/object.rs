@@ -12,8 +12,8 @@ use std::io::{self, Read};
 use peercloud_store::{
     CHUNK_BYTES_DEFAULT, ChunkInventory, ChunkStore, FsChunkStore, Manifest, ManifestError,
     MemChunkStore, ObjectKey, PutOptions, Redundancy, SealError, StoreError, delete_object,
-    get_object, get_object_with_key, get_public_object, open_sealed_key, put_object, read_manifest,
-    seal_chunk, seal_key_to,
+    get_object, get_object_range, get_object_with_key, get_public_object, open_sealed_key,
+    put_object, read_manifest, seal_chunk, seal_key_to,
 };
 use peercloud_types::{ContentId, Hash32, Keypair, PublicKey};
 use proptest::prelude::*;
@@ -616,4 +616,61 @@ fn parallel_readers_keep_the_chunk_order_and_fail_on_a_bad_chunk() {
             "what was written is a prefix"
         );
     }
+}
+
+#[test]
+fn a_range_reads_only_its_chunks_and_cuts_them_exactly() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let data = content(5 * SMALL_CHUNK_BYTES as usize + 1234, 7);
+    let receipt = put_object(&store, &data[..], &owner.public(), &small()).unwrap();
+    let chunk = u64::from(SMALL_CHUNK_BYTES);
+    let len = data.len() as u64;
+    let read = |store: &MemChunkStore, range: std::ops::Range<u64>| {
+        let mut out = Vec::new();
+        let n = get_object_range(
+            store,
+            &receipt.manifest_cid,
+            Some(&owner.x25519_secret()),
+            range,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(n, out.len() as u64);
+        out
+    };
+    for range in [
+        0..len,
+        0..1,
+        chunk - 1..chunk + 1,
+        chunk..2 * chunk,
+        2 * chunk + 5..4 * chunk + 9,
+        len - 3..len,
+        len - 3..len + 100,
+    ] {
+        let end = range.end.min(len) as usize;
+        assert!(
+            read(&store, range.clone()) == data[range.start as usize..end],
+            "range {range:?}"
+        );
+    }
+    assert!(read(&store, len..len + 5).is_empty());
+    // Only the chunks that hold the range are read: the others may be gone.
+    let lost = receipt.manifest.chunks[0];
+    store.delete(&lost).unwrap();
+    assert!(read(&store, chunk..3 * chunk) == data[chunk as usize..3 * chunk as usize]);
+    // A sealed object is not read without its owner's key.
+    let err =
+        get_object_range(&store, &receipt.manifest_cid, None, 0..1, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, StoreError::NotPublic { .. }), "{err}");
+    let stranger = Keypair::generate();
+    let err = get_object_range(
+        &store,
+        &receipt.manifest_cid,
+        Some(&stranger.x25519_secret()),
+        0..1,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::NotOwner { .. }), "{err}");
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod s3;
+
 use std::sync::Arc;
 
 use peercloud_devnet::Grid;

@@ -38,6 +38,17 @@ fn owner() -> Owner {
     }
 }
 
+/// A listing's page, as S3 shows it.
+struct Listed {
+    contents: Vec<Object>,
+    prefixes: Vec<CommonPrefix>,
+    /// Where the next page starts after, when there is one.
+    next: Option<String>,
+    /// The prefix asked, encoded as the keys are.
+    prefix: String,
+    max_keys: i32,
+}
+
 impl Gateway {
     /// Every object of the caller's `bucket` under `prefix`, in key order.
     async fn objects_under(
@@ -48,6 +59,45 @@ impl Gateway {
         let (id, prefix) = (bucket.id, prefix.to_owned());
         self.blocking(move |node| flows::list(node, &id, &prefix).map_err(internal))
             .await
+    }
+
+    /// One page of the caller's `bucket` as every listing answers it.
+    #[allow(clippy::too_many_arguments)]
+    async fn list_page(
+        &self,
+        key: &super::keys::S3Key,
+        bucket: &str,
+        prefix: &Option<String>,
+        delimiter: &Option<String>,
+        after: Option<String>,
+        max_keys: Option<i32>,
+        encoding: &Option<EncodingType>,
+    ) -> S3Result<Listed> {
+        let bucket = self.resolve(key, bucket)?;
+        let prefix = prefix.clone().unwrap_or_default();
+        let items = self.objects_under(&bucket, &prefix).await?;
+        let max = self::max_keys(max_keys);
+        let page = listing::page(&items, &prefix, delimiter.as_deref(), after.as_deref(), max);
+        let url = url_encoded(encoding.as_ref());
+        let contents = page
+            .objects
+            .iter()
+            .map(|item| self.listed(item, url))
+            .collect::<S3Result<_>>()?;
+        let prefixes = page
+            .prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(listing::encoded(p, url)),
+            })
+            .collect();
+        Ok(Listed {
+            contents,
+            prefixes,
+            next: page.truncated.then_some(page.last).flatten(),
+            prefix: listing::encoded(&prefix, url),
+            max_keys: max as i32,
+        })
     }
 
     /// An object as a listing shows it.
@@ -378,9 +428,6 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let key = self.caller(&req)?;
         let input = req.input;
-        let bucket = self.resolve(&key, &input.bucket)?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let items = self.objects_under(&bucket, &prefix).await?;
         let after = match &input.continuation_token {
             Some(token) => Some(listing::after_token(token).ok_or_else(|| {
                 s3_error!(
@@ -390,43 +437,30 @@ impl S3 for Gateway {
             })?),
             None => input.start_after.clone(),
         };
-        let max = max_keys(input.max_keys);
-        let page = listing::page(
-            &items,
-            &prefix,
-            input.delimiter.as_deref(),
-            after.as_deref(),
-            max,
-        );
-        let url = url_encoded(input.encoding_type.as_ref());
-        let contents: Vec<Object> = page
-            .objects
-            .iter()
-            .map(|item| self.listed(item, url))
-            .collect::<S3Result<_>>()?;
-        let prefixes: Vec<CommonPrefix> = page
-            .prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(listing::encoded(p, url)),
-            })
-            .collect();
+        let page = self
+            .list_page(
+                &key,
+                &input.bucket,
+                &input.prefix,
+                &input.delimiter,
+                after,
+                input.max_keys,
+                &input.encoding_type,
+            )
+            .await?;
         Ok(S3Response::new(ListObjectsV2Output {
+            key_count: Some((page.contents.len() + page.prefixes.len()) as i32),
+            next_continuation_token: page.next.as_deref().map(listing::token),
             name: Some(input.bucket),
-            prefix: Some(listing::encoded(&prefix, url)),
+            prefix: Some(page.prefix),
             delimiter: input.delimiter,
-            max_keys: Some(max as i32),
-            key_count: Some((contents.len() + prefixes.len()) as i32),
-            is_truncated: Some(page.truncated),
+            max_keys: Some(page.max_keys),
+            is_truncated: Some(page.next.is_some()),
             continuation_token: input.continuation_token,
-            next_continuation_token: page
-                .truncated
-                .then(|| page.last.as_deref().map(listing::token))
-                .flatten(),
             start_after: input.start_after,
             encoding_type: input.encoding_type,
-            contents: Some(contents),
-            common_prefixes: Some(prefixes),
+            contents: Some(page.contents),
+            common_prefixes: Some(page.prefixes),
             ..Default::default()
         }))
     }
@@ -437,41 +471,28 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let key = self.caller(&req)?;
         let input = req.input;
-        let bucket = self.resolve(&key, &input.bucket)?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let items = self.objects_under(&bucket, &prefix).await?;
-        let max = max_keys(input.max_keys);
-        let page = listing::page(
-            &items,
-            &prefix,
-            input.delimiter.as_deref(),
-            input.marker.as_deref(),
-            max,
-        );
-        let url = url_encoded(input.encoding_type.as_ref());
-        let contents: Vec<Object> = page
-            .objects
-            .iter()
-            .map(|item| self.listed(item, url))
-            .collect::<S3Result<_>>()?;
-        let prefixes = page
-            .prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(listing::encoded(p, url)),
-            })
-            .collect();
+        let page = self
+            .list_page(
+                &key,
+                &input.bucket,
+                &input.prefix,
+                &input.delimiter,
+                input.marker.clone(),
+                input.max_keys,
+                &input.encoding_type,
+            )
+            .await?;
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(listing::encoded(&prefix, url)),
+            prefix: Some(page.prefix),
             marker: input.marker,
             delimiter: input.delimiter,
-            max_keys: Some(max as i32),
-            is_truncated: Some(page.truncated),
-            next_marker: page.truncated.then_some(page.last).flatten(),
+            max_keys: Some(page.max_keys),
+            is_truncated: Some(page.next.is_some()),
+            next_marker: page.next,
             encoding_type: input.encoding_type,
-            contents: Some(contents),
-            common_prefixes: Some(prefixes),
+            contents: Some(page.contents),
+            common_prefixes: Some(page.prefixes),
             ..Default::default()
         }))
     }
@@ -482,57 +503,46 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let key = self.caller(&req)?;
         let input = req.input;
-        let bucket = self.resolve(&key, &input.bucket)?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let items = self.objects_under(&bucket, &prefix).await?;
-        let max = max_keys(input.max_keys);
-        let page = listing::page(
-            &items,
-            &prefix,
-            input.delimiter.as_deref(),
-            input.key_marker.as_deref(),
-            max,
-        );
-        let url = url_encoded(input.encoding_type.as_ref());
+        let page = self
+            .list_page(
+                &key,
+                &input.bucket,
+                &input.prefix,
+                &input.delimiter,
+                input.key_marker.clone(),
+                input.max_keys,
+                &input.encoding_type,
+            )
+            .await?;
         // One version per key: the index keeps the latest write of each.
         let versions = page
-            .objects
-            .iter()
-            .map(|item| {
-                let object = self.listed(item, url)?;
-                Ok(ObjectVersion {
-                    key: object.key,
-                    e_tag: object.e_tag,
-                    size: object.size,
-                    last_modified: object.last_modified,
-                    is_latest: Some(true),
-                    version_id: Some("null".into()),
-                    storage_class: Some(ObjectVersionStorageClass::from_static(
-                        ObjectVersionStorageClass::STANDARD,
-                    )),
-                    owner: Some(owner()),
-                    ..Default::default()
-                })
-            })
-            .collect::<S3Result<_>>()?;
-        let prefixes = page
-            .prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(listing::encoded(p, url)),
+            .contents
+            .into_iter()
+            .map(|object| ObjectVersion {
+                key: object.key,
+                e_tag: object.e_tag,
+                size: object.size,
+                last_modified: object.last_modified,
+                is_latest: Some(true),
+                version_id: Some("null".into()),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                owner: Some(owner()),
+                ..Default::default()
             })
             .collect();
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
-            prefix: Some(listing::encoded(&prefix, url)),
+            prefix: Some(page.prefix),
             delimiter: input.delimiter,
             key_marker: input.key_marker,
-            max_keys: Some(max as i32),
-            is_truncated: Some(page.truncated),
-            next_key_marker: page.truncated.then_some(page.last).flatten(),
+            max_keys: Some(page.max_keys),
+            is_truncated: Some(page.next.is_some()),
+            next_key_marker: page.next,
             encoding_type: input.encoding_type,
             versions: Some(versions),
-            common_prefixes: Some(prefixes),
+            common_prefixes: Some(page.prefixes),
             ..Default::default()
         }))
     }

@@ -1,9 +1,11 @@
 //! The get pipeline's reading half: read-ahead threads fetch an object's
 //! chunks (round-robin, bounded queues, reused buffers) while the caller's
-//! thread opens them in order, recovering an erasure group when a data
+//! thread opens them in order (all of them, or the run a ranged read
+//! needs), recovering an erasure group when a data
 //! chunk cannot be read. See the module documentation of `object`.
 
 use std::io::Write;
+use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
@@ -22,6 +24,7 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
     manifest: &Manifest,
+    wanted: Range<usize>,
     cipher: Option<&ChunkCipher>,
     hasher: &mut blake3::Hasher,
     writer: &mut W,
@@ -35,7 +38,7 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
         let mut chunk_rxs = Vec::with_capacity(readers);
         let mut spare_txs = Vec::with_capacity(readers);
         let mut read_ahead = Vec::with_capacity(readers);
-        let chunks = &manifest.chunks;
+        let chunks = &manifest.chunks[wanted.clone()];
         // An erasure-coded object's reads go on past a failed chunk: the
         // opener recovers it from its group.
         let past_failures = manifest.group_count() > 0;
@@ -55,7 +58,9 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
             chunks: &chunk_rxs,
             spares: &spare_txs,
         };
-        let opened = open_chunks(store, object, manifest, cipher, &queues, hasher, writer);
+        let opened = open_chunks(
+            store, object, manifest, wanted, cipher, &queues, hasher, writer,
+        );
         drop(chunk_rxs); // unblocks the read-ahead threads if we stopped early
         for reader in read_ahead {
             reader.join().map_err(|_| StoreError::ThreadPanicked {
@@ -96,10 +101,12 @@ struct Queues<'a> {
 /// Takes each chunk in order from its reader's queue (or its recovered
 /// group), opens it, checks its size, hashes and writes it; returns the
 /// plaintext bytes written.
+#[allow(clippy::too_many_arguments)]
 fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
     manifest: &Manifest,
+    wanted: Range<usize>,
     cipher: Option<&ChunkCipher>,
     queues: &Queues<'_>,
     hasher: &mut blake3::Hasher,
@@ -108,13 +115,16 @@ fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
     let readers = queues.chunks.len();
     let mut written: u64 = 0;
     let mut recovered = None;
+    let first = wanted.start;
     for (index, (cid, &size)) in manifest
         .chunks
         .iter()
         .zip(&manifest.chunk_sizes)
         .enumerate()
+        .skip(first)
+        .take(wanted.len())
     {
-        let queue = index % readers;
+        let queue = (index - first) % readers;
         let read = queues.chunks[queue]
             .recv()
             .map_err(|_| StoreError::ThreadPanicked {
