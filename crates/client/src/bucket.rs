@@ -684,31 +684,49 @@ pub fn list(
     bucket: &BucketId,
     prefix: &str,
 ) -> Result<Vec<ObjectItem>, BucketError> {
-    let view = node.bucket(bucket)?;
     let mut items = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let query = ListQuery {
-            prefix: Some(prefix.to_owned()),
-            after: after.clone(),
-            limit: None,
-        };
-        let answer = node.index_list(bucket, &query)?;
-        let more = answer.more;
-        let entries = checked(&view, answer, None)?.entries;
-        if let Some(entry) = entries.iter().find(|e| !e.body.key.starts_with(prefix)) {
-            return Err(BucketError::Forged {
-                bucket: *bucket,
-                reason: format!("key {:?} is not under {prefix:?}", entry.body.key),
-            });
-        }
-        let last = entries.last().map(|e| e.body.key.clone());
-        items.extend(entries.iter().filter_map(item_of));
-        match (more, last) {
-            (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
-            _ => return Ok(items),
+        let (page, next) = list_page(node, bucket, prefix, after.as_deref())?;
+        items.extend(page);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(items),
         }
     }
+}
+
+/// One page of the live objects under `prefix` after the key `after`, in
+/// key order, and the key the next page starts after (`None` at the end).
+pub fn list_page(
+    node: &impl NodeApi,
+    bucket: &BucketId,
+    prefix: &str,
+    after: Option<&str>,
+) -> Result<(Vec<ObjectItem>, Option<String>), BucketError> {
+    let view = node.bucket(bucket)?;
+    let query = ListQuery {
+        prefix: Some(prefix.to_owned()),
+        after: after.map(str::to_owned),
+        limit: None,
+    };
+    let answer = node.index_list(bucket, &query)?;
+    let more = answer.more;
+    let entries = checked(&view, answer, None)?.entries;
+    if let Some(entry) = entries.iter().find(|e| !e.body.key.starts_with(prefix)) {
+        return Err(BucketError::Forged {
+            bucket: *bucket,
+            reason: format!("key {:?} is not under {prefix:?}", entry.body.key),
+        });
+    }
+    // The last key of the page, tombstones too: where the next one starts.
+    let last = entries.last().map(|e| e.body.key.clone());
+    let items = entries.iter().filter_map(item_of).collect();
+    let next = match (more, last) {
+        (true, Some(last)) if after != Some(last.as_str()) => Some(last),
+        _ => None,
+    };
+    Ok((items, next))
 }
 
 /// Deletes `key` from `bucket` (a signed tombstone; the bucket's usage

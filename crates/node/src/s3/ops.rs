@@ -50,17 +50,6 @@ struct Listed {
 }
 
 impl Gateway {
-    /// Every object of the caller's `bucket` under `prefix`, in key order.
-    async fn objects_under(
-        &self,
-        bucket: &super::buckets::Resolved,
-        prefix: &str,
-    ) -> S3Result<Vec<flows::ObjectItem>> {
-        let (id, prefix) = (bucket.id, prefix.to_owned());
-        self.blocking(move |node| flows::list(node, &id, &prefix).map_err(internal))
-            .await
-    }
-
     /// One page of the caller's `bucket` as every listing answers it.
     #[allow(clippy::too_many_arguments)]
     async fn list_page(
@@ -75,8 +64,34 @@ impl Gateway {
     ) -> S3Result<Listed> {
         let bucket = self.resolve(key, bucket)?;
         let prefix = prefix.clone().unwrap_or_default();
-        let items = self.objects_under(&bucket, &prefix).await?;
         let max = self::max_keys(max_keys);
+        // The index is read a page at a time from the marker on, until the
+        // listing's page is full (one entry past it) or the keys run out.
+        let (id, scan_prefix, scan_after, scan_delimiter) =
+            (bucket.id, prefix.clone(), after.clone(), delimiter.clone());
+        let items = self
+            .blocking(move |node| {
+                let mut items = Vec::new();
+                let mut cursor = scan_after.clone();
+                loop {
+                    let (page, next) = flows::list_page(node, &id, &scan_prefix, cursor.as_deref())
+                        .map_err(internal)?;
+                    items.extend(page);
+                    let full = listing::page(
+                        &items,
+                        &scan_prefix,
+                        scan_delimiter.as_deref(),
+                        scan_after.as_deref(),
+                        max,
+                    )
+                    .truncated;
+                    match next {
+                        Some(next) if !full => cursor = Some(next),
+                        _ => return Ok(items),
+                    }
+                }
+            })
+            .await?;
         let page = listing::page(&items, &prefix, delimiter.as_deref(), after.as_deref(), max);
         let url = url_encoded(encoding.as_ref());
         let contents = page
