@@ -53,7 +53,7 @@ pub struct Gateway {
     inner: Arc<Inner>,
     node: InProcessNode,
     keys: Arc<KeyRing>,
-    names: Names,
+    names: Arc<Names>,
     uploads: PathBuf,
 }
 
@@ -105,7 +105,7 @@ pub async fn listen(inner: &Arc<Inner>, dir: &Path) -> Result<std::net::SocketAd
             tokio::runtime::Handle::current(),
         ),
         keys: keys.clone(),
-        names,
+        names: Arc::new(names),
         uploads,
     };
     let mut builder = S3ServiceBuilder::new(gateway);

@@ -327,9 +327,9 @@ impl Gateway {
             current: None,
         };
         let stored = self.store(bucket, object, reader, Some(size), None).await?;
-        self.names
-            .set_etag(&stored.manifest, &etag)
-            .map_err(internal)?;
+        let (names, manifest, multipart) = (self.names.clone(), stored.manifest, etag.clone());
+        self.blocking(move |_| names.set_etag(&manifest, &multipart).map_err(internal))
+            .await?;
         self.abort(id, dir).await?;
         Ok(Stored { etag, ..stored })
     }

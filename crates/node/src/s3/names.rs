@@ -13,6 +13,7 @@
 //! from its manifest CID.
 
 use std::path::Path;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use peercloud_ledger::BucketId;
 use peercloud_types::{AccountId, ContentId, Hash32, Kind, Versioned, decode, encode};
@@ -62,6 +63,25 @@ fn fail(e: impl std::fmt::Display) -> NamesError {
 /// The gateway's records.
 pub struct Names {
     db: Database,
+    /// ETags waiting for their commit (see [`Names::set_etag`]).
+    etags: Mutex<EtagBatch>,
+    committed: Condvar,
+}
+
+/// ETag records on their way to disk: whoever finds no commit running
+/// commits everything waiting in one transaction (one fsync for all the
+/// puts that finished meanwhile: a commit per put capped a gateway's small
+/// puts at the disk's fsync rate).
+#[derive(Default)]
+struct EtagBatch {
+    waiting: Vec<([u8; 32], String)>,
+    /// The batch `waiting` will be committed as.
+    next: u64,
+    /// Batches committed so far (ids below this are done).
+    done: u64,
+    committing: bool,
+    /// The last batch that failed, and why.
+    failed: Option<(u64, String)>,
 }
 
 impl Names {
@@ -73,7 +93,11 @@ impl Names {
         txn.open_table(ETAGS).map_err(fail)?;
         txn.open_table(UPLOADS).map_err(fail)?;
         txn.commit().map_err(fail)?;
-        Ok(Names { db })
+        Ok(Names {
+            db,
+            etags: Mutex::new(EtagBatch::default()),
+            committed: Condvar::new(),
+        })
     }
 
     /// The bucket `owner` named `name`, and when it was named.
@@ -152,13 +176,52 @@ impl Names {
             .map(|v| v.value().to_owned()))
     }
 
-    /// Records the ETag of the object of this manifest.
+    /// Records the ETag of the object of this manifest, durably, by group
+    /// commit: blocks until a commit holding it is done (call it from a
+    /// blocking thread).
     pub fn set_etag(&self, manifest: &ContentId, etag: &str) -> Result<(), NamesError> {
+        let mut batch = self.etags.lock().unwrap_or_else(PoisonError::into_inner);
+        batch.waiting.push((*manifest.digest(), etag.to_owned()));
+        let mine = batch.next;
+        loop {
+            if batch.done > mine {
+                return match &batch.failed {
+                    Some((id, why)) if *id == mine => Err(NamesError(why.clone())),
+                    _ => Ok(()),
+                };
+            }
+            if !batch.committing {
+                // Lead: commit everything waiting, this record included.
+                let records = std::mem::take(&mut batch.waiting);
+                let id = batch.next;
+                batch.next += 1;
+                batch.committing = true;
+                drop(batch);
+                let outcome = self.commit_etags(&records);
+                batch = self.etags.lock().unwrap_or_else(PoisonError::into_inner);
+                batch.committing = false;
+                batch.done = id + 1;
+                if let Err(e) = &outcome {
+                    batch.failed = Some((id, e.to_string()));
+                }
+                self.committed.notify_all();
+                continue;
+            }
+            batch = self
+                .committed
+                .wait(batch)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn commit_etags(&self, records: &[([u8; 32], String)]) -> Result<(), NamesError> {
         let txn = self.db.begin_write().map_err(fail)?;
-        txn.open_table(ETAGS)
-            .map_err(fail)?
-            .insert(manifest.digest(), etag)
-            .map_err(fail)?;
+        {
+            let mut table = txn.open_table(ETAGS).map_err(fail)?;
+            for (digest, etag) in records {
+                table.insert(digest, etag.as_str()).map_err(fail)?;
+            }
+        }
         txn.commit().map_err(fail)
     }
 
@@ -263,5 +326,28 @@ mod tests {
         assert_eq!(names.uploads().unwrap().len(), 1);
         names.end_upload("u1").unwrap();
         assert!(names.upload("u1").unwrap().is_none());
+    }
+
+    #[test]
+    fn etags_set_at_once_from_many_threads_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = Names::open(&dir.path().join("s3.redb")).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u32 {
+                let names = &names;
+                scope.spawn(move || {
+                    for i in 0..50u32 {
+                        let cid = ContentId::of(&[t.to_le_bytes(), i.to_le_bytes()].concat());
+                        names.set_etag(&cid, &format!("{t}-{i}")).unwrap();
+                    }
+                });
+            }
+        });
+        for t in 0..8u32 {
+            for i in 0..50u32 {
+                let cid = ContentId::of(&[t.to_le_bytes(), i.to_le_bytes()].concat());
+                assert_eq!(names.etag(&cid).unwrap(), Some(format!("{t}-{i}")));
+            }
+        }
     }
 }

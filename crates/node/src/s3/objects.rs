@@ -202,24 +202,26 @@ impl Gateway {
     ) -> S3Result<Stored> {
         checked_key(key)?;
         let (wallet, id, key_owned) = (bucket.wallet.clone(), bucket.id, key.to_owned());
-        let (put, digest) = self
-            .blocking(move |node| {
-                let mut checked = Checked::new(reader, expected_len, expected_md5);
-                let put = flows::put(node, &wallet, &id, &key_owned, &mut checked)
-                    .map_err(|e| flow_error(e, &key_owned))?;
-                Ok((put, checked.digest()))
+        let names = self.names.clone();
+        self.blocking(move |node| {
+            let mut checked = Checked::new(reader, expected_len, expected_md5);
+            let put = flows::put(node, &wallet, &id, &key_owned, &mut checked)
+                .map_err(|e| flow_error(e, &key_owned))?;
+            let digest = checked
+                .digest()
+                .ok_or_else(|| internal("the put ended before its body did"))?;
+            let etag = hex::encode(digest);
+            // Committed with the other puts' that finished meanwhile.
+            names
+                .set_etag(&put.receipt.manifest_cid, &etag)
+                .map_err(internal)?;
+            Ok(Stored {
+                etag,
+                size: put.receipt.size_bytes,
+                manifest: put.receipt.manifest_cid,
             })
-            .await?;
-        let digest = digest.ok_or_else(|| internal("the put ended before its body did"))?;
-        let etag = hex::encode(digest);
-        self.names
-            .set_etag(&put.receipt.manifest_cid, &etag)
-            .map_err(internal)?;
-        Ok(Stored {
-            etag,
-            size: put.receipt.size_bytes,
-            manifest: put.receipt.manifest_cid,
         })
+        .await
     }
 
     /// What `key` names in `bucket`, with its ETag.
