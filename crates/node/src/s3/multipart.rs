@@ -24,6 +24,13 @@ use super::names::Upload;
 use super::objects::{Checked, Stored};
 use super::{Gateway, internal};
 
+/// Makes the temp files of parts written at once distinct.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Held while a part's file and its MD5 file are renamed into place, and
+/// while parts are listed.
+static PART_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The smallest part but the last, as S3 has it.
 pub const PART_BYTES_MIN: u64 = 5 << 20;
 /// The highest part number S3 allows.
@@ -69,7 +76,10 @@ fn write_part(
     expected_len: Option<u64>,
     expected_md5: Option<[u8; 16]>,
 ) -> S3Result<PartFile> {
-    let temp = dir.join(format!(".{number}.tmp"));
+    // Two uploads of one part number at once each write their own temp
+    // file; the last rename wins, whole.
+    let unique = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!(".{number}.{unique}.tmp"));
     let target = dir.join(number.to_string());
     let mut checked = Checked::new(reader, expected_len, expected_md5);
     let mut file = File::create(&temp).map_err(io_failure("creating", &temp))?;
@@ -87,17 +97,24 @@ fn write_part(
         }
     };
     file.sync_all().map_err(io_failure("syncing", &temp))?;
-    fs::rename(&temp, &target).map_err(io_failure("renaming", &target))?;
     let md5 = checked
         .digest()
         .ok_or_else(|| internal("the part ended before its body did"))?;
     let md5_path = dir.join(format!("{number}.md5"));
-    let md5_temp = dir.join(format!(".{number}.md5.tmp"));
+    let md5_temp = dir.join(format!(".{number}.{unique}.md5.tmp"));
     let mut f = File::create(&md5_temp).map_err(io_failure("creating", &md5_temp))?;
     f.write_all(hex::encode(md5).as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(io_failure("writing", &md5_temp))?;
-    fs::rename(&md5_temp, &md5_path).map_err(io_failure("renaming", &md5_path))?;
+    {
+        // A part's bytes and its MD5 change together (another upload of the
+        // same number, or a listing, never sees one without the other).
+        let _paired = PART_FILES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        fs::rename(&temp, &target).map_err(io_failure("renaming", &target))?;
+        fs::rename(&md5_temp, &md5_path).map_err(io_failure("renaming", &md5_path))?;
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_failure("syncing", dir))?;
@@ -120,6 +137,9 @@ fn modified_ms(meta: &fs::Metadata) -> u64 {
 
 /// Every complete part in `dir`, by number.
 fn parts_in(dir: &Path) -> S3Result<Vec<PartFile>> {
+    let _paired = PART_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut parts = Vec::new();
     let entries = fs::read_dir(dir).map_err(io_failure("listing", dir))?;
     for entry in entries {
