@@ -674,3 +674,32 @@ fn a_range_reads_only_its_chunks_and_cuts_them_exactly() {
     .unwrap_err();
     assert!(matches!(err, StoreError::NotOwner { .. }), "{err}");
 }
+
+#[test]
+fn a_range_of_an_erasure_coded_object_is_rebuilt_past_a_lost_chunk() {
+    let store = MemChunkStore::new();
+    let owner = Keypair::generate();
+    let options = PutOptions {
+        redundancy: Redundancy::Erasure { data: 4, parity: 2 },
+        ..small()
+    };
+    // Ten chunks: groups of 4, 4 and 2.
+    let data = content(9 * SMALL_CHUNK_BYTES as usize + 77, 9);
+    let receipt = put_object(&store, &data[..], &owner.public(), &options).unwrap();
+    assert_eq!(receipt.manifest.chunks.len(), 10);
+    // Chunk 5 (the second group's second) is lost; a range from inside
+    // chunk 3 to inside chunk 7 crosses the group boundary and the loss.
+    store.delete(&receipt.manifest.chunks[5]).unwrap();
+    let chunk = u64::from(SMALL_CHUNK_BYTES);
+    let range = 3 * chunk + 100..7 * chunk + 200;
+    let mut out = Vec::new();
+    get_object_range(
+        &store,
+        &receipt.manifest_cid,
+        Some(&owner.x25519_secret()),
+        range.clone(),
+        &mut out,
+    )
+    .unwrap();
+    assert!(out == data[range.start as usize..range.end as usize]);
+}
