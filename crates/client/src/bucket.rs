@@ -80,6 +80,15 @@ pub enum BucketError {
         /// The key.
         key: String,
     },
+    /// The key names another object than the one a read was asked for (it
+    /// was written again meanwhile).
+    #[error("{key:?} in {bucket} was written again while it was being read")]
+    Changed {
+        /// The bucket.
+        bucket: BucketId,
+        /// The key.
+        key: String,
+    },
     /// The index answered with an entry not signed by the bucket's owner,
     /// of another bucket, or of another key.
     #[error("the node's index answer for {bucket} is not the owner's ({reason}); try another node")]
@@ -555,17 +564,26 @@ pub fn get(
 
 /// Reads bytes `range` of `key` (cut to its size) into `out`, as [`get`]
 /// does the whole: only the chunks that hold them are read, each verified
-/// and opened at its own place. Returns what the key names and how many
-/// bytes were written.
+/// and opened at its own place. With `expect`, the key must still name
+/// that manifest ([`BucketError::Changed`] otherwise: parts of a download
+/// are never spliced from two versions). Returns what the key names and
+/// how many bytes were written.
 pub fn get_range(
     node: &impl NodeApi,
     owner: &Keypair,
     bucket: &BucketId,
     key: &str,
+    expect: Option<&peercloud_types::ContentId>,
     range: std::ops::Range<u64>,
     out: impl Write,
 ) -> Result<(ObjectItem, u64), BucketError> {
     let (item, inline) = lookup(node, bucket, key)?;
+    if expect.is_some_and(|manifest| *manifest != item.object.manifest) {
+        return Err(BucketError::Changed {
+            bucket: *bucket,
+            key: key.to_owned(),
+        });
+    }
     let (manifest, secret) = (&item.object.manifest, owner.x25519_secret());
     if item.object.inline {
         let memory = inline_store(bucket, &item, &inline)?;
@@ -720,7 +738,16 @@ pub fn list_page(
         });
     }
     // The last key of the page, tombstones too: where the next one starts.
+    // A page that does not move past `after` would page forever.
     let last = entries.last().map(|e| e.body.key.clone());
+    if let (Some(last), Some(after)) = (&last, after)
+        && last.as_str() <= after
+    {
+        return Err(BucketError::Forged {
+            bucket: *bucket,
+            reason: format!("a page after {after:?} ends at {last:?}"),
+        });
+    }
     let items = entries.iter().filter_map(item_of).collect();
     let next = match (more, last) {
         (true, Some(last)) if after != Some(last.as_str()) => Some(last),

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peercloud_api::BucketState;
 use peercloud_client::{NodeApi, bucket as flows, submit_signed};
-use peercloud_ledger::{BucketId, TxKind};
-use peercloud_types::Keypair;
+use peercloud_ledger::{BucketId, Tx, TxKind};
+use peercloud_types::{Keypair, Signed};
 use s3s::dto::{Bucket, Timestamp};
 use s3s::{S3Error, S3Result, s3_error};
 
@@ -76,6 +76,9 @@ impl Gateway {
     /// Creates a bucket on the ledger for the key's wallet, funds it with
     /// the key's deposit and names it `name`.
     pub(super) async fn create(&self, key: S3Key, name: String) -> S3Result<()> {
+        // One create at a time: two of one name must not both make (and
+        // fund) a bucket, and a wallet's transactions take nonces in turn.
+        let _one = self.creating.lock().await;
         let owner = key.wallet().account_id();
         if self
             .names
@@ -90,12 +93,23 @@ impl Gateway {
         let id = self
             .blocking(move |node| {
                 let wallet = key.wallet();
-                let nonce = node.account(&wallet.account_id()).map_err(internal)?.next_nonce;
-                let kind = TxKind::CreateBucket {
-                    cluster,
-                    public: false,
-                };
-                submit_signed(node, &wallet, kind, true).map_err(|e| {
+                // Signed here, so the id comes from the nonce the
+                // transaction carries.
+                let account = node.account(&wallet.account_id()).map_err(internal)?;
+                let nonce = account.next_nonce;
+                let tx = Signed::new(
+                    Tx {
+                        chain: account.chain,
+                        nonce,
+                        fee: account.min_fee,
+                        kind: TxKind::CreateBucket {
+                            cluster,
+                            public: false,
+                        },
+                    },
+                    &wallet,
+                );
+                node.submit(&tx, true).map_err(|e| {
                     s3_error!(InvalidRequest, "the ledger refused the new bucket: {e}")
                 })?;
                 let id = BucketId::derive(&wallet.account_id(), nonce);

@@ -55,6 +55,8 @@ pub struct Gateway {
     keys: Arc<KeyRing>,
     names: Arc<Names>,
     uploads: PathBuf,
+    /// Held by a bucket's creation (see `buckets::Gateway::create`).
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -107,6 +109,7 @@ pub async fn listen(inner: &Arc<Inner>, dir: &Path) -> Result<std::net::SocketAd
         keys: keys.clone(),
         names: Arc::new(names),
         uploads,
+        creating: tokio::sync::Mutex::new(()),
     };
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(Auth(keys));

@@ -237,11 +237,13 @@ impl Gateway {
         Ok(Found { item, etag })
     }
 
-    /// Streams `key` of `bucket` from byte `skip` on, `take` bytes.
+    /// Streams `found` (`key` of `bucket`) from byte `skip` on, `take`
+    /// bytes: the object found, never one written over it since.
     pub(super) fn stream(
         &self,
         bucket: &Resolved,
         key: &str,
+        found: &Found,
         skip: u64,
         take: u64,
     ) -> StreamingBlob {
@@ -252,10 +254,12 @@ impl Gateway {
             bucket.id,
             key.to_owned(),
         );
+        let manifest = found.item.object.manifest;
         tokio::task::spawn_blocking(move || {
             let mut out = ChannelWriter { tx: tx.clone() };
             let range = skip..skip.saturating_add(take);
-            if let Err(e) = flows::get_range(&node, &wallet, &id, &key, range, &mut out) {
+            let expect = Some(&manifest);
+            if let Err(e) = flows::get_range(&node, &wallet, &id, &key, expect, range, &mut out) {
                 // The answer has begun: the client sees its body cut short.
                 tracing::warn!(%e, key, "an S3 get failed while streaming");
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -319,6 +323,10 @@ pub(super) fn range_of(range: Option<&Range>, size: u64) -> S3Result<(u64, u64, 
                     "the range is outside the object's {size} bytes"
                 )
             })?;
+            if r.is_empty() {
+                // Nothing to cut (an empty object): the whole of it, 200.
+                return Ok((0, 0, None));
+            }
             let header = format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1));
             Ok((r.start, r.end - r.start, Some(header)))
         }

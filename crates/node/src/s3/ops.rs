@@ -266,7 +266,7 @@ impl S3 for Gateway {
         )?;
         let size = found.item.object.size;
         let (skip, take, content_range) = range_of(input.range.as_ref(), size)?;
-        let body = self.stream(&bucket, &input.key, skip, take);
+        let body = self.stream(&bucket, &input.key, &found, skip, take);
         Ok(S3Response::new(GetObjectOutput {
             body: Some(body),
             content_length: Some(take as i64),
