@@ -307,4 +307,15 @@ fn awscli_lists_a_bucket_of_several_index_pages_whole_and_in_order() {
         .collect();
     assert_eq!(got.len(), keys.len(), "every key once");
     assert!(got.iter().zip(&keys).all(|(g, k)| g == k), "in key order");
+    // With the delimiter the 2,500 keys are one common prefix, once.
+    let rolled = ok(
+        aws(
+            &endpoint,
+            &key,
+            &key.secret_key,
+            &["s3", "ls", &format!("s3://{name}/")],
+        ),
+        "list the root",
+    );
+    assert_eq!(rolled.trim(), "PRE many/");
 }

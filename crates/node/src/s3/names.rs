@@ -80,8 +80,8 @@ struct EtagBatch {
     /// Batches committed so far (ids below this are done).
     done: u64,
     committing: bool,
-    /// The last batch that failed, and why.
-    failed: Option<(u64, String)>,
+    /// Recent batches that failed, and why (their waiters may wake late).
+    failed: std::collections::BTreeMap<u64, String>,
 }
 
 impl Names {
@@ -185,9 +185,9 @@ impl Names {
         let mine = batch.next;
         loop {
             if batch.done > mine {
-                return match &batch.failed {
-                    Some((id, why)) if *id == mine => Err(NamesError(why.clone())),
-                    _ => Ok(()),
+                return match batch.failed.get(&mine) {
+                    Some(why) => Err(NamesError(why.clone())),
+                    None => Ok(()),
                 };
             }
             if !batch.committing {
@@ -202,7 +202,9 @@ impl Names {
                 batch.committing = false;
                 batch.done = id + 1;
                 if let Err(e) = &outcome {
-                    batch.failed = Some((id, e.to_string()));
+                    batch.failed.insert(id, e.to_string());
+                    // Waiters of a batch this old have long woken.
+                    batch.failed = batch.failed.split_off(&id.saturating_sub(1024));
                 }
                 self.committed.notify_all();
                 continue;

@@ -72,21 +72,42 @@ impl Gateway {
         let items = self
             .blocking(move |node| {
                 let mut items = Vec::new();
-                let mut cursor = scan_after.clone();
+                // Keys under a prefix the listing rolls up are skipped in
+                // the index itself: past the prefix's last possible key.
+                let past = |common: &str| format!("{common}{}", char::MAX);
+                let rolled = |key: &str| {
+                    scan_delimiter
+                        .as_deref()
+                        .filter(|d| !d.is_empty() && key.starts_with(scan_prefix.as_str()))
+                        .and_then(|d| {
+                            let rest = &key[scan_prefix.len()..];
+                            rest.find(d)
+                                .map(|at| format!("{scan_prefix}{}", &rest[..at + d.len()]))
+                        })
+                };
+                let mut cursor = scan_after.as_deref().map(|after| {
+                    rolled(after)
+                        .filter(|p| p == after)
+                        .map_or(after.to_owned(), |p| past(&p))
+                });
                 loop {
                     let (page, next) = flows::list_page(node, &id, &scan_prefix, cursor.as_deref())
                         .map_err(internal)?;
                     items.extend(page);
-                    let full = listing::page(
+                    let listed = listing::page(
                         &items,
                         &scan_prefix,
                         scan_delimiter.as_deref(),
                         scan_after.as_deref(),
                         max,
-                    )
-                    .truncated;
+                    );
                     match next {
-                        Some(next) if !full => cursor = Some(next),
+                        Some(next) if !listed.truncated => {
+                            cursor = Some(match rolled(&next) {
+                                Some(common) => past(&common),
+                                None => next,
+                            });
+                        }
                         _ => return Ok(items),
                     }
                 }
