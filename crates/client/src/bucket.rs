@@ -626,6 +626,9 @@ pub fn period_at(created_ms: u64, period_ms: u64, at_ms: u64) -> u64 {
         .unwrap_or(0)
 }
 
+/// Held while a read's bandwidth receipts are computed and written.
+static RECEIPTS: Mutex<()> = Mutex::new(());
+
 /// Signs the owner's bandwidth receipts for bytes `served` (by node) in the
 /// bucket's current period: each node's receipt is cumulative over the
 /// period, so the new one adds these bytes to the highest the index holds.
@@ -646,6 +649,10 @@ pub fn acknowledge(
         return Ok(());
     }
     let period = period_at(view.created_ms, view.billing_period_ms, now_ms());
+    // A receipt is cumulative (what was acknowledged before, plus this read):
+    // reads in this process acknowledge one at a time, or two ranges of one
+    // download would each add to the same total and one would be lost.
+    let _one = RECEIPTS.lock().unwrap_or_else(PoisonError::into_inner);
     let evidence = node.index_evidence(
         bucket,
         &EvidenceQuery {
