@@ -184,16 +184,7 @@ impl Service {
         chunks: Vec<(ContentId, Bytes)>,
         cluster: Option<ClusterId>,
     ) -> Result<(), ApiError> {
-        let mut checked = Vec::with_capacity(chunks.len());
-        for (index, (cid, bytes)) in chunks.into_iter().enumerate() {
-            let actual = ContentId::of(&bytes);
-            if actual != cid {
-                return Err(ApiError::bad_request(format!(
-                    "chunk {index} of the batch does not hash to {cid} (it hashes to {actual})"
-                )));
-            }
-            checked.push((cid, bytes));
-        }
+        let checked = checked_pieces(chunks, "chunk", "batch")?;
         self.inner
             .put_chunks(&checked, cluster.as_ref())
             .instrument(tracing::debug_span!("put_chunks", chunks = checked.len()))
@@ -210,16 +201,7 @@ impl Service {
         pieces: Vec<(ContentId, Bytes)>,
         cluster: Option<ClusterId>,
     ) -> Result<(), ApiError> {
-        let mut checked = Vec::with_capacity(pieces.len());
-        for (index, (cid, bytes)) in pieces.into_iter().enumerate() {
-            let actual = ContentId::of(&bytes);
-            if actual != cid {
-                return Err(ApiError::bad_request(format!(
-                    "piece {index} of the group does not hash to {cid} (it hashes to {actual})"
-                )));
-            }
-            checked.push((cid, bytes));
-        }
+        let checked = checked_pieces(pieces, "piece", "group")?;
         self.inner
             .put_group(&checked, cluster.as_ref())
             .instrument(tracing::debug_span!(
@@ -442,4 +424,22 @@ fn run_report(r: RunResult) -> RunReport {
         storing_ms: r.storing_ms,
         failure: r.failure,
     }
+}
+
+/// Each of `pieces` checked against its CID; the first that does not hash
+/// to it is refused, named as `what` `index` of the `whole`.
+fn checked_pieces(
+    pieces: Vec<(ContentId, Bytes)>,
+    what: &str,
+    whole: &str,
+) -> Result<Vec<(ContentId, Bytes)>, ApiError> {
+    for (index, (cid, bytes)) in pieces.iter().enumerate() {
+        let actual = ContentId::of(bytes);
+        if actual != *cid {
+            return Err(ApiError::bad_request(format!(
+                "{what} {index} of the {whole} does not hash to {cid} (it hashes to {actual})"
+            )));
+        }
+    }
+    Ok(pieces)
 }

@@ -3,11 +3,12 @@
 //! on the key's cluster and funds it with the key's deposit; deleting one
 //! (empty) closes it on the ledger, which refunds the rest of its deposit.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use peercloud_api::BucketState;
 use peercloud_client::{NodeApi, bucket as flows, submit_signed};
 use peercloud_ledger::{BucketId, Tx, TxKind};
+use peercloud_types::clock::now_ms;
 use peercloud_types::{Keypair, Signed};
 use s3s::dto::{Bucket, Timestamp};
 use s3s::{S3Error, S3Result, s3_error};
@@ -26,13 +27,6 @@ pub(super) struct Resolved {
 /// A ledger time as S3 shows it.
 pub(super) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// Now, in ms since the Unix epoch.
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Gateway {

@@ -18,11 +18,12 @@ use s3s::crypto::{Checksum, Md5};
 use s3s::dto::{CompletedPart, Part};
 use s3s::{S3Error, S3Result, s3_error};
 
-use super::buckets::{Resolved, now_ms, timestamp};
+use super::buckets::{Resolved, timestamp};
 use super::keys::S3Key;
 use super::names::Upload;
 use super::objects::{Checked, Stored};
 use super::{Gateway, internal};
+use peercloud_types::clock::now_ms;
 
 /// Makes the temp files of parts written at once distinct.
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -451,7 +451,7 @@ impl S3 for Gateway {
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(stored.etag)),
-                last_modified: Some(timestamp(super::buckets::now_ms())),
+                last_modified: Some(timestamp(peercloud_types::clock::now_ms())),
                 ..Default::default()
             }),
             ..Default::default()

@@ -130,7 +130,7 @@ type PutChunks<'f> =
 /// Runs `task` on a blocking thread, handing it the function that verifies
 /// chunks and stores them in one commit within this node's quota (the
 /// chunks are admitted already).
-async fn store_admitted<F>(inner: &Inner, task: F) -> Result<(), PutRefusal>
+pub(super) async fn store_admitted<F>(inner: &Inner, task: F) -> Result<(), PutRefusal>
 where
     F: FnOnce(PutChunks<'_>) -> Result<(), StoreError> + Send + 'static,
 {

@@ -30,9 +30,7 @@ use bytes::Bytes;
 use peercloud_api::ErrorCode;
 use peercloud_ledger::ClusterId;
 use peercloud_net::PeerId;
-use peercloud_store::{
-    ChunkPutters, ChunkStore, REPLICAS_DEFAULT, StoreError, VerifiedChunk, may_hold, window,
-};
+use peercloud_store::{ChunkPutters, ChunkStore, REPLICAS_DEFAULT, StoreError, may_hold, window};
 use peercloud_types::{ContentId, NodeId};
 
 use super::super::Inner;
@@ -189,22 +187,10 @@ pub(crate) async fn store_here(
     cluster: Option<&ClusterId>,
 ) -> Result<(), PutRefusal> {
     admit(inner, &sender, &cid, cluster)?;
-    let node = inner.node_id();
-    let quota_bytes = inner.config.resources.storage_bytes;
-    let store = inner.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let chunk = VerifiedChunk::check(&cid, &bytes)?;
-        store.put_for(&sender, chunk, quota_bytes)
+    super::batch::store_admitted(inner, move |put| {
+        put(sender, &mut std::iter::once((&cid, &bytes[..])))
     })
     .await
-    .map_err(|e| PutRefusal::Task {
-        node,
-        reason: e.to_string(),
-    })?
-    .map_err(|source| PutRefusal::Store {
-        node,
-        source: Box::new(source),
-    })
 }
 
 /// A peer asks this node to keep a chunk.
