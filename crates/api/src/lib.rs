@@ -91,6 +91,35 @@ pub struct StatusView {
     /// Its S3 gateway's base URL, if it serves one.
     #[serde(default)]
     pub s3: Option<String>,
+    /// Whether peers can reach it, and through which relays.
+    #[serde(default)]
+    pub nat: NatStatusView,
+}
+
+/// A node's reachability ([`StatusView::nat`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatStatusView {
+    /// `unknown` (not probed yet), `public` (peers dialled it back) or
+    /// `private` (behind NAT or a firewall: reached through relays).
+    pub reachability: String,
+    /// The address peers reached, when public.
+    #[serde(default)]
+    pub public_addr: Option<String>,
+    /// Relays holding a reservation for it (peer ids).
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// Where peers reach it through them.
+    #[serde(default)]
+    pub relayed_addrs: Vec<String>,
+    /// Whether it relays for others now.
+    #[serde(default)]
+    pub relaying: bool,
+    /// Relayed connections turned direct by hole punching, and attempts that failed.
+    #[serde(default)]
+    pub hole_punches: u64,
+    /// Hole punching attempts that failed.
+    #[serde(default)]
+    pub hole_punch_failures: u64,
 }
 
 /// `GET /v1/ledger`: the chain as this node sees it.

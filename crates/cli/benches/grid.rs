@@ -172,6 +172,7 @@ fn run() -> anyhow::Result<()> {
         exe,
         env: Vec::new(),
         log: std::env::var("PEERCLOUD_LOG").ok(),
+        netns: Vec::new(),
     };
     let started = Instant::now();
     let devnet = Devnet::up(&devnet_dir, PROVIDERS, &options).context("starting the devnet")?;

@@ -126,6 +126,7 @@ fn run() -> anyhow::Result<()> {
         exe,
         env: Vec::new(),
         log: std::env::var("PEERCLOUD_LOG").ok(),
+        netns: Vec::new(),
     };
     let devnet = Devnet::up(&devnet_dir, PROVIDERS, &options)?;
     let node = node_dir(&devnet_dir, 1);

@@ -273,6 +273,7 @@ fn start(dir: &Path, providers: usize, json: bool) -> anyhow::Result<Stage> {
         exe: std::env::current_exe().context("finding the peercloud executable")?,
         env: Vec::new(),
         log: std::env::var("PEERCLOUD_LOG").ok(),
+        netns: Vec::new(),
     };
     if !json {
         println!(

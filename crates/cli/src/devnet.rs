@@ -58,6 +58,7 @@ pub fn run(command: DevnetCommand, data_dir: &Path, json: bool) -> anyhow::Resul
         exe: std::env::current_exe().context("finding the peercloud executable")?,
         env: Vec::new(),
         log: std::env::var("PEERCLOUD_LOG").ok(),
+        netns: Vec::new(),
     };
     eprintln!(
         "{} devnet in {} ({} providers)…",

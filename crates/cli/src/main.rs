@@ -13,6 +13,7 @@ mod job;
 mod ledger;
 mod node;
 mod node_api;
+mod node_status;
 mod objects;
 mod paths;
 mod s3;
@@ -107,6 +108,10 @@ fn main() -> ExitCode {
             command: Some(node::NodeCommand::Earnings { limit }),
             ..
         }) => earnings::run(limit, cli.data_dir.as_deref(), &cli.node_api, cli.json),
+        Command::Node(node::NodeArgs {
+            command: Some(node::NodeCommand::Status),
+            ..
+        }) => node_status::run(cli.data_dir.as_deref(), &cli.node_api, cli.json),
         Command::Node(args) => {
             let dir = match cli.data_dir.clone() {
                 Some(dir) => Ok(dir),

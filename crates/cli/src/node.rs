@@ -39,6 +39,22 @@ pub struct NodeArgs {
     /// A peer to join through, ending in /p2p/<peer id> (repeatable).
     #[arg(long, env = "PEERCLOUD_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<String>,
+    /// A relay to reserve a slot on when this node is behind NAT, ending in
+    /// /p2p/<peer id> (repeatable; default: any connected peer that relays).
+    #[arg(long = "relay", env = "PEERCLOUD_RELAYS", value_delimiter = ',')]
+    relays: Vec<String>,
+    /// An address others reach this node at: a public IP, a forwarded port
+    /// (repeatable).
+    #[arg(long, env = "PEERCLOUD_EXTERNAL", value_delimiter = ',')]
+    external: Vec<String>,
+    /// Do not relay for peers behind NAT (by default a node that peers can
+    /// reach relays for those they cannot).
+    #[arg(long, env = "PEERCLOUD_NO_RELAY_SERVICE")]
+    no_relay_service: bool,
+    /// The peers are on a private network (a LAN, a lab): private addresses
+    /// count as reachable when the node tests whether it is behind NAT.
+    #[arg(long, env = "PEERCLOUD_PRIVATE_NETWORK")]
+    private_network: bool,
     /// Address of the HTTP API (loopback only).
     #[arg(long, env = "PEERCLOUD_API")]
     api: Option<String>,
@@ -77,6 +93,9 @@ pub struct NodeArgs {
 /// for your own node's data directory).
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
+    /// Who the node is, its peers and addresses, and whether peers can reach
+    /// it (public, or behind NAT through which relays).
+    Status,
     /// What the node earned from storage: totals (storage, bandwidth, per
     /// bucket), its reputation and the stake it locked in clusters, then its
     /// most recent payments.
@@ -98,6 +117,10 @@ impl NodeArgs {
         Settings {
             listen: list(&self.listen),
             bootstrap: list(&self.bootstrap),
+            relays: list(&self.relays),
+            external: list(&self.external),
+            relay_service: self.no_relay_service.then_some(false),
+            private_network: self.private_network.then_some(true),
             api: self.api.clone(),
             web: self.web.clone(),
             s3: self.s3.clone(),

@@ -525,6 +525,7 @@ fn a_restarted_validator_is_found_again_and_takes_transactions() {
                 exe: std::path::PathBuf::from(env!("CARGO_BIN_EXE_peercloud")),
                 env: Vec::new(),
                 log: Some("info".into()),
+                netns: Vec::new(),
             };
             net.devnet
                 .restart(0, &options)

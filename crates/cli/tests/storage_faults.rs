@@ -143,6 +143,7 @@ fn two_of_six_providers_killed_rs_data_reads_is_rebuilt_and_they_are_not_paid_af
                 exe: PathBuf::from(env!("CARGO_BIN_EXE_peercloud")),
                 env: Vec::new(),
                 log: Some("info".into()),
+                netns: Vec::new(),
             };
             for i in killed {
                 net.devnet.restart(i, &options).expect("restart");

@@ -151,6 +151,7 @@ async fn status(headers: HeaderMap) -> Response {
         resources: Resources::default(),
         web: None,
         s3: None,
+        nat: peercloud_api::NatStatusView::default(),
     })
     .into_response()
 }

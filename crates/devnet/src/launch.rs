@@ -241,6 +241,20 @@ pub struct UpOptions {
     pub env: Vec<(usize, String, String)>,
     /// `PEERCLOUD_LOG` for the nodes.
     pub log: Option<String>,
+    /// Network namespaces (`ip netns`) to run nodes in, by index (0 is the
+    /// validator): a node behind a NAT in a test. Its API is on that
+    /// namespace's loopback, out of this process's reach.
+    pub netns: Vec<(usize, String)>,
+}
+
+impl UpOptions {
+    /// The namespace node `i` runs in, if any.
+    fn netns_of(&self, i: usize) -> Option<&str> {
+        self.netns
+            .iter()
+            .find(|(n, _)| *n == i)
+            .map(|(_, name)| name.as_str())
+    }
 }
 
 impl Devnet {
@@ -277,18 +291,26 @@ impl Devnet {
         for started in pending {
             devnet.nodes.push(wait_ready(started)?);
         }
-        devnet.cluster = devnet.set_up_cluster(terms)?;
+        devnet.cluster = devnet.set_up_cluster(terms, options)?;
         Ok(devnet)
     }
 
     /// Sets up the storage cluster (with `terms` when it creates it) through
     /// the validator's API and waits until every node's API shows it whole;
     /// returns its id.
-    fn set_up_cluster(&self, terms: ClusterTerms) -> Result<ClusterId, DevnetError> {
+    fn set_up_cluster(
+        &self,
+        terms: ClusterTerms,
+        options: &UpOptions,
+    ) -> Result<ClusterId, DevnetError> {
+        // A node in a namespace cannot be asked from here; the others' view
+        // of the cluster shows it too.
         let clients = self
             .nodes
             .iter()
-            .map(|n| {
+            .enumerate()
+            .filter(|(i, _)| options.netns_of(*i).is_none())
+            .map(|(_, n)| {
                 // The address the node printed when ready, not a file a
                 // previous run may have left.
                 read_token_file(&n.dir.join(TOKEN_FILE))
@@ -361,7 +383,14 @@ fn start_process(
     options: &UpOptions,
 ) -> Result<Started, DevnetError> {
     let node = node_dir(dir, i);
-    let mut command = Command::new(&options.exe);
+    let mut command = match options.netns_of(i) {
+        Some(netns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns]).arg(&options.exe);
+            command
+        }
+        None => Command::new(&options.exe),
+    };
     command
         .arg("node")
         .arg("--data-dir")

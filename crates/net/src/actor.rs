@@ -23,26 +23,28 @@ use std::sync::{Arc, RwLock};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad};
-use libp2p::{noise, tcp, yamux};
+use libp2p::{noise, quic, relay, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::addrs::{ip_of, is_relayed, peer_of, without_peer};
 use crate::behaviour::{Behaviour, BehaviourEvent, ident_topic};
 use crate::bulk::{BulkServer, ServeContext};
 use crate::config::{
     COMMAND_QUEUE_CAPACITY, DEPARTED_AFTER_DIAL_FAILURES, DIAL_FAILURES_TRACKED_MAX,
     DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT, KADEMLIA_PROTOCOL,
-    LISTEN_TIMEOUT, NetConfig, STARTUP_REBOOTSTRAP_DELAYS, YAMUX_STREAMS_MAX,
+    LISTEN_TIMEOUT, NAT_TICK, NetConfig, QUIC_STREAMS_MAX, STARTUP_REBOOTSTRAP_DELAYS,
+    YAMUX_STREAMS_MAX,
 };
 use crate::error::NetError;
 use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, RequestGates, Verdict};
 use crate::identity::keypair_of;
 use crate::metrics::{NetMetrics, bump, drop_one};
+use crate::nat::{Nat, SharedNat};
 use crate::protocol::{GossipTopic, Protocol};
 
 mod requests;
@@ -100,27 +102,33 @@ pub(crate) enum Command {
 pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
     let keypair = keypair_of(&config.secret);
     let peer_id = keypair.public().to_peer_id();
-    let behaviour = Behaviour::new(&keypair, &config).map_err(|error| NetError::Build {
-        reason: error.to_string(),
-    })?;
+    let build_error = |reason: String| NetError::Build { reason };
+    let yamux_config = || {
+        let mut config = yamux::Config::default();
+        config.set_max_num_streams(YAMUX_STREAMS_MAX);
+        config
+    };
+    // TCP (noise + yamux) and QUIC side by side, and the relay client's
+    // transport, so `/p2p-circuit` addresses can be listened on and dialled.
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            || {
-                let mut config = yamux::Config::default();
-                config.set_max_num_streams(YAMUX_STREAMS_MAX);
-                config
-            },
+            yamux_config,
         )
-        .map_err(|error| NetError::Build {
-            reason: error.to_string(),
-        })?
-        .with_behaviour(|_| behaviour)
-        .map_err(|error| NetError::Build {
-            reason: error.to_string(),
-        })?
+        .map_err(|error| build_error(error.to_string()))?
+        .with_quic_config(|mut quic_config: quic::Config| {
+            quic_config.max_concurrent_stream_limit = QUIC_STREAMS_MAX;
+            quic_config
+        })
+        .with_relay_client(noise::Config::new, yamux_config)
+        .map_err(|error| build_error(error.to_string()))?
+        .with_behaviour(|keypair, relay_client: relay::client::Behaviour| {
+            Behaviour::new(keypair, &config, relay_client)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|error| build_error(error.to_string()))?
         .with_swarm_config(|swarm_config| {
             swarm_config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
         })
@@ -130,7 +138,9 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
     let (events, events_receiver) = mpsc::channel(EVENT_QUEUE_CAPACITY);
     let listen_addrs: ListenAddrs = Arc::new(RwLock::new(Vec::new()));
     let metrics = Arc::new(NetMetrics::default());
+    let nat_view = SharedNat::default();
     let mut actor = Actor {
+        nat: Nat::new(&config, nat_view.clone()),
         swarm,
         config: config.clone(),
         commands,
@@ -145,8 +155,12 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         dial_failures: HashMap::new(),
         remote_ips: HashMap::new(),
         bulk: None,
+        dialed: HashMap::new(),
     };
     actor.listen(&config.listen).await?;
+    for addr in &config.external {
+        actor.swarm.add_external_address(addr.clone());
+    }
     actor.bootstrap(&config.bootstrap)?;
     // Only once libp2p listens: a failed start leaves no listener behind
     // (the node retries on a new port when its last one is taken).
@@ -162,6 +176,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         gates: Arc::new(RequestGates::new(&config)),
         bulk: Arc::default(),
         bulk_enabled: config.bulk,
+        nat: nat_view,
     };
     Ok((handle, events_receiver))
 }
@@ -207,6 +222,8 @@ struct PendingDial {
 
 struct Actor {
     swarm: Swarm<Behaviour>,
+    /// Reachability and relay reservations.
+    nat: Nat,
     config: NetConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
@@ -231,6 +248,9 @@ struct Actor {
     remote_ips: HashMap<PeerId, std::net::IpAddr>,
     /// This node's bulk channel, when it has one.
     bulk: Option<Arc<BulkServer>>,
+    /// The address this node dialled each connected peer at (direct
+    /// connections only): where a relay candidate is reached.
+    dialed: HashMap<PeerId, Multiaddr>,
 }
 
 /// Whether the loop goes on.
@@ -340,6 +360,8 @@ impl Actor {
         let rebootstrap = tokio::time::sleep(STARTUP_REBOOTSTRAP_DELAYS[0]);
         tokio::pin!(rebootstrap);
         let mut next_rebootstrap = rebootstraps.next();
+        let mut nat_tick = tokio::time::interval(NAT_TICK);
+        nat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stopped = loop {
             let flow = tokio::select! {
                 () = &mut rebootstrap, if next_rebootstrap.is_some() => {
@@ -354,6 +376,10 @@ impl Actor {
                 }
                 event = self.swarm.select_next_some() => {
                     self.on_swarm_event(event).await;
+                    Flow::Continue
+                }
+                _ = nat_tick.tick() => {
+                    self.nat.maintain(&mut self.swarm);
                     Flow::Continue
                 }
                 command = self.commands.recv() => match command {
@@ -538,8 +564,12 @@ impl Actor {
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event).await,
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
                 debug!(%address, "listening");
+                self.nat.on_new_listen_addr(listener_id, &address);
                 self.with_listen_addrs(|addrs| {
                     if !addrs.contains(&address) {
                         addrs.push(address);
@@ -550,8 +580,13 @@ impl Actor {
                 self.with_listen_addrs(|addrs| addrs.retain(|a| a != &address));
             }
             SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
-            SwarmEvent::ListenerClosed { addresses, .. } => {
+            SwarmEvent::ListenerClosed {
+                addresses,
+                listener_id,
+                ..
+            } => {
                 self.with_listen_addrs(|addrs| addrs.retain(|a| !addresses.contains(a)));
+                self.nat.on_listener_closed(listener_id, &mut self.swarm);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -560,8 +595,16 @@ impl Actor {
                 endpoint,
                 ..
             } => {
-                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                // A relayed connection's address is the relay's: the peer's
+                // bulk channel is not there.
+                let remote = endpoint.get_remote_address();
+                if !is_relayed(remote)
+                    && let Some(ip) = ip_of(remote)
+                {
                     self.remote_ips.insert(peer_id, ip);
+                }
+                if endpoint.is_dialer() && !is_relayed(remote) {
+                    self.dialed.insert(peer_id, remote.clone());
                 }
                 if let Some(dial) = self.dials.remove(&connection_id) {
                     let _ = dial.reply.send(Ok(()));
@@ -579,6 +622,8 @@ impl Actor {
             } => {
                 drop_one(&self.metrics.peers_connected);
                 self.remote_ips.remove(&peer_id);
+                self.dialed.remove(&peer_id);
+                self.nat.on_disconnected(&peer_id);
                 self.emit(NetEvent::PeerDisconnected(peer_id)).await;
             }
             SwarmEvent::OutgoingConnectionError {
@@ -629,6 +674,10 @@ impl Actor {
             BehaviourEvent::BulkOpen(event) => {
                 self.on_request_response(Protocol::BulkOpen, event).await
             }
+            BehaviourEvent::Autonat(event) => self.nat.on_autonat(event, &mut self.swarm),
+            BehaviourEvent::RelayClient(event) => self.nat.on_relay_client(event),
+            BehaviourEvent::Relay(event) => self.nat.on_relay_server(event),
+            BehaviourEvent::Dcutr(event) => self.nat.on_dcutr(event),
         }
     }
 
@@ -639,6 +688,17 @@ impl Actor {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
+        let relays = info.protocols.contains(&relay::HOP_PROTOCOL_NAME);
+        let direct = self.dialed.get(&peer_id).cloned().or_else(|| {
+            // A peer that dialled us: the first of its listen addresses that
+            // is neither relayed nor loopback.
+            info.listen_addrs
+                .iter()
+                .find(|addr| !is_relayed(addr) && !ip_of(addr).is_some_and(|ip| ip.is_loopback()))
+                .cloned()
+        });
+        self.nat
+            .on_identified(peer_id, relays, direct, &mut self.swarm);
         let kademlia = StreamProtocol::new(KADEMLIA_PROTOCOL);
         if !info.protocols.contains(&kademlia) {
             return;
@@ -742,31 +802,6 @@ impl Actor {
     }
 }
 
-/// The IP an address starts with, if any.
-fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
-    addr.iter().find_map(|part| match part {
-        AddrProtocol::Ip4(ip) => Some(ip.into()),
-        AddrProtocol::Ip6(ip) => Some(ip.into()),
-        _ => None,
-    })
-}
-
-/// The peer an address names in its trailing `/p2p/<peer id>`, if any.
-pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    match addr.iter().last() {
-        Some(AddrProtocol::P2p(peer)) => Some(peer),
-        _ => None,
-    }
-}
-
-/// The address without its trailing `/p2p/<peer id>`.
-fn without_peer(mut addr: Multiaddr) -> Multiaddr {
-    if peer_of(&addr).is_some() {
-        addr.pop();
-    }
-    addr
-}
-
 fn publish_error(topic: GossipTopic, len: usize, error: gossipsub::PublishError) -> NetError {
     match error {
         gossipsub::PublishError::NoPeersSubscribedToTopic => NetError::NoPeers { topic },
@@ -780,21 +815,5 @@ fn publish_error(topic: GossipTopic, len: usize, error: gossipsub::PublishError)
             topic,
             reason: other.to_string(),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_suffix_is_read_and_stripped() {
-        let peer = crate::identity::keypair_of(&[1; 32]).public().to_peer_id();
-        let base: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
-        let full = base.clone().with(AddrProtocol::P2p(peer));
-        assert_eq!(peer_of(&full), Some(peer));
-        assert_eq!(peer_of(&base), None);
-        assert_eq!(without_peer(full), base);
-        assert_eq!(without_peer(base.clone()), base);
     }
 }

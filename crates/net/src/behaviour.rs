@@ -10,7 +10,11 @@
 //! - one request-response behaviour per [`Protocol`], each with its own
 //!   [`BytesCodec`] limits and timeout;
 //! - connection limits: in all, per peer, handshakes in flight, and none new
-//!   while the process holds too much of the machine's memory.
+//!   while the process holds too much of the machine's memory;
+//! - NAT traversal: AutoNAT (is this node reachable from outside?), circuit
+//!   relay v2 (a client that reserves a slot on a relay when it is not, and a
+//!   server that relays for others once it is) and DCUtR (hole punching from
+//!   a relayed connection to a direct one). The `nat` module drives them.
 //!
 //! Nothing here knows what the bytes mean.
 
@@ -19,15 +23,19 @@ use std::num::NonZeroUsize;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, connection_limits, gossipsub, identify, kad, memory_connection_limits, ping,
+    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, kad,
+    memory_connection_limits, ping, relay,
 };
 
 use crate::codec::BytesCodec;
 use crate::config::{
-    CONNECTIONS_MEMORY_SHARE_MAX, CONNECTIONS_PENDING_INCOMING_MAX, GOSSIP_HEARTBEAT,
-    GOSSIP_TRANSMIT_BYTES_MAX, IDENTIFY_PROTOCOL_VERSION, KADEMLIA_PROTOCOL, NetConfig,
-    STREAMS_PER_CONNECTION_MAX,
+    AUTONAT_BOOT_DELAY, AUTONAT_REFRESH_INTERVAL, AUTONAT_RETRY_INTERVAL,
+    AUTONAT_THROTTLE_SERVER_PERIOD, CONNECTIONS_MEMORY_SHARE_MAX, CONNECTIONS_PENDING_INCOMING_MAX,
+    GOSSIP_HEARTBEAT, GOSSIP_TRANSMIT_BYTES_MAX, IDENTIFY_PROTOCOL_VERSION, KADEMLIA_PROTOCOL,
+    NetConfig, RELAY_CIRCUIT_BYTES_MAX, RELAY_CIRCUIT_DURATION, RELAY_CIRCUITS_MAX,
+    RELAY_CIRCUITS_PER_PEER_MAX, RELAY_RESERVATIONS_MAX, STREAMS_PER_CONNECTION_MAX,
 };
 use crate::protocol::{GossipTopic, Protocol};
 
@@ -59,6 +67,12 @@ pub(crate) struct Behaviour {
     pub(crate) block_sync: request_response::Behaviour<BytesCodec>,
     pub(crate) index: request_response::Behaviour<BytesCodec>,
     pub(crate) bulk_open: request_response::Behaviour<BytesCodec>,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Off when the node does not offer to relay ([`NetConfig::relay_service`]);
+    /// on, it serves only once the node has a confirmed external address.
+    pub(crate) relay: Toggle<relay::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
 }
 
 /// Why the behaviour could not be built (a configuration the libraries refuse).
@@ -82,13 +96,20 @@ pub(crate) enum BehaviourError {
 
 impl Behaviour {
     /// Builds every protocol for this key and configuration and subscribes to
-    /// all gossip topics.
-    pub(crate) fn new(keypair: &Keypair, config: &NetConfig) -> Result<Self, BehaviourError> {
+    /// all gossip topics; `relay_client` is the relay transport's other half.
+    pub(crate) fn new(
+        keypair: &Keypair,
+        config: &NetConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, BehaviourError> {
         let peer_id = keypair.public().to_peer_id();
 
+        // Pushes a change of listen addresses (a relay reservation made or
+        // lost) to connected peers at once, so they can reach us through it.
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
-                .with_agent_version(AGENT_VERSION.to_owned()),
+                .with_agent_version(AGENT_VERSION.to_owned())
+                .with_push_listen_addr_updates(true),
         );
 
         let mut kad_config = kad::Config::new(StreamProtocol::new(KADEMLIA_PROTOCOL));
@@ -153,6 +174,14 @@ impl Behaviour {
             block_sync: request_response(Protocol::BlockSync),
             index: request_response(Protocol::Index),
             bulk_open: request_response(Protocol::BulkOpen),
+            autonat: autonat::Behaviour::new(peer_id, autonat_config(config)),
+            relay_client,
+            relay: Toggle::from(
+                config
+                    .relay_service
+                    .then(|| relay::Behaviour::new(peer_id, relay_config())),
+            ),
+            dcutr: dcutr::Behaviour::new(peer_id),
         })
     }
 
@@ -248,6 +277,34 @@ fn peer_score() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) 
     (params, thresholds)
 }
 
+/// AutoNAT: peers this node is connected to dial its addresses back; the
+/// answers say whether it is reachable. Private addresses count only on a
+/// private network ([`NetConfig::private_network`]): on the internet a
+/// peer on the same LAN reaching us proves nothing.
+fn autonat_config(config: &NetConfig) -> autonat::Config {
+    autonat::Config {
+        boot_delay: AUTONAT_BOOT_DELAY,
+        retry_interval: AUTONAT_RETRY_INTERVAL,
+        refresh_interval: AUTONAT_REFRESH_INTERVAL,
+        throttle_server_period: AUTONAT_THROTTLE_SERVER_PERIOD,
+        only_global_ips: !config.private_network,
+        ..autonat::Config::default()
+    }
+}
+
+/// The relay server's bounds (libp2p's defaults, 2 minutes and 128 KiB a
+/// circuit, end a chunk transfer half way).
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: RELAY_RESERVATIONS_MAX,
+        max_circuits: RELAY_CIRCUITS_MAX,
+        max_circuits_per_peer: RELAY_CIRCUITS_PER_PEER_MAX,
+        max_circuit_duration: RELAY_CIRCUIT_DURATION,
+        max_circuit_bytes: RELAY_CIRCUIT_BYTES_MAX,
+        ..relay::Config::default()
+    }
+}
+
 fn gossip_config() -> Result<gossipsub::Config, BehaviourError> {
     gossipsub::ConfigBuilder::default()
         .heartbeat_interval(GOSSIP_HEARTBEAT)
@@ -301,7 +358,8 @@ mod tests {
     fn builds_with_every_topic_and_protocol() {
         let config = NetConfig::new([3; 32]);
         let keypair = crate::identity::keypair_of(&config.secret);
-        let mut behaviour = Behaviour::new(&keypair, &config).unwrap();
+        let (_, relay_client) = relay::client::new(keypair.public().to_peer_id());
+        let mut behaviour = Behaviour::new(&keypair, &config, relay_client).unwrap();
         let topics: Vec<_> = behaviour.gossipsub.topics().cloned().collect();
         assert_eq!(topics.len(), GossipTopic::ALL.len());
         for topic in GossipTopic::ALL {

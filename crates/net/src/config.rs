@@ -64,8 +64,10 @@ pub const STREAMS_PER_CONNECTION_MAX: usize = 64;
 /// streams' message bounds).
 pub const CONNECTIONS_MAX_DEFAULT: u32 = 256;
 /// Established connections per peer: one each way when two nodes dial each
-/// other at once; a third only wastes sockets and buffers.
-pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 2;
+/// other at once, a relayed one and the direct one hole punching makes of
+/// it, and AutoNAT's dial-back (a new connection by design: refused, it
+/// would tell a reachable node it is behind NAT). More only wastes sockets.
+pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 5;
 /// Incoming connections still in their handshake (noise, yamux).
 pub const CONNECTIONS_PENDING_INCOMING_MAX: u32 = 64;
 /// New connections are refused while the process uses more than this share
@@ -106,6 +108,40 @@ pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 4 * 1024;
 /// Largest payload [`crate::NetHandle::publish`] accepts.
 pub const GOSSIP_DATA_BYTES_MAX: usize = GOSSIP_TRANSMIT_BYTES_MAX - GOSSIP_ENVELOPE_BYTES_MAX;
 
+/// Relay reservations a node keeps while it is not reachable directly: two,
+/// so losing one relay leaves it reachable while it finds another.
+pub const RELAY_RESERVATIONS_WANTED: usize = 2;
+/// How often the NAT state is looked at (reservations topped up, a relay
+/// that refused us tried again).
+pub const NAT_TICK: Duration = Duration::from_secs(3);
+/// How long a relay that refused or dropped a reservation is passed over.
+pub const RELAY_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Relay candidates remembered (peers that offer the relay protocol).
+pub const RELAY_CANDIDATES_MAX: usize = 64;
+/// Reservations a relaying node holds for others at once.
+pub const RELAY_RESERVATIONS_MAX: usize = 128;
+/// Circuits a relaying node carries at once.
+pub const RELAY_CIRCUITS_MAX: usize = 64;
+/// Circuits a relaying node carries for one peer at once.
+pub const RELAY_CIRCUITS_PER_PEER_MAX: usize = 8;
+/// A relayed connection's lifetime and volume: long and large enough for a
+/// stream of chunks where hole punching fails, bounded so a relaying farmer
+/// is not anybody's free pipe (the peers connect again after).
+pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(3600);
+/// Bytes a relayed connection carries, both ways together.
+pub const RELAY_CIRCUIT_BYTES_MAX: u64 = 1 << 30;
+/// AutoNAT's first probe: soon after start (peers connect within a second).
+pub const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(2);
+/// AutoNAT's next probe while it is unsure.
+pub const AUTONAT_RETRY_INTERVAL: Duration = Duration::from_secs(10);
+/// AutoNAT's re-check once it is sure.
+pub const AUTONAT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// How long before the same peer is asked to probe us again.
+pub const AUTONAT_THROTTLE_SERVER_PERIOD: Duration = Duration::from_secs(5);
+/// QUIC streams per connection: every protocol's
+/// [`STREAMS_PER_CONNECTION_MAX`] at once, with room.
+pub const QUIC_STREAMS_MAX: u32 = 1024;
+
 /// Kademlia protocol name: our own, so a Peercloud DHT never merges with IPFS's.
 pub const KADEMLIA_PROTOCOL: &str = "/peercloud/kad/1.0.0";
 /// Identify protocol version string: tells peers which network we belong to.
@@ -133,6 +169,19 @@ pub struct NetConfig {
     /// frames are sealed with AES-256-GCM; see the `bulk` module) with
     /// peers that offer it. Off: every request goes over libp2p.
     pub bulk: bool,
+    /// Relays to reserve a slot on while this node is not reachable
+    /// directly (each ending in `/p2p/<peer id>`); when empty, relays are
+    /// picked among connected peers that offer to relay.
+    pub relays: Vec<Multiaddr>,
+    /// Whether this node relays for peers behind NAT once it knows it is
+    /// reachable itself (a confirmed external address).
+    pub relay_service: bool,
+    /// Addresses others reach this node at (a public IP, a forwarded
+    /// port), taken as confirmed.
+    pub external: Vec<Multiaddr>,
+    /// The peers are on a private network (a LAN, a lab): private
+    /// addresses count as reachable for AutoNAT.
+    pub private_network: bool,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -150,6 +199,10 @@ impl std::fmt::Debug for NetConfig {
             .field("connections_max", &self.connections_max)
             .field("connections_per_peer_max", &self.connections_per_peer_max)
             .field("bulk", &self.bulk)
+            .field("relays", &self.relays)
+            .field("relay_service", &self.relay_service)
+            .field("external", &self.external)
+            .field("private_network", &self.private_network)
             .finish()
     }
 }
@@ -170,6 +223,10 @@ impl NetConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
             bulk: true,
+            relays: Vec::new(),
+            relay_service: true,
+            external: Vec::new(),
+            private_network: false,
         }
     }
 

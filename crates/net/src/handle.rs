@@ -180,6 +180,7 @@ pub struct NetHandle {
     pub(crate) gates: Arc<RequestGates>,
     pub(crate) bulk: Arc<crate::bulk::BulkPool>,
     pub(crate) bulk_enabled: bool,
+    pub(crate) nat: crate::nat::SharedNat,
 }
 
 impl NetHandle {
@@ -200,6 +201,14 @@ impl NetHandle {
             .into_iter()
             .map(|addr| addr.with(AddrProtocol::P2p(self.peer_id)))
             .collect()
+    }
+
+    /// Whether peers can reach this node, and through which relays.
+    pub fn nat(&self) -> crate::NatView {
+        match self.nat.read() {
+            Ok(view) => view.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// What the swarm has done so far (counters for the node's metrics).

@@ -21,6 +21,7 @@
 //! (names and limits).
 
 mod actor;
+mod addrs;
 mod behaviour;
 mod bulk;
 pub mod codec;
@@ -29,6 +30,7 @@ pub mod error;
 mod handle;
 mod identity;
 mod metrics;
+mod nat;
 pub mod protocol;
 
 pub use actor::spawn;
@@ -42,4 +44,5 @@ pub use handle::{
 pub use identity::{node_id_of, peer_id_of};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use metrics::NetMetricsSnapshot;
+pub use nat::{NatView, Reachability};
 pub use protocol::{CHUNK_BATCH_BYTES_MAX, GossipTopic, Protocol};

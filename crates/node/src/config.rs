@@ -20,8 +20,9 @@ pub const WEB_DEFAULT: &str = "127.0.0.1:0";
 /// Default S3 gateway address: loopback, a free port (the gateway acts
 /// with its users' wallets: open it to other machines only deliberately).
 pub const S3_DEFAULT: &str = "127.0.0.1:0";
-/// Default libp2p address: every interface, a port the OS picks.
-pub const LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/0";
+/// Default libp2p addresses: every interface, TCP and QUIC, ports the OS
+/// picks (kept across restarts).
+pub const LISTEN_DEFAULT: [&str; 2] = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"];
 /// Bandwidth a node offers when the config says nothing (it cannot be measured offline).
 pub const BANDWIDTH_DEFAULT_BYTES_PER_SEC: u64 = 100 << 20;
 /// Share of free memory and disk a node offers by default, in percent.
@@ -35,6 +36,17 @@ pub struct Settings {
     pub listen: Option<Vec<String>>,
     /// Peers to join through, each ending in `/p2p/<peer id>`.
     pub bootstrap: Option<Vec<String>>,
+    /// Relays to reserve a slot on when the node is not reachable directly,
+    /// each ending in `/p2p/<peer id>` (default: connected peers that relay).
+    pub relays: Option<Vec<String>>,
+    /// Addresses others reach this node at (a public IP, a forwarded port).
+    pub external: Option<Vec<String>>,
+    /// Whether the node relays for peers behind NAT once it is reachable
+    /// itself (default: yes).
+    pub relay_service: Option<bool>,
+    /// The peers are on a private network (a LAN): private addresses count
+    /// as reachable when the node tests whether it is behind NAT.
+    pub private_network: Option<bool>,
     /// HTTP API address (loopback).
     pub api: Option<String>,
     /// Web gateway address: public buckets' sites, no token (any address).
@@ -66,6 +78,10 @@ impl Settings {
         Settings {
             listen: self.listen.or(lower.listen),
             bootstrap: self.bootstrap.or(lower.bootstrap),
+            relays: self.relays.or(lower.relays),
+            external: self.external.or(lower.external),
+            relay_service: self.relay_service.or(lower.relay_service),
+            private_network: self.private_network.or(lower.private_network),
             api: self.api.or(lower.api),
             web: self.web.or(lower.web),
             s3: self.s3.or(lower.s3),
@@ -116,6 +132,14 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     /// Bootstrap peers.
     pub bootstrap: Vec<Multiaddr>,
+    /// Relays to use when not reachable (empty: any that relays).
+    pub relays: Vec<Multiaddr>,
+    /// Addresses others reach it at.
+    pub external: Vec<Multiaddr>,
+    /// Whether it relays for others once reachable.
+    pub relay_service: bool,
+    /// Whether private addresses count as reachable.
+    pub private_network: bool,
     /// HTTP API address.
     pub api: SocketAddr,
     /// Web gateway address.
@@ -205,9 +229,22 @@ impl NodeConfig {
         let s = given.over(from_file);
         let listen = addrs(
             "listen",
-            s.listen.unwrap_or_else(|| vec![LISTEN_DEFAULT.to_owned()]),
+            s.listen
+                .unwrap_or_else(|| LISTEN_DEFAULT.iter().map(|a| (*a).to_owned()).collect()),
         )?;
         let bootstrap = addrs("bootstrap", s.bootstrap.unwrap_or_default())?;
+        let relays = addrs("relays", s.relays.unwrap_or_default())?;
+        if let Some(addr) = relays.iter().find(|a| {
+            !matches!(
+                a.iter().last(),
+                Some(peercloud_net::multiaddr::Protocol::P2p(_))
+            )
+        }) {
+            return Err(invalid("relays")(format!(
+                "{addr} does not end in /p2p/<peer id>"
+            )));
+        }
+        let external = addrs("external", s.external.unwrap_or_default())?;
         let api_text = s.api.unwrap_or_else(|| API_DEFAULT.to_owned());
         let api: SocketAddr = api_text
             .parse()
@@ -258,6 +295,10 @@ impl NodeConfig {
             data_dir: data_dir.to_owned(),
             listen,
             bootstrap,
+            relays,
+            external,
+            relay_service: s.relay_service.unwrap_or(true),
+            private_network: s.private_network.unwrap_or(false),
             api,
             web,
             s3,
@@ -317,7 +358,9 @@ mod tests {
         assert_eq!(config.api.port(), 7002, "flag over file");
         assert_eq!(config.location, "DE", "file over default");
         assert_eq!(config.resources.cpu_millicores, 1_500);
-        assert_eq!(config.listen[0].to_string(), LISTEN_DEFAULT);
+        let listen: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, LISTEN_DEFAULT);
+        assert!(config.relay_service && !config.private_network && config.relays.is_empty());
     }
 
     #[test]
@@ -337,6 +380,13 @@ mod tests {
                     ..Settings::default()
                 },
                 "bootstrap",
+            ),
+            (
+                Settings {
+                    relays: Some(vec!["/ip4/10.0.0.1/tcp/4001".into()]),
+                    ..Settings::default()
+                },
+                "relays",
             ),
             (
                 Settings {

@@ -149,6 +149,7 @@ impl Net {
             exe: PathBuf::from(env!("CARGO_BIN_EXE_peercloud")),
             env,
             log: Some("info".into()),
+            netns: Vec::new(),
         };
         let started = Instant::now();
         let devnet = Devnet::up_with_terms(&devnet_dir, providers, &options, terms)

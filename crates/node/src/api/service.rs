@@ -64,6 +64,7 @@ impl Service {
             resources: inner.config.resources,
             web: inner.web_url.get().cloned(),
             s3: inner.s3_url.get().cloned(),
+            nat: nat_view(&inner.net.nat()),
         }
     }
 
@@ -442,4 +443,23 @@ fn checked_pieces(
         }
     }
     Ok(pieces)
+}
+
+/// The network layer's reachability, as the API shows it.
+fn nat_view(nat: &peercloud_net::NatView) -> peercloud_api::NatStatusView {
+    use peercloud_net::Reachability;
+    let (reachability, public_addr) = match &nat.reachability {
+        Reachability::Unknown => ("unknown", None),
+        Reachability::Public { address } => ("public", Some(address.to_string())),
+        Reachability::Private => ("private", None),
+    };
+    peercloud_api::NatStatusView {
+        reachability: reachability.to_owned(),
+        public_addr,
+        relays: nat.relays.iter().map(ToString::to_string).collect(),
+        relayed_addrs: nat.relayed_addrs.iter().map(ToString::to_string).collect(),
+        relaying: nat.relaying,
+        hole_punches: nat.hole_punches,
+        hole_punch_failures: nat.hole_punch_failures,
+    }
 }

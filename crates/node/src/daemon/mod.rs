@@ -386,6 +386,10 @@ impl Node {
         let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
         let mut net_config = NetConfig::new(node_key.seed());
         net_config.bootstrap = config.bootstrap.clone();
+        net_config.relays = config.relays.clone();
+        net_config.external = config.external.clone();
+        net_config.relay_service = config.relay_service;
+        net_config.private_network = config.private_network;
         let (net, events) = listen_where_last(&dir, &config.listen, net_config).await?;
         let (committed, _) = broadcast::channel(COMMITTED_CHANNEL);
         let (mempool, mempool_rx) = if validator {
@@ -512,21 +516,23 @@ async fn listen_where_last(
     Ok((net, events))
 }
 
-/// `configured` with every TCP port 0 replaced by the port of the address in
-/// `last` on the same IP, if there is one.
+/// `configured` with every TCP or UDP port 0 replaced by the port of the
+/// address in `last` on the same IP and transport, if there is one.
 fn keep_ports(
     configured: &[peercloud_net::Multiaddr],
     last: &[peercloud_net::Multiaddr],
 ) -> Vec<peercloud_net::Multiaddr> {
     use peercloud_net::multiaddr::Protocol as P;
-    fn split(addr: &peercloud_net::Multiaddr) -> (Option<std::net::IpAddr>, Option<u16>) {
+    /// Its IP, and its port with whether it is UDP.
+    fn split(addr: &peercloud_net::Multiaddr) -> (Option<std::net::IpAddr>, Option<(bool, u16)>) {
         let mut ip = None;
         let mut port = None;
         for part in addr.iter() {
             match part {
                 P::Ip4(v4) => ip = Some(v4.into()),
                 P::Ip6(v6) => ip = Some(v6.into()),
-                P::Tcp(p) => port = Some(p),
+                P::Tcp(p) => port = Some((false, p)),
+                P::Udp(p) => port = Some((true, p)),
                 _ => {}
             }
         }
@@ -536,11 +542,11 @@ fn keep_ports(
         .iter()
         .map(|addr| {
             let (ip, port) = split(addr);
-            if port != Some(0) || ip.is_none() {
+            let (Some(_), Some((udp, 0))) = (ip, port) else {
                 return addr.clone();
-            }
+            };
             let earlier = last.iter().find_map(|old| match split(old) {
-                (old_ip, Some(p)) if old_ip == ip && p != 0 => Some(p),
+                (old_ip, Some((old_udp, p))) if old_ip == ip && old_udp == udp && p != 0 => Some(p),
                 _ => None,
             });
             match earlier {
@@ -548,6 +554,7 @@ fn keep_ports(
                     .iter()
                     .map(|part| match part {
                         P::Tcp(0) => P::Tcp(p),
+                        P::Udp(0) => P::Udp(p),
                         other => other,
                     })
                     .collect(),
@@ -766,8 +773,10 @@ mod tests {
             addr("/ip4/127.0.0.1/tcp/0"),
             addr("/ip4/0.0.0.0/tcp/0"),
             addr("/ip4/127.0.0.1/tcp/4001"),
+            addr("/ip4/127.0.0.1/udp/0/quic-v1"),
         ];
         let last = [
+            addr("/ip4/127.0.0.1/udp/39113/quic-v1"),
             addr(
                 "/ip4/127.0.0.1/tcp/39111/p2p/12D3KooWRBhwfeP2Y9CDkFRBAZ1pmxUadH36TKuk3KtKm5XXP8mA",
             ),
@@ -777,6 +786,11 @@ mod tests {
         assert_eq!(kept[0], addr("/ip4/127.0.0.1/tcp/39111"));
         assert_eq!(kept[1], configured[1], "no earlier port on that IP");
         assert_eq!(kept[2], configured[2], "a fixed port stays");
+        assert_eq!(
+            kept[3],
+            addr("/ip4/127.0.0.1/udp/39113/quic-v1"),
+            "a QUIC port is kept from the QUIC address, not the TCP one"
+        );
         assert_eq!(keep_ports(&configured, &[]), configured.to_vec());
     }
 
