@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use peercloud_client::NodeClient;
-use peercloud_devnet::{Devnet, UpOptions, init, node_dir};
+use peercloud_devnet::{Devnet, UpOptions, awscli, init, node_dir};
 use peercloud_node::s3::keys::{S3_KEYS_FILE, S3Key, S3Keys};
 use peercloud_types::{Amount, Keypair};
 
@@ -165,13 +165,8 @@ fn run() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     let aws = |args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new("aws")
-            .args(["--endpoint-url", &endpoint, "--region", "us-east-1"])
+        let out = awscli::command(&endpoint, &key.access_key, &key.secret_key)
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", &key.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &key.secret_key)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .output()?;
         if !out.status.success() {
             bail!(

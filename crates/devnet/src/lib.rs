@@ -13,6 +13,7 @@
 //!   manager account, joined by every provider, all admitted).
 
 pub mod amounts;
+pub mod awscli;
 pub mod cluster;
 pub mod grid;
 pub mod launch;

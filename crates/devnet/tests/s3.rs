@@ -14,7 +14,7 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::s3::{client_present, gateway, ok};
 use peercloud_client::bucket::{NewObject, put_many};
@@ -26,13 +26,8 @@ const PROVIDERS: usize = 3;
 
 /// Runs awscli against the gateway with `key`'s credentials.
 fn aws(endpoint: &str, key: &S3Key, secret: &str, args: &[&str]) -> Output {
-    Command::new("aws")
-        .args(["--endpoint-url", endpoint, "--region", "us-east-1"])
+    peercloud_devnet::awscli::command(endpoint, &key.access_key, secret)
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", &key.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
         .expect("awscli runs")
 }

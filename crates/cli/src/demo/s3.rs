@@ -69,13 +69,8 @@ pub(super) fn run(stage: &Stage, scratch: &Path, json: bool) -> anyhow::Result<S
         .trim()
         .to_owned();
     let aws = |args: &[&str]| -> anyhow::Result<Output> {
-        let output = Command::new("aws")
-            .args(["--endpoint-url", &endpoint, "--region", "us-east-1"])
+        let output = peercloud_devnet::awscli::command(&endpoint, &key.access_key, &key.secret_key)
             .args(args)
-            .env("AWS_ACCESS_KEY_ID", &key.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &key.secret_key)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .output()
             .context("running awscli")?;
         ensure!(
