@@ -94,6 +94,24 @@ pub struct StatusView {
     /// Whether peers can reach it, and through which relays.
     #[serde(default)]
     pub nat: NatStatusView,
+    /// Its edge cache: public pieces kept for web visitors.
+    #[serde(default)]
+    pub edge_cache: EdgeCacheView,
+}
+
+/// A node's edge cache ([`StatusView::edge_cache`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeCacheView {
+    /// Pieces kept.
+    pub pieces: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The disk budget the farmer set, bytes (0: off).
+    pub budget_bytes: u64,
+    /// Reads answered from the cache since the node started.
+    pub hits: u64,
+    /// Reads that went to the holders.
+    pub misses: u64,
 }
 
 /// A node's reachability ([`StatusView::nat`]).

@@ -78,6 +78,10 @@ pub struct NodeArgs {
     /// Storage offered, in bytes (default: half the free disk).
     #[arg(long, env = "PEERCLOUD_STORAGE_BYTES")]
     storage_bytes: Option<u64>,
+    /// Disk the edge cache may use for public pieces served to web visitors,
+    /// in bytes (default: 1 GiB, at most the storage offered; 0 turns it off).
+    #[arg(long, env = "PEERCLOUD_EDGE_CACHE_BYTES")]
+    edge_cache_bytes: Option<u64>,
     /// Flat price per job, in PCL.
     #[arg(long, env = "PEERCLOUD_PRICE_JOB")]
     price_job: Option<String>,
@@ -132,6 +136,7 @@ impl NodeArgs {
             price_job: self.price_job.clone(),
             price_gigafuel: self.price_gigafuel.clone(),
             stake: None,
+            edge_cache_bytes: self.edge_cache_bytes,
         }
     }
 }

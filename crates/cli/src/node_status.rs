@@ -62,6 +62,11 @@ fn render(view: &StatusView) -> String {
             nat.hole_punches, nat.hole_punch_failures
         ));
     }
+    let edge = &view.edge_cache;
+    lines.push(format!(
+        "edge cache  {} pieces, {} of {} bytes; {} hits, {} misses",
+        edge.pieces, edge.bytes, edge.budget_bytes, edge.hits, edge.misses
+    ));
     if let Some(web) = &view.web {
         lines.push(format!("web         {web}"));
     }

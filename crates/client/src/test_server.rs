@@ -152,6 +152,7 @@ async fn status(headers: HeaderMap) -> Response {
         web: None,
         s3: None,
         nat: peercloud_api::NatStatusView::default(),
+        edge_cache: peercloud_api::EdgeCacheView::default(),
     })
     .into_response()
 }

@@ -41,7 +41,7 @@ use crate::config::{
     YAMUX_STREAMS_MAX,
 };
 use crate::error::NetError;
-use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, RequestGates, Verdict};
+use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, RequestGates, Rtts, Verdict};
 use crate::identity::keypair_of;
 use crate::metrics::{NetMetrics, bump, drop_one};
 use crate::nat::{Nat, SharedNat};
@@ -139,6 +139,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
     let listen_addrs: ListenAddrs = Arc::new(RwLock::new(Vec::new()));
     let metrics = Arc::new(NetMetrics::default());
     let nat_view = SharedNat::default();
+    let rtts = Rtts::default();
     let mut actor = Actor {
         nat: Nat::new(&config, nat_view.clone()),
         swarm,
@@ -155,6 +156,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         dial_failures: HashMap::new(),
         remote_ips: HashMap::new(),
         bulk: None,
+        rtts: rtts.clone(),
         dialed: HashMap::new(),
     };
     actor.listen(&config.listen).await?;
@@ -177,6 +179,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         bulk: Arc::default(),
         bulk_enabled: config.bulk,
         nat: nat_view,
+        rtts,
     };
     Ok((handle, events_receiver))
 }
@@ -248,6 +251,8 @@ struct Actor {
     remote_ips: HashMap<PeerId, std::net::IpAddr>,
     /// This node's bulk channel, when it has one.
     bulk: Option<Arc<BulkServer>>,
+    /// The latest ping round trip to each connected peer.
+    rtts: Rtts,
     /// The address this node dialled each connected peer at (direct
     /// connections only): where a relay candidate is reached.
     dialed: HashMap<PeerId, Multiaddr>,
@@ -623,6 +628,9 @@ impl Actor {
                 drop_one(&self.metrics.peers_connected);
                 self.remote_ips.remove(&peer_id);
                 self.dialed.remove(&peer_id);
+                self.with_rtts(|rtts| {
+                    rtts.remove(&peer_id);
+                });
                 self.nat.on_disconnected(&peer_id);
                 self.emit(NetEvent::PeerDisconnected(peer_id)).await;
             }
@@ -656,7 +664,13 @@ impl Actor {
             BehaviourEvent::Limits(never) => match never {},
             BehaviourEvent::Memory(never) => match never {},
             BehaviourEvent::Identify(event) => self.on_identify(event),
-            BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Ping(event) => {
+                if let Ok(rtt) = event.result {
+                    self.with_rtts(|rtts| {
+                        rtts.insert(event.peer, rtt);
+                    });
+                }
+            }
             BehaviourEvent::Kademlia(event) => self.on_kademlia(event),
             BehaviourEvent::Gossipsub(event) => self.on_gossip(event),
             BehaviourEvent::Offer(event) => self.on_request_response(Protocol::Offer, event).await,
@@ -791,6 +805,13 @@ impl Actor {
     async fn emit(&mut self, event: NetEvent) {
         if self.events.send(event).await.is_err() {
             debug!("event receiver dropped: event discarded");
+        }
+    }
+
+    fn with_rtts(&self, change: impl FnOnce(&mut HashMap<PeerId, std::time::Duration>)) {
+        match self.rtts.write() {
+            Ok(mut rtts) => change(&mut rtts),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
         }
     }
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::{Multiaddr, PeerId};
@@ -181,7 +182,11 @@ pub struct NetHandle {
     pub(crate) bulk: Arc<crate::bulk::BulkPool>,
     pub(crate) bulk_enabled: bool,
     pub(crate) nat: crate::nat::SharedNat,
+    pub(crate) rtts: Rtts,
 }
+
+/// The latest ping round trip to each connected peer (written by the actor).
+pub(crate) type Rtts = Arc<RwLock<HashMap<PeerId, Duration>>>;
 
 impl NetHandle {
     /// This node's peer id (the same key as its `NodeId`, see [`crate::node_id_of`]).
@@ -201,6 +206,14 @@ impl NetHandle {
             .into_iter()
             .map(|addr| addr.with(AddrProtocol::P2p(self.peer_id)))
             .collect()
+    }
+
+    /// The latest ping round trip to `peer`, while connected: how near it is.
+    pub fn rtt(&self, peer: &PeerId) -> Option<Duration> {
+        match self.rtts.read() {
+            Ok(rtts) => rtts.get(peer).copied(),
+            Err(poisoned) => poisoned.into_inner().get(peer).copied(),
+        }
     }
 
     /// Whether peers can reach this node, and through which relays.

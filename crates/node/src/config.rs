@@ -70,6 +70,9 @@ pub struct Settings {
     /// Stake the owner puts behind the node, PCL (default: the network's
     /// minimum to serve; never less than it).
     pub stake: Option<String>,
+    /// Disk the edge cache may use for public pieces served to web
+    /// visitors, bytes (default: 1 GiB, at most the storage offered; 0: off).
+    pub edge_cache_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -95,6 +98,7 @@ impl Settings {
             price_job: self.price_job.or(lower.price_job),
             price_gigafuel: self.price_gigafuel.or(lower.price_gigafuel),
             stake: self.stake.or(lower.stake),
+            edge_cache_bytes: self.edge_cache_bytes.or(lower.edge_cache_bytes),
         }
     }
 
@@ -154,6 +158,8 @@ pub struct NodeConfig {
     pub prices: PriceSheet,
     /// Stake its owner puts behind it (`None`: the network's minimum).
     pub stake: Option<Amount>,
+    /// The edge cache's budget, bytes (0: off).
+    pub edge_cache_bytes: u64,
 }
 
 /// A setting is wrong.
@@ -306,6 +312,9 @@ impl NodeConfig {
             resources,
             prices,
             stake,
+            edge_cache_bytes: s.edge_cache_bytes.unwrap_or_else(|| {
+                crate::edge::EDGE_CACHE_DEFAULT_BYTES.min(resources.storage_bytes)
+            }),
         })
     }
 }

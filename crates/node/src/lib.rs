@@ -14,6 +14,7 @@ pub mod api;
 pub mod chain;
 pub mod config;
 pub mod daemon;
+pub mod edge;
 pub mod genesis;
 pub mod ready;
 pub mod s3;

@@ -65,6 +65,7 @@ impl Service {
             web: inner.web_url.get().cloned(),
             s3: inner.s3_url.get().cloned(),
             nat: nat_view(&inner.net.nat()),
+            edge_cache: inner.edge.usage(),
         }
     }
 

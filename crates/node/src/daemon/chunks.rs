@@ -2,8 +2,9 @@
 //! chosen by rendezvous placement over the registered nodes whose owner is
 //! staked to serve (distinct owners first); a put writes every copy before
 //! it returns, falling through the chunk's [`candidates`] past nodes that
-//! fail or refuse; a get tries the holders in rank order and verifies what
-//! it reads, so one dead holder costs a retry, not the data, and a chunk
+//! fail or refuse; a get tries the nodes a put places it on nearest first
+//! (ping round trip), then the rest of the ranking, and verifies what it
+//! reads, so one dead holder costs a retry, not the data, and a chunk
 //! that every holder has bad is reported corrupt, not missing.
 //!
 //! ```text
@@ -38,7 +39,7 @@ use peercloud_ledger::ClusterId;
 use peercloud_net::Protocol;
 use peercloud_store::{
     ChunkStore, GroupPlacementError, PlacementNode, REPLICAS_DEFAULT, StoreError, VerifiedChunk,
-    candidates, group_candidate, place_group, rank, window,
+    candidates, group_candidate, place, place_group, rank, window,
 };
 use peercloud_types::{ContentId, NodeId};
 
@@ -472,7 +473,7 @@ impl Inner {
             }
         }
         let nodes = self.holder_nodes();
-        for holder in rank(&cid, &nodes) {
+        for holder in self.nearest_first(&cid, &nodes) {
             if holder.node == self.node_id() {
                 continue;
             }
@@ -522,6 +523,25 @@ impl Inner {
             cid,
             reasons: reasons.join("; "),
         })
+    }
+
+    /// Where a read of `cid` asks, in order: the nodes a put places it on
+    /// (where it almost always is), nearest first by ping round trip (one
+    /// not measured yet after those that are), then the rest of the ranking
+    /// (where a fall-through or a repair may have put it).
+    fn nearest_first(&self, cid: &ContentId, nodes: &[PlacementNode]) -> Vec<PlacementNode> {
+        let mut picks = place(cid, nodes, REPLICAS_DEFAULT as usize);
+        picks.sort_by_key(|pick| {
+            self.net
+                .rtt(&peercloud_net::peer_id_of(&pick.node))
+                .unwrap_or(std::time::Duration::MAX)
+        });
+        let rest: Vec<PlacementNode> = rank(cid, nodes)
+            .into_iter()
+            .filter(|node| picks.iter().all(|pick| pick.node != node.node))
+            .collect();
+        picks.extend(rest);
+        picks
     }
 
     /// This node no longer needs a chunk it put: asks each of the chunk's
@@ -588,6 +608,9 @@ pub struct NetStore {
     inner: Arc<Inner>,
     runtime: tokio::runtime::Handle,
     cluster: Option<ClusterId>,
+    /// Whether reads go through the node's edge cache (a public object
+    /// read for web visitors).
+    edge: bool,
 }
 
 impl NetStore {
@@ -598,6 +621,17 @@ impl NetStore {
             inner,
             runtime,
             cluster: None,
+            edge: false,
+        }
+    }
+
+    /// A store reading a public object for web visitors: each piece from
+    /// the node's edge cache when it is there, else from its holders, and
+    /// then kept in the cache for the next visitor.
+    pub fn for_visitors(inner: Arc<Inner>, runtime: tokio::runtime::Handle) -> NetStore {
+        NetStore {
+            edge: true,
+            ..NetStore::new(inner, runtime)
         }
     }
 
@@ -611,6 +645,7 @@ impl NetStore {
             inner,
             runtime,
             cluster: Some(cluster),
+            edge: false,
         }
     }
 }
@@ -646,6 +681,13 @@ impl ChunkStore for NetStore {
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         buf.clear();
+        // A piece this node holds is read from its store; the cache is for
+        // the others'.
+        let edge = self.edge && !self.inner.store.has(cid)?;
+        if edge && let Some(bytes) = self.inner.edge.get(cid) {
+            buf.extend_from_slice(&bytes);
+            return Ok(());
+        }
         let inner = self.inner.clone();
         let cid = *cid;
         let bytes = self
@@ -667,6 +709,10 @@ impl ChunkStore for NetStore {
                     reason: other.to_string(),
                 },
             })?;
+        // Verified by the read (its CID): fit to keep.
+        if edge {
+            self.inner.edge.put(&cid, &bytes);
+        }
         buf.extend_from_slice(&bytes);
         Ok(())
     }

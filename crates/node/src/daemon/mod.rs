@@ -159,6 +159,8 @@ pub struct Inner {
     pub committed: broadcast::Sender<Arc<Committed>>,
     /// This node's chunks.
     pub store: Arc<FsChunkStore>,
+    /// Pieces of public objects served to web visitors ([`crate::edge`]).
+    pub edge: crate::edge::EdgeCache,
     /// This node's replica of the object indexes it keeps.
     pub index: LocalIndex,
     /// What this node earned from storage, recorded as blocks commit.
@@ -381,6 +383,9 @@ impl Node {
         let earnings = Earnings::open(&dir.join(EARNINGS_FILE), node_key.node_id())?;
         earnings.catch_up(&chain)?;
         let store = Arc::new(FsChunkStore::open(dir.join("chunks"))?);
+        let edge_dir = dir.join(EDGE_CACHE_DIR);
+        let edge = crate::edge::EdgeCache::open(&edge_dir, config.edge_cache_bytes)
+            .map_err(io_error(&edge_dir))?;
         let index = LocalIndex::open(&dir.join(INDEX_FILE))?;
         let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
         let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
@@ -406,6 +411,7 @@ impl Node {
             chain: Mutex::new(chain),
             committed,
             store,
+            edge,
             index,
             earnings,
             repairs: RepairTotals::default(),
@@ -477,6 +483,9 @@ impl Node {
         self.inner.net.shutdown().await;
     }
 }
+
+/// The edge cache's directory in the node's data directory.
+pub const EDGE_CACHE_DIR: &str = "edge-cache";
 
 /// Where a node writes the network addresses it listened on, so a restart
 /// takes the same ports and peers that knew the node find it again.

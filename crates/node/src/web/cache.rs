@@ -16,6 +16,10 @@ use peercloud_types::ContentId;
 /// How long a key's lookup is served from memory before the index is read
 /// again.
 pub const LOOKUP_FRESH: Duration = Duration::from_secs(1);
+/// How old a lookup may be and still be served when the index does not
+/// answer (stale if error: a site stays up through an outage of its index
+/// replicas, at the version it had).
+pub const LOOKUP_STALE_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Lookups kept.
 const LOOKUPS_MAX: usize = 4_096;
 /// Largest object whose bytes are kept.
@@ -68,9 +72,19 @@ impl Default for SiteCache {
 impl SiteCache {
     /// What `key` of `bucket` named less than [`LOOKUP_FRESH`] ago.
     pub fn lookup(&self, bucket: &BucketId, key: &str) -> Option<Found> {
+        self.lookup_within(bucket, key, LOOKUP_FRESH)
+    }
+
+    /// What `key` of `bucket` named less than [`LOOKUP_STALE_MAX`] ago: for
+    /// when the index cannot be read.
+    pub fn lookup_stale(&self, bucket: &BucketId, key: &str) -> Option<Found> {
+        self.lookup_within(bucket, key, LOOKUP_STALE_MAX)
+    }
+
+    fn lookup_within(&self, bucket: &BucketId, key: &str, age: Duration) -> Option<Found> {
         let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = lookups.get(&(*bucket, key.to_owned()))?;
-        (entry.0.elapsed() < LOOKUP_FRESH).then(|| entry.1.clone())
+        (entry.0.elapsed() < age).then(|| entry.1.clone())
     }
 
     /// Keeps what `key` of `bucket` names now.

@@ -112,11 +112,18 @@ async fn find(
     if let Some(found) = gateway.cache.lookup(&bucket, key) {
         return Ok(Some(found));
     }
-    let read = gateway
-        .inner
-        .index_get(bucket, key.to_owned())
-        .await
-        .map_err(|e| format!("the site's index did not answer: {e}"))?;
+    let read = match gateway.inner.index_get(bucket, key.to_owned()).await {
+        Ok(read) => read,
+        // Stale if error: what the key named when the index last answered
+        // (its bytes are content-addressed, so they are that version's).
+        Err(e) => match gateway.cache.lookup_stale(&bucket, key) {
+            Some(found) => {
+                tracing::warn!(%bucket, key, %e, "the site's index did not answer: serving its last answer");
+                return Ok(Some(found));
+            }
+            None => return Err(format!("the site's index did not answer: {e}")),
+        },
+    };
     let Some(entry) = read.entries.iter().find(|e| e.body.key == key) else {
         return Ok(None);
     };
@@ -353,7 +360,7 @@ fn stream(gateway: &Gateway, found: Found, start: u64, len: u64) -> Body {
                     .try_for_each(|chunk| memory.put(&ContentId::of(chunk), chunk))
                     .and_then(|()| get_public_object(&memory, &manifest, &mut out))
             }
-            None => get_public_object(&NetStore::new(inner, runtime), &manifest, &mut out),
+            None => get_public_object(&NetStore::for_visitors(inner, runtime), &manifest, &mut out),
         };
         match read {
             Err(err) if out.left > 0 => {
