@@ -1,7 +1,8 @@
 //! The edge cache: a node that serves a public object to web visitors keeps
-//! its pieces on disk, answers the next visitor from them, and keeps
-//! serving the site when every other node (its holders and its index
-//! replicas) is gone: the index's last answer stands in for it.
+//! its pieces on disk, answers the next visitor from them, serves another
+//! node's visitors when the holders lost the pieces (it announced them in
+//! Kademlia), and keeps serving the site when every other node (its holders
+//! and its index replicas) is gone: the index's last answer stands in.
 
 mod common;
 
@@ -9,6 +10,8 @@ use common::*;
 
 use peercloud_client::bucket::{self, NewObject};
 use peercloud_devnet::Grid;
+use peercloud_store::{ChunkInventory, Manifest};
+use peercloud_types::ContentId;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 
@@ -42,14 +45,20 @@ fn a_served_site_is_kept_at_the_edge_and_outlives_its_holders() {
         .expect("the edge serves the web");
     let base = format!("{web}/{}", site.0);
     let http = Client::new();
-    let fetch = |key: &str| {
+    let fetch_at = |base: &str, key: &str| {
         let answer = http
             .get(format!("{base}/{key}"))
             .send()
-            .expect("the edge answers");
-        assert_eq!(answer.status(), StatusCode::OK, "{key}");
-        answer.bytes().expect("the body").to_vec()
+            .expect("the gateway answers");
+        assert_eq!(answer.status(), StatusCode::OK, "{key} at {base}");
+        let etag = answer.headers()[reqwest::header::ETAG]
+            .to_str()
+            .expect("an ETag")
+            .trim_matches('"')
+            .to_owned();
+        (answer.bytes().expect("the body").to_vec(), etag)
     };
+    let fetch = |key: &str| fetch_at(&base, key).0;
 
     assert!(fetch("big.bin") == big, "the first visit reads the holders");
     let first = edge.edge.usage();
@@ -66,6 +75,40 @@ fn a_served_site_is_kept_at_the_edge_and_outlives_its_holders() {
         "every piece from the cache"
     );
     assert_eq!(fetch("index.html"), b"<h1>edge</h1>");
+
+    // The holders lose every piece of big.bin: another node's visitor is
+    // served from the edge's cache, found through Kademlia.
+    let (_, etag) = fetch_at(&base, "big.bin");
+    let manifest: ContentId = etag.parse().expect("the ETag is the manifest CID");
+    let manifest_bytes = edge.edge.get(&manifest).expect("the manifest is cached");
+    let pieces: Vec<ContentId> = Manifest::decode(&manifest_bytes)
+        .expect("a manifest")
+        .all_chunks()
+        .copied()
+        .chain([manifest])
+        .collect();
+    for i in 1..=PROVIDERS {
+        let store = &inner(&grid, i).store;
+        for piece in &pieces {
+            store.delete(piece).expect("a holder drops a piece");
+        }
+    }
+    for piece in &pieces {
+        assert!(holders(&grid, piece).is_empty(), "{piece} is still held");
+    }
+    let other = inner(&grid, PROVIDERS);
+    let other_base = format!(
+        "{}/{}",
+        other.web_url.get().expect("node 4 serves the web"),
+        site.0
+    );
+    let (read, _) = fetch_at(&other_base, "big.bin");
+    assert!(read == big, "served from the edge's cache");
+    assert!(
+        other.edge.usage().pieces >= pieces.len() as u64,
+        "and kept at the second edge too: {:?}",
+        other.edge.usage()
+    );
 
     // Every member goes: the chunks' holders and the index replicas.
     for i in 1..=PROVIDERS {

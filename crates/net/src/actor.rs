@@ -11,11 +11,13 @@
 //! ```
 //!
 //! The loop selects over swarm events, handle commands, the answers the node
-//! gives to inbound requests, and a few early Kademlia re-bootstraps. This file
-//! holds start-up, the loop, connections, gossip and discovery; the
-//! request-response bookkeeping (outbound requests, lookups of unknown peers,
-//! inbound answers) is in the `requests` submodule. Every map is bounded by a
-//! named constant in [`crate::config`].
+//! gives to inbound requests, a few early Kademlia re-bootstraps and the NAT
+//! tick. This file holds start-up, the loop, connections and gossip; finding
+//! peers and content (bootstrap, identify, Kademlia's answers) is in the
+//! `discovery` submodule, the request-response bookkeeping (outbound
+//! requests, lookups of unknown peers, inbound answers) in `requests`, and
+//! reachability in [`crate::nat`]. Every map is bounded by a named constant
+//! in [`crate::config`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -26,19 +28,18 @@ use futures::stream::FuturesUnordered;
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, gossipsub, kad};
 use libp2p::{noise, quic, relay, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::addrs::{ip_of, is_relayed, peer_of, without_peer};
+use crate::addrs::{ip_of, is_relayed, peer_of};
 use crate::behaviour::{Behaviour, BehaviourEvent, ident_topic};
 use crate::bulk::{BulkServer, ServeContext};
 use crate::config::{
-    COMMAND_QUEUE_CAPACITY, DEPARTED_AFTER_DIAL_FAILURES, DIAL_FAILURES_TRACKED_MAX,
-    DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT, KADEMLIA_PROTOCOL,
-    LISTEN_TIMEOUT, NAT_TICK, NetConfig, QUIC_STREAMS_MAX, STARTUP_REBOOTSTRAP_DELAYS,
-    YAMUX_STREAMS_MAX,
+    COMMAND_QUEUE_CAPACITY, DIALS_PENDING_MAX, EVENT_QUEUE_CAPACITY, IDLE_CONNECTION_TIMEOUT,
+    LISTEN_TIMEOUT, NAT_TICK, NetConfig, PROVIDER_QUERIES_MAX, QUIC_STREAMS_MAX,
+    STARTUP_REBOOTSTRAP_DELAYS, YAMUX_STREAMS_MAX,
 };
 use crate::error::NetError;
 use crate::handle::{GossipId, ListenAddrs, NetEvent, NetHandle, RequestGates, Rtts, Verdict};
@@ -47,6 +48,7 @@ use crate::metrics::{NetMetrics, bump, drop_one};
 use crate::nat::{Nat, SharedNat};
 use crate::protocol::{GossipTopic, Protocol};
 
+mod discovery;
 mod requests;
 
 use requests::{Answer, ParkedRequest, PendingRequest};
@@ -90,6 +92,15 @@ pub(crate) enum Command {
     PeerIp {
         peer: PeerId,
         reply: oneshot::Sender<Option<std::net::IpAddr>>,
+    },
+    /// Announce (or stop announcing) in Kademlia that this node has `key`.
+    Provide {
+        key: Vec<u8>,
+        stop: bool,
+    },
+    FindProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -157,6 +168,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         remote_ips: HashMap::new(),
         bulk: None,
         rtts: rtts.clone(),
+        provider_queries: HashMap::new(),
         dialed: HashMap::new(),
     };
     actor.listen(&config.listen).await?;
@@ -253,6 +265,9 @@ struct Actor {
     bulk: Option<Arc<BulkServer>>,
     /// The latest ping round trip to each connected peer.
     rtts: Rtts,
+    /// Provider lookups waiting for their first answer (at most
+    /// [`PROVIDER_QUERIES_MAX`]).
+    provider_queries: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
     /// The address this node dialled each connected peer at (direct
     /// connections only): where a relay candidate is reached.
     dialed: HashMap<PeerId, Multiaddr>,
@@ -319,38 +334,6 @@ impl Actor {
                 _ => {}
             }
             self.on_swarm_event(event).await;
-        }
-        Ok(())
-    }
-
-    /// Adds the bootstrap peers to Kademlia, dials them and starts a bootstrap.
-    /// Every address is checked before any is used; an address naming this
-    /// node itself is skipped (a devnet may hand every node the same list).
-    fn bootstrap(&mut self, addrs: &[Multiaddr]) -> Result<(), NetError> {
-        let mut peers = Vec::with_capacity(addrs.len());
-        for addr in addrs {
-            match peer_of(addr) {
-                Some(peer) if peer == *self.swarm.local_peer_id() => {}
-                Some(peer) => peers.push((peer, addr.clone())),
-                None => return Err(NetError::BootstrapAddress { addr: addr.clone() }),
-            }
-        }
-        for (peer, addr) in &peers {
-            self.learn_address(*peer, addr.clone());
-            let opts = DialOpts::peer_id(*peer)
-                .addresses(vec![addr.clone()])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(error) = self.swarm.dial(opts) {
-                // A bootstrap peer being down is not fatal: others, or later
-                // Kademlia bootstraps, connect us.
-                warn!(%addr, %error, "cannot dial bootstrap peer");
-            }
-        }
-        if !peers.is_empty()
-            && let Err(error) = self.swarm.behaviour_mut().kademlia.bootstrap()
-        {
-            warn!(%error, "cannot start a Kademlia bootstrap");
         }
         Ok(())
     }
@@ -471,6 +454,27 @@ impl Actor {
             Command::PeerIp { peer, reply } => {
                 let _ = reply.send(self.remote_ips.get(&peer).copied());
             }
+            Command::Provide { key, stop } => {
+                let key = kad::RecordKey::new(&key);
+                let kademlia = &mut self.swarm.behaviour_mut().kademlia;
+                if stop {
+                    kademlia.stop_providing(&key);
+                } else if let Err(error) = kademlia.start_providing(key) {
+                    debug!(%error, "cannot announce a provider record");
+                }
+            }
+            Command::FindProviders { key, reply } => {
+                if self.provider_queries.len() >= PROVIDER_QUERIES_MAX {
+                    let _ = reply.send(Vec::new());
+                } else {
+                    let query = self
+                        .swarm
+                        .behaviour_mut()
+                        .kademlia
+                        .get_providers(kad::RecordKey::new(&key));
+                    self.provider_queries.insert(query, reply);
+                }
+            }
             Command::Shutdown { reply } => return Flow::Stop(reply),
         }
         Flow::Continue
@@ -511,59 +515,6 @@ impl Actor {
                 }));
             }
         }
-    }
-
-    /// Counts a failed dial of `peer`; after [`DEPARTED_AFTER_DIAL_FAILURES`]
-    /// in a row (and no connection since) the peer is taken out of the
-    /// Kademlia routing table, so lookups and other nodes' queries stop
-    /// being sent to a node that has left. Kademlia itself keeps such a
-    /// peer until a newcomer needs its bucket slot. Bootstrap peers stay:
-    /// they are how this node finds the network again when they return.
-    fn dial_failed(&mut self, peer: PeerId) {
-        if self.swarm.is_connected(&peer) {
-            return;
-        }
-        if self.dial_failures.len() >= DIAL_FAILURES_TRACKED_MAX
-            && !self.dial_failures.contains_key(&peer)
-        {
-            // Bounded: forget the counts (a departed peer is counted again).
-            self.dial_failures.clear();
-        }
-        let failures = self.dial_failures.entry(peer).or_insert(0);
-        *failures += 1;
-        if *failures < DEPARTED_AFTER_DIAL_FAILURES {
-            return;
-        }
-        self.dial_failures.remove(&peer);
-        if self
-            .config
-            .bootstrap
-            .iter()
-            .any(|addr| peer_of(addr) == Some(peer))
-        {
-            return;
-        }
-        if self
-            .swarm
-            .behaviour_mut()
-            .kademlia
-            .remove_peer(&peer)
-            .is_some()
-        {
-            bump(&self.metrics.peers_forgotten);
-            info!(%peer, failures = DEPARTED_AFTER_DIAL_FAILURES, "peer unreachable: removed from the routing table");
-        }
-    }
-
-    /// Records where `peer` listens: in Kademlia (for lookups and dials) and
-    /// in the swarm (for request-response dials).
-    fn learn_address(&mut self, peer: PeerId, addr: Multiaddr) {
-        let addr = without_peer(addr);
-        self.swarm
-            .behaviour_mut()
-            .kademlia
-            .add_address(&peer, addr.clone());
-        self.swarm.add_peer_address(peer, addr);
     }
 
     async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -692,53 +643,6 @@ impl Actor {
             BehaviourEvent::RelayClient(event) => self.nat.on_relay_client(event),
             BehaviourEvent::Relay(event) => self.nat.on_relay_server(event),
             BehaviourEvent::Dcutr(event) => self.nat.on_dcutr(event),
-        }
-    }
-
-    /// Puts the listen addresses a Peercloud peer reports into Kademlia, so
-    /// peers learnt from inbound connections (whose remote port is ephemeral)
-    /// can be found and dialled by others.
-    fn on_identify(&mut self, event: identify::Event) {
-        let identify::Event::Received { peer_id, info, .. } = event else {
-            return;
-        };
-        let relays = info.protocols.contains(&relay::HOP_PROTOCOL_NAME);
-        let direct = self.dialed.get(&peer_id).cloned().or_else(|| {
-            // A peer that dialled us: the first of its listen addresses that
-            // is neither relayed nor loopback.
-            info.listen_addrs
-                .iter()
-                .find(|addr| !is_relayed(addr) && !ip_of(addr).is_some_and(|ip| ip.is_loopback()))
-                .cloned()
-        });
-        self.nat
-            .on_identified(peer_id, relays, direct, &mut self.swarm);
-        let kademlia = StreamProtocol::new(KADEMLIA_PROTOCOL);
-        if !info.protocols.contains(&kademlia) {
-            return;
-        }
-        for addr in info.listen_addrs {
-            self.swarm
-                .behaviour_mut()
-                .kademlia
-                .add_address(&peer_id, addr);
-        }
-    }
-
-    fn on_kademlia(&mut self, event: kad::Event) {
-        let kad::Event::OutboundQueryProgressed { result, step, .. } = event else {
-            return;
-        };
-        match result {
-            kad::QueryResult::GetClosestPeers(Ok(ok)) => {
-                self.on_lookup(&ok.key, ok.peers, step.last)
-            }
-            kad::QueryResult::GetClosestPeers(Err(kad::GetClosestPeersError::Timeout {
-                key,
-                peers,
-            })) => self.on_lookup(&key, peers, true),
-            kad::QueryResult::Bootstrap(result) => debug!(?result, "Kademlia bootstrap step"),
-            _ => {}
         }
     }
 

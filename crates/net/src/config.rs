@@ -142,6 +142,9 @@ pub const AUTONAT_THROTTLE_SERVER_PERIOD: Duration = Duration::from_secs(5);
 /// [`STREAMS_PER_CONNECTION_MAX`] at once, with room.
 pub const QUIC_STREAMS_MAX: u32 = 1024;
 
+/// Provider lookups in flight at once; past it a lookup finds nobody.
+pub const PROVIDER_QUERIES_MAX: usize = 256;
+
 /// Kademlia protocol name: our own, so a Peercloud DHT never merges with IPFS's.
 pub const KADEMLIA_PROTOCOL: &str = "/peercloud/kad/1.0.0";
 /// Identify protocol version string: tells peers which network we belong to.

@@ -340,6 +340,27 @@ impl NetHandle {
         self.call(|reply| Command::ConnectedPeers { reply }).await
     }
 
+    /// Announces in Kademlia that this node has the content named `key`
+    /// (its provider record), or with `stop` that it no longer has. A hint:
+    /// dropped when the actor's queue is full.
+    pub fn provide(&self, key: &[u8], stop: bool) {
+        let _ = self.commands.try_send(Command::Provide {
+            key: key.to_vec(),
+            stop,
+        });
+    }
+
+    /// Peers that announced they have the content named `key` (the first
+    /// answer a Kademlia lookup gets; none after `wait`).
+    pub async fn find_providers(&self, key: &[u8], wait: Duration) -> Vec<PeerId> {
+        let key = key.to_vec();
+        let found = self.call(|reply| Command::FindProviders { key, reply });
+        match tokio::time::timeout(wait, found).await {
+            Ok(Ok(peers)) => peers,
+            _ => Vec::new(),
+        }
+    }
+
     /// The peers in this node's Kademlia routing table (connected or not):
     /// those lookups ask and other nodes' queries are told about.
     pub async fn routing_peers(&self) -> Result<Vec<PeerId>, NetError> {

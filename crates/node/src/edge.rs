@@ -11,9 +11,14 @@
 //! most a copy the holders still have) and rebuilt from the directory at
 //! start, oldest first.
 //!
+//! A piece kept is announced in Kademlia (a provider record under its
+//! CID) and answered to peers that ask for it like a holder would, so when
+//! its holders cannot give it another node's visitors are served from here.
+//!
 //! ```text
 //!  visitor ─► web gateway ─► edge cache ─hit─► bytes
-//!                               └─miss─► holders (nearest first) ─► kept here
+//!                               └─miss─► holders (nearest first) ─► kept here, announced
+//!                                          └─none has it─► providers (other edges' caches)
 //! ```
 
 use std::fs;
@@ -92,18 +97,34 @@ impl EdgeCache {
         Ok(cache)
     }
 
-    /// The piece named `cid`, if kept and whole (checked against its name;
-    /// a copy that does not match is dropped).
+    /// The piece named `cid` for a visitor's read, if kept and whole
+    /// (checked against its name; a copy that does not match is dropped);
+    /// counted as a hit or a miss.
     pub fn get(&self, cid: &ContentId) -> Option<Vec<u8>> {
+        let found = self.read(cid);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// [`EdgeCache::get`] for a peer asking whether this node has a piece:
+    /// not counted (most such asks are for pieces it never served).
+    pub fn get_for_peer(&self, cid: &ContentId) -> Option<Vec<u8>> {
+        self.read(cid)
+    }
+
+    fn read(&self, cid: &ContentId) -> Option<Vec<u8>> {
         if !self.lock().sizes.contains_key(cid) {
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         match fs::read(self.path(cid)) {
             Ok(bytes) if ContentId::of(&bytes) == *cid => {
                 // Touched only now: a failed read does not keep it fresh.
                 let _ = self.lock().sizes.get(cid);
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(bytes)
             }
             outcome => {
@@ -111,26 +132,26 @@ impl EdgeCache {
                     tracing::warn!(%cid, "a cached piece does not match its name: dropped");
                 }
                 self.forget(cid);
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
     }
 
     /// Keeps the piece `bytes` named `cid` (the caller verified the name),
-    /// dropping the least recently used past the budget. A piece larger than
-    /// the whole budget, or a failed write, is simply not kept.
-    pub fn put(&self, cid: &ContentId, bytes: &[u8]) {
+    /// dropping the least recently used past the budget; returns whether it
+    /// is newly kept and what was dropped for it. A piece larger than the
+    /// whole budget, or a failed write, is simply not kept.
+    pub fn put(&self, cid: &ContentId, bytes: &[u8]) -> (bool, Vec<ContentId>) {
         let len = bytes.len() as u64;
         if len > self.budget || self.lock().sizes.contains_key(cid) {
-            return;
+            return (false, Vec::new());
         }
         let path = self.path(cid);
         let partial = self.dir.join(format!("{cid}{PARTIAL_SUFFIX}"));
         if let Err(error) = fs::write(&partial, bytes).and_then(|()| fs::rename(&partial, &path)) {
             let _ = fs::remove_file(&partial);
             tracing::debug!(%cid, %error, "a piece could not be cached");
-            return;
+            return (false, Vec::new());
         }
         let evicted = {
             let mut kept = self.lock();
@@ -140,6 +161,7 @@ impl EdgeCache {
             self.evict(&mut kept)
         };
         self.remove_files(&evicted);
+        (!evicted.contains(cid), evicted)
     }
 
     /// What it holds now, and its hits and misses so far.
@@ -214,7 +236,10 @@ mod tests {
         }
         // Reading the first makes the second the least recently used.
         assert_eq!(cache.get(&pieces[0].0).as_deref(), Some(&pieces[0].1[..]));
-        cache.put(&pieces[3].0, &pieces[3].1);
+        assert_eq!(
+            cache.put(&pieces[3].0, &pieces[3].1),
+            (true, vec![pieces[1].0])
+        );
         assert!(
             cache.get(&pieces[1].0).is_none(),
             "the least recently used went"
@@ -230,7 +255,7 @@ mod tests {
         );
         // Larger than the whole budget: not kept.
         let (big, bytes) = piece(9, 3_001);
-        cache.put(&big, &bytes);
+        assert_eq!(cache.put(&big, &bytes), (false, Vec::new()));
         assert!(cache.get(&big).is_none());
     }
 

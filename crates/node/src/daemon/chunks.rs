@@ -525,6 +525,31 @@ impl Inner {
         })
     }
 
+    /// A piece from another node's edge cache (one that announced it in
+    /// Kademlia), verified; for a public object's read when no holder has
+    /// the piece. Waits at most [`PROVIDERS_WAIT`] for the lookup.
+    async fn get_chunk_from_caches(&self, cid: ContentId) -> Option<Vec<u8>> {
+        let me = peercloud_net::peer_id_of(&self.node_id());
+        let providers = self.net.find_providers(cid.digest(), PROVIDERS_WAIT).await;
+        let caches = providers
+            .iter()
+            .filter(|peer| **peer != me)
+            .filter_map(peercloud_net::node_id_of);
+        for node in caches {
+            match self
+                .ask(&node, Protocol::Chunk, &Message::ChunkGet { cid })
+                .await
+            {
+                Ok(Message::Chunk(Some(bytes))) if cid.matches(&bytes) => return Some(bytes),
+                Ok(Message::Chunk(Some(_))) => {
+                    tracing::warn!(%cid, %node, "an edge cache sent bytes that do not match")
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Where a read of `cid` asks, in order: the nodes a put places it on
     /// (where it almost always is), nearest first by ping round trip (one
     /// not measured yet after those that are), then the rest of the ranking
@@ -613,6 +638,10 @@ pub struct NetStore {
     edge: bool,
 }
 
+/// How long a read waits for a Kademlia lookup of the caches that have a
+/// piece.
+const PROVIDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl NetStore {
     /// A store over `inner`'s network, driven by `runtime`, placing
     /// network-wide.
@@ -692,7 +721,19 @@ impl ChunkStore for NetStore {
         let cid = *cid;
         let bytes = self
             .runtime
-            .block_on(async move { inner.get_chunk(cid).await })
+            .block_on(async move {
+                match inner.get_chunk(cid).await {
+                    // No holder has it: a visitor's read asks the caches.
+                    Err(ChunkError::NotFound { cid, reasons }) if edge => inner
+                        .get_chunk_from_caches(cid)
+                        .await
+                        .ok_or(ChunkError::NotFound {
+                            cid,
+                            reasons: format!("{reasons}; no edge cache has it"),
+                        }),
+                    other => other,
+                }
+            })
             .map_err(|e| match e {
                 ChunkError::NotFound { cid, .. } => StoreError::NotFound { cid },
                 ChunkError::Corrupt {
@@ -709,9 +750,16 @@ impl ChunkStore for NetStore {
                     reason: other.to_string(),
                 },
             })?;
-        // Verified by the read (its CID): fit to keep.
+        // Verified by the read (its CID): fit to keep, and announced so
+        // other nodes' visitors can be served from here.
         if edge {
-            self.inner.edge.put(&cid, &bytes);
+            let (kept, dropped) = self.inner.edge.put(&cid, &bytes);
+            if kept {
+                self.inner.net.provide(cid.digest(), false);
+            }
+            for gone in dropped {
+                self.inner.net.provide(gone.digest(), true);
+            }
         }
         buf.extend_from_slice(&bytes);
         Ok(())

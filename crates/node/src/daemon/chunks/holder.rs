@@ -26,6 +26,7 @@
 //! contracts will be).
 
 use bytes::Bytes;
+use std::sync::Arc;
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::ClusterId;
@@ -219,11 +220,16 @@ pub(crate) async fn on_put(
 /// A peer asks for a chunk. A copy that fails verification here is
 /// answered `chunk_corrupt`, never sent, so the asker can tell a chunk lost
 /// from one gone bad.
-pub(crate) async fn on_get(inner: &Inner, cid: ContentId) -> Message {
+pub(crate) async fn on_get(inner: &Arc<Inner>, cid: ContentId) -> Message {
     let store = inner.store.clone();
     match tokio::task::spawn_blocking(move || store.get(&cid)).await {
         Ok(Ok(bytes)) => Message::Chunk(Some(bytes)),
-        Ok(Err(StoreError::NotFound { .. })) => Message::Chunk(None),
+        // Not held: perhaps kept at the edge (a public piece served here).
+        Ok(Err(StoreError::NotFound { .. })) => {
+            let cached = inner.clone();
+            let copy = tokio::task::spawn_blocking(move || cached.edge.get_for_peer(&cid)).await;
+            Message::Chunk(copy.ok().flatten())
+        }
         Ok(Err(e @ StoreError::Corrupt { .. })) => {
             tracing::warn!(%cid, %e, "a chunk held here is corrupt");
             Message::error(
