@@ -12,7 +12,9 @@
 //! Provider 3 learns it is behind NAT (AutoNAT), reserves slots on relays
 //! (the public nodes relay once they find themselves reachable), stores
 //! pieces of a site like any member, and serves them to the other side
-//! when it is their only holder; when its relays die it moves to another.
+//! when it is their only holder; when its relays die it moves to another;
+//! a node that reaches it through a relay gets a direct connection by hole
+//! punching (DCUtR).
 //!
 //! Needs root (`ip netns`, `iptables`): without it the test says so and
 //! passes, unless `PEERCLOUD_NETNS=required` (as `.ci/run` sets).
@@ -129,6 +131,13 @@ impl Lab {
             "-A FORWARD -i {wan} -o {lan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
         ))?;
         iptables(&format!("-A FORWARD -i {wan} -o {lan} -j DROP"))?;
+        // Like a home router: what nobody inside asked for is dropped, not
+        // refused, on the router's own address too (a refusal would end a
+        // hole punch's first packet before the other side's crossed it).
+        iptables(&format!(
+            "-A INPUT -i {wan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+        ))?;
+        iptables(&format!("-A INPUT -i {wan} -j DROP"))?;
         Ok(lab)
     }
 }
@@ -385,6 +394,45 @@ fn a_node_behind_nat_is_reached_through_relays_stores_and_serves_and_moves_when_
         println!(
             "checked: relays {before:?} -> {:?} after providers 1 and 2 died",
             after.nat.relays
+        );
+
+        // Provider 1 comes back on new ports (so the home node cannot dial
+        // it first at an address it remembers) and knows the home node only
+        // by its relayed address: its site reads reach it through the
+        // relay, and DCUtR makes the connection direct: both sides dial each
+        // other at once, and the home router lets the answer to its own
+        // outgoing packet in.
+        std::fs::remove_file(node_dir(&dir, 1).join(peercloud_node::daemon::LISTEN_FILE))
+            .expect("provider 1's p2p.listen");
+        devnet.restart(1, &options).expect("provider 1 restarts");
+        let web = std::fs::read_to_string(node_dir(&dir, 1).join("web.addr"))
+            .expect("provider 1's web.addr");
+        let page = http
+            .get(format!("{}/{hex}/", web.trim()))
+            .send()
+            .expect("provider 1 answers");
+        assert_eq!(page.status(), 200);
+        let punched = |v: &StatusView| v.nat.hole_punches > 0;
+        let deadline = Instant::now() + NAT_WAIT;
+        let (mut home_view, mut back_view) = (status(&dir, HOME, home_ns), status(&dir, 1, None));
+        while !punched(&home_view) && !punched(&back_view) {
+            assert!(
+                Instant::now() < deadline,
+                "no hole punched within {} s: home {:?}, provider 1 {:?}",
+                NAT_WAIT.as_secs(),
+                home_view.nat,
+                back_view.nat
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            home_view = status(&dir, HOME, home_ns);
+            back_view = status(&dir, 1, None);
+        }
+        println!(
+            "checked: a relayed connection turned direct (home: {} punched, {} failed; provider 1: {} punched, {} failed)",
+            home_view.nat.hole_punches,
+            home_view.nat.hole_punch_failures,
+            back_view.nat.hole_punches,
+            back_view.nat.hole_punch_failures
         );
         devnet.stop();
     });

@@ -38,6 +38,7 @@ use crate::config::{
     RELAY_CIRCUITS_PER_PEER_MAX, RELAY_RESERVATIONS_MAX, STREAMS_PER_CONNECTION_MAX,
 };
 use crate::protocol::{GossipTopic, Protocol};
+use crate::relay_server::RelayServer;
 
 /// Agent string sent in identify: the software and its version.
 const AGENT_VERSION: &str = concat!("peercloud/", env!("CARGO_PKG_VERSION"));
@@ -71,7 +72,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     /// Off when the node does not offer to relay ([`NetConfig::relay_service`]);
     /// on, it serves only once the node has a confirmed external address.
-    pub(crate) relay: Toggle<relay::Behaviour>,
+    pub(crate) relay: Toggle<RelayServer>,
     pub(crate) dcutr: dcutr::Behaviour,
 }
 
@@ -179,7 +180,7 @@ impl Behaviour {
             relay: Toggle::from(
                 config
                     .relay_service
-                    .then(|| relay::Behaviour::new(peer_id, relay_config())),
+                    .then(|| RelayServer(relay::Behaviour::new(peer_id, relay_config()))),
             ),
             dcutr: dcutr::Behaviour::new(peer_id),
         })

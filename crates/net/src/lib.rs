@@ -32,6 +32,7 @@ mod identity;
 mod metrics;
 mod nat;
 pub mod protocol;
+mod relay_server;
 
 pub use actor::spawn;
 #[doc(hidden)]

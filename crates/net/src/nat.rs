@@ -164,10 +164,10 @@ impl Nat {
         // external addresses would be its own relayed ones).
         if let Some(relay) = swarm.behaviour_mut().relay.as_mut() {
             if reachability == Reachability::Private {
-                relay.set_status(Some(relay::Status::Disable));
+                relay.0.set_status(Some(relay::Status::Disable));
                 self.view_mut(|view| view.relaying = false);
             } else {
-                relay.set_status(None);
+                relay.0.set_status(None);
             }
         }
         self.reachability = reachability;
