@@ -54,6 +54,7 @@ struct Lab {
 
 impl Lab {
     fn build() -> Result<Lab, String> {
+        Lab::remove_leftovers();
         let id = std::process::id() % 100_000;
         let lab = Lab {
             router: format!("pcr{id}"),
@@ -139,6 +140,42 @@ impl Lab {
         ))?;
         iptables(&format!("-A INPUT -i {wan} -j DROP"))?;
         Ok(lab)
+    }
+}
+
+impl Lab {
+    /// Namespaces and links a run that was killed left behind (their
+    /// addresses and routes would clash with this run's).
+    fn remove_leftovers() {
+        let listed = |args: &[&str]| -> Vec<String> {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+                .collect()
+        };
+        for ns in listed(&["netns", "list"]) {
+            if ns.starts_with("pcr") || ns.starts_with("pch") {
+                let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            }
+        }
+        // `3: pcu123@if2: <...>`: the second field is the name.
+        let links = Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        for name in links
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .filter_map(|name| name.split('@').next())
+            .filter(|name| name.starts_with("pcu"))
+        {
+            let _ = Command::new("ip").args(["link", "del", name]).output();
+        }
     }
 }
 
