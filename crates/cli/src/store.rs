@@ -1,7 +1,7 @@
 //! `peercloud store`: put a file into the network store and get it back. The
 //! file is chunked and sealed here, under a fresh key wrapped to the wallet's
 //! key, before any byte leaves the machine; the node only places the sealed
-//! chunks. A get verifies every chunk and the whole plaintext, and writes the
+//! chunks. A get authenticates every chunk (it opens its seal), and writes the
 //! file atomically (temporary file beside it, then rename), so a failed get
 //! never leaves a half-written file under the name asked for.
 

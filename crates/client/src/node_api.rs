@@ -67,6 +67,19 @@ pub trait NodeApi: Send + Sync {
         buf: &mut Vec<u8>,
     ) -> Result<Option<NodeId>, ClientError>;
 
+    /// Reads a sealed chunk into `buf` for a caller that authenticates it
+    /// itself when it opens the seal (see `ChunkStore::get_sealed_into`): a
+    /// client of the user's own node, which checked the chunk against its
+    /// CID before answering, may skip hashing it again. By default
+    /// [`NodeApi::get_chunk_into`].
+    fn get_sealed_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
+        self.get_chunk_into(cid, buf)
+    }
+
     /// Asks the network to release a chunk this node put (one of a put that
     /// failed part way); a chunk another node put too stays.
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError>;
@@ -183,6 +196,13 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
         buf: &mut Vec<u8>,
     ) -> Result<Option<NodeId>, ClientError> {
         (**self).get_chunk_into(cid, buf)
+    }
+    fn get_sealed_chunk_into(
+        &self,
+        cid: &ContentId,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<NodeId>, ClientError> {
+        (**self).get_sealed_chunk_into(cid, buf)
     }
     fn delete_chunk(&self, cid: &ContentId) -> Result<(), ClientError> {
         (**self).delete_chunk(cid)

@@ -10,8 +10,10 @@
 //! A put of many chunks goes in batch requests ([`batch_requests`]: the
 //! node sends each holder all of its chunks of a request at once), up to
 //! [`PUT_CONCURRENCY_MAX`] at a time (each waits on remote nodes, so one at
-//! a time would leave the link idle); every chunk read back is checked against its CID by the client
-//! before the store pipeline sees it. The network store keeps no per-client
+//! a time would leave the link idle); every chunk read back is checked
+//! against its CID by the client before the store pipeline sees it, except a
+//! sealed one (`get_sealed_into`), which its seal authenticates when opened
+//! (the node checked its CID before answering). The network store keeps no per-client
 //! inventory, so it is a `ChunkStore` only (no list, delete or usage).
 
 use std::collections::BTreeMap;
@@ -127,6 +129,22 @@ impl<A: NodeApi> ApiStore<A> {
         }
     }
 
+    /// Counts `bytes` of a read of `cid` for the node whose copy served
+    /// them (when the node said), or maps the read's error.
+    fn record_read(
+        &self,
+        cid: &ContentId,
+        served_by: Result<Option<NodeId>, ClientError>,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        let served_by = served_by.map_err(|err| Self::store_error(err, cid))?;
+        if let Some(node) = served_by {
+            let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+            *served.entry(node).or_default() += bytes as u64;
+        }
+        Ok(())
+    }
+
     fn put_one(&self, chunk: &VerifiedChunk<'_>) -> Result<(), StoreError> {
         self.client
             .put_chunk(chunk, self.cluster.as_ref())
@@ -204,15 +222,15 @@ impl<A: NodeApi> ChunkStore for ApiStore<A> {
     }
 
     fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
-        let served_by = self
-            .client
-            .get_chunk_into(cid, buf)
-            .map_err(|err| Self::store_error(err, cid))?;
-        if let Some(node) = served_by {
-            let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-            *served.entry(node).or_default() += buf.len() as u64;
-        }
-        Ok(())
+        let served_by = self.client.get_chunk_into(cid, buf);
+        self.record_read(cid, served_by, buf.len())
+    }
+
+    /// Not hashed again here: the node checked it against its CID before
+    /// answering, and its seal authenticates it when the caller opens it.
+    fn get_sealed_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        let served_by = self.client.get_sealed_chunk_into(cid, buf);
+        self.record_read(cid, served_by, buf.len())
     }
 
     fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {

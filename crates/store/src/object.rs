@@ -11,9 +11,10 @@
 //!
 //! get:  [read-ahead threads, `store.read_parallelism()` of them, round-robin]
 //!       store.get_into (read, verify CID) ─▶ queues of READ_AHEAD_CHUNKS in all
+//!       (a sealed chunk: store.get_sealed_into, which a trusted link may leave unhashed)
 //!                     ▼
-//!       [caller's thread] AES-GCM open at index i ─▶ size check ─▶ BLAKE3 ─▶ writer
-//!                     ▼ at the end: BLAKE3 of the whole plaintext == manifest's (sealed) hash
+//!       [caller's thread] AES-GCM open at index i ─▶ size check ─▶ writer
+//!                     ▼ a public object: BLAKE3 of the whole plaintext == the manifest's
 //! ```
 //!
 //! **Erasure coding** ([`Redundancy::Erasure`]): the sealer also closes a
@@ -41,7 +42,7 @@
 //! a public object's, named by their content, may be shared and are left).
 //!
 //! A get writes plaintext as it goes; every chunk written has been
-//! authenticated (CID and GCM tag), but if the call fails the writer holds a
+//! authenticated (a sealed one by its GCM tag, a public one by its CID), but if the call fails the writer holds a
 //! prefix of the object and the caller must discard it.
 
 use std::io::{Read, Write};
@@ -590,9 +591,10 @@ pub fn read_manifest<S: ChunkStore + ?Sized>(
 }
 
 /// Streams the object named `manifest_cid` into `writer`, as its owner
-/// (`owner_secret` = `Keypair::x25519_secret()`). Verifies every chunk's CID,
-/// decrypts it, and checks the whole plaintext's BLAKE3 at the end. A
-/// public object is read without the key.
+/// (`owner_secret` = `Keypair::x25519_secret()`). Opens every chunk, which
+/// authenticates it (its GCM tag at its own index), and checks its size. A
+/// public object is read without the key: every chunk's CID and the whole
+/// plaintext's BLAKE3 are checked instead.
 pub fn get_object<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     manifest_cid: &ContentId,
@@ -678,7 +680,7 @@ pub fn get_object_range<S: ChunkStore + ?Sized, W: Write>(
         &manifest,
         first..last + 1,
         cipher.as_ref(),
-        &mut blake3::Hasher::new(),
+        None,
         &mut window,
     )?;
     window
@@ -739,7 +741,8 @@ pub fn delete_object<S: ChunkInventory + ?Sized>(
 }
 
 /// Streams the object described by `manifest` into `writer`: opens its info,
-/// runs the reader pipeline, then checks the whole plaintext's BLAKE3.
+/// runs the reader pipeline, then checks a public object's whole plaintext
+/// against its BLAKE3.
 fn read_object<S: ChunkStore + ?Sized, W: Write>(
     store: &S,
     object: &ContentId,
@@ -749,20 +752,27 @@ fn read_object<S: ChunkStore + ?Sized, W: Write>(
 ) -> Result<GetReceipt, StoreError> {
     let info = open_object_info(object, &manifest, key)?;
     let cipher = key.filter(|_| !manifest.is_public()).map(ObjectKey::cipher);
-    let mut hasher = blake3::Hasher::new();
+    // A sealed object's chunks are each authenticated when opened (GCM under
+    // the object's key, at their own index, their sizes the manifest's), so
+    // a whole-plaintext hash would check nothing more and cost a pass over
+    // every byte. A public object's chunks are checked by CID alone, by
+    // whichever store read them: the whole plaintext is checked here too.
+    let mut hasher = cipher.is_none().then(blake3::Hasher::new);
     let written = read_chunks(
         store,
         object,
         &manifest,
         0..manifest.chunks.len(),
         cipher.as_ref(),
-        &mut hasher,
+        hasher.as_mut(),
         &mut writer,
     )?;
     writer
         .flush()
         .map_err(|source| StoreError::Write { source })?;
-    if Hash32::from(hasher.finalize()) != info.plaintext_hash {
+    if let Some(hasher) = hasher
+        && Hash32::from(hasher.finalize()) != info.plaintext_hash
+    {
         return Err(StoreError::PlaintextMismatch { cid: *object });
     }
     debug_assert_eq!(written, manifest.total_bytes);

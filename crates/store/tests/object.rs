@@ -703,3 +703,70 @@ fn a_range_of_an_erasure_coded_object_is_rebuilt_past_a_lost_chunk() {
     .unwrap();
     assert!(out == data[range.start as usize..range.end as usize]);
 }
+
+/// A store whose sealed reads come unhashed and, for one chunk, altered: a
+/// link that skips the CID check and lies.
+struct LyingSealedStore {
+    inner: MemChunkStore,
+    victim: ContentId,
+}
+
+impl ChunkStore for LyingSealedStore {
+    fn put_many(&self, chunks: &[peercloud_store::VerifiedChunk<'_>]) -> Result<(), StoreError> {
+        self.inner.put_many(chunks)
+    }
+    fn get_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.inner.get_into(cid, buf)
+    }
+    fn get_sealed_into(&self, cid: &ContentId, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.inner.get_into(cid, buf)?;
+        if *cid == self.victim {
+            buf[7] ^= 0x40;
+        }
+        Ok(())
+    }
+    fn has(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        self.inner.has(cid)
+    }
+}
+
+#[test]
+fn a_sealed_chunk_read_without_its_cid_check_is_still_authenticated() {
+    let owner = Keypair::from_seed(&[5; 32]);
+    let data = content(9 * SMALL_CHUNK_BYTES as usize + 3, 6);
+    let store = LyingSealedStore {
+        inner: MemChunkStore::new(),
+        victim: ContentId::of(b"none yet"),
+    };
+    let receipt = put_object(&store, data.as_slice(), &owner.public(), &small()).unwrap();
+    assert_eq!(
+        get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(),
+        data
+    );
+    let victim = receipt.manifest.chunks[4];
+    let store = LyingSealedStore { victim, ..store };
+    let mut partial = Vec::new();
+    let err = get_object(
+        &store,
+        &receipt.manifest_cid,
+        &owner.x25519_secret(),
+        &mut partial,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Seal { index: 4, chunk, .. } if chunk == victim),
+        "{err}"
+    );
+    assert_eq!(partial[..], data[..4 * SMALL_CHUNK_BYTES as usize]);
+    // A range over the altered chunk fails the same way.
+    let start = 4 * u64::from(SMALL_CHUNK_BYTES) + 10;
+    let err = get_object_range(
+        &store,
+        &receipt.manifest_cid,
+        Some(&owner.x25519_secret()),
+        start..start + 100,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Seal { index: 4, .. }), "{err}");
+}

@@ -26,7 +26,7 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
     manifest: &Manifest,
     wanted: Range<usize>,
     cipher: Option<&ChunkCipher>,
-    hasher: &mut blake3::Hasher,
+    hasher: Option<&mut blake3::Hasher>,
     writer: &mut W,
 ) -> Result<u64, StoreError> {
     thread::scope(|scope| {
@@ -42,17 +42,18 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
         // An erasure-coded object's reads go on past a failed chunk: the
         // opener recovers it from its group.
         let past_failures = manifest.group_count() > 0;
+        // A sealed chunk is authenticated by its seal when it is opened, so
+        // the store may hand it over without hashing it again.
+        let sealed = cipher.is_some();
         for reader in 0..readers {
             let (chunk_tx, chunk_rx) = sync_channel::<Result<Vec<u8>, StoreError>>(depth);
             let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(depth + 2);
             chunk_rxs.push(chunk_rx);
             spare_txs.push(spare_tx);
             let mine = chunks.iter().skip(reader).step_by(readers);
-            read_ahead.push(
-                scope.spawn(move || {
-                    read_ahead_chunks(store, mine, chunk_tx, spare_rx, past_failures)
-                }),
-            );
+            read_ahead.push(scope.spawn(move || {
+                read_ahead_chunks(store, mine, chunk_tx, spare_rx, past_failures, sealed)
+            }));
         }
         let queues = Queues {
             chunks: &chunk_rxs,
@@ -73,17 +74,24 @@ pub(super) fn read_chunks<S: ChunkStore + ?Sized, W: Write>(
 
 /// A read-ahead thread: fetches `cids` (reusing buffers from `spare_rx`) onto
 /// `chunk_tx`, until the first failure (unless `past_failures`) or until the
-/// caller stops taking them.
+/// caller stops taking them; `sealed` chunks with
+/// [`ChunkStore::get_sealed_into`].
 fn read_ahead_chunks<'a, S: ChunkStore + ?Sized>(
     store: &S,
     cids: impl Iterator<Item = &'a ContentId>,
     chunk_tx: SyncSender<Result<Vec<u8>, StoreError>>,
     spare_rx: Receiver<Vec<u8>>,
     past_failures: bool,
+    sealed: bool,
 ) {
     for cid in cids {
         let mut buf = spare_rx.try_recv().unwrap_or_default();
-        let result = store.get_into(cid, &mut buf).map(|()| buf);
+        let read = if sealed {
+            store.get_sealed_into(cid, &mut buf)
+        } else {
+            store.get_into(cid, &mut buf)
+        };
+        let result = read.map(|()| buf);
         let failed = result.is_err();
         if chunk_tx.send(result).is_err() || (failed && !past_failures) {
             break;
@@ -109,7 +117,7 @@ fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
     wanted: Range<usize>,
     cipher: Option<&ChunkCipher>,
     queues: &Queues<'_>,
-    hasher: &mut blake3::Hasher,
+    mut hasher: Option<&mut blake3::Hasher>,
     writer: &mut W,
 ) -> Result<u64, StoreError> {
     let readers = queues.chunks.len();
@@ -158,7 +166,9 @@ fn open_chunks<S: ChunkStore + ?Sized, W: Write>(
                 found_bytes: found,
             });
         }
-        hasher.update(&buf);
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&buf);
+        }
         writer
             .write_all(&buf)
             .map_err(|source| StoreError::Write { source })?;
