@@ -770,3 +770,45 @@ fn a_sealed_chunk_read_without_its_cid_check_is_still_authenticated() {
     .unwrap_err();
     assert!(matches!(err, StoreError::Seal { index: 4, .. }), "{err}");
 }
+
+#[test]
+fn a_one_chunk_object_is_stored_with_its_manifest_in_one_call() {
+    let owner = Keypair::from_seed(&[8; 32]);
+    for len in [1, 4096, SMALL_CHUNK_BYTES as usize] {
+        let store = FillingStore {
+            inner: MemChunkStore::new(),
+            calls: 0.into(),
+            fail_at: usize::MAX,
+            readers: 1,
+        };
+        let data = content(len, 2);
+        let receipt = put_object(&store, data.as_slice(), &owner.public(), &small()).unwrap();
+        assert_eq!(receipt.manifest.chunks.len(), 1, "{len} bytes");
+        assert_eq!(store.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            get_bytes(&store, &receipt.manifest_cid, &owner).unwrap(),
+            data
+        );
+        // When that call fails, the put fails and leaves nothing behind.
+        let failing = FillingStore {
+            inner: MemChunkStore::new(),
+            calls: 0.into(),
+            fail_at: 0,
+            readers: 1,
+        };
+        let err = put_object(&failing, data.as_slice(), &owner.public(), &small()).unwrap_err();
+        assert!(err.to_string().contains("/full/disk"), "{err}");
+        assert!(failing.inner.list(None, 10).unwrap().is_empty());
+    }
+    // One byte more is two chunks: the pipeline, then the manifest alone.
+    let store = FillingStore {
+        inner: MemChunkStore::new(),
+        calls: 0.into(),
+        fail_at: usize::MAX,
+        readers: 1,
+    };
+    let data = content(SMALL_CHUNK_BYTES as usize + 1, 3);
+    let receipt = put_object(&store, data.as_slice(), &owner.public(), &small()).unwrap();
+    assert_eq!(receipt.manifest.chunks.len(), 2);
+    assert_eq!(store.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
