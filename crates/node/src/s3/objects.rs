@@ -160,6 +160,19 @@ pub(super) fn flow_error(e: BucketError, key: &str) -> S3Error {
         BucketError::NotFound { .. } => s3_error!(NoSuchKey, "no object {key:?}"),
         BucketError::ReadOnly { .. } => s3_error!(AccessDenied, "{e}"),
         BucketError::Key(_) => s3_error!(InvalidArgument, "{e}"),
+        BucketError::NotOwner { .. } => s3_error!(AccessDenied, "{e}"),
+        BucketError::Store(peercloud_store::StoreError::ObjectTooLarge { .. }) => {
+            s3_error!(EntityTooLarge, "{e}")
+        }
+        // The node refused the request itself (a 4xx): the client's to fix.
+        BucketError::Client(peercloud_client::ClientError::Api { status: 403, .. }) => {
+            s3_error!(AccessDenied, "{e}")
+        }
+        BucketError::Client(peercloud_client::ClientError::Api { status, .. })
+            if (400..500).contains(status) =>
+        {
+            s3_error!(InvalidRequest, "{e}")
+        }
         _ => {
             let text = e.to_string();
             if text.contains(BAD_DIGEST) {
@@ -367,6 +380,34 @@ impl Stream for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_the_client_can_act_on_are_not_internal_errors() {
+        let api = |status| {
+            BucketError::Client(peercloud_client::ClientError::Api {
+                status,
+                code: peercloud_api::ErrorCode::BadRequest,
+                message: "refused".into(),
+            })
+        };
+        let code = |e| flow_error(e, "k").code().clone();
+        assert_eq!(code(api(400)), s3s::S3ErrorCode::InvalidRequest);
+        assert_eq!(code(api(403)), s3s::S3ErrorCode::AccessDenied);
+        assert_eq!(code(api(503)), s3s::S3ErrorCode::InternalError);
+        let too_large = BucketError::Store(peercloud_store::StoreError::ObjectTooLarge {
+            chunk_bytes: 1 << 20,
+            chunks_max: 10,
+        });
+        assert_eq!(code(too_large), s3s::S3ErrorCode::EntityTooLarge);
+        let wallet = peercloud_types::Keypair::from_seed(&[1; 32]).account_id();
+        let owner = peercloud_types::Keypair::from_seed(&[2; 32]).account_id();
+        let not_owner = BucketError::NotOwner {
+            bucket: peercloud_ledger::BucketId::derive(&owner, 3),
+            owner,
+            wallet,
+        };
+        assert_eq!(code(not_owner), s3s::S3ErrorCode::AccessDenied);
+    }
 
     #[test]
     fn a_body_that_is_not_what_it_announced_fails_at_its_end() {
