@@ -57,6 +57,17 @@ fn get_bytes<S: ChunkStore>(
     Ok(out)
 }
 
+/// A get that must fail: its error and what it wrote before failing.
+fn get_failing<S: ChunkStore>(
+    store: &S,
+    cid: &ContentId,
+    owner: &Keypair,
+) -> (StoreError, Vec<u8>) {
+    let mut partial = Vec::new();
+    let err = get_object(store, cid, &owner.x25519_secret(), &mut partial).unwrap_err();
+    (err, partial)
+}
+
 #[test]
 fn round_trips_at_the_chunk_boundaries_on_disk() {
     let (_dir, store) = fs_store();
@@ -598,14 +609,7 @@ fn parallel_readers_keep_the_chunk_order_and_fail_on_a_bad_chunk() {
         // A missing chunk in the middle is an error, never a short or shuffled object.
         let victim = receipt.manifest.chunks[11];
         store.inner.delete(&victim).unwrap();
-        let mut partial = Vec::new();
-        let err = get_object(
-            &store,
-            &receipt.manifest_cid,
-            &owner.x25519_secret(),
-            &mut partial,
-        )
-        .unwrap_err();
+        let (err, partial) = get_failing(&store, &receipt.manifest_cid, &owner);
         assert!(
             matches!(err, StoreError::NotFound { cid } if cid == victim),
             "{err}"
@@ -745,14 +749,7 @@ fn a_sealed_chunk_read_without_its_cid_check_is_still_authenticated() {
     );
     let victim = receipt.manifest.chunks[4];
     let store = LyingSealedStore { victim, ..store };
-    let mut partial = Vec::new();
-    let err = get_object(
-        &store,
-        &receipt.manifest_cid,
-        &owner.x25519_secret(),
-        &mut partial,
-    )
-    .unwrap_err();
+    let (err, partial) = get_failing(&store, &receipt.manifest_cid, &owner);
     assert!(
         matches!(err, StoreError::Seal { index: 4, chunk, .. } if chunk == victim),
         "{err}"
