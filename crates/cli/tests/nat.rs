@@ -390,24 +390,25 @@ fn a_node_behind_nat_is_reached_through_relays_stores_and_serves_and_moves_when_
         for i in [1, 2] {
             devnet.nodes[i].kill();
         }
-        let web = std::fs::read_to_string(node_dir(&dir, 0).join("web.addr"))
-            .expect("the validator's web.addr");
         let hex = bucket.trim_start_matches("bucket:");
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("an HTTP client");
-        let page = http
-            .get(format!("{}/{hex}/", web.trim()))
-            .send()
-            .expect("the validator answers");
-        assert_eq!(page.status(), 200);
+        // `path` of the site through node `i`'s web gateway: answered 200.
+        let site_get = |i: usize, path: &str| {
+            let web = std::fs::read_to_string(node_dir(&dir, i).join("web.addr"))
+                .unwrap_or_else(|e| panic!("node {i}'s web.addr: {e}"));
+            let answer = http
+                .get(format!("{}/{hex}/{path}", web.trim()))
+                .send()
+                .unwrap_or_else(|e| panic!("node {i} answers {path:?}: {e}"));
+            assert_eq!(answer.status(), 200, "node {i}, {path:?}");
+            answer
+        };
+        let page = site_get(0, "");
         assert_eq!(page.text().expect("the page"), "<h1>from home</h1>");
-        let fetched = http
-            .get(format!("{}/{hex}/big.bin", web.trim()))
-            .send()
-            .expect("the validator answers");
-        assert_eq!(fetched.status(), 200);
+        let fetched = site_get(0, "big.bin");
         assert!(fetched.bytes().expect("the file").as_ref() == big.as_slice());
         println!("checked: with its other holders dead, the site is served from the home node");
 
@@ -442,13 +443,7 @@ fn a_node_behind_nat_is_reached_through_relays_stores_and_serves_and_moves_when_
         std::fs::remove_file(node_dir(&dir, 1).join(peercloud_node::daemon::LISTEN_FILE))
             .expect("provider 1's p2p.listen");
         devnet.restart(1, &options).expect("provider 1 restarts");
-        let web = std::fs::read_to_string(node_dir(&dir, 1).join("web.addr"))
-            .expect("provider 1's web.addr");
-        let page = http
-            .get(format!("{}/{hex}/", web.trim()))
-            .send()
-            .expect("provider 1 answers");
-        assert_eq!(page.status(), 200);
+        site_get(1, "");
         let punched = |v: &StatusView| v.nat.hole_punches > 0;
         let deadline = Instant::now() + NAT_WAIT;
         let (mut home_view, mut back_view) = (status(&dir, HOME, home_ns), status(&dir, 1, None));
