@@ -19,14 +19,13 @@ use crate::params::{GENESIS_ALLOCATIONS_MAX, REPUTATION_START};
 use crate::records::NodeRecord;
 use crate::state::State;
 use crate::tx::{Tx, TxKind, verify_registration_proof};
-use crate::{audits, buckets, clusters};
+use crate::{audits, buckets, clusters, leases};
 
 // The type lives in `context.rs`; re-exported so `apply::BlockContext` keeps working.
 pub use crate::context::BlockContext;
 
-/// Longest node location string: enough for "region/city/datacentre" text,
-/// small enough that node records stay small.
-pub const LOCATION_BYTES_MAX: usize = 128;
+// The bound lives with the other constants; kept here by its old path.
+pub use crate::params::LOCATION_BYTES_MAX;
 
 /// Applies `tx` to `state`: checks its signature, nonce and fee, runs it, and
 /// returns what it did. On error the state is exactly as before.
@@ -235,6 +234,37 @@ fn execute(
             };
             audits::report(state, &signer, &report, ctx, events)
         }
+        TxKind::OpenLease {
+            request,
+            offers,
+            deposit,
+        } => {
+            let open = leases::Open {
+                request,
+                offers,
+                deposit: *deposit,
+            };
+            leases::open(state, &signer, body.nonce, open, ctx, events)
+        }
+        TxKind::ActivateLease { lease } => leases::activate(state, &signer, lease, ctx, events),
+        TxKind::CancelLease { lease } => leases::cancel(state, &signer, lease, ctx, events),
+        TxKind::ExtendLease { lease, amount } => {
+            leases::extend(state, &signer, lease, *amount, ctx, events)
+        }
+        TxKind::BillLease {
+            lease,
+            periods,
+            probes,
+        } => {
+            let bill = leases::Bill {
+                lease: *lease,
+                periods: *periods,
+                probes,
+            };
+            leases::bill(state, &signer, bill, ctx, events)
+        }
+        TxKind::CloseLease { lease } => leases::close(state, &signer, lease, ctx, events),
+        TxKind::SettleLease { lease } => leases::settle(state, lease, ctx, events),
     }
 }
 

@@ -42,7 +42,8 @@ const META_FORMAT: &str = "format";
 /// optional (blocks hold transactions in their new encoding). 5: cluster
 /// records are version 2 (they keep the failed-audit tally, which the state
 /// root hashes), so a version-4 chain's cluster entries no longer decode.
-const FORMAT_VERSION: u8 = 6;
+/// 7: the state root covers the leases table.
+const FORMAT_VERSION: u8 = 7;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

@@ -4,6 +4,7 @@
 
 use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, PublicKey};
 
+use crate::lease_error::LeaseError;
 use crate::records::JobState;
 use crate::storage_error::StorageError;
 
@@ -370,4 +371,7 @@ pub enum TxError {
     /// A cluster, bucket or billing transaction refused (see [`StorageError`]).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A lease transaction refused (see [`LeaseError`]).
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }

@@ -4,7 +4,7 @@
 //! a job, a requester that its job settled) and to the dashboard. Events are
 //! derived from the state change; they are not part of the state root.
 
-use peercloud_types::{AccountId, Amount, ContentId, Hash32, JobId, NodeId};
+use peercloud_types::{AccountId, Amount, ContentId, Hash32, JobId, LeaseId, NodeId, SpaceKind};
 use serde::{Deserialize, Serialize};
 
 use crate::billing::PaidFor;
@@ -161,6 +161,9 @@ pub enum Event {
     },
     /// A cluster, bucket or billing event (see [`StorageEvent`]).
     Storage(StorageEvent),
+    /// A lease event (see [`LeaseEvent`]). (Appended last: the variants
+    /// before it keep their encoding.)
+    Lease(LeaseEvent),
 }
 
 /// What a cluster, bucket, billing or audit transaction did.
@@ -320,5 +323,109 @@ pub enum StorageEvent {
         slashed: Amount,
         /// Stake given back to its owner.
         returned: Amount,
+    },
+}
+
+/// What a lease transaction did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseEvent {
+    /// A lease was awarded and its deposit locked; the node builds the space.
+    Opened {
+        /// The lease.
+        lease: LeaseId,
+        /// The renter.
+        user: AccountId,
+        /// The node that won the auction.
+        node: NodeId,
+        /// The kind of space.
+        kind: SpaceKind,
+        /// The clearing price per period.
+        price_per_period: Amount,
+        /// Bids the auction weighed.
+        bids: usize,
+        /// Locked.
+        deposit: Amount,
+        /// The user must verify access and activate by then.
+        activate_by_ms: u64,
+    },
+    /// The user verified access: periods count from `since_ms`.
+    Activated {
+        /// The lease.
+        lease: LeaseId,
+        /// Start of period 0.
+        since_ms: u64,
+        /// When the deposit runs out (or the fixed length ends).
+        end_ms: u64,
+    },
+    /// More deposit; the lease runs longer.
+    Deposited {
+        /// The lease.
+        lease: LeaseId,
+        /// Who paid it in.
+        from: AccountId,
+        /// How much.
+        amount: Amount,
+        /// The new end (`None` before activation).
+        end_ms: Option<u64>,
+    },
+    /// Periods billed: those proven up paid to the node's owner, the rest
+    /// credited back to the user.
+    Billed {
+        /// The lease.
+        lease: LeaseId,
+        /// Its node.
+        node: NodeId,
+        /// The first period billed.
+        first_period: u64,
+        /// Periods billed.
+        periods: u64,
+        /// Paid to the node's owner.
+        paid: Amount,
+        /// The node's owner.
+        to: AccountId,
+        /// Periods nobody proved up.
+        down: u64,
+        /// Credited back to the user for them.
+        credited: Amount,
+    },
+    /// Fewer than `LOW_DEPOSIT_PERIODS` periods are left.
+    Low {
+        /// The lease.
+        lease: LeaseId,
+        /// Its user (who should top it up).
+        user: AccountId,
+        /// When it ends.
+        end_ms: u64,
+    },
+    /// Closed early by a party; the unused part went back at once.
+    Closed {
+        /// The lease.
+        lease: LeaseId,
+        /// Who closed it.
+        by: AccountId,
+        /// Its end (the close's block time).
+        end_ms: u64,
+        /// Refunded to the user now.
+        refund: Amount,
+        /// Still held for periods the node has not billed yet.
+        owed: Amount,
+    },
+    /// The bill window after the end passed: the rest went back.
+    Settled {
+        /// The lease.
+        lease: LeaseId,
+        /// Refunded to the user.
+        refund: Amount,
+        /// Periods never billed, counted as down time.
+        down: u64,
+    },
+    /// Never activated: the whole deposit went back.
+    Cancelled {
+        /// The lease.
+        lease: LeaseId,
+        /// Who cancelled it.
+        by: AccountId,
+        /// Refunded to the user.
+        refund: Amount,
     },
 }

@@ -1,14 +1,16 @@
 //! The ledger's invariants, checked after every applied transaction in
 //! debug builds and by tests: supply conserved (balances, stakes, job
-//! escrow, cluster member stakes and bucket deposits add up to what genesis
-//! minted), escrow and deposits never over-released, closed jobs and
-//! buckets hold nothing, counters agree with the records they count, audit
+//! escrow, cluster member stakes, bucket deposits and lease escrow add up
+//! to what genesis minted), escrow and deposits never over-released, closed
+//! jobs, buckets and leases hold nothing, every billed lease period paid or
+//! credited once, counters agree with the records they count, audit
 //! tallies hold only active members short of a judgement.
 
 use std::collections::BTreeMap;
 
-use peercloud_types::{AccountId, Amount, JobId, NodeId};
+use peercloud_types::{AccountId, Amount, JobId, LeaseId, NodeId};
 
+use crate::lease_records::LeaseRecord;
 use crate::params::AUDIT_REPORTS_TO_SLASH;
 use crate::records::JobRecord;
 use crate::state::State;
@@ -127,6 +129,26 @@ pub enum InvariantError {
         /// What the buckets hold.
         counted: u32,
     },
+    /// A lease paid and refunded more than was deposited into it.
+    #[error("{lease} paid {paid:?} and refunded {refunded:?} of {deposited:?} deposited")]
+    LeaseOverReleased {
+        /// The lease.
+        lease: LeaseId,
+        /// Deposited, ever.
+        deposited: Amount,
+        /// Paid to the node.
+        paid: Amount,
+        /// Refunded to the user.
+        refunded: Amount,
+    },
+    /// A lease's record disagrees with itself.
+    #[error("{lease}: {reason}")]
+    Lease {
+        /// The lease.
+        lease: LeaseId,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 /// The ledger's invariant checks.
@@ -162,6 +184,11 @@ impl State {
             held = held
                 .checked_add(deposit)
                 .ok_or(overflow("bucket deposits"))?;
+        }
+        for (lease, record) in self.leases.iter() {
+            held = held
+                .checked_add(lease_held(lease, record)?)
+                .ok_or(overflow("lease escrow"))?;
         }
         Ok(held)
     }
@@ -216,6 +243,9 @@ impl State {
             }
         }
         self.check_storage()?;
+        for (lease, record) in self.leases.iter() {
+            check_lease(lease, record)?;
+        }
         for (node, record) in self.nodes.iter() {
             if record.reputation > peercloud_types::job::REPUTATION_MAX {
                 return Err(InvariantError::Reputation {
@@ -299,6 +329,43 @@ fn check_audit_tally(cluster: &ClusterId, record: &ClusterRecord) -> Result<(), 
                 reason,
             });
         }
+    }
+    Ok(())
+}
+
+/// What `lease` still holds, or the invariant it breaks.
+fn lease_held(lease: &LeaseId, record: &LeaseRecord) -> Result<Amount, InvariantError> {
+    record.held().ok_or(InvariantError::LeaseOverReleased {
+        lease: *lease,
+        deposited: record.deposited,
+        paid: record.paid,
+        refunded: record.refunded,
+    })
+}
+
+/// A final lease holds nothing; each billed period was paid or credited
+/// once; billing never runs past the lease's periods.
+fn check_lease(lease: &LeaseId, record: &LeaseRecord) -> Result<(), InvariantError> {
+    let fail = |reason| InvariantError::Lease {
+        lease: *lease,
+        reason,
+    };
+    let held = lease_held(lease, record)?;
+    if record.status.is_final() && !held.is_zero() {
+        return Err(fail("is over but still holds tokens"));
+    }
+    if record.periods_up.checked_add(record.periods_down) != Some(record.next_period) {
+        return Err(fail(
+            "its periods up and down do not add up to the periods billed",
+        ));
+    }
+    if let Some(total) = record.periods_total()
+        && record.next_period > total
+    {
+        return Err(fail("is billed past its end"));
+    }
+    if record.since_ms().is_some() && held < record.unbilled_cost().unwrap_or(Amount::ZERO) {
+        return Err(fail("holds less than its unbilled periods cost"));
     }
     Ok(())
 }

@@ -24,8 +24,8 @@
 //!   db       ─► block, params, records, state
 //!   genesis  ─► block, context, params, state, tx        (GenesisConfig, block 0)
 //!   block    ─► apply, context, error, event, params, state, tx
-//!   apply    ─► audits, buckets, clusters, jobs, funds, context, error, event,
-//!               params, records, state, tx
+//!   apply    ─► audits, buckets, clusters, jobs, leases, funds, context, error,
+//!               event, params, records, state, tx
 //!   audits   ─► clusters, funds, context, error, event, params, state,
 //!               storage_error, storage_records          (failed audits, judgement)
 //!   buckets  ─► billing, clusters, funds, context, error, event, params, state,
@@ -33,12 +33,15 @@
 //!   clusters ─► funds, context, error, event, params, state, storage_error,
 //!               storage_records
 //!   jobs     ─► funds, context, error, event, params, records, state
+//!   leases   ─► funds, context, error, event, lease_error, lease_records,
+//!               params, state                          (the lease life, billing)
 //!   funds    ─► error, params, records, state            (debit, credit, slash_share)
 //!   context  ─► state                                    (BlockContext)
-//!   invariants ─► params, records, state, storage_records (check_invariants)
-//!   state    ─► params, records, root, storage_records, table
-//!   error    ─► records, storage_error
+//!   invariants ─► lease_records, params, records, state, storage_records
+//!   state    ─► lease_records, params, records, root, storage_records, table
+//!   error    ─► lease_error, records, storage_error
 //!   event    ─► records, storage_records
+//!   lease_records ─► table                               (LeaseRecord, period arithmetic)
 //!   tx       ─► storage_records
 //!   storage_error ─► storage_records
 //!   storage_records ─► table                             (ClusterId, BucketId)
@@ -64,6 +67,9 @@ mod funds;
 pub mod genesis;
 mod invariants;
 mod jobs;
+pub mod lease_error;
+pub mod lease_records;
+mod leases;
 pub mod object_entry;
 pub mod params;
 pub mod records;
@@ -84,9 +90,12 @@ pub use context::BlockContext;
 pub use db::{DbError, LedgerDb, StoredTip};
 pub use error::TxError;
 pub use event::Event;
-pub use event::StorageEvent;
+pub use event::{LeaseEvent, StorageEvent};
 pub use genesis::GenesisConfig;
 pub use invariants::InvariantError;
+pub use lease_error::LeaseError;
+pub use lease_records::{LeaseRecord, LeaseStatus};
+pub use leases::settles_at_ms as lease_settles_at_ms;
 pub use object_entry::{InlineIndex, InlineObject, ObjectEntry, ObjectRef};
 pub use params::{Params, ParamsError};
 pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};

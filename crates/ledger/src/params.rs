@@ -84,6 +84,39 @@ pub const PROPOSAL_TTL_MS: u64 = 7 * DAY_MS;
 /// A bucket whose deposit covers fewer than this many periods at its last
 /// charge raises `BucketLow`.
 pub const LOW_DEPOSIT_PERIODS: u128 = 3;
+/// Longest node location string: enough for "region/city/datacentre" text,
+/// small enough that node records stay small.
+pub const LOCATION_BYTES_MAX: usize = 128;
+/// Shortest lease billing period, ms (a devnet bills every few seconds).
+pub const LEASE_PERIOD_MS_MIN: u64 = 1_000;
+/// Longest lease billing period, ms.
+pub const LEASE_PERIOD_MS_MAX: u64 = 31 * DAY_MS;
+/// Most periods a fixed-length lease may buy.
+pub const LEASE_PERIODS_MAX: u64 = 1_000_000;
+/// Highest reserve per period: keeps `price * periods` exact in a u128.
+pub const LEASE_PRICE_MAX: Amount = Amount::from_base_units(1_000_000_000_000_000_000);
+/// Most offers an award may carry (the auction's bids).
+pub const LEASE_OFFERS_MAX: usize = 64;
+/// Most location prefixes and farmers a request's filters may list.
+pub const LEASE_FILTERS_MAX: usize = 64;
+/// Bounds of the time a user has to verify access and activate, ms.
+pub const LEASE_ACTIVATE_MS_MIN: u64 = 1_000;
+/// See [`LEASE_ACTIVATE_MS_MIN`].
+pub const LEASE_ACTIVATE_MS_MAX: u64 = DAY_MS;
+/// Most periods one bill may cover.
+pub const LEASE_BILL_PERIODS_MAX: u64 = 1_024;
+/// Probes, from nodes of distinct owners (none the leasing node's), that
+/// must have seen a space up for its period to be paid.
+pub const LEASE_PROBE_QUORUM: usize = 2;
+/// After a lease ends its node may still bill for this many periods' time
+/// (at least [`LEASE_BILL_WINDOW_MS_MIN`]); then anyone may settle it.
+pub const LEASE_BILL_WINDOW_PERIODS: u64 = 3;
+/// See [`LEASE_BILL_WINDOW_PERIODS`].
+pub const LEASE_BILL_WINDOW_MS_MIN: u64 = 30_000;
+/// Reputation lost per lease period nobody proved up.
+pub const REPUTATION_PENALTY_LEASE_DOWN: u32 = 50;
+/// Most reputation one bill or settlement takes for down periods.
+pub const REPUTATION_PENALTY_LEASE_DOWN_MAX: u32 = 500;
 /// Bytes in a GiB, the unit of storage and bandwidth prices.
 pub const GIB: u128 = 1 << 30;
 /// A day, ms.

@@ -1,5 +1,5 @@
-//! The ledger's state: six journaled tables (meta, accounts, nodes, jobs,
-//! clusters, buckets),
+//! The ledger's state: seven journaled tables (meta, accounts, nodes, jobs,
+//! clusters, buckets, leases),
 //! their incrementally kept LtHash accumulators, the chain tip, and the
 //! invariants that must hold after every transaction.
 //!
@@ -11,10 +11,12 @@
 use std::collections::BTreeMap;
 
 use peercloud_types::{
-    AccountId, Amount, DecodeError, Hash32, JobId, NodeId, PublicKey, Versioned, decode, encode,
+    AccountId, Amount, DecodeError, Hash32, JobId, LeaseId, NodeId, PublicKey, Versioned, decode,
+    encode,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::lease_records::LeaseRecord;
 use crate::params::{Params, ParamsError};
 use crate::records::{Account, JobRecord, Meta, NodeRecord};
 use crate::root::{LtHash, state_root};
@@ -33,6 +35,8 @@ pub(crate) const TAG_JOBS: u8 = 3;
 pub(crate) const TAG_CLUSTERS: u8 = 4;
 /// Tag of the buckets table.
 pub(crate) const TAG_BUCKETS: u8 = 5;
+/// Tag of the leases table.
+pub(crate) const TAG_LEASES: u8 = 6;
 
 /// The one key of the meta table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,6 +105,7 @@ pub(crate) struct Accumulators {
     jobs: LtHash,
     clusters: LtHash,
     buckets: LtHash,
+    leases: LtHash,
 }
 
 /// A stored state entry that cannot be read back.
@@ -152,6 +157,7 @@ struct RootPending {
     jobs: BTreeMap<JobId, Option<JobRecord>>,
     clusters: BTreeMap<ClusterId, Option<ClusterRecord>>,
     buckets: BTreeMap<BucketId, Option<BucketRecord>>,
+    leases: BTreeMap<LeaseId, Option<LeaseRecord>>,
 }
 
 /// The ledger's state. Changed only by [`crate::apply()`] and the block functions.
@@ -165,6 +171,7 @@ pub struct State {
     pub(crate) jobs: Table<JobId, JobRecord>,
     pub(crate) clusters: Table<ClusterId, ClusterRecord>,
     pub(crate) buckets: Table<BucketId, BucketRecord>,
+    pub(crate) leases: Table<LeaseId, LeaseRecord>,
     accumulators: Accumulators,
     tip: Option<Tip>,
 }
@@ -182,6 +189,7 @@ impl State {
             jobs: Table::new(),
             clusters: Table::new(),
             buckets: Table::new(),
+            leases: Table::new(),
             accumulators: Accumulators::default(),
             tip: None,
         })
@@ -286,6 +294,16 @@ impl State {
         self.buckets.iter()
     }
 
+    /// A lease's record.
+    pub fn lease(&self, id: &LeaseId) -> Option<&LeaseRecord> {
+        self.leases.get(id)
+    }
+
+    /// All leases in id order.
+    pub fn leases(&self) -> impl Iterator<Item = (&LeaseId, &LeaseRecord)> {
+        self.leases.iter()
+    }
+
     /// Whether genesis has been applied.
     pub fn genesis_done(&self) -> bool {
         self.meta_record().genesis_done
@@ -312,6 +330,7 @@ impl State {
         self.jobs.begin();
         self.clusters.begin();
         self.buckets.begin();
+        self.leases.begin();
     }
 
     /// Undoes every change since the innermost savepoint.
@@ -322,6 +341,7 @@ impl State {
         self.jobs.rollback();
         self.clusters.rollback();
         self.buckets.rollback();
+        self.leases.rollback();
     }
 
     /// Marks this state so that what follows (typically one block) can be
@@ -340,6 +360,7 @@ impl State {
                 jobs: self.jobs.root_pending().clone(),
                 clusters: self.clusters.root_pending().clone(),
                 buckets: self.buckets.root_pending().clone(),
+                leases: self.leases.root_pending().clone(),
             },
         }
     }
@@ -364,6 +385,7 @@ impl State {
         self.jobs.set_root_pending(pending.jobs);
         self.clusters.set_root_pending(pending.clusters);
         self.buckets.set_root_pending(pending.buckets);
+        self.leases.set_root_pending(pending.leases);
     }
 
     /// Keeps the changes since the innermost savepoint.
@@ -374,6 +396,7 @@ impl State {
         self.jobs.commit();
         self.clusters.commit();
         self.buckets.commit();
+        self.leases.commit();
     }
 
     /// The state root now: the folded accumulators plus the entries changed
@@ -392,6 +415,7 @@ impl State {
         scratch(&mut acc.jobs, TAG_JOBS, &self.jobs);
         scratch(&mut acc.clusters, TAG_CLUSTERS, &self.clusters);
         scratch(&mut acc.buckets, TAG_BUCKETS, &self.buckets);
+        scratch(&mut acc.leases, TAG_LEASES, &self.leases);
         self.root_of(&acc)
     }
 
@@ -404,6 +428,7 @@ impl State {
         fold(&mut acc.jobs, TAG_JOBS, &self.jobs);
         fold(&mut acc.clusters, TAG_CLUSTERS, &self.clusters);
         fold(&mut acc.buckets, TAG_BUCKETS, &self.buckets);
+        fold(&mut acc.leases, TAG_LEASES, &self.leases);
         acc
     }
 
@@ -417,6 +442,7 @@ impl State {
         self.jobs.clear_root_pending();
         self.clusters.clear_root_pending();
         self.buckets.clear_root_pending();
+        self.leases.clear_root_pending();
     }
 
     pub(crate) fn root_of(&self, acc: &Accumulators) -> Hash32 {
@@ -429,6 +455,7 @@ impl State {
                 (TAG_JOBS, &acc.jobs),
                 (TAG_CLUSTERS, &acc.clusters),
                 (TAG_BUCKETS, &acc.buckets),
+                (TAG_LEASES, &acc.leases),
             ],
         )
     }
@@ -443,6 +470,7 @@ impl State {
         unpersisted(&mut out, TAG_JOBS, &self.jobs);
         unpersisted(&mut out, TAG_CLUSTERS, &self.clusters);
         unpersisted(&mut out, TAG_BUCKETS, &self.buckets);
+        unpersisted(&mut out, TAG_LEASES, &self.leases);
         out
     }
 
@@ -454,6 +482,7 @@ impl State {
         self.jobs.clear_unpersisted();
         self.clusters.clear_unpersisted();
         self.buckets.clear_unpersisted();
+        self.leases.clear_unpersisted();
     }
 
     /// Rebuilds a state from stored entries; the root is recomputed from them.
@@ -468,6 +497,7 @@ impl State {
         let mut jobs = BTreeMap::new();
         let mut clusters = BTreeMap::new();
         let mut buckets = BTreeMap::new();
+        let mut leases = BTreeMap::new();
         for (key, value) in entries {
             let Some((&tag, key)) = key.split_first() else {
                 return Err(EntryError::BadKey { tag: 0, len: 0 });
@@ -479,6 +509,7 @@ impl State {
                 TAG_JOBS => read_entry(&mut jobs, tag, key, &value)?,
                 TAG_CLUSTERS => read_entry(&mut clusters, tag, key, &value)?,
                 TAG_BUCKETS => read_entry(&mut buckets, tag, key, &value)?,
+                TAG_LEASES => read_entry(&mut leases, tag, key, &value)?,
                 tag => return Err(EntryError::UnknownTag { tag }),
             }
         }
@@ -489,6 +520,7 @@ impl State {
         state.jobs = Table::from_rows(jobs);
         state.clusters = Table::from_rows(clusters);
         state.buckets = Table::from_rows(buckets);
+        state.leases = Table::from_rows(leases);
         let mut acc = Accumulators::default();
         scratch(&mut acc.meta, TAG_META, &state.meta);
         scratch(&mut acc.accounts, TAG_ACCOUNTS, &state.accounts);
@@ -496,6 +528,7 @@ impl State {
         scratch(&mut acc.jobs, TAG_JOBS, &state.jobs);
         scratch(&mut acc.clusters, TAG_CLUSTERS, &state.clusters);
         scratch(&mut acc.buckets, TAG_BUCKETS, &state.buckets);
+        scratch(&mut acc.leases, TAG_LEASES, &state.leases);
         state.accumulators = acc;
         state.tip = tip;
         Ok(state)

@@ -6,8 +6,8 @@
 //! [`Tx`] is `Kind::Tx`, version 2 (the chain id came in 2).
 
 use peercloud_types::{
-    AccountId, Amount, ContentId, Hash32, JobId, Keypair, Kind, NodeId, Offer, PriceSheet,
-    Resources, Signed, Versioned,
+    AccountId, Amount, ContentId, Hash32, JobId, Keypair, Kind, LeaseId, LeaseOffer, LeaseProbe,
+    LeaseRequest, NodeId, Offer, PriceSheet, Resources, Signed, Versioned,
 };
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +252,60 @@ pub enum TxKind {
         /// The piece it was challenged for.
         cid: ContentId,
     },
+    /// Awards a lease: the request, every bid taken (the lowest wins at the
+    /// first losing bid's price) and the deposit locked from the signer,
+    /// who must be the request's user. Its id is `LeaseId::derive(signer, nonce)`.
+    OpenLease {
+        /// The user's request, whole.
+        request: LeaseRequest,
+        /// The nodes' sealed bids.
+        offers: Vec<Signed<LeaseOffer>>,
+        /// Locked: every period of a fixed lease, at least one of an open one.
+        deposit: Amount,
+    },
+    /// The user verified access to the space: billing starts. User only,
+    /// before the request's activation window closes.
+    ActivateLease {
+        /// The lease.
+        lease: LeaseId,
+    },
+    /// Ends a lease never activated and refunds it: its user or its node's
+    /// owner at any time, anyone once the activation window has closed.
+    CancelLease {
+        /// The lease.
+        lease: LeaseId,
+    },
+    /// Adds to a lease's deposit (a fixed lease grows by the whole periods
+    /// it buys). Anyone; refunds still go to the user.
+    ExtendLease {
+        /// The lease.
+        lease: LeaseId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Bills the next `periods` ended periods of a lease: those the probes
+    /// prove up are paid to the node's owner (who signs), the rest credited
+    /// to the user.
+    BillLease {
+        /// The lease.
+        lease: LeaseId,
+        /// Periods billed, from the first unbilled one.
+        periods: u64,
+        /// Signed probes of those periods by other owners' nodes.
+        probes: Vec<Signed<LeaseProbe>>,
+    },
+    /// Ends an active lease now, by its user or its node's owner; the
+    /// unused part goes back at once.
+    CloseLease {
+        /// The lease.
+        lease: LeaseId,
+    },
+    /// Settles a lease whose end and bill window have passed: whatever is
+    /// left goes back to the user. Anyone.
+    SettleLease {
+        /// The lease.
+        lease: LeaseId,
+    },
 }
 
 impl TxKind {
@@ -282,6 +336,13 @@ impl TxKind {
             TxKind::BillBucket { .. } => "bill-bucket",
             TxKind::ExpireBucket { .. } => "expire-bucket",
             TxKind::ReportAudit { .. } => "report-audit",
+            TxKind::OpenLease { .. } => "open-lease",
+            TxKind::ActivateLease { .. } => "activate-lease",
+            TxKind::CancelLease { .. } => "cancel-lease",
+            TxKind::ExtendLease { .. } => "extend-lease",
+            TxKind::BillLease { .. } => "bill-lease",
+            TxKind::CloseLease { .. } => "close-lease",
+            TxKind::SettleLease { .. } => "settle-lease",
         }
     }
 }

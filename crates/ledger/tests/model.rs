@@ -3,8 +3,9 @@
 //! withdrawals, settles, expires (early ones included), clusters (creation,
 //! joins, 1-of-2 and 2-of-2 decisions, leaves), buckets (deposits, bills
 //! with usage and receipts, some from strangers, closes, expiries), failed
-//! audit reports (judgements included), replays and forgeries, at random
-//! times.
+//! audit reports (judgements included), leases (sealed-bid awards,
+//! activation, bills with and without probes, extensions, closes, cancels,
+//! settlements), replays and forgeries, at random times.
 //!
 //! Each transaction is first applied alone to a shadow state, where a refusal
 //! must leave the state and its root untouched; the sequencer then builds the
@@ -12,21 +13,27 @@
 //! ones; every block is committed to redb; at the end a fresh follower replays
 //! the block log and the reopened database matches. Throughout: supply is
 //! conserved, escrow released never exceeds escrow locked (nor a bucket's
-//! payouts its deposits), and the
+//! payouts its deposits, nor a lease's pay and refunds its deposits; a
+//! lease that is over gave back all it held), and the
 //! incremental root equals the root recomputed from scratch.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[path = "model/leases.rs"]
+mod leases;
 #[path = "model/storage.rs"]
 mod storage;
 
 use common::*;
+use leases::{LeaseOp, check_leases, lease_op};
 use peercloud_ledger::{
     BlockContext, BucketId, ClusterId, GenesisConfig, JobState, LedgerDb, State, Tx, TxError,
     TxKind, apply, apply_block, build_block, registration_proof,
 };
-use peercloud_types::{Amount, Hash32, JobId, Keypair, Offer, PriceSheet, Resources, Signed};
+use peercloud_types::{
+    Amount, Hash32, JobId, Keypair, LeaseId, Offer, PriceSheet, Resources, Signed,
+};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use storage::{StorageOp, storage_op};
@@ -91,6 +98,8 @@ enum Op {
     },
     /// A storage operation (clusters, buckets, billing).
     Storage(StorageOp),
+    /// A lease operation (awards, activation, billing with probes, ends).
+    Lease(LeaseOp),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -112,12 +121,15 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
         1 => user.prop_map(|from| Op::Forge { from }),
         12 => storage_op().prop_map(Op::Storage),
+        10 => lease_op().prop_map(Op::Lease),
     ]
 }
 
 /// A block's worth of operations and how far the clock moves before it.
 fn block() -> impl Strategy<Value = (Vec<Op>, u64)> {
-    (prop::collection::vec(op(), 0..16), 0u64..5_000)
+    // Now and then a long pause, so billing windows and grace periods end.
+    let pause = prop_oneof![9 => 0u64..5_000, 1 => 20_000u64..60_000];
+    (prop::collection::vec(op(), 0..16), pause)
 }
 
 struct Model {
@@ -126,6 +138,7 @@ struct Model {
     jobs: Vec<JobId>,
     clusters: Vec<ClusterId>,
     buckets: Vec<BucketId>,
+    leases: Vec<LeaseId>,
     accepted: Vec<Signed<Tx>>,
 }
 
@@ -285,6 +298,7 @@ impl Model {
                 },
             ),
             Op::Storage(op) => self.storage_tx(shadow, op, time_ms)?,
+            Op::Lease(op) => self.lease_tx(shadow, op, time_ms)?,
             Op::Replay { pick } => {
                 if self.accepted.is_empty() {
                     return None;
@@ -325,6 +339,7 @@ fn check_money(state: &State, minted: Amount) -> Result<(), TestCaseError> {
     for (_, account) in state.accounts() {
         prop_assert!(account.balance <= minted && account.stake <= minted);
     }
+    check_leases(state)?;
     Ok(())
 }
 
@@ -385,6 +400,7 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
         jobs: Vec::new(),
         clusters,
         buckets: vec![bucket],
+        leases: Vec::new(),
         accepted: Vec::new(),
     };
     let mut log = vec![genesis.block];
@@ -417,6 +433,9 @@ fn run(blocks: Vec<(Vec<Op>, u64)>) -> Result<(), TestCaseError> {
                             .push(ClusterId::derive(&signer, tx.body.nonce)),
                         TxKind::CreateBucket { .. } => {
                             model.buckets.push(BucketId::derive(&signer, tx.body.nonce))
+                        }
+                        TxKind::OpenLease { .. } => {
+                            model.leases.push(LeaseId::derive(&signer, tx.body.nonce))
                         }
                         _ => {}
                     }

@@ -15,9 +15,12 @@ pub const BPS: u128 = 10_000;
 /// one prices itself out before it overcommits.
 pub const SURGE_AT_FULL_BPS: u128 = 30_000;
 
-const BYTES_PER_GIB: u128 = 1 << 30;
-const MILLICORES_PER_CORE: u128 = 1_000;
-const MS_PER_SEC: u128 = 1_000;
+/// Bytes in one GiB (prices are per GiB).
+pub(crate) const BYTES_PER_GIB: u128 = 1 << 30;
+/// Millicores in one core (prices are per core).
+pub(crate) const MILLICORES_PER_CORE: u128 = 1_000;
+/// Milliseconds in one second (prices are per second).
+pub(crate) const MS_PER_SEC: u128 = 1_000;
 const FUEL_PER_GIGAFUEL: u128 = 1_000_000_000;
 
 /// A node's pricing knobs.

@@ -58,6 +58,12 @@ pub enum Kind {
     S3Keys = 21,
     /// A multipart upload under way at a node's S3 gateway.
     S3Upload = 22,
+    /// A user's request for capacity over time.
+    LeaseRequest = 23,
+    /// A node's sealed bid for a lease request.
+    LeaseOffer = 24,
+    /// A node's observation that a leased space answered in a period.
+    LeaseProbe = 25,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

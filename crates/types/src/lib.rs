@@ -12,6 +12,7 @@ pub mod encoding;
 pub mod hash;
 pub mod job;
 pub mod keys;
+pub mod lease;
 pub mod offer;
 pub mod resources;
 pub mod signed;
@@ -22,6 +23,9 @@ pub use encoding::{DecodeError, Kind, Versioned, decode, decode_borrowed, encode
 pub use hash::Hash32;
 pub use job::{JobSpec, Limits, SpecError};
 pub use keys::{AccountId, IdError, KeyFileError, Keypair, NodeId, PublicKey};
+pub use lease::{
+    LeaseFilters, LeaseId, LeaseOffer, LeaseProbe, LeaseRequest, SpaceKind, award as lease_award,
+};
 pub use offer::{Decline, JobId, Offer, PriceSheet};
 pub use resources::Resources;
 pub use signed::{SignatureBatch, SignatureError, Signed};
