@@ -8,6 +8,7 @@
 mod canonical;
 mod earnings;
 mod error;
+mod leases;
 mod objects;
 mod storage;
 
@@ -20,6 +21,10 @@ use serde::{Deserialize, Serialize};
 pub use canonical::{Canonical, HexBytes};
 pub use earnings::*;
 pub use error::{ApiError, ErrorCode};
+pub use leases::{
+    LeaseOfferView, LeaseOffersRequest, LeaseOffersResponse, LeaseView, LeasesQuery,
+    SpaceCommandRequest, SpaceCommandResponse,
+};
 pub use objects::{
     EvidenceQuery, EvidenceView, HealthView, INDEX_KEYS_MAX, IndexKeys, IndexView, IndexWrite,
     IndexWriteReceipt, ListQuery,

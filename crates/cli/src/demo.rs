@@ -14,10 +14,13 @@
 //! site deployed to a public bucket through node 1 and fetched over HTTP
 //! from another node's web gateway. Then, when awscli is installed, the S3
 //! act (`s3.rs`): `aws s3 mb` and an `aws s3 cp` round trip through node 1's
-//! S3 gateway. Last, every account's balance before and
-//! after. Exits non-zero if anything failed, if the running nodes disagree
+//! S3 gateway. Then, when the machine has a Docker engine, the lease act
+//! (`lease.rs`): a container space rented through node 1, a command run in
+//! it, a few 2 s periods paid as other nodes prove it up, an early close and
+//! its refund. Last, every account's balance before and after. Exits non-zero if anything failed, if the running nodes disagree
 //! on the state root or if the books do not balance.
 
+mod lease;
 mod s3;
 mod storage;
 mod web;
@@ -218,6 +221,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
     let storage = storage::run(&mut stage, &args.out, json)?;
     let site = web::run(&stage, storage.killed(), json)?;
     let s3 = s3::run(&stage, &dir, json)?;
+    let leased = lease::run(&stage, json)?;
 
     // The books: every running node agrees on the state root, supply is conserved.
     let books = check_agreement(&stage.devnet, &[storage.killed()])?;
@@ -235,6 +239,7 @@ pub fn run(args: DemoArgs, json: bool) -> anyhow::Result<ExitCode> {
         value["storage"] = storage.json();
         value["web"] = site.json();
         value["s3"] = s3.json();
+        value["lease"] = leased.json();
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         summary.print();

@@ -10,6 +10,7 @@ mod devnet;
 mod display;
 mod earnings;
 mod job;
+mod lease;
 mod ledger;
 mod node;
 mod node_api;
@@ -88,6 +89,9 @@ enum Command {
     /// S3: access keys for S3 clients (awscli, rclone, s3cmd, boto3) at the node's S3 gateway.
     #[command(subcommand)]
     S3(s3::S3Command),
+    /// Leases: rent a container space over time, run commands in it, close it.
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +142,9 @@ fn main() -> ExitCode {
             data_dir.and_then(|dir| site::run(cmd, &dir, &cli.node_api, cli.json))
         }
         Command::S3(cmd) => data_dir.and_then(|dir| s3::run(cmd, &dir, &cli.node_api, cli.json)),
+        Command::Lease(cmd) => {
+            data_dir.and_then(|dir| lease::run(cmd, &dir, &cli.node_api, cli.json))
+        }
     };
     match result {
         Ok(code) => code,

@@ -88,6 +88,15 @@ pub struct NodeArgs {
     /// Price per billion units of fuel, in PCL.
     #[arg(long, env = "PEERCLOUD_PRICE_GIGAFUEL")]
     price_gigafuel: Option<String>,
+    /// A leased space's floor per core-hour of CPU, in PCL (default 0.05).
+    #[arg(long, env = "PEERCLOUD_LEASE_PRICE_CPU_CORE_HOUR")]
+    lease_price_cpu_core_hour: Option<String>,
+    /// A leased space's floor per GiB-hour of memory, in PCL (default 0.005).
+    #[arg(long, env = "PEERCLOUD_LEASE_PRICE_MEMORY_GIB_HOUR")]
+    lease_price_memory_gib_hour: Option<String>,
+    /// A leased space's floor per GiB-hour of disk, in PCL (default 0.0001).
+    #[arg(long, env = "PEERCLOUD_LEASE_PRICE_STORAGE_GIB_HOUR")]
+    lease_price_storage_gib_hour: Option<String>,
     /// Stop when standard input closes (set by `devnet up` for its children).
     #[arg(long, hide = true)]
     stop_with_parent: bool,
@@ -135,6 +144,9 @@ impl NodeArgs {
             bandwidth_bytes_per_sec: None,
             price_job: self.price_job.clone(),
             price_gigafuel: self.price_gigafuel.clone(),
+            lease_price_cpu_core_hour: self.lease_price_cpu_core_hour.clone(),
+            lease_price_memory_gib_hour: self.lease_price_memory_gib_hour.clone(),
+            lease_price_storage_gib_hour: self.lease_price_storage_gib_hour.clone(),
             stake: None,
             edge_cache_bytes: self.edge_cache_bytes,
         }

@@ -27,6 +27,8 @@ mod earnings_http;
 mod error;
 pub mod flow;
 mod index_http;
+pub mod lease;
+mod lease_http;
 mod node_api;
 mod report;
 mod store;
@@ -541,6 +543,27 @@ impl NodeApi for NodeClient {
     }
     fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
         NodeClient::bucket_health(self, bucket)
+    }
+    fn lease_offers(
+        &self,
+        request: &peercloud_types::LeaseRequest,
+    ) -> Result<peercloud_api::LeaseOffersResponse, ClientError> {
+        NodeClient::lease_offers(self, request)
+    }
+    fn space_command(
+        &self,
+        command: &Signed<peercloud_types::SpaceCommand>,
+    ) -> Result<peercloud_api::SpaceCommandResponse, ClientError> {
+        NodeClient::space_command(self, command)
+    }
+    fn lease(
+        &self,
+        lease: &peercloud_types::LeaseId,
+    ) -> Result<peercloud_api::LeaseView, ClientError> {
+        NodeClient::lease(self, lease)
+    }
+    fn leases_of(&self, user: &AccountId) -> Result<Vec<peercloud_api::LeaseView>, ClientError> {
+        NodeClient::leases_of(self, user)
     }
 }
 

@@ -7,11 +7,14 @@
 use peercloud_api::{
     AccountView, BucketView, ClusterView, DispatchRequest, DispatchResponse, EarningsView,
     EvidenceQuery, EvidenceView, HealthView, IndexView, IndexWrite, IndexWriteReceipt, JobView,
-    LedgerView, ListQuery, OffersRequest, OffersResponse, TxReceipt, WaitQuery,
+    LeaseOffersResponse, LeaseView, LedgerView, ListQuery, OffersRequest, OffersResponse,
+    SpaceCommandResponse, TxReceipt, WaitQuery,
 };
 use peercloud_ledger::{BucketId, ClusterId, Tx};
 use peercloud_store::VerifiedChunk;
-use peercloud_types::{AccountId, ContentId, JobId, NodeId, Signed};
+use peercloud_types::{
+    AccountId, ContentId, JobId, LeaseId, LeaseRequest, NodeId, Signed, SpaceCommand,
+};
 
 use crate::ClientError;
 
@@ -157,6 +160,22 @@ pub trait NodeApi: Send + Sync {
     /// Every live object of `bucket` checked where the cluster placed its
     /// pieces: how many are lost now.
     fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError>;
+
+    /// Broadcasts a lease request; the sealed bids that came before its
+    /// offer window closed, cheapest first.
+    fn lease_offers(&self, request: &LeaseRequest) -> Result<LeaseOffersResponse, ClientError>;
+
+    /// Runs a lease user's signed command in the lease's space.
+    fn space_command(
+        &self,
+        command: &Signed<SpaceCommand>,
+    ) -> Result<SpaceCommandResponse, ClientError>;
+
+    /// A lease as the ledger has it.
+    fn lease(&self, lease: &LeaseId) -> Result<LeaseView, ClientError>;
+
+    /// A user's leases.
+    fn leases_of(&self, user: &AccountId) -> Result<Vec<LeaseView>, ClientError>;
 }
 
 impl<T: NodeApi + ?Sized> NodeApi for &T {
@@ -263,5 +282,20 @@ impl<T: NodeApi + ?Sized> NodeApi for &T {
     }
     fn bucket_health(&self, bucket: &BucketId) -> Result<HealthView, ClientError> {
         (**self).bucket_health(bucket)
+    }
+    fn lease_offers(&self, request: &LeaseRequest) -> Result<LeaseOffersResponse, ClientError> {
+        (**self).lease_offers(request)
+    }
+    fn space_command(
+        &self,
+        command: &Signed<SpaceCommand>,
+    ) -> Result<SpaceCommandResponse, ClientError> {
+        (**self).space_command(command)
+    }
+    fn lease(&self, lease: &LeaseId) -> Result<LeaseView, ClientError> {
+        (**self).lease(lease)
+    }
+    fn leases_of(&self, user: &AccountId) -> Result<Vec<LeaseView>, ClientError> {
+        (**self).leases_of(user)
     }
 }

@@ -132,6 +132,8 @@ pub fn init(dir: &Path, providers: usize, user: &AccountId) -> Result<bool, Devn
             memory_bytes: Some(4 << 30),
             storage_bytes: Some(20 << 30),
             price_job: Some(format!("0.001{i:02}")),
+            // Distinct floors, so a lease auction has a winner and a price.
+            lease_price_cpu_core_hour: Some(format!("1.{i:02}")),
             stake: Some(Amount::from_tokens(FARMER_STAKE_TOKENS).to_string()),
             ..Settings::default()
         };

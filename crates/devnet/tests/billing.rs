@@ -138,32 +138,5 @@ fn members_are_paid_per_period_for_bytes_stored_and_only_servers_for_bytes_ackno
     );
 
     // Every node agrees, and no token was made or lost.
-    let height = inner(&grid, 0).chain().state().tip().map(|t| t.height);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let roots: BTreeSet<_> = (0..grid.len())
-            .map(|i| {
-                let node = inner(&grid, i);
-                let chain = node.chain();
-                (
-                    chain.state().tip().map(|t| t.height),
-                    chain.state().state_root(),
-                )
-            })
-            .filter(|(h, _)| *h >= height)
-            .map(|(_, root)| root)
-            .collect();
-        if roots.len() == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "nodes disagree: {roots:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for i in 0..grid.len() {
-        inner(&grid, i)
-            .chain()
-            .state()
-            .check_invariants()
-            .expect("supply conserved, escrow and deposits whole");
-    }
+    assert_nodes_agree(&grid);
 }

@@ -639,6 +639,7 @@ impl Actor {
             BehaviourEvent::BulkOpen(event) => {
                 self.on_request_response(Protocol::BulkOpen, event).await
             }
+            BehaviourEvent::Space(event) => self.on_request_response(Protocol::Space, event).await,
             BehaviourEvent::Autonat(event) => self.nat.on_autonat(event, &mut self.swarm),
             BehaviourEvent::RelayClient(event) => self.nat.on_relay_client(event),
             BehaviourEvent::Relay(event) => self.nat.on_relay_server(event),

@@ -68,6 +68,7 @@ pub(crate) struct Behaviour {
     pub(crate) block_sync: request_response::Behaviour<BytesCodec>,
     pub(crate) index: request_response::Behaviour<BytesCodec>,
     pub(crate) bulk_open: request_response::Behaviour<BytesCodec>,
+    pub(crate) space: request_response::Behaviour<BytesCodec>,
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     /// Off when the node does not offer to relay ([`NetConfig::relay_service`]);
@@ -175,6 +176,7 @@ impl Behaviour {
             block_sync: request_response(Protocol::BlockSync),
             index: request_response(Protocol::Index),
             bulk_open: request_response(Protocol::BulkOpen),
+            space: request_response(Protocol::Space),
             autonat: autonat::Behaviour::new(peer_id, autonat_config(config)),
             relay_client,
             relay: Toggle::from(
@@ -199,6 +201,7 @@ impl Behaviour {
             Protocol::BlockSync => &mut self.block_sync,
             Protocol::Index => &mut self.index,
             Protocol::BulkOpen => &mut self.bulk_open,
+            Protocol::Space => &mut self.space,
         }
     }
 }

@@ -236,7 +236,8 @@ impl NetConfig {
     /// The timeout of one exchange on `protocol`.
     pub fn timeout_of(&self, protocol: Protocol) -> Duration {
         match protocol {
-            Protocol::JobDispatch => self.job_dispatch_request_timeout,
+            // A space's command may run as long as a job's staging.
+            Protocol::JobDispatch | Protocol::Space => self.job_dispatch_request_timeout,
             Protocol::Offer
             | Protocol::Chunk
             | Protocol::JobResult

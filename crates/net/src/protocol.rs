@@ -15,6 +15,8 @@ pub enum Protocol {
     BlockSync,
     /// Reading and writing the replicas of buckets' object indexes.
     Index,
+    /// A leased space: its user's signed commands and its probes.
+    Space,
     /// Opening a session of the bulk channel (answered by the network
     /// layer itself, never handed to the node).
     BulkOpen,
@@ -22,7 +24,7 @@ pub enum Protocol {
 
 impl Protocol {
     /// Every protocol, for registering them all.
-    pub const ALL: [Protocol; 7] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::Offer,
         Protocol::Chunk,
         Protocol::JobDispatch,
@@ -30,6 +32,7 @@ impl Protocol {
         Protocol::BlockSync,
         Protocol::Index,
         Protocol::BulkOpen,
+        Protocol::Space,
     ];
 
     /// The protocol name on the wire; the trailing number is its version.
@@ -42,6 +45,7 @@ impl Protocol {
             Protocol::BlockSync => "/peercloud/block-sync/1",
             Protocol::Index => "/peercloud/index/1",
             Protocol::BulkOpen => "/peercloud/bulk-open/1",
+            Protocol::Space => "/peercloud/space/1",
         }
     }
 
@@ -67,6 +71,7 @@ impl Protocol {
             Protocol::Chunk => CHUNK_BATCH_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => SYNC_REQUEST_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
+            Protocol::Space => SPACE_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
                 SMALL_MESSAGE_BYTES_MAX
             }
@@ -82,6 +87,7 @@ impl Protocol {
             Protocol::Chunk => CHUNK_BATCH_MESSAGE_BYTES_MAX,
             Protocol::BlockSync => BLOCK_SYNC_MESSAGE_BYTES_MAX,
             Protocol::Index => INDEX_MESSAGE_BYTES_MAX,
+            Protocol::Space => SPACE_MESSAGE_BYTES_MAX,
             Protocol::Offer | Protocol::JobDispatch | Protocol::JobResult | Protocol::BulkOpen => {
                 SMALL_MESSAGE_BYTES_MAX
             }
@@ -99,6 +105,9 @@ impl Protocol {
     }
 }
 
+/// A command for a leased space with up to 1 MiB of input, or its output:
+/// up to 1 MiB of each stream.
+pub const SPACE_MESSAGE_BYTES_MAX: usize = (2 << 20) + 64 * 1024;
 /// One sealed chunk of the default 1 MiB size, its tag, CID and framing, with room to spare.
 pub const CHUNK_MESSAGE_BYTES_MAX: usize = 1_100 * 1024;
 /// Chunk bytes one batch put carries at most: eight chunks of the default

@@ -67,6 +67,12 @@ pub struct Settings {
     pub price_job: Option<String>,
     /// Price per billion units of fuel, PCL.
     pub price_gigafuel: Option<String>,
+    /// A leased space's floor: PCL per core-hour of CPU.
+    pub lease_price_cpu_core_hour: Option<String>,
+    /// A leased space's floor: PCL per GiB-hour of memory.
+    pub lease_price_memory_gib_hour: Option<String>,
+    /// A leased space's floor: PCL per GiB-hour of disk.
+    pub lease_price_storage_gib_hour: Option<String>,
     /// Stake the owner puts behind the node, PCL (default: the network's
     /// minimum to serve; never less than it).
     pub stake: Option<String>,
@@ -97,6 +103,15 @@ impl Settings {
                 .or(lower.bandwidth_bytes_per_sec),
             price_job: self.price_job.or(lower.price_job),
             price_gigafuel: self.price_gigafuel.or(lower.price_gigafuel),
+            lease_price_cpu_core_hour: self
+                .lease_price_cpu_core_hour
+                .or(lower.lease_price_cpu_core_hour),
+            lease_price_memory_gib_hour: self
+                .lease_price_memory_gib_hour
+                .or(lower.lease_price_memory_gib_hour),
+            lease_price_storage_gib_hour: self
+                .lease_price_storage_gib_hour
+                .or(lower.lease_price_storage_gib_hour),
             stake: self.stake.or(lower.stake),
             edge_cache_bytes: self.edge_cache_bytes.or(lower.edge_cache_bytes),
         }
@@ -156,6 +171,9 @@ pub struct NodeConfig {
     pub resources: Resources,
     /// Its base prices.
     pub prices: PriceSheet,
+    /// Its floor for leased spaces (CPU per core-second, memory per
+    /// GiB-second, disk per GiB-hour), under which it never bids.
+    pub lease_prices: PriceSheet,
     /// Stake its owner puts behind it (`None`: the network's minimum).
     pub stake: Option<Amount>,
     /// The edge cache's budget, bytes (0: off).
@@ -204,6 +222,13 @@ fn addrs(setting: &'static str, values: Vec<String>) -> Result<Vec<Multiaddr>, C
         })
         .collect()
 }
+
+/// A leased space's default floor per core-hour: 0.05 PCL.
+pub const LEASE_CPU_CORE_HOUR_DEFAULT: Amount = Amount::from_base_units(50_000_000);
+/// A leased space's default floor per GiB-hour of memory: 0.005 PCL.
+pub const LEASE_MEMORY_GIB_HOUR_DEFAULT: Amount = Amount::from_base_units(5_000_000);
+/// A leased space's default floor per GiB-hour of disk: 0.0001 PCL.
+pub const LEASE_STORAGE_GIB_HOUR_DEFAULT: Amount = Amount::from_base_units(100_000);
 
 fn price(
     setting: &'static str,
@@ -293,6 +318,26 @@ impl NodeConfig {
             )?,
             ..PriceSheet::default()
         };
+        let per_second =
+            |amount: Amount| Amount::from_base_units(amount.base_units().div_ceil(3_600));
+        let lease_prices = PriceSheet {
+            cpu_core_sec: per_second(price(
+                "lease_price_cpu_core_hour",
+                s.lease_price_cpu_core_hour,
+                LEASE_CPU_CORE_HOUR_DEFAULT,
+            )?),
+            memory_gib_sec: per_second(price(
+                "lease_price_memory_gib_hour",
+                s.lease_price_memory_gib_hour,
+                LEASE_MEMORY_GIB_HOUR_DEFAULT,
+            )?),
+            storage_gib_hour: price(
+                "lease_price_storage_gib_hour",
+                s.lease_price_storage_gib_hour,
+                LEASE_STORAGE_GIB_HOUR_DEFAULT,
+            )?,
+            ..PriceSheet::default()
+        };
         let stake = s
             .stake
             .map(|v| price("stake", Some(v), Amount::ZERO))
@@ -311,6 +356,7 @@ impl NodeConfig {
             location,
             resources,
             prices,
+            lease_prices,
             stake,
             edge_cache_bytes: s.edge_cache_bytes.unwrap_or_else(|| {
                 crate::edge::EDGE_CACHE_DEFAULT_BYTES.min(resources.storage_bytes)

@@ -12,7 +12,10 @@ use peercloud_ledger::{
     RepairReceipt, Tx,
 };
 use peercloud_types::encoding::{DecodeError, Kind, Versioned, decode, encode};
-use peercloud_types::{ContentId, Decline, Hash32, JobId, JobSpec, NodeId, Offer, Signed};
+use peercloud_types::{
+    ContentId, Decline, Hash32, JobId, JobSpec, LeaseId, LeaseOffer, LeaseProbe, LeaseRequest,
+    NodeId, Offer, Signed, SpaceCommand,
+};
 use serde::{Deserialize, Serialize};
 
 /// Most blocks one sync answer carries; the message size bound caps it too.
@@ -280,6 +283,42 @@ pub enum Message {
     },
     /// Chunk protocol: the receiver's cumulative receipt for a repair put.
     RepairAck(Signed<RepairReceipt>),
+    /// Gossip (capacity requests): a user wants a lease; bids go, sealed,
+    /// to `requester` only.
+    LeaseRequest {
+        /// The request, whole (bids name its digest).
+        request: LeaseRequest,
+        /// The node collecting the bids.
+        requester: NodeId,
+    },
+    /// Offer protocol: a node's sealed bid for a lease request.
+    LeaseOffer(Signed<LeaseOffer>),
+    /// Space protocol: the lease's user's signed command for its space.
+    SpaceCommand(Signed<SpaceCommand>),
+    /// Space protocol: what a command did.
+    SpaceOutput {
+        /// Its exit code.
+        exit_code: i64,
+        /// Its standard output.
+        #[serde(with = "serde_bytes")]
+        stdout: Vec<u8>,
+        /// Its standard error.
+        #[serde(with = "serde_bytes")]
+        stderr: Vec<u8>,
+    },
+    /// Space protocol: a prober asks the space of `lease` to echo `nonce`
+    /// (through the path its user's commands take) in `period`.
+    SpaceProbe {
+        /// The lease.
+        lease: LeaseId,
+        /// The billing period probed.
+        period: u64,
+        /// What the space must echo.
+        nonce: u64,
+    },
+    /// Space protocol: a prober's signed observation, handed to the
+    /// leasing node that bills with it.
+    LeaseProbeReport(Signed<LeaseProbe>),
 }
 
 impl Versioned for Message {

@@ -14,7 +14,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StatsOptionsBuilder, UploadToContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -464,6 +464,23 @@ impl ContainerEngine {
             Err(error) => Err(SpaceError::Engine {
                 during: "inspecting a space",
                 source: error,
+            }),
+        }
+    }
+
+    /// Stops the space's processes (its files stay until [`Self::remove`]).
+    pub async fn stop(&self, space: &Space) -> Result<(), SpaceError> {
+        let options = StopContainerOptionsBuilder::default().t(2).build();
+        match self.docker.stop_container(&space.id, Some(options)).await {
+            // 304: already stopped.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
+            Err(source) => Err(SpaceError::Engine {
+                during: "stopping a space",
+                source,
             }),
         }
     }

@@ -64,6 +64,8 @@ pub enum Kind {
     LeaseOffer = 24,
     /// A node's observation that a leased space answered in a period.
     LeaseProbe = 25,
+    /// A user's signed command for a leased space.
+    SpaceCommand = 26,
 }
 
 /// Flag OR-ed into the kind byte of a [`crate::Signed`] envelope.

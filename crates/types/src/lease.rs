@@ -205,6 +205,28 @@ impl Versioned for LeaseProbe {
     const VERSION: u8 = 1;
 }
 
+/// A user's signed command for the space of one of its leases: the node
+/// runs it only when the lease's user signed it, before it lapses, once.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SpaceCommand {
+    /// The lease whose space runs it.
+    pub lease: LeaseId,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Fed to its standard input.
+    #[serde(with = "serde_bytes")]
+    pub stdin: Vec<u8>,
+    /// Drawn by the user's CLI: a command is run once.
+    pub nonce: u64,
+    /// Refused after this time (ms since the epoch).
+    pub valid_until_ms: u64,
+}
+
+impl Versioned for SpaceCommand {
+    const KIND: u8 = Kind::SpaceCommand as u8;
+    const VERSION: u8 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,8 @@ pub use hash::Hash32;
 pub use job::{JobSpec, Limits, SpecError};
 pub use keys::{AccountId, IdError, KeyFileError, Keypair, NodeId, PublicKey};
 pub use lease::{
-    LeaseFilters, LeaseId, LeaseOffer, LeaseProbe, LeaseRequest, SpaceKind, award as lease_award,
+    LeaseFilters, LeaseId, LeaseOffer, LeaseProbe, LeaseRequest, SpaceCommand, SpaceKind,
+    award as lease_award,
 };
 pub use offer::{Decline, JobId, Offer, PriceSheet};
 pub use resources::Resources;

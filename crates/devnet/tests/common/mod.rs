@@ -86,3 +86,39 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Waits (at most 10 s) until every node that reached node 0's height has
+/// the same state root, then checks each node's invariants (supply
+/// conserved, escrow, deposits and leases whole).
+pub fn assert_nodes_agree(grid: &Grid) {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+    let height = inner(grid, 0).chain().state().tip().map(|t| t.height);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let roots: BTreeSet<_> = (0..grid.len())
+            .map(|i| {
+                let node = inner(grid, i);
+                let chain = node.chain();
+                (
+                    chain.state().tip().map(|t| t.height),
+                    chain.state().state_root(),
+                )
+            })
+            .filter(|(h, _)| *h >= height)
+            .map(|(_, root)| root)
+            .collect();
+        if roots.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes disagree: {roots:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..grid.len() {
+        inner(grid, i)
+            .chain()
+            .state()
+            .check_invariants()
+            .expect("supply conserved, escrow and deposits whole");
+    }
+}

@@ -188,4 +188,38 @@ impl NodeApi for InProcessNode {
     ) -> Result<DispatchResponse, ClientError> {
         Ok(self.runtime.block_on(self.service.dispatch(job, request))?)
     }
+
+    fn lease_offers(
+        &self,
+        request: &peercloud_types::LeaseRequest,
+    ) -> Result<peercloud_api::LeaseOffersResponse, ClientError> {
+        let body = peercloud_api::LeaseOffersRequest {
+            request: peercloud_api::Canonical(request.clone()),
+        };
+        Ok(self.runtime.block_on(self.service.lease_offers(body))?)
+    }
+
+    fn space_command(
+        &self,
+        command: &peercloud_types::Signed<peercloud_types::SpaceCommand>,
+    ) -> Result<peercloud_api::SpaceCommandResponse, ClientError> {
+        let body = peercloud_api::SpaceCommandRequest {
+            command: peercloud_api::Canonical(command.clone()),
+        };
+        Ok(self.runtime.block_on(self.service.space_command(body))?)
+    }
+
+    fn lease(
+        &self,
+        lease: &peercloud_types::LeaseId,
+    ) -> Result<peercloud_api::LeaseView, ClientError> {
+        Ok(self.service.lease(lease)?)
+    }
+
+    fn leases_of(
+        &self,
+        user: &peercloud_types::AccountId,
+    ) -> Result<Vec<peercloud_api::LeaseView>, ClientError> {
+        Ok(self.service.leases_of(user))
+    }
 }

@@ -5,6 +5,7 @@
 
 mod chunks;
 mod earnings;
+mod leases;
 mod local;
 mod objects;
 pub mod server;

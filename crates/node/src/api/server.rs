@@ -36,7 +36,7 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tracing::Instrument;
 
 use super::service::Service;
-use super::{chunks, earnings, objects, storage};
+use super::{chunks, earnings, leases, objects, storage};
 use crate::daemon::Inner;
 
 /// An API refusal, answered as `{code, message}` with its code's status.
@@ -390,6 +390,10 @@ pub fn router(service: Service) -> Router {
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/offers", post(offers))
         .route("/v1/jobs/{id}/dispatch", post(dispatch))
+        .route("/v1/leases", get(leases::of_user))
+        .route("/v1/leases/offers", post(leases::offers))
+        .route("/v1/leases/command", post(leases::command))
+        .route("/v1/leases/{id}", get(leases::one))
         .fallback(|| async { Failure(ApiError::not_found("no such route")) })
         .method_not_allowed_fallback(|| async {
             Failure(ApiError::new(

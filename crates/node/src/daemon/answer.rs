@@ -8,7 +8,7 @@ use std::sync::Arc;
 use peercloud_api::ErrorCode;
 use peercloud_net::Protocol;
 
-use super::{Inner, chunks, gossip, index, ledger, provider, requester};
+use super::{Inner, chunks, gossip, index, leases, ledger, provider, requester};
 use crate::wire::Message;
 
 /// Answers one request.
@@ -21,6 +21,16 @@ pub(super) async fn answer(
     match (protocol, message) {
         (Protocol::Offer, m @ (Message::Offer(_) | Message::Decline(_))) => {
             requester::on_offer(inner, m)
+        }
+        (Protocol::Offer, Message::LeaseOffer(offer)) => leases::on_lease_offer(inner, offer),
+        (Protocol::Space, Message::SpaceCommand(command)) => {
+            leases::on_space_command(inner, command).await
+        }
+        (Protocol::Space, Message::SpaceProbe { lease, nonce, .. }) => {
+            leases::on_probe(inner, lease, nonce).await
+        }
+        (Protocol::Space, Message::LeaseProbeReport(probe)) => {
+            leases::on_probe_report(inner, probe)
         }
         (
             Protocol::Chunk,

@@ -54,6 +54,13 @@ pub(super) fn judge_gossip(inner: &Inner, topic: GossipTopic, message: &Message)
                 Verdict::Accept
             }
         }
+        (GossipTopic::CapacityRequests, Message::LeaseRequest { request, .. }) => {
+            if request.offers_until_ms < now_ms() {
+                Verdict::Ignore
+            } else {
+                Verdict::Accept
+            }
+        }
         _ => Verdict::Reject,
     }
 }
@@ -85,5 +92,11 @@ pub(super) fn kind_of(message: &Message) -> &'static str {
         Message::IndexEvidence { .. } => "index evidence",
         Message::RepairPut { .. } => "repair put",
         Message::RepairAck(_) => "repair ack",
+        Message::LeaseRequest { .. } => "lease request",
+        Message::LeaseOffer(_) => "lease offer",
+        Message::SpaceCommand(_) => "space command",
+        Message::SpaceOutput { .. } => "space output",
+        Message::SpaceProbe { .. } => "space probe",
+        Message::LeaseProbeReport(_) => "lease probe report",
     }
 }

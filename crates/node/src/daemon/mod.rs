@@ -23,6 +23,7 @@ mod earnings;
 mod gossip;
 mod held;
 mod index;
+mod leases;
 mod ledger;
 mod provider;
 mod repair;
@@ -50,6 +51,8 @@ pub use earnings::{
 pub use index::table::Batch;
 pub use index::table::{INDEX_FORMAT_VERSION, IndexTableError};
 pub use index::{Evidence, INDEX_PAGE_MAX, INDEX_REPLICAS, IndexError, IndexRead, LocalIndex};
+pub use leases::LeaseOfferError;
+pub(crate) use leases::run_space_command;
 pub use ledger::SubmitError;
 pub use peercloud_types::clock::now_ms;
 pub use repair::{
@@ -200,6 +203,8 @@ pub struct Inner {
     pub web_url: std::sync::OnceLock<String>,
     /// The S3 gateway's base URL, once it listens.
     pub s3_url: std::sync::OnceLock<String>,
+    /// Leases: this node's spaces, the probes reported for them, bids gathered.
+    pub(crate) leases: leases::Leases,
 }
 
 impl std::fmt::Debug for Inner {
@@ -329,6 +334,23 @@ impl Inner {
     }
 }
 
+/// The container engine, when this machine has one answering within a few
+/// seconds (a node without one offers no container spaces).
+async fn container_engine() -> Option<peercloud_space::ContainerEngine> {
+    let connect = peercloud_space::ContainerEngine::connect();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), connect).await {
+        Ok(Ok(engine)) => Some(engine),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "container spaces not offered");
+            None
+        }
+        Err(_) => {
+            tracing::info!("container spaces not offered: the engine did not answer in 3 s");
+            None
+        }
+    }
+}
+
 /// How long a publish waits for a first subscribed peer.
 const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -388,6 +410,12 @@ impl Node {
             .map_err(io_error(&edge_dir))?;
         let index = LocalIndex::open(&dir.join(INDEX_FILE))?;
         let executor = Arc::new(Executor::new(ExecutorConfig::default())?);
+        let leases = leases::Leases::new(if validator {
+            None
+        } else {
+            container_engine().await
+        })
+        .await;
         let token = load_or_create_token(&dir.join(TOKEN_FILE))?;
         let mut net_config = NetConfig::new(node_key.seed());
         net_config.bootstrap = config.bootstrap.clone();
@@ -431,6 +459,7 @@ impl Node {
             token,
             web_url: std::sync::OnceLock::new(),
             s3_url: std::sync::OnceLock::new(),
+            leases,
         });
         if let Some(rx) = mempool_rx {
             tokio::spawn(ledger::validator_loop(inner.clone(), rx));
@@ -441,6 +470,7 @@ impl Node {
             tokio::spawn(closer::closer_loop(inner.clone()));
             tokio::spawn(billing::billing_loop(inner.clone()));
             tokio::spawn(repair::repair_loop(inner.clone()));
+            tokio::spawn(leases::upkeep_loop(inner.clone()));
         }
         tokio::spawn(event_loop(inner.clone(), events, sync_tx));
         let listener = tokio::net::TcpListener::bind(inner.config.api)
@@ -667,6 +697,9 @@ async fn event_loop(
                         tokio::spawn(
                             provider::on_capacity_request(inner.clone(), request).instrument(span),
                         );
+                    }
+                    Message::LeaseRequest { request, requester } if !inner.is_validator() => {
+                        tokio::spawn(leases::on_lease_request(inner.clone(), request, requester));
                     }
                     other => {
                         tracing::warn!(?source, "unexpected gossip {:?}", gossip::kind_of(&other))
