@@ -22,12 +22,13 @@ use libfuzzer_sys::fuzz_target;
 use peercloud_fuzz::{canonical, check_peer_spec, same_after_round_trip};
 use peercloud_ledger::records::Meta;
 use peercloud_ledger::{
-    Account, Block, BlockHeader, JobRecord, NodeRecord, Tx, TxKind, tx_root, verify_tx_signatures,
+    Account, Block, BlockHeader, JobRecord, LeaseRecord, NodeRecord, Tx, TxKind, tx_root,
+    verify_tx_signatures,
 };
 use peercloud_node::genesis::Genesis;
 use peercloud_node::wire::CapacityRequest;
 use peercloud_store::{ChunkMeta, Manifest};
-use peercloud_types::{JobSpec, Offer, Signed};
+use peercloud_types::{JobSpec, LeaseOffer, LeaseProbe, LeaseRequest, Offer, Signed, SpaceCommand};
 
 fn check_signed_tx(tx: &Signed<Tx>) {
     same_after_round_trip(tx);
@@ -74,6 +75,22 @@ fuzz_target!(|data: &[u8]| {
         check_signed_tx(&tx);
     }
     canonical::<Tx>(data);
+    // Leases: the request (hashed into every bid), sealed bids, probes and
+    // a user's commands for a space.
+    if let Some(request) = canonical::<LeaseRequest>(data) {
+        let _ = request.digest();
+    }
+    if let Some(offer) = canonical::<Signed<LeaseOffer>>(data) {
+        same_after_round_trip(&offer.body);
+        let _ = offer.verify();
+    }
+    if let Some(probe) = canonical::<Signed<LeaseProbe>>(data) {
+        let _ = probe.verify();
+    }
+    if let Some(command) = canonical::<Signed<SpaceCommand>>(data) {
+        same_after_round_trip(&command.body);
+        let _ = command.verify();
+    }
     let as_block = canonical::<Block>(data);
     if let Some(block) = &as_block {
         check_block(block);
@@ -119,4 +136,5 @@ fuzz_target!(|data: &[u8]| {
     canonical::<NodeRecord>(data);
     canonical::<JobRecord>(data);
     canonical::<Meta>(data);
+    canonical::<LeaseRecord>(data);
 });

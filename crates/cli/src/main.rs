@@ -18,6 +18,7 @@ mod node_status;
 mod objects;
 mod paths;
 mod s3;
+mod sim;
 mod site;
 mod store;
 mod tiles;
@@ -92,6 +93,9 @@ enum Command {
     /// Leases: rent a container space over time, run commands in it, close it.
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
+    /// Simulate the lease market's economics (farmers, users, auctions, billing)
+    /// on the real market and ledger code; writes CSV and SVG charts.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
         Command::Lease(cmd) => {
             data_dir.and_then(|dir| lease::run(cmd, &dir, &cli.node_api, cli.json))
         }
+        Command::Sim(args) => sim::run(args, cli.json),
     };
     match result {
         Ok(code) => code,

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use peercloud_api::{SpaceCommandResponse, TxReceipt};
-use peercloud_ledger::{Tx, TxKind};
+use peercloud_ledger::TxKind;
 use peercloud_types::{
     Amount, Keypair, LeaseFilters, LeaseId, LeaseOffer, LeaseRequest, NodeId, Resources, Signed,
     SpaceCommand, SpaceKind, clock::now_ms, lease_award,
@@ -137,17 +137,7 @@ fn submit(
     wallet: &Keypair,
     kind: TxKind,
 ) -> Result<(TxReceipt, u64), ClientError> {
-    let account = node.account(&wallet.account_id())?;
-    let tx = Signed::new(
-        Tx {
-            chain: account.chain,
-            nonce: account.next_nonce,
-            fee: account.min_fee,
-            kind,
-        },
-        wallet,
-    );
-    Ok((node.submit(&tx, true)?, account.next_nonce))
+    crate::tx::submit_signed_at(node, wallet, kind, true)
 }
 
 /// The request `ask` makes for `wallet`'s account.

@@ -60,7 +60,7 @@ pub use flow::{Content, JobBundle, RemoteError, RunOptions, close_job, run_job};
 pub use node_api::NodeApi;
 pub use report::{FailedJob, JobReport, Phase};
 pub use store::{ApiStore, PUT_CONCURRENCY_MAX};
-pub use tx::submit_signed;
+pub use tx::{submit_signed, submit_signed_at};
 
 use index_http::scope_query;
 

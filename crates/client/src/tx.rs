@@ -20,6 +20,17 @@ pub fn submit_signed(
     kind: TxKind,
     wait: bool,
 ) -> Result<TxReceipt, ClientError> {
+    submit_signed_at(node, key, kind, wait).map(|(receipt, _)| receipt)
+}
+
+/// [`submit_signed`], also returning the nonce the transaction took (what
+/// an id derived from the signer and nonce, a lease's say, is made of).
+pub fn submit_signed_at(
+    node: &impl NodeApi,
+    key: &Keypair,
+    kind: TxKind,
+    wait: bool,
+) -> Result<(TxReceipt, u64), ClientError> {
     let account = node.account(&key.account_id())?;
     let tx = Signed::new(
         Tx {
@@ -30,5 +41,5 @@ pub fn submit_signed(
         },
         key,
     );
-    node.submit(&tx, wait)
+    Ok((node.submit(&tx, wait)?, account.next_nonce))
 }

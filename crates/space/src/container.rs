@@ -36,6 +36,8 @@ const NOBODY: &str = "65534:65534";
 #[derive(Debug, Clone)]
 pub struct ContainerEngine {
     docker: Docker,
+    /// The base image's tag, once it is known to be imported.
+    image: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// One space: a running container and its `/data` volume.
@@ -111,11 +113,22 @@ impl ContainerEngine {
         let docker = Docker::connect_with_local_defaults().map_err(no_engine)?;
         let docker = docker.negotiate_version().await.map_err(no_engine)?;
         docker.ping().await.map_err(no_engine)?;
-        Ok(ContainerEngine { docker })
+        Ok(ContainerEngine {
+            docker,
+            image: std::sync::Arc::default(),
+        })
     }
 
-    /// Imports the base image if the engine does not have it yet; returns its tag.
+    /// Imports the base image if the engine does not have it yet; returns
+    /// its tag (built and checked once per connection).
     pub async fn ensure_base_image(&self) -> Result<String, SpaceError> {
+        self.image
+            .get_or_try_init(|| self.import_base_image())
+            .await
+            .cloned()
+    }
+
+    async fn import_base_image(&self) -> Result<String, SpaceError> {
         // One import at a time in this process: two at once would both
         // import, and the first image would be left behind untagged.
         static IMPORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -181,6 +194,10 @@ impl ContainerEngine {
             .map_err(SpaceError::engine("creating the data volume"))?;
         let memory = limits.cgroup_memory_bytes()?;
         let host = HostConfig {
+            // A small init as process 1 (the engine's own): it passes on a
+            // stop's signal, so a space stops at once instead of after the
+            // grace its `sleep` would ignore, and it reaps orphans.
+            init: Some(true),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some(limits.nano_cpus()?),

@@ -145,7 +145,8 @@ async fn limits_hold_memory_processes_and_disk_and_the_space_survives() {
     assert_eq!(used.trim(), "gone");
     // Processes: a fork bomb runs into the pids limit and stays under it,
     // while the neighbour space still runs commands.
-    let bomb = "b() { b | b & }; b";
+    // Each process started stays (a sleep): forks fail once the limit is hit.
+    let bomb = "i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null";
     let command = ["sh".to_owned(), "-c".to_owned(), bomb.to_owned()];
     let _ = engine
         .exec(&space, &command, None, Duration::from_secs(2))
@@ -167,8 +168,8 @@ async fn limits_hold_memory_processes_and_disk_and_the_space_survives() {
     assert_eq!((code, out.trim()), (0, "alive"));
     assert_eq!(
         engine.processes(&other).await.unwrap(),
-        1,
-        "only the neighbour's own process"
+        2,
+        "only the neighbour's own init and its sleep"
     );
     engine.remove(&space).await.unwrap();
     engine.remove(&other).await.unwrap();

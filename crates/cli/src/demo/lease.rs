@@ -99,7 +99,9 @@ pub(super) fn run(stage: &Stage, json: bool) -> anyhow::Result<LeaseReport> {
         periods: Some(PERIODS),
         max_price_per_period: Amount::from_tokens(1),
         filters: LeaseFilters::default(),
-        offer_window_ms: 2_000,
+        // Every running provider answers well within it (the killed one
+        // never does, so the window runs out).
+        offer_window_ms: 1_000,
         activate_within_ms: 30_000,
         fund_periods: PERIODS,
     };

@@ -55,6 +55,8 @@ pub(crate) struct Leases {
     collectors: Mutex<HashMap<Hash32, mpsc::Sender<Signed<LeaseOffer>>>>,
     /// Commands run lately, (lease, nonce) → valid until: each runs once.
     commands: Mutex<HashMap<(LeaseId, u64), u64>>,
+    /// Leases whose space is being made, stopped or removed right now.
+    busy: Mutex<std::collections::HashSet<LeaseId>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -71,6 +71,7 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
     let me = inner.node_id();
     let my_owner = inner.owner_key.account_id();
     let spaces: HashSet<LeaseId> = lock(&inner.leases.spaces).keys().copied().collect();
+    let busy: HashSet<LeaseId> = lock(&inner.leases.busy).clone();
     let chain = inner.chain();
     let state = chain.state();
     let now = state.tip().map_or(0, |t| t.time_ms).max(now_ms());
@@ -78,11 +79,11 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
     let mut work = Work::default();
     for (lease, record) in state.leases() {
         if record.node == me {
-            let runs = should_run(record, now);
+            let runs = should_run(record, now) && !busy.contains(lease);
             if runs && !spaces.contains(lease) && inner.leases.engine.is_some() {
                 work.create.push((*lease, record.clone()));
             }
-            if !runs && spaces.contains(lease) {
+            if !should_run(record, now) && spaces.contains(lease) && !busy.contains(lease) {
                 if now >= removal_ms(record) {
                     work.remove.push(*lease);
                 } else if !stopped.contains(lease) {
@@ -241,23 +242,39 @@ pub(crate) async fn upkeep_loop(inner: Arc<Inner>) {
             probed.insert((lease, period));
             tokio::spawn(probe(inner.clone(), lease, node, period));
         }
+        // The engine's work runs beside the loop (a stop or a removal must
+        // not hold up the next lease's space, nor the bills).
         for (lease, record) in work.create {
-            create(&inner, lease, &record).await;
+            lock(&inner.leases.busy).insert(lease);
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                create(&inner, lease, &record).await;
+                lock(&inner.leases.busy).remove(&lease);
+            });
         }
-        for lease in work.stop {
-            let space = lock(&inner.leases.spaces).get(&lease).cloned();
-            if let Some(space) = space {
-                retire(&inner, lease, space, false).await;
+        for (lease, remove) in work
+            .stop
+            .into_iter()
+            .map(|l| (l, false))
+            .chain(work.remove.into_iter().map(|l| (l, true)))
+        {
+            let Some(space) = lock(&inner.leases.spaces).get(&lease).cloned() else {
+                continue;
+            };
+            lock(&inner.leases.busy).insert(lease);
+            if remove {
+                stopped.remove(&lease);
+            } else {
                 stopped.insert(lease);
             }
-        }
-        for lease in work.remove {
-            let space = lock(&inner.leases.spaces).get(&lease).cloned();
-            if let Some(space) = space {
-                retire(&inner, lease, space, true).await;
-                stopped.remove(&lease);
-                lock(&inner.leases.probes).remove(&lease);
-            }
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                retire(&inner, lease, space, remove).await;
+                if remove {
+                    lock(&inner.leases.probes).remove(&lease);
+                }
+                lock(&inner.leases.busy).remove(&lease);
+            });
         }
         for kind in work.txs {
             let name = kind.name();
