@@ -27,7 +27,7 @@ pub(super) async fn answer(
             leases::on_space_command(inner, command).await
         }
         (Protocol::Space, Message::SpaceProbe { lease, nonce, .. }) => {
-            leases::on_probe(inner, lease, nonce).await
+            leases::on_probe(inner, peercloud_net::node_id_of(&peer), lease, nonce).await
         }
         (Protocol::Space, Message::LeaseProbeReport(probe)) => {
             leases::on_probe_report(inner, probe)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{LeaseRecord, LeaseStatus};
 use peercloud_space::{Space, SpaceLimits};
-use peercloud_types::{AccountId, LeaseId, LeaseProbe, Signed, SpaceCommand};
+use peercloud_types::{AccountId, LeaseId, LeaseProbe, NodeId, Signed, SpaceCommand};
 
 use super::{OUTPUT_BYTES_MAX, SPACE_GRACE_MS, lock};
 use crate::daemon::{Inner, now_ms};
@@ -186,8 +186,32 @@ pub(crate) async fn on_space_command(inner: &Arc<Inner>, signed: Signed<SpaceCom
 }
 
 /// Echoes a prober's nonce through the space of `lease` (the path a user's
-/// commands take): the prober sees the space up only if it answers.
-pub(crate) async fn on_probe(inner: &Arc<Inner>, lease: LeaseId, nonce: u64) -> Message {
+/// commands take): the prober sees the space up only if it answers. Only
+/// the lease's probers are answered (anyone else would just load the space).
+pub(crate) async fn on_probe(
+    inner: &Arc<Inner>,
+    prober: Option<NodeId>,
+    lease: LeaseId,
+    nonce: u64,
+) -> Message {
+    let Some(prober) = prober else {
+        return Message::error(ErrorCode::NotOwner, "a probe from a peer that is no node");
+    };
+    let is_prober = {
+        let chain = inner.chain();
+        let state = chain.state();
+        let owner = state.node(&inner.node_id()).map(|n| n.owner);
+        owner.is_some_and(|owner| {
+            let nodes = state.nodes().map(|(id, n)| (*id, n.owner));
+            super::upkeep::probers_of(nodes, &lease, &owner).contains(&prober)
+        })
+    };
+    if !is_prober {
+        return Message::error(
+            ErrorCode::NotOwner,
+            format!("node {prober} is not a prober of {lease}"),
+        );
+    }
     let (_, space) = match running_space(inner, &lease) {
         Ok(found) => found,
         Err((code, message)) => return Message::error(code, message),
