@@ -185,6 +185,40 @@ pub struct NodeView {
     pub reputation: u32,
     /// What it registered.
     pub resources: Resources,
+    /// Why its reputation is what it is: each reason that moved it, how
+    /// many times, at what weight (it starts at `reputation_start` and
+    /// stays in 0..=10000 as it goes).
+    #[serde(default)]
+    pub reputation_explained: Vec<ReputationLine>,
+}
+
+/// One reason a node's reputation moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReputationLine {
+    /// The reason, in words.
+    pub reason: String,
+    /// How many times.
+    pub count: u64,
+    /// What one time moves it by.
+    pub weight: i64,
+    /// `count × weight`.
+    pub total: i64,
+}
+
+impl ReputationLine {
+    /// The lines of `tally` (every reason, those that never happened too).
+    pub fn of(tally: &peercloud_ledger::ReputationTally) -> Vec<ReputationLine> {
+        tally
+            .lines()
+            .into_iter()
+            .map(|(reason, count, weight, total)| ReputationLine {
+                reason: reason.name().to_owned(),
+                count,
+                weight,
+                total,
+            })
+            .collect()
+    }
 }
 
 /// `GET /v1/accounts/{id}`.

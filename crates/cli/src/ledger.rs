@@ -1,12 +1,14 @@
 //! `peercloud ledger`: the chain as the node sees it — its tip, its state
-//! root, whether every token is accounted for, the registered nodes, the jobs.
+//! root, whether every token is accounted for, the registered nodes, the jobs,
+//! and why a node's reputation is what it is.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use peercloud_api::LedgerView;
-use peercloud_types::Amount;
+use peercloud_ledger::params::REPUTATION_START;
+use peercloud_types::{Amount, NodeId};
 
 use crate::display;
 use crate::node_api::{NodeArgs, explain};
@@ -17,6 +19,12 @@ pub enum LedgerCommand {
     /// Height, tip, state root, supply against what is accounted for, the
     /// registered nodes and the jobs by state.
     Status,
+    /// Why a node's reputation is what it is: each reason, how many times,
+    /// at what weight.
+    Reputation {
+        /// The node (`pcn1…`).
+        node: NodeId,
+    },
 }
 
 /// Runs a ledger command. `data_dir_flag` only locates the default node.
@@ -33,6 +41,31 @@ pub fn run(
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
                 print_status(&view);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Reputation { node: id } => {
+            let view = node.connect(data_dir_flag)?.ledger().map_err(explain)?;
+            let Some(found) = view.nodes.iter().find(|n| n.node == id) else {
+                anyhow::bail!("{id} is not registered on this ledger");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(found)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("node        {}", found.node);
+            println!(
+                "reputation  {} of 10000 (every node starts at {})",
+                found.reputation, REPUTATION_START
+            );
+            for line in found.reputation_explained.iter().filter(|l| l.count > 0) {
+                println!(
+                    "  {:>+7}  {:>5} × {:>+5}  {}",
+                    line.total, line.count, line.weight, line.reason
+                );
+            }
+            if found.reputation_explained.iter().all(|l| l.count == 0) {
+                println!("  nothing has moved it yet");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -234,6 +234,22 @@ fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
     );
     assert!(view.refunded >= opened.price_per_period.checked_mul(2).unwrap());
     assert!(reputation() < before, "the down periods cost reputation");
+    // And the ledger says why, to anyone who asks.
+    let ledger = node.ledger().expect("the ledger");
+    let view = ledger
+        .nodes
+        .iter()
+        .find(|n| n.node == opened.node)
+        .expect("the leasing node");
+    let down = view
+        .reputation_explained
+        .iter()
+        .find(|l| l.reason == peercloud_ledger::ReputationReason::LeasePeriodDown.name())
+        .expect("a line for lease periods down");
+    assert!(
+        down.count >= 2 && down.total == down.weight * down.count as i64,
+        "{down:?}"
+    );
     lease::close(&node, grid.user(), opened.lease).expect("close");
     assert_nodes_agree(&grid);
     remove_spaces(&grid, &[&opened]);

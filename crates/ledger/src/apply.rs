@@ -409,6 +409,7 @@ fn register_node(
         registered_height: ctx.height,
         jobs_agreed: 0,
         jobs_faulted: 0,
+        tally: crate::records::ReputationTally::default(),
     };
     state.nodes.put(*node, record);
     events.push(Event::NodeRegistered {

@@ -63,7 +63,9 @@ use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::{Event, StorageEvent};
 use crate::funds::slash_share;
-use crate::params::{AUDIT_REPORTS_TO_SLASH, REPUTATION_PENALTY_AUDIT};
+use crate::params::AUDIT_REPORTS_TO_SLASH;
+use crate::records::ReputationReason;
+use crate::reputation;
 use crate::state::State;
 use crate::storage_error::StorageError;
 use crate::storage_records::{ClusterId, ClusterRecord, Member, MemberStatus};
@@ -218,23 +220,7 @@ fn judge(
 
 /// Takes [`REPUTATION_PENALTY_AUDIT`] from `node`'s reputation (not below 0).
 fn lower_reputation(state: &mut State, node: &NodeId, events: &mut Vec<Event>) {
-    // Only registered nodes can join a cluster, and nodes are never
-    // deregistered, so a member always has a record.
-    let Some(mut record) = state.node(node).cloned() else {
-        return;
-    };
-    let before = record.reputation;
-    let after = before.saturating_sub(REPUTATION_PENALTY_AUDIT);
-    if before == after {
-        return;
-    }
-    record.reputation = after;
-    state.nodes.put(*node, record);
-    events.push(Event::ReputationChanged {
-        node: *node,
-        before,
-        after,
-    });
+    reputation::change(state, node, ReputationReason::AuditFailed, 1, events);
 }
 
 #[cfg(test)]

@@ -42,8 +42,9 @@ const META_FORMAT: &str = "format";
 /// optional (blocks hold transactions in their new encoding). 5: cluster
 /// records are version 2 (they keep the failed-audit tally, which the state
 /// root hashes), so a version-4 chain's cluster entries no longer decode.
-/// 7: the state root covers the leases table.
-const FORMAT_VERSION: u8 = 7;
+/// 7: the state root covers the leases table. 8: node records are version
+/// 2 (they keep the reputation tally).
+const FORMAT_VERSION: u8 = 8;
 /// Bytes of the checksum in front of each stored block.
 const CHECKSUM_BYTES: usize = 32;
 

@@ -9,18 +9,15 @@
 
 use std::collections::BTreeSet;
 
-use peercloud_types::job::{DEADLINE_SECS_MAX, REDUNDANCY_MAX, REPUTATION_MAX};
+use peercloud_types::job::{DEADLINE_SECS_MAX, REDUNDANCY_MAX};
 use peercloud_types::{AccountId, Amount, Hash32, JobId, NodeId, Offer, Signed};
 
 use crate::context::BlockContext;
 use crate::error::TxError;
 use crate::event::Event;
 use crate::funds::{account_or_default, credit, debit, slash_share};
-use crate::params::{
-    REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_MISSING, REPUTATION_PENALTY_NO_MAJORITY,
-    REPUTATION_PENALTY_WITHDRAWN, REPUTATION_REWARD,
-};
-use crate::records::{Award, JobRecord, JobState, ResultClaim};
+use crate::records::{Award, JobRecord, JobState, ReputationReason, ResultClaim};
+use crate::reputation;
 use crate::state::State;
 
 /// The longest a job may run: its deadline at most this far after the block
@@ -539,30 +536,21 @@ enum Rating {
 }
 
 fn rate(state: &mut State, node: &NodeId, rating: Rating, events: &mut Vec<Event>) {
+    let reason = match rating {
+        Rating::Agreed => ReputationReason::JobAgreed,
+        Rating::Disagreed => ReputationReason::JobOutvoted,
+        Rating::Missing => ReputationReason::JobMissed,
+        Rating::Withdrawn => ReputationReason::JobWithdrawn,
+        Rating::NoMajority => ReputationReason::JobNoMajority,
+    };
     // Nodes are never deregistered, so an awarded node always has a record.
-    let Some(mut record) = state.node(node).cloned() else {
-        return;
-    };
-    let before = record.reputation;
-    record.reputation = match rating {
-        Rating::Agreed => before.saturating_add(REPUTATION_REWARD).min(REPUTATION_MAX),
-        Rating::Disagreed => before.saturating_sub(REPUTATION_PENALTY_DISAGREE),
-        Rating::Missing => before.saturating_sub(REPUTATION_PENALTY_MISSING),
-        Rating::Withdrawn => before.saturating_sub(REPUTATION_PENALTY_WITHDRAWN),
-        Rating::NoMajority => before.saturating_sub(REPUTATION_PENALTY_NO_MAJORITY),
-    };
-    if rating == Rating::Agreed {
-        record.jobs_agreed = record.jobs_agreed.saturating_add(1);
-    } else {
-        record.jobs_faulted = record.jobs_faulted.saturating_add(1);
+    if let Some(mut record) = state.node(node).cloned() {
+        if rating == Rating::Agreed {
+            record.jobs_agreed = record.jobs_agreed.saturating_add(1);
+        } else {
+            record.jobs_faulted = record.jobs_faulted.saturating_add(1);
+        }
+        state.nodes.put(*node, record);
     }
-    let after = record.reputation;
-    state.nodes.put(*node, record);
-    if before != after {
-        events.push(Event::ReputationChanged {
-            node: *node,
-            before,
-            after,
-        });
-    }
+    reputation::change(state, node, reason, 1, events);
 }

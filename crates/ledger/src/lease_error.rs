@@ -132,6 +132,13 @@ pub enum LeaseError {
         /// The node.
         node: NodeId,
     },
+    /// The winning node is the user's own: a lease with oneself would buy
+    /// reputation for fees.
+    #[error("node {node} is the user's own; a lease is rented from another farmer")]
+    OwnNode {
+        /// The node.
+        node: NodeId,
+    },
     /// The deposit does not cover what the lease needs up front.
     #[error("a deposit of {deposit:?} is short: the lease needs {needed:?} up front")]
     DepositTooSmall {

@@ -44,8 +44,10 @@ use crate::params::{
     LEASE_BILL_WINDOW_PERIODS, LEASE_FILTERS_MAX, LEASE_OFFERS_MAX, LEASE_PERIOD_MS_MAX,
     LEASE_PERIOD_MS_MIN, LEASE_PERIODS_MAX, LEASE_PRICE_MAX, LEASE_PROBE_QUORUM,
     LOCATION_BYTES_MAX, LOW_DEPOSIT_PERIODS, REPUTATION_PENALTY_LEASE_DOWN,
-    REPUTATION_PENALTY_LEASE_DOWN_MAX, REPUTATION_REWARD,
+    REPUTATION_PENALTY_LEASE_DOWN_MAX,
 };
+use crate::records::ReputationReason;
+use crate::reputation;
 use crate::state::State;
 
 fn overflow(what: &'static str) -> TxError {
@@ -250,6 +252,9 @@ pub(crate) fn open(
             max: LEASE_OFFERS_MAX,
         })?;
     let node = bids[winner].0;
+    if node_owner(state, &node)? == *signer {
+        return Err(LeaseError::OwnNode { node }.into());
+    }
     let needed = price
         .checked_mul(u128::from(request.periods.unwrap_or(1)))
         .ok_or(overflow("a lease's price"))?;
@@ -674,33 +679,17 @@ pub(crate) fn bill(
     Ok(())
 }
 
-/// Takes reputation for `down` periods nobody proved up.
+/// Takes reputation for `down` periods nobody proved up (at most
+/// `REPUTATION_PENALTY_LEASE_DOWN_MAX` in one go).
 fn penalise_down(state: &mut State, node: &NodeId, down: u64, events: &mut Vec<Event>) {
-    if down == 0 {
-        return;
-    }
-    let penalty = u32::try_from(down)
-        .unwrap_or(u32::MAX)
-        .saturating_mul(REPUTATION_PENALTY_LEASE_DOWN)
-        .min(REPUTATION_PENALTY_LEASE_DOWN_MAX);
-    rate(state, node, |r| r.saturating_sub(penalty), events);
-}
-
-fn rate(state: &mut State, node: &NodeId, change: impl Fn(u32) -> u32, events: &mut Vec<Event>) {
-    let Some(mut record) = state.node(node).cloned() else {
-        return;
-    };
-    let before = record.reputation;
-    record.reputation = change(before).min(REPUTATION_MAX);
-    let after = record.reputation;
-    state.nodes.put(*node, record);
-    if before != after {
-        events.push(Event::ReputationChanged {
-            node: *node,
-            before,
-            after,
-        });
-    }
+    let most = u64::from(REPUTATION_PENALTY_LEASE_DOWN_MAX / REPUTATION_PENALTY_LEASE_DOWN);
+    reputation::change(
+        state,
+        node,
+        ReputationReason::LeasePeriodDown,
+        down.min(most),
+        events,
+    );
 }
 
 /// When an ended lease may be settled: its end plus the bill window.
@@ -753,12 +742,7 @@ pub(crate) fn settle(
     }));
     penalise_down(state, &node, down, events);
     if clean {
-        rate(
-            state,
-            &node,
-            |r| r.saturating_add(REPUTATION_REWARD),
-            events,
-        );
+        reputation::change(state, &node, ReputationReason::LeaseClean, 1, events);
     }
     Ok(())
 }

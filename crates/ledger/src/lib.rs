@@ -26,15 +26,16 @@
 //!   block    ─► apply, context, error, event, params, state, tx
 //!   apply    ─► audits, buckets, clusters, jobs, leases, funds, context, error,
 //!               event, params, records, state, tx
-//!   audits   ─► clusters, funds, context, error, event, params, state,
+//!   audits   ─► clusters, funds, reputation, context, error, event, params, state,
 //!               storage_error, storage_records          (failed audits, judgement)
 //!   buckets  ─► billing, clusters, funds, context, error, event, params, state,
 //!               storage_error, storage_records
 //!   clusters ─► funds, context, error, event, params, state, storage_error,
 //!               storage_records
-//!   jobs     ─► funds, context, error, event, params, records, state
-//!   leases   ─► funds, context, error, event, lease_error, lease_records,
+//!   jobs     ─► funds, reputation, context, error, event, params, records, state
+//!   leases   ─► funds, reputation, context, error, event, lease_error, lease_records,
 //!               params, state                          (the lease life, billing)
+//!   reputation ─► event, records, state                 (a change, its reason tallied)
 //!   funds    ─► error, params, records, state            (debit, credit, slash_share)
 //!   context  ─► state                                    (BlockContext)
 //!   invariants ─► lease_records, params, records, state, storage_records
@@ -46,7 +47,8 @@
 //!   storage_error ─► storage_records
 //!   storage_records ─► table                             (ClusterId, BucketId)
 //!   billing  ─► params                                   (exact bill arithmetic)
-//!   params, records, root, table: nothing in the crate (Params, constants)
+//!   records  ─► params                                   (reputation weights)
+//!   params, root, table: nothing in the crate (Params, constants)
 //! ```
 //!
 //! `apply` reads no clock, no random source and iterates only `BTreeMap`s: the
@@ -74,6 +76,7 @@ pub mod object_entry;
 pub mod params;
 pub mod records;
 pub mod repairs;
+mod reputation;
 pub mod root;
 pub mod state;
 pub mod storage_error;
@@ -98,7 +101,9 @@ pub use lease_records::{LeaseRecord, LeaseStatus};
 pub use leases::settles_at_ms as lease_settles_at_ms;
 pub use object_entry::{InlineIndex, InlineObject, ObjectEntry, ObjectRef};
 pub use params::{Params, ParamsError};
-pub use records::{Account, Award, JobRecord, JobState, NodeRecord, ResultClaim};
+pub use records::{
+    Account, Award, JobRecord, JobState, NodeRecord, ReputationReason, ReputationTally, ResultClaim,
+};
 pub use state::{Checkpoint, EntryError, State, Tip};
 pub use storage_error::StorageError;
 pub use storage_records::{

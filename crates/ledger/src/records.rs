@@ -50,11 +50,120 @@ pub struct NodeRecord {
     pub jobs_agreed: u64,
     /// Jobs where it disagreed, missed its result, or there was no majority.
     pub jobs_faulted: u64,
+    /// How many times each reason moved its reputation (why it is what it is).
+    pub tally: ReputationTally,
 }
 
 impl Versioned for NodeRecord {
     const KIND: u8 = Kind::StateEntry as u8;
-    const VERSION: u8 = 1;
+    /// 2: the reputation tally.
+    const VERSION: u8 = 2;
+}
+
+/// Why a node's reputation moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReputationReason {
+    /// Its job result agreed with the majority.
+    JobAgreed,
+    /// Its job result was outvoted (it was also slashed).
+    JobOutvoted,
+    /// It gave no result for a job it was awarded.
+    JobMissed,
+    /// It withdrew from a job it was awarded (said it would not deliver).
+    JobWithdrawn,
+    /// A job it took part in ended with no majority.
+    JobNoMajority,
+    /// Auditors of two owners found a piece it should hold missing or corrupt.
+    AuditFailed,
+    /// A period of one of its leases that no probes proved up (one count
+    /// per period, at most ten per bill or settlement).
+    LeasePeriodDown,
+    /// A lease of it ran to its end with every period proven up.
+    LeaseClean,
+}
+
+impl ReputationReason {
+    /// Every reason, in the tally's order.
+    pub const ALL: [ReputationReason; 8] = [
+        ReputationReason::JobAgreed,
+        ReputationReason::JobOutvoted,
+        ReputationReason::JobMissed,
+        ReputationReason::JobWithdrawn,
+        ReputationReason::JobNoMajority,
+        ReputationReason::AuditFailed,
+        ReputationReason::LeasePeriodDown,
+        ReputationReason::LeaseClean,
+    ];
+
+    /// What one count moves the reputation by.
+    pub fn weight(self) -> i64 {
+        use crate::params::{
+            REPUTATION_PENALTY_AUDIT, REPUTATION_PENALTY_DISAGREE, REPUTATION_PENALTY_LEASE_DOWN,
+            REPUTATION_PENALTY_MISSING, REPUTATION_PENALTY_NO_MAJORITY,
+            REPUTATION_PENALTY_WITHDRAWN, REPUTATION_REWARD,
+        };
+        let up = |n: u32| i64::from(n);
+        let down = |n: u32| -i64::from(n);
+        match self {
+            ReputationReason::JobAgreed | ReputationReason::LeaseClean => up(REPUTATION_REWARD),
+            ReputationReason::JobOutvoted => down(REPUTATION_PENALTY_DISAGREE),
+            ReputationReason::JobMissed => down(REPUTATION_PENALTY_MISSING),
+            ReputationReason::JobWithdrawn => down(REPUTATION_PENALTY_WITHDRAWN),
+            ReputationReason::JobNoMajority => down(REPUTATION_PENALTY_NO_MAJORITY),
+            ReputationReason::AuditFailed => down(REPUTATION_PENALTY_AUDIT),
+            ReputationReason::LeasePeriodDown => down(REPUTATION_PENALTY_LEASE_DOWN),
+        }
+    }
+
+    /// The reason in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReputationReason::JobAgreed => "job result agreed with the majority",
+            ReputationReason::JobOutvoted => "job result outvoted",
+            ReputationReason::JobMissed => "job result missing",
+            ReputationReason::JobWithdrawn => "withdrew from a job",
+            ReputationReason::JobNoMajority => "job ended with no majority",
+            ReputationReason::AuditFailed => "failed a storage audit",
+            ReputationReason::LeasePeriodDown => "lease period not proven up",
+            ReputationReason::LeaseClean => "lease ran clean to its end",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// How many times each reason moved a node's reputation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReputationTally {
+    counts: [u64; 8],
+}
+
+impl ReputationTally {
+    /// How many times `reason` moved the reputation.
+    pub fn count(&self, reason: ReputationReason) -> u64 {
+        self.counts[reason.index()]
+    }
+
+    /// Every reason with its count, its weight and their product.
+    pub fn lines(&self) -> Vec<(ReputationReason, u64, i64, i64)> {
+        ReputationReason::ALL
+            .iter()
+            .map(|r| {
+                let count = self.count(*r);
+                let total = i64::try_from(count)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(r.weight());
+                (*r, count, r.weight(), total)
+            })
+            .collect()
+    }
+
+    pub(crate) fn add(&mut self, reason: ReputationReason, count: u64) {
+        let slot = &mut self.counts[reason.index()];
+        *slot = slot.saturating_add(count);
+    }
 }
 
 /// Where a job is in its life.
@@ -238,4 +347,26 @@ pub struct Meta {
 impl Versioned for Meta {
     const KIND: u8 = Kind::StateEntry as u8;
     const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_place_and_sign() {
+        let mut tally = ReputationTally::default();
+        for (i, reason) in ReputationReason::ALL.iter().enumerate() {
+            tally.add(*reason, i as u64 + 1);
+        }
+        for (i, (reason, count, weight, total)) in tally.lines().into_iter().enumerate() {
+            assert_eq!(count, i as u64 + 1, "{reason:?}");
+            assert_eq!(total, weight * count as i64);
+            let rewards = matches!(
+                reason,
+                ReputationReason::JobAgreed | ReputationReason::LeaseClean
+            );
+            assert_eq!(weight > 0, rewards, "{reason:?}");
+        }
+    }
 }

@@ -9,7 +9,8 @@ mod common;
 
 use common::*;
 use peercloud_ledger::{
-    Event, LeaseError, LeaseEvent, LeaseRecord, LeaseStatus, TxError, TxKind, lease_settles_at_ms,
+    Event, LeaseError, LeaseEvent, LeaseRecord, LeaseStatus, ReputationReason, TxError, TxKind,
+    lease_settles_at_ms,
 };
 use peercloud_types::{
     Amount, Keypair, LeaseFilters, LeaseId, LeaseOffer, LeaseProbe, LeaseRequest, Resources,
@@ -226,6 +227,19 @@ fn an_award_that_breaks_a_rule_is_refused_and_changes_nothing() {
             ..
         }
     ));
+    // A farmer renting its own node (reputation for fees): refused.
+    let owner = world.owners[0].clone();
+    let mut own = req.clone();
+    own.user = owner.account_id();
+    let e = world.refused(
+        &owner,
+        open_kind(
+            &own,
+            vec![bid(&world, 0, &own, units(1))],
+            RESERVE.checked_mul(2).unwrap(),
+        ),
+    );
+    assert!(matches!(lease_error(e), LeaseError::OwnNode { .. }));
     // A lapsed bid.
     world.time_ms += 20_000;
     let e = world.refused(
@@ -283,8 +297,11 @@ fn an_early_close_refunds_the_unused_part_exactly_and_the_node_bills_what_was_us
     assert_eq!(alice_spent, owed.checked_add(fees).unwrap());
     let owner_gain = world.balance(&owner).checked_sub(owner_start).unwrap();
     assert_eq!(owner_gain, owed.checked_sub(MIN_FEE).unwrap());
-    // A lease that ran clean raised its node's reputation.
+    // A lease that ran clean raised its node's reputation, and says so.
     assert!(world.reputation(0) > peercloud_ledger::params::REPUTATION_START);
+    let tally = world.state.node(&world.nodes[0].node_id()).unwrap().tally;
+    assert_eq!(tally.count(ReputationReason::LeaseClean), 1);
+    assert_eq!(tally.count(ReputationReason::LeasePeriodDown), 0);
 }
 
 #[test]
@@ -326,6 +343,13 @@ fn periods_nobody_proved_up_are_credited_to_the_user_and_cost_reputation() {
     assert_eq!(
         world.reputation(0),
         reputation - 2 * peercloud_ledger::params::REPUTATION_PENALTY_LEASE_DOWN
+    );
+    // The record says why: two periods down, at their weight.
+    let tally = world.state.node(&world.nodes[0].node_id()).unwrap().tally;
+    assert_eq!(tally.count(ReputationReason::LeasePeriodDown), 2);
+    assert_eq!(
+        ReputationReason::LeasePeriodDown.weight(),
+        -i64::from(peercloud_ledger::params::REPUTATION_PENALTY_LEASE_DOWN)
     );
 }
 

@@ -29,8 +29,11 @@ const LABEL_SPACE: &str = "peercloud.space";
 const LABEL_OWNER: &str = "peercloud.owner";
 /// Where the user's files live (the capped volume).
 pub const DATA_DIR: &str = "/data";
-/// The user the space's processes run as.
+/// The user the space's commands run as (its keep-alive runs as root with
+/// no capabilities, so a command cannot kill it and stop the space).
 const NOBODY: &str = "65534:65534";
+/// Most output of one command kept, per stream (1 MiB).
+pub const OUTPUT_BYTES_MAX: usize = 1 << 20;
 
 /// A connection to the node's container engine.
 #[derive(Debug, Clone)]
@@ -221,7 +224,6 @@ impl ContainerEngine {
         let body = ContainerCreateBody {
             image: Some(image),
             cmd: Some(vec!["sleep".to_owned(), "2147483647".to_owned()]),
-            user: Some(NOBODY.to_owned()),
             working_dir: Some(DATA_DIR.to_owned()),
             env: Some(vec![
                 "PATH=/bin".to_owned(),
@@ -354,11 +356,17 @@ impl ContainerEngine {
             }
             let _ = input.shutdown().await;
             while let Some(chunk) = output.next().await {
+                // Kept up to the bound; the rest is read and dropped, so a
+                // chatty command cannot fill the node's memory.
+                let keep = |out: &mut Vec<u8>, bytes: &[u8]| {
+                    let room = OUTPUT_BYTES_MAX.saturating_sub(out.len());
+                    out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                };
                 match chunk.map_err(SpaceError::engine("reading a command's output"))? {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        stdout.extend_from_slice(&message)
+                        keep(&mut stdout, &message)
                     }
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    LogOutput::StdErr { message } => keep(&mut stderr, &message),
                     LogOutput::StdIn { .. } => {}
                 }
             }

@@ -21,9 +21,11 @@
 //!   pages count against the cgroup), no swap beyond it; CPU capped at the
 //!   lease's millicores; at most [`PIDS_MAX`] processes (a fork bomb stops
 //!   there);
-//! - every capability dropped, `no-new-privileges`, run as `nobody`
-//!   (65534): the user's key is recorded on the container and the node lets
-//!   only that key's signed requests in.
+//! - every capability dropped, `no-new-privileges`; the user's commands
+//!   run as `nobody` (65534), the keep-alive as root without capabilities
+//!   (so a command cannot stop the space by killing it); the user's key is
+//!   recorded on the container and the node lets only that key's signed
+//!   requests in; each command's output is kept up to [`OUTPUT_BYTES_MAX`].
 //!
 //! The crate knows neither the ledger nor the network: the node decides
 //! when a space is made and removed, and who may reach it.
@@ -33,7 +35,7 @@ mod error;
 mod image;
 mod limits;
 
-pub use container::{ContainerEngine, ExecOutput, Space, SpaceState};
+pub use container::{ContainerEngine, ExecOutput, OUTPUT_BYTES_MAX, Space, SpaceState};
 pub use error::SpaceError;
 pub use image::{BaseImage, base_image_rootfs};
 pub use limits::{PIDS_MAX, SpaceLimits};

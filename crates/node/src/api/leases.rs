@@ -21,6 +21,10 @@ use super::service::Service;
 use crate::daemon::{AskError, LeaseOfferError};
 use crate::wire::Message;
 
+/// A bid must stay valid at least this long after it is handed to the
+/// user: time to sign the award and for it to land.
+const BID_MARGIN_MS: u64 = 10_000;
+
 impl Service {
     /// `POST /v1/leases/offers`: the sealed bids for `request` from every
     /// node that makes one before its offer window closes, cheapest first.
@@ -39,10 +43,21 @@ impl Service {
             })?;
         let chain = self.inner().chain();
         let state = chain.state();
+        // Only bids the ledger would take now (one it refuses refuses the
+        // whole award): unexpired for a while yet, a staked node of another
+        // owner that passes the request's filters, at most the reserve.
+        let valid_from = crate::daemon::now_ms() + BID_MARGIN_MS;
+        let stake_min = state.params().stake_min_to_serve;
         let mut offers: Vec<LeaseOfferView> = offers
             .into_iter()
             .filter_map(|offer| {
                 let node = state.node(&offer.body.node)?;
+                let takeable = offer.body.valid_until_ms >= valid_from
+                    && offer.body.price_per_period <= request.max_price_per_period
+                    && state.stake(&node.owner) >= stake_min
+                    && node.owner != request.user
+                    && request.admits(&node.location, &node.owner, node.reputation);
+                takeable.then_some(())?;
                 Some(LeaseOfferView {
                     reputation: node.reputation,
                     location: node.location.clone(),
@@ -52,6 +67,8 @@ impl Service {
             })
             .collect();
         offers.sort_by_key(|o| (o.offer.0.body.price_per_period, o.offer.0.body.node));
+        // The ledger takes at most this many bids; the cheapest decide the award.
+        offers.truncate(peercloud_ledger::params::LEASE_OFFERS_MAX);
         Ok(LeaseOffersResponse { offers })
     }
 

@@ -104,6 +104,7 @@ impl Service {
                     location: record.location.clone(),
                     reputation: record.reputation,
                     resources: record.resources,
+                    reputation_explained: ReputationLine::of(&record.tally),
                 })
                 .collect(),
             jobs,

@@ -35,8 +35,6 @@ pub(crate) use upkeep::upkeep_loop;
 /// A space is stopped when its lease ends and removed this long after, so
 /// its user can still copy files out (the grace).
 pub const SPACE_GRACE_MS: u64 = 30_000;
-/// Most output of one command kept, per stream.
-pub const OUTPUT_BYTES_MAX: usize = 1 << 20;
 
 /// The probes reported for one lease, by period.
 pub(crate) type Reported = BTreeMap<u64, Vec<Signed<LeaseProbe>>>;

@@ -136,6 +136,21 @@ pub(crate) fn on_lease_offer(inner: &Inner, offer: Signed<LeaseOffer>) -> Messag
             "a lease bid not signed by its node",
         );
     }
+    // Only bids the ledger could take: a registered node whose owner has
+    // the stake to serve (one it refuses would refuse the whole award).
+    let bidder_ok = {
+        let chain = inner.chain();
+        let state = chain.state();
+        state
+            .node(&offer.body.node)
+            .is_some_and(|n| state.stake(&n.owner) >= state.params().stake_min_to_serve)
+    };
+    if !bidder_ok {
+        return Message::error(
+            ErrorCode::NotRegistered,
+            "a lease bid from a node that is not registered and staked",
+        );
+    }
     let sender = lock(&inner.leases.collectors)
         .get(&offer.body.request)
         .cloned();

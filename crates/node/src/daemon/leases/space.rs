@@ -10,7 +10,7 @@ use peercloud_ledger::{LeaseRecord, LeaseStatus};
 use peercloud_space::{Space, SpaceLimits};
 use peercloud_types::{AccountId, LeaseId, LeaseProbe, NodeId, Signed, SpaceCommand};
 
-use super::{OUTPUT_BYTES_MAX, SPACE_GRACE_MS, lock};
+use super::{SPACE_GRACE_MS, lock};
 use crate::daemon::{Inner, now_ms};
 use crate::wire::Message;
 
@@ -115,15 +115,12 @@ fn running_space(
     Ok((record, space))
 }
 
+/// A command's result on the wire (its output already bounded by the engine).
 fn output(out: peercloud_space::ExecOutput) -> Message {
-    let cut = |mut bytes: Vec<u8>| {
-        bytes.truncate(OUTPUT_BYTES_MAX);
-        bytes
-    };
     Message::SpaceOutput {
         exit_code: out.exit_code,
-        stdout: cut(out.stdout),
-        stderr: cut(out.stderr),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
 }
 
@@ -161,6 +158,18 @@ pub(crate) async fn on_space_command(inner: &Arc<Inner>, signed: Signed<SpaceCom
     }
     if command.command.is_empty() {
         return Message::error(ErrorCode::BadRequest, "the command is empty");
+    }
+    // Before activation (before it is paid for) a space answers only the
+    // access check: an echo.
+    let access_check = command.command.len() == 2 && command.command[0] == "echo";
+    if record.status == peercloud_ledger::LeaseStatus::Pending && !access_check {
+        return Message::error(
+            ErrorCode::BadRequest,
+            format!(
+                "{} is not active yet: until it is, its space only echoes (the access check)",
+                command.lease
+            ),
+        );
     }
     {
         let mut seen = lock(&inner.leases.commands);
@@ -202,8 +211,7 @@ pub(crate) async fn on_probe(
         let state = chain.state();
         let owner = state.node(&inner.node_id()).map(|n| n.owner);
         owner.is_some_and(|owner| {
-            let nodes = state.nodes().map(|(id, n)| (*id, n.owner));
-            super::upkeep::probers_of(nodes, &lease, &owner).contains(&prober)
+            super::upkeep::lease_probers(state, &lease, &owner).contains(&prober)
         })
     };
     if !is_prober {
@@ -233,16 +241,38 @@ pub(crate) fn on_probe_report(inner: &Inner, probe: Signed<LeaseProbe>) -> Messa
     if probe.signer != *body.prober.key() || probe.verify().is_err() {
         return Message::error(ErrorCode::BadSignature, "a probe not signed by its prober");
     }
-    let mine = inner
-        .chain()
-        .state()
-        .lease(&body.lease)
-        .is_some_and(|l| l.node == inner.node_id());
-    if !mine {
-        return Message::error(
-            ErrorCode::NotFound,
-            format!("{} is not this node's", body.lease),
-        );
+    // Only the lease's probers, for a period that has begun: anything else
+    // would never be paid for, and one refused probe refuses a whole bill.
+    let refusal = {
+        let chain = inner.chain();
+        let state = chain.state();
+        let me = inner.node_id();
+        match (state.lease(&body.lease), state.node(&me)) {
+            (Some(lease), Some(node)) if lease.node == me => {
+                let begun = lease
+                    .period_span(body.period)
+                    .is_some_and(|(start, _)| start <= now_ms());
+                if !super::upkeep::lease_probers(state, &body.lease, &node.owner)
+                    .contains(&body.prober)
+                {
+                    Some(format!(
+                        "node {} is not a prober of {}",
+                        body.prober, body.lease
+                    ))
+                } else if !begun {
+                    Some(format!(
+                        "period {} of {} has not begun",
+                        body.period, body.lease
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => Some(format!("{} is not this node's", body.lease)),
+        }
+    };
+    if let Some(reason) = refusal {
+        return Message::error(ErrorCode::NotFound, reason);
     }
     let mut probes = lock(&inner.leases.probes);
     let period = probes

@@ -67,6 +67,22 @@ pub fn probers_of(
     ranked.into_iter().take(PROBERS).map(|(_, n)| n).collect()
 }
 
+/// The probers of `lease` on a node owned by `node_owner`, as the state has
+/// them: of the registered nodes whose owner has the stake to serve and is
+/// not `node_owner`, the [`PROBERS`] that rank first.
+pub(super) fn lease_probers(
+    state: &peercloud_ledger::State,
+    lease: &LeaseId,
+    node_owner: &AccountId,
+) -> Vec<NodeId> {
+    let stake_min = state.params().stake_min_to_serve;
+    let nodes = state
+        .nodes()
+        .filter(|(_, n)| state.stake(&n.owner) >= stake_min)
+        .map(|(id, n)| (*id, n.owner));
+    probers_of(nodes, lease, node_owner)
+}
+
 fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<LeaseId>) -> Work {
     let me = inner.node_id();
     let my_owner = inner.owner_key.account_id();
@@ -95,7 +111,8 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
                     work.txs.push(TxKind::CancelLease { lease: *lease });
                 }
                 LeaseStatus::Active { .. } | LeaseStatus::Closed { .. } => {
-                    if let Some(bill) = bill_due(lease, record, now, &reported) {
+                    let probers = lease_probers(state, lease, &my_owner);
+                    if let Some(bill) = bill_due(lease, record, now, &reported, &probers) {
                         work.txs.push(bill);
                     } else if lease_settles_at_ms(record).is_some_and(|at| now >= at) {
                         work.txs.push(TxKind::SettleLease { lease: *lease });
@@ -117,8 +134,7 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
         {
             continue;
         }
-        let nodes = state.nodes().map(|(id, n)| (*id, n.owner));
-        let probers = probers_of(nodes, lease, &owner);
+        let probers = lease_probers(state, lease, &owner);
         let Some(rank) = probers.iter().position(|p| *p == me) else {
             continue;
         };
@@ -151,6 +167,7 @@ fn bill_due(
     record: &LeaseRecord,
     now: u64,
     reported: &std::collections::HashMap<LeaseId, super::Reported>,
+    probers: &[NodeId],
 ) -> Option<TxKind> {
     let total = record.periods_total()?;
     let first = record.next_period;
@@ -170,7 +187,13 @@ fn bill_due(
         .map(|periods| {
             periods
                 .range(first..end)
-                .flat_map(|(_, probes)| probes.iter().filter(|p| p.body.up).cloned())
+                // Only what the ledger takes: a refused probe would refuse the bill.
+                .flat_map(|(_, probes)| {
+                    probes
+                        .iter()
+                        .filter(|p| p.body.up && probers.contains(&p.body.prober))
+                        .cloned()
+                })
                 .collect()
         })
         .unwrap_or_default();
