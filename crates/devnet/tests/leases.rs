@@ -3,8 +3,8 @@
 //! award is signed, the space answers the access check and only then is
 //! the lease activated; the user's commands run in it; the other nodes
 //! probe it every period and the provider is paid only for periods they
-//! saw up; an early close gives the unused part back at once; a space that
-//! dies under a running node is not paid for; every node ends on the same
+//! saw up; a space that stops is started again by its node; an early close gives the unused part back at once; a space that
+//! hangs under a running node is not paid for; every node ends on the same
 //! state root with supply conserved.
 //!
 //! They need a running Docker engine: without one they say they were
@@ -163,6 +163,42 @@ fn a_container_lease_is_awarded_verified_paid_per_proven_period_and_refunded_on_
             .unwrap()
     );
 
+    // A space that stops (a crash, a reboot) is started again by its node.
+    let space = grid.runtime().block_on(async {
+        let engine = ContainerEngine::connect().await.expect("engine");
+        let spaces = engine.list().await.expect("spaces");
+        let space = spaces
+            .into_iter()
+            .find(|s| s.name == format!("lease-{}", opened.lease.0))
+            .expect("the lease's space");
+        engine.stop(&space).await.expect("stopped");
+        space
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = grid.runtime().block_on(async {
+            let engine = ContainerEngine::connect().await.expect("engine");
+            engine.state(&space).await.expect("state")
+        });
+        if state == peercloud_space::SpaceState::Running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the space was not started again: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // It answers again (its /data lives in memory: a stop empties it).
+    let again = vec![
+        "sh".into(),
+        "-c".into(),
+        "echo back > /data/g && cat /data/g".into(),
+    ];
+    let out = lease::run(&node, user, opened.lease, again, Vec::new())
+        .expect("a command after the restart");
+    assert_eq!(String::from_utf8_lossy(&out.stdout.0), "back\n");
+
     // An early close gives back all but the periods not billed yet at once;
     // the node bills those, and the lease ends holding nothing.
     lease::close(&node, user, opened.lease).expect("close");
@@ -214,17 +250,15 @@ fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
         |v| v.periods_up >= 1,
     );
     let before = reputation();
-    // The container dies; the node runs on and keeps billing, but the
-    // probes no longer see the space: its periods are credited back.
-    grid.runtime().block_on(async {
-        let engine = ContainerEngine::connect().await.expect("engine");
-        let spaces = engine.list().await.expect("spaces");
-        let space = spaces
-            .iter()
-            .find(|s| s.name == format!("lease-{}", opened.lease.0))
-            .expect("the lease's space");
-        engine.stop(space).await.expect("stopped");
-    });
+    // The container hangs (frozen: it still "runs", so its node does not
+    // restart it); the node runs on and keeps billing, but the probes no
+    // longer get an answer through the space: its periods are credited back.
+    let name = format!("peercloud-lease-{}", opened.lease.0);
+    let paused = std::process::Command::new("docker")
+        .args(["pause", &name])
+        .status()
+        .expect("docker pause");
+    assert!(paused.success(), "docker pause {name}");
     let view = wait_for(
         &node,
         &opened,
@@ -252,5 +286,8 @@ fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
     );
     lease::close(&node, grid.user(), opened.lease).expect("close");
     assert_nodes_agree(&grid);
+    let _ = std::process::Command::new("docker")
+        .args(["unpause", &name])
+        .status();
     remove_spaces(&grid, &[&opened]);
 }

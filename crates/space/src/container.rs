@@ -350,11 +350,16 @@ impl ContainerEngine {
             mut input,
         } = started
         {
-            if let Some(bytes) = stdin {
-                // A command that exits without reading its input is no error.
-                let _ = input.write_all(bytes).await;
-            }
-            let _ = input.shutdown().await;
+            // Input is written beside the output's reader: a command that
+            // writes as it reads (`cat`) would otherwise stall both pipes.
+            let bytes = stdin.map(<[u8]>::to_vec);
+            let writer = tokio::spawn(async move {
+                if let Some(bytes) = bytes {
+                    // A command that exits without reading its input is no error.
+                    let _ = input.write_all(&bytes).await;
+                }
+                let _ = input.shutdown().await;
+            });
             while let Some(chunk) = output.next().await {
                 // Kept up to the bound; the rest is read and dropped, so a
                 // chatty command cannot fill the node's memory.
@@ -370,6 +375,7 @@ impl ContainerEngine {
                     LogOutput::StdIn { .. } => {}
                 }
             }
+            writer.abort();
         }
         // The stream ends when the process does; its code follows shortly.
         loop {
@@ -489,6 +495,22 @@ impl ContainerEngine {
             Err(error) => Err(SpaceError::Engine {
                 during: "inspecting a space",
                 source: error,
+            }),
+        }
+    }
+
+    /// Starts a stopped space again (its `/data` as it was); one already
+    /// running is no error.
+    pub async fn start(&self, space: &Space) -> Result<(), SpaceError> {
+        match self.docker.start_container(&space.id, None).await {
+            // 304: already running.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(source) => Err(SpaceError::Engine {
+                during: "starting a space",
+                source,
             }),
         }
     }

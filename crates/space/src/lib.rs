@@ -16,7 +16,9 @@
 //!   through the node, which forwards a user's port through an exec inside
 //!   the space (as `kubectl port-forward` does);
 //! - a read-only root, a `/data` volume held in memory and capped at the
-//!   lease's storage (a full disk is `ENOSPC`), a small `/tmp`;
+//!   lease's storage (a full disk is `ENOSPC`; a stopped space loses it:
+//!   this engine's overlay filesystem has no quotas a disk could use), a
+//!   small `/tmp`;
 //! - memory capped at the lease's memory plus its storage (the volume's
 //!   pages count against the cgroup), no swap beyond it; CPU capped at the
 //!   lease's millicores; at most [`PIDS_MAX`] processes (a fork bomb stops

@@ -33,6 +33,8 @@ const PROBES_LATE_MS: u64 = 1_000;
 /// own node settles it first when it is up); the next prober waits twice
 /// that, and so on.
 const SETTLE_LATE_MS: u64 = 5_000;
+/// Every this many rounds the spaces that should run are checked.
+const CHECK_EVERY: u64 = 4;
 /// Probers per lease.
 pub const PROBERS: usize = 3;
 
@@ -42,6 +44,9 @@ struct Work {
     create: Vec<(LeaseId, LeaseRecord)>,
     stop: Vec<LeaseId>,
     remove: Vec<LeaseId>,
+    /// Spaces that should run: checked now and then, started again when
+    /// they stopped (a crash, a reboot, a lease extended after its stop).
+    check: Vec<LeaseId>,
     txs: Vec<TxKind>,
     probe: Vec<(LeaseId, NodeId, u64)>,
 }
@@ -98,6 +103,9 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
             let runs = should_run(record, now) && !busy.contains(lease);
             if runs && !spaces.contains(lease) && inner.leases.engine.is_some() {
                 work.create.push((*lease, record.clone()));
+            }
+            if runs && spaces.contains(lease) {
+                work.check.push(*lease);
             }
             if !should_run(record, now) && spaces.contains(lease) && !busy.contains(lease) {
                 if now >= removal_ms(record) {
@@ -247,12 +255,36 @@ async fn probe(inner: Arc<Inner>, lease: LeaseId, node: NodeId, period: u64) {
     }
 }
 
+/// Starts `lease`'s space again if it stopped; forgets it if the engine
+/// lost it.
+async fn revive(inner: &Arc<Inner>, lease: LeaseId, space: peercloud_space::Space) {
+    let Some(engine) = &inner.leases.engine else {
+        return;
+    };
+    match engine.state(&space).await {
+        Ok(peercloud_space::SpaceState::Running) => {}
+        Ok(peercloud_space::SpaceState::Exited { code, oom_killed }) => {
+            tracing::warn!(%lease, code, oom_killed, "space stopped; starting it again");
+            if let Err(error) = engine.start(&space).await {
+                tracing::warn!(%lease, %error, "space not started again");
+            }
+        }
+        Ok(peercloud_space::SpaceState::Missing) => {
+            tracing::warn!(%lease, "space gone from the engine; making it anew");
+            lock(&inner.leases.spaces).remove(&lease);
+        }
+        Err(error) => tracing::debug!(%lease, %error, "space state not read"),
+    }
+}
+
 /// Runs the upkeep after each block this node commits and every [`TICK`].
 pub(crate) async fn upkeep_loop(inner: Arc<Inner>) {
     let mut blocks = inner.committed.subscribe();
     let mut probed: HashSet<(LeaseId, u64)> = HashSet::new();
     let mut stopped: HashSet<LeaseId> = HashSet::new();
+    let mut round: u64 = 0;
     loop {
+        round += 1;
         tokio::select! {
             received = blocks.recv() => match received {
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -296,6 +328,24 @@ pub(crate) async fn upkeep_loop(inner: Arc<Inner>) {
                 if remove {
                     lock(&inner.leases.probes).remove(&lease);
                 }
+                lock(&inner.leases.busy).remove(&lease);
+            });
+        }
+        // A space that should run but stopped (or one this node stopped
+        // whose lease runs again) is started; one the engine lost is
+        // forgotten, and the next round makes it anew.
+        for lease in work.check {
+            let restart = stopped.remove(&lease);
+            if !restart && !round.is_multiple_of(CHECK_EVERY) {
+                continue;
+            }
+            let Some(space) = lock(&inner.leases.spaces).get(&lease).cloned() else {
+                continue;
+            };
+            lock(&inner.leases.busy).insert(lease);
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                revive(&inner, lease, space).await;
                 lock(&inner.leases.busy).remove(&lease);
             });
         }
