@@ -157,6 +157,9 @@ pub fn run(
             } else {
                 print_lease(&view);
             }
+            if let Some(warning) = low_warning(&view) {
+                eprintln!("warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         LeaseCommand::List => {
@@ -301,6 +304,21 @@ fn after(client: &NodeClient, lease: LeaseId, json: bool, what: &str) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
+/// A warning when an active lease has fewer than 3 periods left (the
+/// ledger's `LeaseLow` rule): its space stops at the end.
+fn low_warning(view: &LeaseView) -> Option<String> {
+    let end = view.end_ms?;
+    let left = end.saturating_sub(peercloud_types::clock::now_ms());
+    (view.status == "active" && left < view.period_ms.saturating_mul(3)).then(|| {
+        format!(
+            "{} ends in {}: its space stops then; extend it with `peercloud lease extend {} PCL`",
+            view.id,
+            duration_text(left),
+            view.id
+        )
+    })
+}
+
 fn print_lease(view: &LeaseView) {
     println!("lease     {}", view.id);
     println!("status    {}", view.status);
@@ -327,4 +345,44 @@ fn print_lease(view: &LeaseView) {
         "periods   {} billed: {} proven up, {} down (credited back)",
         view.periods_billed, view.periods_up, view.periods_down
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercloud_types::{Hash32, Keypair};
+
+    fn view(status: &str, left_ms: u64) -> LeaseView {
+        let now = peercloud_types::clock::now_ms();
+        LeaseView {
+            id: LeaseId(Hash32::of(b"lease")),
+            user: Keypair::from_seed(&[1; 32]).account_id(),
+            node: Keypair::from_seed(&[2; 32]).node_id(),
+            kind: SpaceKind::Container,
+            resources: Resources::default(),
+            price_per_period: Amount::from_tokens(1),
+            period_ms: 10_000,
+            max_periods: None,
+            status: status.to_owned(),
+            activate_by_ms: now,
+            since_ms: Some(now),
+            end_ms: Some(now + left_ms),
+            settles_at_ms: None,
+            deposited: Amount::from_tokens(10),
+            paid: Amount::ZERO,
+            refunded: Amount::ZERO,
+            held: Amount::from_tokens(10),
+            periods_billed: 0,
+            periods_up: 0,
+            periods_down: 0,
+        }
+    }
+
+    #[test]
+    fn an_active_lease_with_under_three_periods_left_is_warned_about() {
+        let warning = low_warning(&view("active", 15_000)).expect("a warning");
+        assert!(warning.contains("peercloud lease extend"), "{warning}");
+        assert_eq!(low_warning(&view("active", 60_000)), None);
+        assert_eq!(low_warning(&view("closed", 5_000)), None);
+    }
 }
