@@ -1,7 +1,7 @@
 //! Leases through the API: gathering sealed bids for a request, running a
 //! signed command in a leased space, and what the ledger says of a lease.
 
-use peercloud_ledger::{LeaseRecord, LeaseStatus};
+use peercloud_ledger::LeaseRecord;
 use peercloud_types::{
     AccountId, Amount, LeaseId, LeaseOffer, LeaseRequest, NodeId, Resources, Signed, SpaceCommand,
     SpaceKind,
@@ -103,7 +103,8 @@ pub struct LeaseView {
 }
 
 impl LeaseView {
-    /// The view of `record`; `settles_at_ms` is the ledger's rule's answer.
+    /// The view of `record`; `settles_at_ms` is the ledger's rule's answer
+    /// (`None` unless the lease is active or closed).
     pub fn of(id: LeaseId, record: &LeaseRecord, settles_at_ms: Option<u64>) -> LeaseView {
         LeaseView {
             id,
@@ -118,10 +119,7 @@ impl LeaseView {
             activate_by_ms: record.activate_by_ms,
             since_ms: record.since_ms(),
             end_ms: record.end_ms(),
-            settles_at_ms: match record.status {
-                LeaseStatus::Active { .. } | LeaseStatus::Closed { .. } => settles_at_ms,
-                _ => None,
-            },
+            settles_at_ms,
             deposited: record.deposited,
             paid: record.paid,
             refunded: record.refunded,

@@ -69,7 +69,8 @@ pub enum LeaseCommand {
 /// What `lease request` asks for.
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The kind of space: container or wasm-service.
+    /// The kind of space: container (wasm-service is defined, but no node
+    /// offers it yet).
     #[arg(long, default_value = "container")]
     kind: SpaceKind,
     /// CPU in millicores (1000 = one core).

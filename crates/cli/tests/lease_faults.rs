@@ -17,8 +17,8 @@ use common::{Net, bounded};
 use peercloud_api::LeaseView;
 use peercloud_client::NodeClient;
 use peercloud_client::lease::{self, LeaseAsk};
+use peercloud_devnet::spaces;
 use peercloud_ledger::TxKind;
-use peercloud_space::ContainerEngine;
 use peercloud_types::{AccountId, Amount, LeaseFilters, LeaseId, Resources, Signed, SpaceKind};
 
 /// The leasing node, two probers of other owners and the user's node.
@@ -28,40 +28,6 @@ const VICTIM: usize = 4;
 const PERIOD_MS: u64 = 2_000;
 /// Bound of each test, devnet startup included.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// Whether the tests can run: an engine answers, or it is required.
-fn engine_present() -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    match runtime.block_on(ContainerEngine::connect()) {
-        Ok(_) => true,
-        Err(error) if std::env::var("PEERCLOUD_DOCKER").as_deref() == Ok("required") => {
-            panic!("PEERCLOUD_DOCKER=required and {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: {error}");
-            false
-        }
-    }
-}
-
-/// Removes the space of `lease` (the devnet stops before its grace ends).
-fn remove_space(lease: &LeaseId) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let engine = ContainerEngine::connect().await.expect("engine");
-        for space in engine.list().await.expect("spaces") {
-            if space.name == format!("lease-{}", lease.0) {
-                engine.remove(&space).await.expect("removed");
-            }
-        }
-    });
-}
 
 fn ask(farmer: AccountId, periods: u64, activate_within_ms: u64) -> LeaseAsk {
     LeaseAsk {
@@ -111,7 +77,7 @@ fn owner_of(net: &Net, i: usize) -> AccountId {
 
 #[test]
 fn a_node_killed_mid_lease_is_paid_to_its_last_proven_period_and_the_user_gets_the_rest() {
-    if !engine_present() {
+    if !spaces::engine_present() {
         return;
     }
     bounded("lease: node killed mid-lease", LIMIT, || {
@@ -164,13 +130,13 @@ fn a_node_killed_mid_lease_is_paid_to_its_last_proven_period_and_the_user_gets_t
             Net::reputation(&view, &opened.node) < reputation_before,
             "the down periods cost the node reputation"
         );
-        remove_space(&opened.lease);
+        spaces::remove_lease_spaces(&[opened.lease]).expect("spaces removed");
     });
 }
 
 #[test]
 fn a_user_who_vanishes_after_the_award_gets_the_deposit_back() {
-    if !engine_present() {
+    if !spaces::engine_present() {
         return;
     }
     bounded("lease: user vanishes after the award", LIMIT, || {
@@ -224,6 +190,6 @@ fn a_user_who_vanishes_after_the_award_gets_the_deposit_back() {
             "only the fee is spent"
         );
         net.converged(&(0..=PROVIDERS).collect::<Vec<_>>());
-        remove_space(&lease);
+        spaces::remove_lease_spaces(&[lease]).expect("spaces removed");
     });
 }

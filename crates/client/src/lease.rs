@@ -91,10 +91,13 @@ pub struct LeaseOpened {
 pub enum LeaseFlowError {
     /// No node bid at or under the reserve.
     #[error(
-        "no node bid for this lease at or under {reserve} per period ({received} bids came; \
-         raise --max-price, ask for less, or widen the filters)"
+        "no node bid for this {kind} lease at or under {reserve} per period ({received} bids \
+         came; raise --max-price, ask for less, or widen the filters; no node offers \
+         wasm-service spaces yet)"
     )]
     NoOffers {
+        /// The kind of space asked for.
+        kind: SpaceKind,
         /// The reserve.
         reserve: Amount,
         /// Bids received (before checking them).
@@ -184,6 +187,7 @@ pub fn open_lease(
         .collect();
     let (winner, price) =
         lease_award(&bids, ask.max_price_per_period).ok_or(LeaseFlowError::NoOffers {
+            kind: ask.kind,
             reserve: ask.max_price_per_period,
             received,
         })?;

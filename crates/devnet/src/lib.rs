@@ -17,6 +17,7 @@ pub mod awscli;
 pub mod cluster;
 pub mod grid;
 pub mod launch;
+pub mod spaces;
 
 pub use cluster::ClusterError;
 pub use grid::{Grid, GridError, InProcessNode};

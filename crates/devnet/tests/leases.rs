@@ -17,42 +17,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use peercloud_client::NodeApi;
 use peercloud_client::lease::{self, LeaseAsk, LeaseOpened};
-use peercloud_devnet::{Grid, InProcessNode};
-use peercloud_space::ContainerEngine;
+use peercloud_devnet::{Grid, InProcessNode, spaces};
+use peercloud_space::{ContainerEngine, container_name, lease_space_name};
 use peercloud_types::{Amount, LeaseFilters, Resources, SpaceKind};
 
 /// Enough for the leasing node and two probers of other owners, and one more.
 const PROVIDERS: usize = 4;
 const PERIOD_MS: u64 = 2_000;
-
-/// Whether the tests can run: an engine answers, or it is required.
-fn engine_present(runtime: &tokio::runtime::Handle) -> bool {
-    match runtime.block_on(ContainerEngine::connect()) {
-        Ok(_) => true,
-        Err(error) if std::env::var("PEERCLOUD_DOCKER").as_deref() == Ok("required") => {
-            panic!("PEERCLOUD_DOCKER=required and {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: {error}");
-            false
-        }
-    }
-}
-
-/// Removes the spaces of `leases` (a test's grid stops before their grace ends).
-fn remove_spaces(grid: &Grid, leases: &[&LeaseOpened]) {
-    grid.runtime().block_on(async {
-        let engine = ContainerEngine::connect().await.expect("engine");
-        for space in engine.list().await.expect("spaces") {
-            if leases
-                .iter()
-                .any(|l| space.name == format!("lease-{}", l.lease.0))
-            {
-                engine.remove(&space).await.expect("removed");
-            }
-        }
-    });
-}
 
 fn ask(periods: Option<u64>) -> LeaseAsk {
     LeaseAsk {
@@ -100,7 +71,7 @@ fn wait_for(
 fn a_container_lease_is_awarded_verified_paid_per_proven_period_and_refunded_on_close() {
     let dir = tempfile::tempdir().expect("tempdir");
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid");
-    if !engine_present(&grid.runtime()) {
+    if !spaces::engine_present() {
         return;
     }
     let node = grid.node(1).expect("node 1");
@@ -169,7 +140,7 @@ fn a_container_lease_is_awarded_verified_paid_per_proven_period_and_refunded_on_
         let spaces = engine.list().await.expect("spaces");
         let space = spaces
             .into_iter()
-            .find(|s| s.name == format!("lease-{}", opened.lease.0))
+            .find(|s| s.name == lease_space_name(&opened.lease))
             .expect("the lease's space");
         engine.stop(&space).await.expect("stopped");
         space
@@ -219,14 +190,14 @@ fn a_container_lease_is_awarded_verified_paid_per_proven_period_and_refunded_on_
     // What the user is out: what the node was paid, and its fees (tiny).
     assert!(spent >= done.paid && spent < done.paid.checked_add(Amount::from_tokens(1)).unwrap());
     assert_nodes_agree(&grid);
-    remove_spaces(&grid, &[&opened]);
+    spaces::remove_lease_spaces(&[opened.lease]).expect("spaces removed");
 }
 
 #[test]
 fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let grid = Grid::start(dir.path(), PROVIDERS).expect("a grid");
-    if !engine_present(&grid.runtime()) {
+    if !spaces::engine_present() {
         return;
     }
     let node = grid.node(2).expect("node 2");
@@ -253,7 +224,7 @@ fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
     // The container hangs (frozen: it still "runs", so its node does not
     // restart it); the node runs on and keeps billing, but the probes no
     // longer get an answer through the space: its periods are credited back.
-    let name = format!("peercloud-lease-{}", opened.lease.0);
+    let name = container_name(&lease_space_name(&opened.lease));
     let paused = std::process::Command::new("docker")
         .args(["pause", &name])
         .status()
@@ -289,5 +260,5 @@ fn a_space_that_dies_under_a_running_node_is_not_paid_for() {
     let _ = std::process::Command::new("docker")
         .args(["unpause", &name])
         .status();
-    remove_spaces(&grid, &[&opened]);
+    spaces::remove_lease_spaces(&[opened.lease]).expect("spaces removed");
 }

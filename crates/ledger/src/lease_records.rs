@@ -62,6 +62,15 @@ impl LeaseStatus {
         }
     }
 
+    /// Whether periods run (activated, not settled): active or closed,
+    /// the statuses a bill and a settlement take.
+    pub fn billable(self) -> bool {
+        matches!(
+            self,
+            LeaseStatus::Active { .. } | LeaseStatus::Closed { .. }
+        )
+    }
+
     /// Whether the lease holds nothing any more.
     pub fn is_final(self) -> bool {
         matches!(self, LeaseStatus::Settled | LeaseStatus::Cancelled)

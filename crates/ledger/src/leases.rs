@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use peercloud_types::{
-    AccountId, Amount, LeaseId, LeaseProbe, LeaseRequest, NodeId, Signed, lease_award,
+    AccountId, Amount, Hash32, LeaseId, LeaseProbe, LeaseRequest, NodeId, Signed, lease_award,
 };
 use peercloud_types::{LeaseOffer, job::REPUTATION_MAX};
 
@@ -152,7 +152,64 @@ fn check_request(request: &LeaseRequest) -> Result<(), LeaseError> {
     Ok(())
 }
 
-/// Checks every bid as the module doc says; returns them as (node, price).
+/// Whether the ledger takes bid `index` of an award for `request` at
+/// `time_ms` (`digest` is the request's): its node's signature, for this
+/// request, unexpired, at most
+/// the reserve, from a registered node that passes the request's filters
+/// and whose owner has the stake to serve. Returns (node, price). A node
+/// gathering bids uses it too, to hand the user only bids an award can carry.
+pub fn check_lease_offer(
+    state: &State,
+    request: &LeaseRequest,
+    digest: &Hash32,
+    index: usize,
+    signed: &Signed<LeaseOffer>,
+    time_ms: u64,
+) -> Result<(NodeId, Amount), TxError> {
+    let offer = &signed.body;
+    let node = offer.node;
+    if signed.signer != *node.key() || signed.verify().is_err() {
+        return Err(LeaseError::BadOfferSignature { index, node }.into());
+    }
+    if offer.request != *digest {
+        return Err(LeaseError::OfferForOtherRequest { index, node }.into());
+    }
+    if offer.valid_until_ms < time_ms {
+        return Err(LeaseError::OfferExpired {
+            index,
+            node,
+            valid_until_ms: offer.valid_until_ms,
+            time_ms,
+        }
+        .into());
+    }
+    if offer.price_per_period > request.max_price_per_period {
+        return Err(LeaseError::AboveReserve {
+            node,
+            price: offer.price_per_period,
+            max: request.max_price_per_period,
+        }
+        .into());
+    }
+    let record = state.node(&node).ok_or(TxError::UnknownNode { node })?;
+    if !request.admits(&record.location, &record.owner, record.reputation) {
+        return Err(LeaseError::Filtered { node }.into());
+    }
+    let stake_min = state.params().stake_min_to_serve;
+    let stake = state.stake(&record.owner);
+    if stake < stake_min {
+        return Err(TxError::OwnerStakeTooLow {
+            node,
+            owner: record.owner,
+            stake,
+            required: stake_min,
+        });
+    }
+    Ok((node, offer.price_per_period))
+}
+
+/// Checks every bid ([`check_lease_offer`], and one per node); returns
+/// them as (node, price).
 fn check_offers(
     state: &State,
     request: &LeaseRequest,
@@ -167,52 +224,14 @@ fn check_offers(
         .into());
     }
     let digest = request.digest();
-    let stake_min = state.params().stake_min_to_serve;
     let mut seen = BTreeSet::new();
     let mut bids = Vec::with_capacity(offers.len());
     for (index, signed) in offers.iter().enumerate() {
-        let offer = &signed.body;
-        let node = offer.node;
-        if signed.signer != *node.key() || signed.verify().is_err() {
-            return Err(LeaseError::BadOfferSignature { index, node }.into());
-        }
-        if offer.request != digest {
-            return Err(LeaseError::OfferForOtherRequest { index, node }.into());
-        }
+        let (node, price) = check_lease_offer(state, request, &digest, index, signed, ctx.time_ms)?;
         if !seen.insert(node) {
             return Err(LeaseError::DuplicateOffer { node }.into());
         }
-        if offer.valid_until_ms < ctx.time_ms {
-            return Err(LeaseError::OfferExpired {
-                index,
-                node,
-                valid_until_ms: offer.valid_until_ms,
-                time_ms: ctx.time_ms,
-            }
-            .into());
-        }
-        if offer.price_per_period > request.max_price_per_period {
-            return Err(LeaseError::AboveReserve {
-                node,
-                price: offer.price_per_period,
-                max: request.max_price_per_period,
-            }
-            .into());
-        }
-        let record = state.node(&node).ok_or(TxError::UnknownNode { node })?;
-        if !request.admits(&record.location, &record.owner, record.reputation) {
-            return Err(LeaseError::Filtered { node }.into());
-        }
-        let stake = state.stake(&record.owner);
-        if stake < stake_min {
-            return Err(TxError::OwnerStakeTooLow {
-                node,
-                owner: record.owner,
-                stake,
-                required: stake_min,
-            });
-        }
-        bids.push((node, offer.price_per_period));
+        bids.push((node, price));
     }
     Ok(bids)
 }
@@ -592,10 +611,7 @@ pub(crate) fn bill(
         probes,
     } = bill;
     let mut record = lease_record(state, &lease)?;
-    if !matches!(
-        record.status,
-        LeaseStatus::Active { .. } | LeaseStatus::Closed { .. }
-    ) {
+    if !record.status.billable() {
         return Err(wrong_status(&lease, &record, "active or closed"));
     }
     let owner = node_owner(state, &record.node)?;
@@ -708,10 +724,7 @@ pub(crate) fn settle(
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
     let mut record = lease_record(state, lease)?;
-    if !matches!(
-        record.status,
-        LeaseStatus::Active { .. } | LeaseStatus::Closed { .. }
-    ) {
+    if !record.status.billable() {
         return Err(wrong_status(lease, &record, "active or closed"));
     }
     let settles_at_ms = settles_at_ms(&record).ok_or(overflow("a lease's end"))?;

@@ -98,7 +98,7 @@ pub use genesis::GenesisConfig;
 pub use invariants::InvariantError;
 pub use lease_error::LeaseError;
 pub use lease_records::{LeaseRecord, LeaseStatus};
-pub use leases::settles_at_ms as lease_settles_at_ms;
+pub use leases::{check_lease_offer, settles_at_ms as lease_settles_at_ms};
 pub use object_entry::{InlineIndex, InlineObject, ObjectEntry, ObjectRef};
 pub use params::{Params, ParamsError};
 pub use records::{

@@ -81,9 +81,22 @@ pub enum SpaceState {
     Missing,
 }
 
-fn container_name(space: &str) -> String {
+/// The engine's name for the container of space `space`.
+pub fn container_name(space: &str) -> String {
     format!("peercloud-{space}")
 }
+
+/// The name of `lease`'s space: the lease id's hex (unique across chains).
+pub fn lease_space_name(lease: &peercloud_types::LeaseId) -> String {
+    format!("{LEASE_SPACE_PREFIX}{}", lease.0)
+}
+
+/// The lease a space of that name is for, if it is a lease's space.
+pub fn lease_of_space(name: &str) -> Option<peercloud_types::LeaseId> {
+    name.strip_prefix(LEASE_SPACE_PREFIX)?.parse().ok()
+}
+
+const LEASE_SPACE_PREFIX: &str = "lease-";
 
 fn volume_name(space: &str) -> String {
     format!("peercloud-{space}-data")

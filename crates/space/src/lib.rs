@@ -37,7 +37,10 @@ mod error;
 mod image;
 mod limits;
 
-pub use container::{ContainerEngine, ExecOutput, OUTPUT_BYTES_MAX, Space, SpaceState};
+pub use container::{
+    ContainerEngine, ExecOutput, OUTPUT_BYTES_MAX, Space, SpaceState, container_name,
+    lease_of_space, lease_space_name,
+};
 pub use error::SpaceError;
 pub use image::{BaseImage, base_image_rootfs};
 pub use limits::{PIDS_MAX, SpaceLimits};

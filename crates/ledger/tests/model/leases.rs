@@ -213,9 +213,7 @@ impl Model {
                 own_probe,
                 stranger,
             } => {
-                let lease = self.lease(shadow, *lease, |s| {
-                    matches!(s, LeaseStatus::Active { .. } | LeaseStatus::Closed { .. })
-                })?;
+                let lease = self.lease(shadow, *lease, |s| s.billable())?;
                 let record = shadow.lease(&lease)?;
                 let index = self.nodes.iter().position(|n| n.node_id() == record.node)?;
                 let probers: Vec<_> = (1..NODES)
@@ -263,9 +261,7 @@ impl Model {
                 self.sign(shadow, signer, TxKind::CloseLease { lease })
             }
             LeaseOp::Settle { lease, by } => {
-                let lease = self.lease(shadow, *lease, |s| {
-                    matches!(s, LeaseStatus::Active { .. } | LeaseStatus::Closed { .. })
-                })?;
+                let lease = self.lease(shadow, *lease, |s| s.billable())?;
                 self.sign(shadow, &self.users[*by], TxKind::SettleLease { lease })
             }
         })

@@ -12,7 +12,7 @@ use peercloud_api::{
     ApiError, Canonical, ErrorCode, HexBytes, LeaseOfferView, LeaseOffersRequest,
     LeaseOffersResponse, LeaseView, LeasesQuery, SpaceCommandRequest, SpaceCommandResponse,
 };
-use peercloud_ledger::lease_settles_at_ms;
+use peercloud_ledger::{check_lease_offer, lease_settles_at_ms};
 use peercloud_net::Protocol;
 use peercloud_types::{AccountId, LeaseId};
 
@@ -43,21 +43,16 @@ impl Service {
             })?;
         let chain = self.inner().chain();
         let state = chain.state();
-        // Only bids the ledger would take now (one it refuses refuses the
-        // whole award): unexpired for a while yet, a staked node of another
-        // owner that passes the request's filters, at most the reserve.
+        // Only bids the ledger would take (one it refuses refuses the whole
+        // award), for a while yet, and none of the user's own nodes.
         let valid_from = crate::daemon::now_ms() + BID_MARGIN_MS;
-        let stake_min = state.params().stake_min_to_serve;
+        let digest = request.digest();
         let mut offers: Vec<LeaseOfferView> = offers
             .into_iter()
             .filter_map(|offer| {
+                check_lease_offer(state, &request, &digest, 0, &offer, valid_from).ok()?;
                 let node = state.node(&offer.body.node)?;
-                let takeable = offer.body.valid_until_ms >= valid_from
-                    && offer.body.price_per_period <= request.max_price_per_period
-                    && state.stake(&node.owner) >= stake_min
-                    && node.owner != request.user
-                    && request.admits(&node.location, &node.owner, node.reputation);
-                takeable.then_some(())?;
+                (node.owner != request.user).then_some(())?;
                 Some(LeaseOfferView {
                     reputation: node.reputation,
                     location: node.location.clone(),

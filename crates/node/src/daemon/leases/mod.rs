@@ -22,7 +22,7 @@ mod upkeep;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use peercloud_space::{ContainerEngine, Space};
+use peercloud_space::{ContainerEngine, Space, lease_of_space};
 use peercloud_types::{Hash32, LeaseId, LeaseOffer, LeaseProbe, Signed};
 use tokio::sync::mpsc;
 
@@ -74,11 +74,7 @@ impl Leases {
             match engine.list().await {
                 Ok(found) => {
                     for space in found {
-                        let lease = space
-                            .name
-                            .strip_prefix("lease-")
-                            .and_then(|hex| hex.parse::<LeaseId>().ok());
-                        if let Some(lease) = lease {
+                        if let Some(lease) = lease_of_space(&space.name) {
                             spaces.insert(lease, space);
                         }
                     }

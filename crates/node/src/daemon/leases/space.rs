@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use peercloud_api::ErrorCode;
 use peercloud_ledger::{LeaseRecord, LeaseStatus};
-use peercloud_space::{Space, SpaceLimits};
+use peercloud_space::{Space, SpaceLimits, lease_space_name};
 use peercloud_types::{AccountId, LeaseId, LeaseProbe, NodeId, Signed, SpaceCommand};
 
 use super::{SPACE_GRACE_MS, lock};
@@ -20,11 +20,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A signed command is refused when it is valid for longer than this.
 const COMMAND_VALIDITY_MAX_MS: u64 = 5 * 60_000;
-
-/// The space's name on the engine: the lease id's hex.
-pub(super) fn space_name(lease: &LeaseId) -> String {
-    format!("lease-{}", lease.0)
-}
 
 /// Whether `record`'s space should run now: awarded, not over, not ended.
 pub(super) fn should_run(record: &LeaseRecord, now: u64) -> bool {
@@ -57,7 +52,10 @@ pub(super) async fn create(inner: &Arc<Inner>, lease: LeaseId, record: &LeaseRec
         }
     };
     let owner = record.user.to_string();
-    match engine.create(&space_name(&lease), &limits, &owner).await {
+    match engine
+        .create(&lease_space_name(&lease), &limits, &owner)
+        .await
+    {
         Ok(space) => {
             tracing::info!(%lease, user = %record.user, "space ready");
             lock(&inner.leases.spaces).insert(lease, space);

@@ -134,12 +134,7 @@ fn plan(inner: &Inner, probed: &HashSet<(LeaseId, u64)>, stopped: &HashSet<Lease
         let Some(owner) = state.node(&record.node).map(|n| n.owner) else {
             continue;
         };
-        if owner == my_owner
-            || !matches!(
-                record.status,
-                LeaseStatus::Active { .. } | LeaseStatus::Closed { .. }
-            )
-        {
+        if owner == my_owner || !record.status.billable() {
             continue;
         }
         let probers = lease_probers(state, lease, &owner);
@@ -355,12 +350,12 @@ pub(crate) async fn upkeep_loop(inner: Arc<Inner>) {
                 tracing::info!(%error, "{name} not committed; retrying");
             }
         }
-        // Forget the probes of periods long gone.
+        // Forget the probes of leases that ended.
         let now = now_ms();
+        let chain = inner.chain();
+        let state = chain.state();
         probed.retain(|(lease, _)| {
-            inner
-                .chain()
-                .state()
+            state
                 .lease(lease)
                 .is_some_and(|l| l.end_ms().is_some_and(|end| end > now))
         });
